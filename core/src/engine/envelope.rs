@@ -1,0 +1,53 @@
+//! What a stored event looks like to the engine, and what a handler plans from it.
+
+use crate::ids::{EventId, InstitutionId};
+use crate::time::Timestamp;
+
+/// A stored domain event as the engine routes it. `P` is the payload representation chosen
+/// by the adapters (JSON there); the engine never looks inside it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EventEnvelope<P> {
+    pub id: EventId,
+    /// Stable, past-tense type name, e.g. `ExamGradeNoteAdded`.
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: u128,
+    pub institution_id: Option<InstitutionId>,
+    pub payload: P,
+    pub occurred_at: Timestamp,
+    /// The id of the request (or operator action) that caused the event.
+    pub correlation_id: Option<String>,
+    /// Set on copies made by reprocessing: the event this one copies.
+    pub reprocessed_from: Option<EventId>,
+}
+
+/// A task an event handler wants to run for an event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PlannedTask<P> {
+    /// Name of the task type; a task runner is registered under it.
+    pub task_type: String,
+    /// The handler that planned it (one task per event and handler).
+    pub handler: String,
+    pub payload: P,
+    /// Overrides the default maximum number of attempts for this task.
+    pub max_attempts: Option<u32>,
+}
+
+/// The unique key of the task `handler` plans for event `event`: dispatching the same event
+/// twice can never create a second task.
+pub fn idempotency_key(event: EventId, handler: &str) -> String {
+    format!("{:032x}:{handler}", event.0)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idempotency_key_differs_per_event_and_handler() {
+        let a = idempotency_key(EventId(1), "h");
+        assert_eq!(a, idempotency_key(EventId(1), "h"));
+        assert_ne!(a, idempotency_key(EventId(2), "h"));
+        assert_ne!(a, idempotency_key(EventId(1), "g"));
+    }
+}

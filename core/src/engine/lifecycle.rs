@@ -1,0 +1,242 @@
+//! Lifecycle state machines of tasks and events.
+//!
+//! Task states (River/Oban-like):
+//!
+//! ```text
+//!            claim                 succeed
+//! pending ─────────► running ───────────────► succeeded
+//!    ▲  ▲              │  │ fail / lease expired (attempts left)
+//!    │  │ release      │  └──────────────────► retrying ──claim──► running
+//!    │  └──────────────┘ fail (permanent or no attempts left)
+//!    │                    └──────────────────► dead
+//! cancel: pending | retrying ─► cancelled
+//! ```
+//! `succeeded`, `dead` and `cancelled` are final; a final item may be reprocessed, which
+//! creates a new item and never changes this one.
+
+use std::fmt;
+
+/// Status of a task row.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum TaskStatus {
+    Pending,
+    Running,
+    Succeeded,
+    Retrying,
+    Dead,
+    Cancelled,
+}
+
+impl TaskStatus {
+    pub const ALL: [TaskStatus; 6] = [
+        TaskStatus::Pending,
+        TaskStatus::Running,
+        TaskStatus::Succeeded,
+        TaskStatus::Retrying,
+        TaskStatus::Dead,
+        TaskStatus::Cancelled,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TaskStatus::Pending => "pending",
+            TaskStatus::Running => "running",
+            TaskStatus::Succeeded => "succeeded",
+            TaskStatus::Retrying => "retrying",
+            TaskStatus::Dead => "dead",
+            TaskStatus::Cancelled => "cancelled",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<TaskStatus> {
+        TaskStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    /// No transition leaves a final state.
+    pub fn is_final(self) -> bool {
+        matches!(self, TaskStatus::Succeeded | TaskStatus::Dead | TaskStatus::Cancelled)
+    }
+
+    /// Whether an operator may reprocess (copy) an item in this state.
+    pub fn can_reprocess(self) -> bool {
+        self.is_final()
+    }
+}
+
+/// Something that happens to a task.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TaskTransition {
+    /// A worker claims a due task (counts an attempt).
+    Claim,
+    /// The handler finished without error.
+    Succeed,
+    /// The handler failed; `permanent` failures are not retried.
+    Fail { permanent: bool },
+    /// The claim's lease ran out (the worker died or hung); counts as a failed attempt.
+    LeaseExpired,
+    /// A claimed task is handed back before it started (graceful shutdown); the attempt is
+    /// not counted.
+    Release,
+    /// An operator cancels a task that has not run yet.
+    Cancel,
+}
+
+/// A transition that the state machine refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct InvalidTransition {
+    pub from: TaskStatus,
+    pub transition: TaskTransition,
+}
+
+impl fmt::Display for InvalidTransition {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "cannot apply {:?} to a {} task", self.transition, self.from.as_str())
+    }
+}
+
+impl std::error::Error for InvalidTransition {}
+
+/// The part of a task the state machine decides on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskState {
+    pub status: TaskStatus,
+    /// Attempts started so far (the running one included).
+    pub attempt: u32,
+    pub max_attempts: u32,
+}
+
+impl TaskState {
+    /// A new task that has not run.
+    pub fn new(max_attempts: u32) -> Self {
+        TaskState { status: TaskStatus::Pending, attempt: 0, max_attempts: max_attempts.max(1) }
+    }
+
+    /// Applies `t`, or says why it is not allowed.
+    pub fn apply(self, t: TaskTransition) -> Result<TaskState, InvalidTransition> {
+        use TaskStatus::*;
+        let invalid = Err(InvalidTransition { from: self.status, transition: t });
+        let next = match (self.status, t) {
+            (Pending | Retrying, TaskTransition::Claim) => {
+                TaskState { status: Running, attempt: self.attempt + 1, ..self }
+            }
+            (Running, TaskTransition::Succeed) => TaskState { status: Succeeded, ..self },
+            (Running, TaskTransition::Fail { permanent }) => TaskState { status: self.after_failure(permanent), ..self },
+            (Running, TaskTransition::LeaseExpired) => TaskState { status: self.after_failure(false), ..self },
+            (Running, TaskTransition::Release) => TaskState {
+                status: if self.attempt > 1 { Retrying } else { Pending },
+                attempt: self.attempt.saturating_sub(1),
+                ..self
+            },
+            (Pending | Retrying, TaskTransition::Cancel) => TaskState { status: Cancelled, ..self },
+            _ => return invalid,
+        };
+        Ok(next)
+    }
+
+    fn after_failure(self, permanent: bool) -> TaskStatus {
+        if permanent || self.attempt >= self.max_attempts {
+            TaskStatus::Dead
+        } else {
+            TaskStatus::Retrying
+        }
+    }
+}
+
+/// Status of a domain event row: `pending → dispatched`, or on a fan-out failure
+/// `retrying → … → dead`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum EventStatus {
+    Pending,
+    Dispatched,
+    Retrying,
+    Dead,
+}
+
+impl EventStatus {
+    pub const ALL: [EventStatus; 4] = [EventStatus::Pending, EventStatus::Dispatched, EventStatus::Retrying, EventStatus::Dead];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventStatus::Pending => "pending",
+            EventStatus::Dispatched => "dispatched",
+            EventStatus::Retrying => "retrying",
+            EventStatus::Dead => "dead",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<EventStatus> {
+        EventStatus::ALL.into_iter().find(|s| s.as_str() == raw)
+    }
+
+    pub fn can_reprocess(self) -> bool {
+        matches!(self, EventStatus::Dispatched | EventStatus::Dead)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn transition() -> impl Strategy<Value = TaskTransition> {
+        prop_oneof![
+            Just(TaskTransition::Claim),
+            Just(TaskTransition::Succeed),
+            any::<bool>().prop_map(|permanent| TaskTransition::Fail { permanent }),
+            Just(TaskTransition::LeaseExpired),
+            Just(TaskTransition::Release),
+            Just(TaskTransition::Cancel),
+        ]
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for s in TaskStatus::ALL {
+            assert_eq!(TaskStatus::parse(s.as_str()), Some(s));
+        }
+        for s in EventStatus::ALL {
+            assert_eq!(EventStatus::parse(s.as_str()), Some(s));
+        }
+    }
+
+    #[test]
+    fn a_failing_task_dies_after_max_attempts() {
+        let mut s = TaskState::new(3);
+        for expected in [TaskStatus::Retrying, TaskStatus::Retrying, TaskStatus::Dead] {
+            s = s.apply(TaskTransition::Claim).unwrap().apply(TaskTransition::Fail { permanent: false }).unwrap();
+            assert_eq!(s.status, expected);
+        }
+        assert!(s.apply(TaskTransition::Claim).is_err());
+    }
+
+    #[test]
+    fn permanent_failure_is_dead_at_once() {
+        let s = TaskState::new(5).apply(TaskTransition::Claim).unwrap();
+        assert_eq!(s.apply(TaskTransition::Fail { permanent: true }).unwrap().status, TaskStatus::Dead);
+    }
+
+    proptest! {
+        /// Whatever sequence of events happens, the state stays valid: attempts never exceed
+        /// the maximum, final states are never left, running always has a counted attempt.
+        #[test]
+        fn task_state_machine_never_reaches_an_invalid_state(
+            max in 1u32..8,
+            ts in proptest::collection::vec(transition(), 0..60),
+        ) {
+            let mut s = TaskState::new(max);
+            for t in ts {
+                match s.apply(t) {
+                    Ok(next) => {
+                        prop_assert!(!s.status.is_final(), "left final state {:?}", s.status);
+                        prop_assert!(next.attempt <= next.max_attempts);
+                        if next.status == TaskStatus::Running { prop_assert!(next.attempt >= 1); }
+                        if next.status == TaskStatus::Retrying { prop_assert!(next.attempt < next.max_attempts || t == TaskTransition::Release); }
+                        if next.status == TaskStatus::Pending { prop_assert_eq!(next.attempt, 0); }
+                        s = next;
+                    }
+                    Err(e) => prop_assert_eq!(e.from, s.status),
+                }
+            }
+        }
+    }
+}

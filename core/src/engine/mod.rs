@@ -1,0 +1,11 @@
+//! Pure rules of the durable event/task engine: the event envelope and task plan, the
+//! lifecycle state machines, and the retry policy. No I/O here: adapters persist what these
+//! rules decide, the daemon drives them.
+
+pub mod envelope;
+pub mod lifecycle;
+pub mod retry;
+
+pub use envelope::{idempotency_key, EventEnvelope, PlannedTask};
+pub use lifecycle::{EventStatus, InvalidTransition, TaskState, TaskStatus, TaskTransition};
+pub use retry::{RetryDecision, RetryPolicy};

@@ -1,0 +1,135 @@
+//! Past-tense domain events recorded by the aggregates.
+//!
+//! Every variant is a fact. `event_type()` is the stable name stored with the event and used
+//! to route it to handlers; renaming a variant must keep its string.
+
+use crate::ids::*;
+use crate::time::Timestamp;
+use crate::values::{Exam, Role};
+
+/// An opaque, already-sealed secret (e.g. a reset token encrypted by an adapter). The domain
+/// carries it without being able to read it.
+#[derive(Clone, PartialEq, Eq)]
+pub struct SealedSecret(pub String);
+
+impl std::fmt::Debug for SealedSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SealedSecret(***)")
+    }
+}
+
+/// Something that happened in the academic domain.
+#[derive(Debug, Clone, PartialEq)]
+pub enum DomainEvent {
+    InstitutionCreated { institution_id: InstitutionId, name: String, academic_id: UserId },
+    AdmCreated { user_id: UserId, email: String },
+    AcademicCreated { user_id: UserId, institution_id: InstitutionId, email: String },
+    TeacherCreated { user_id: UserId, institution_id: InstitutionId, email: String },
+    StudentCreated { user_id: UserId, institution_id: InstitutionId, email: String },
+    ResetPasswordTokenCreated {
+        token_id: TokenId,
+        user_id: UserId,
+        institution_id: Option<InstitutionId>,
+        expires_at: Timestamp,
+        sealed_token: SealedSecret,
+    },
+    PasswordChanged { user_id: UserId, institution_id: Option<InstitutionId> },
+    DisciplineCreated { discipline_id: DisciplineId, institution_id: InstitutionId, name: String },
+    ClassCreated {
+        class_id: ClassId,
+        institution_id: InstitutionId,
+        discipline_id: DisciplineId,
+        teacher_id: UserId,
+        period: String,
+    },
+    StudentEnrolled { class_id: ClassId, student_id: UserId, institution_id: InstitutionId },
+    ExamGradeNoteAdded {
+        class_id: ClassId,
+        student_id: UserId,
+        institution_id: InstitutionId,
+        exam: Exam,
+        note: f64,
+        previous: Option<f64>,
+    },
+    NotificationCreated {
+        notification_id: NotificationId,
+        user_id: UserId,
+        institution_id: InstitutionId,
+        kind: String,
+    },
+}
+
+impl DomainEvent {
+    /// The stable type name stored with the event.
+    pub fn event_type(&self) -> &'static str {
+        match self {
+            DomainEvent::InstitutionCreated { .. } => "InstitutionCreated",
+            DomainEvent::AdmCreated { .. } => "AdmCreated",
+            DomainEvent::AcademicCreated { .. } => "AcademicCreated",
+            DomainEvent::TeacherCreated { .. } => "TeacherCreated",
+            DomainEvent::StudentCreated { .. } => "StudentCreated",
+            DomainEvent::ResetPasswordTokenCreated { .. } => "ResetPasswordTokenCreated",
+            DomainEvent::PasswordChanged { .. } => "PasswordChanged",
+            DomainEvent::DisciplineCreated { .. } => "DisciplineCreated",
+            DomainEvent::ClassCreated { .. } => "ClassCreated",
+            DomainEvent::StudentEnrolled { .. } => "StudentEnrolled",
+            DomainEvent::ExamGradeNoteAdded { .. } => "ExamGradeNoteAdded",
+            DomainEvent::NotificationCreated { .. } => "NotificationCreated",
+        }
+    }
+
+    /// The aggregate that recorded the event: its type name and id.
+    pub fn aggregate(&self) -> (&'static str, u128) {
+        match self {
+            DomainEvent::InstitutionCreated { institution_id, .. } => ("Institution", institution_id.0),
+            DomainEvent::AdmCreated { user_id, .. }
+            | DomainEvent::AcademicCreated { user_id, .. }
+            | DomainEvent::TeacherCreated { user_id, .. }
+            | DomainEvent::StudentCreated { user_id, .. }
+            | DomainEvent::PasswordChanged { user_id, .. } => ("User", user_id.0),
+            DomainEvent::ResetPasswordTokenCreated { token_id, .. } => ("ResetPasswordToken", token_id.0),
+            DomainEvent::DisciplineCreated { discipline_id, .. } => ("Discipline", discipline_id.0),
+            DomainEvent::ClassCreated { class_id, .. } => ("Class", class_id.0),
+            // An enrollment is identified by its class; the student is in the payload.
+            DomainEvent::StudentEnrolled { class_id, .. } | DomainEvent::ExamGradeNoteAdded { class_id, .. } => {
+                ("Enrollment", class_id.0)
+            }
+            DomainEvent::NotificationCreated { notification_id, .. } => ("Notification", notification_id.0),
+        }
+    }
+
+    /// The tenant the event belongs to (`None` for global facts such as a new Adm).
+    pub fn institution_id(&self) -> Option<InstitutionId> {
+        match self {
+            DomainEvent::InstitutionCreated { institution_id, .. }
+            | DomainEvent::AcademicCreated { institution_id, .. }
+            | DomainEvent::TeacherCreated { institution_id, .. }
+            | DomainEvent::StudentCreated { institution_id, .. }
+            | DomainEvent::DisciplineCreated { institution_id, .. }
+            | DomainEvent::ClassCreated { institution_id, .. }
+            | DomainEvent::StudentEnrolled { institution_id, .. }
+            | DomainEvent::ExamGradeNoteAdded { institution_id, .. }
+            | DomainEvent::NotificationCreated { institution_id, .. } => Some(*institution_id),
+            DomainEvent::ResetPasswordTokenCreated { institution_id, .. }
+            | DomainEvent::PasswordChanged { institution_id, .. } => *institution_id,
+            DomainEvent::AdmCreated { .. } => None,
+        }
+    }
+
+    /// Role-specific "user created" event.
+    pub(crate) fn user_created(role: Role, user_id: UserId, institution_id: Option<InstitutionId>, email: String) -> Self {
+        match (role, institution_id) {
+            (Role::Academic, Some(institution_id)) => DomainEvent::AcademicCreated { user_id, institution_id, email },
+            (Role::Teacher, Some(institution_id)) => DomainEvent::TeacherCreated { user_id, institution_id, email },
+            (Role::Student, Some(institution_id)) => DomainEvent::StudentCreated { user_id, institution_id, email },
+            _ => DomainEvent::AdmCreated { user_id, email },
+        }
+    }
+}
+
+/// Implemented by aggregates that record events: the repository drains them and saves them
+/// in the same transaction as the aggregate's rows.
+pub trait RecordsEvents {
+    /// Removes and returns the events recorded since the last call.
+    fn take_events(&mut self) -> Vec<DomainEvent>;
+}
