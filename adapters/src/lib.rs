@@ -1,1 +1,13 @@
+//! Campus adapters: the outside world behind the ports.
+//!
+//! - `pg`: PostgreSQL via sqlx — repositories that save rows and their events in one
+//!   transaction, the event store and task queue, the debounced NOTIFY sender and the LISTEN
+//!   side.
+//! - `mail`: SMTP (lettre on tokio) and the file-based dev mailbox.
+//! - `security`: argon2 password hashing, reset-token minting/sealing, clock and ids.
+//! - `dto`: JSON shapes of domain events (what handlers and the admin read).
 
+pub mod dto;
+pub mod mail;
+pub mod pg;
+pub mod security;

@@ -1,1 +1,15 @@
+//! Ports: the traits Campus's use cases and daemon need from the outside world.
+//!
+//! Every trait is small, `Send + Sync`, and says which [`PortError`]s its methods return.
+//! Adapters (PostgreSQL, SMTP, argon2, …) implement them; unit tests use the mockall mocks
+//! behind the `mocks` feature.
 
+pub mod engine;
+pub mod error;
+pub mod repositories;
+pub mod services;
+
+pub use engine::*;
+pub use error::PortError;
+pub use repositories::*;
+pub use services::*;

@@ -1,0 +1,207 @@
+//! The event store: appends, and the dispatcher's claim-plan-insert round.
+
+use super::outbox::{insert_rows, EventRow};
+use super::{db_err, Channel, PgStore};
+use async_trait::async_trait;
+use campus_core::engine::{idempotency_key, EventEnvelope, EventStatus, PlannedTask, RetryDecision, RetryPolicy};
+use campus_core::ids::*;
+use campus_core::Timestamp;
+use campus_ports::{DispatchReport, EventPlanner, EventStore, NewEvent, PortError};
+use chrono::{DateTime, Utc};
+use sqlx::Row;
+use std::sync::Arc;
+
+#[async_trait]
+impl EventStore for PgStore {
+    async fn append(&self, events: &[NewEvent]) -> Result<Vec<EventId>, PortError> {
+        let mut rows = Vec::with_capacity(events.len());
+        for e in events {
+            let payload: serde_json::Value = serde_json::from_str(&e.payload)
+                .map_err(|err| PortError::Conflict(format!("event payload is not JSON: {err}")))?;
+            rows.push(EventRow {
+                id: uuid::Uuid::now_v7(),
+                event_type: e.event_type.clone(),
+                aggregate_type: e.aggregate_type.clone(),
+                aggregate_id: uuid::Uuid::from_u128(e.aggregate_id),
+                institution_id: e.institution_id.map(|i| uuid::Uuid::from_u128(i.0)),
+                payload,
+                correlation_id: e.correlation_id.clone(),
+                reprocessed_from: None,
+            });
+        }
+        let ids = rows.iter().map(|r| EventId(r.id.as_u128())).collect();
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        insert_rows(&mut tx, rows).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.notifier.poke(Channel::Events);
+        Ok(ids)
+    }
+
+    async fn dispatch_pending(&self, limit: u32, planner: Arc<dyn EventPlanner>, retry: &RetryPolicy) -> Result<DispatchReport, PortError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload::text AS payload,
+                    occurred_at, correlation_id, reprocessed_from, attempts
+             FROM domain_events
+             WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
+             ORDER BY next_attempt_at, id
+             LIMIT $1
+             FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let mut report = DispatchReport { events: rows.len(), ..Default::default() };
+        if rows.is_empty() {
+            return Ok(report);
+        }
+
+        let mut tasks = TaskColumns::default();
+        let mut dispatched = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let id: uuid::Uuid = row.get("id");
+            let envelope = EventEnvelope {
+                id: EventId(id.as_u128()),
+                event_type: row.get("event_type"),
+                aggregate_type: row.get("aggregate_type"),
+                aggregate_id: row.get::<uuid::Uuid, _>("aggregate_id").as_u128(),
+                institution_id: row.get::<Option<uuid::Uuid>, _>("institution_id").map(|i| InstitutionId(i.as_u128())),
+                payload: row.get::<String, _>("payload"),
+                occurred_at: Timestamp(row.get::<DateTime<Utc>, _>("occurred_at").timestamp_millis()),
+                correlation_id: row.get("correlation_id"),
+                reprocessed_from: row.get::<Option<uuid::Uuid>, _>("reprocessed_from").map(|i| EventId(i.as_u128())),
+            };
+            match plan_event(planner.as_ref(), &envelope) {
+                Ok(planned) => {
+                    for (t, payload) in planned {
+                        let max = t.max_attempts.unwrap_or_else(|| planner.max_attempts(&t.task_type));
+                        tasks.push(&envelope, id, t.task_type, t.handler, payload, max);
+                    }
+                    dispatched.push(id);
+                }
+                Err(message) => {
+                    report.failed += 1;
+                    let attempt = u32::try_from(row.get::<i32, _>("attempts")).unwrap_or(0) + 1;
+                    tracing::warn!(event_id = %id, attempt, %message, "event dispatch failed");
+                    let (status, delay) = match retry.decide(attempt, false, rand::random()) {
+                        RetryDecision::RetryAfter(d) => (EventStatus::Retrying, d),
+                        RetryDecision::Dead => (EventStatus::Dead, std::time::Duration::ZERO),
+                    };
+                    sqlx::query(
+                        "UPDATE domain_events SET status = $2, attempts = $3,
+                            next_attempt_at = now() + $4 * interval '1 millisecond',
+                            errors = errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', $3, 'message', $5::text))
+                         WHERE id = $1",
+                    )
+                    .bind(id)
+                    .bind(status.as_str())
+                    .bind(i32::try_from(attempt).unwrap_or(i32::MAX))
+                    .bind(delay.as_secs_f64() * 1000.0)
+                    .bind(message)
+                    .execute(&mut *tx)
+                    .await
+                    .map_err(db_err)?;
+                }
+            }
+        }
+
+        report.tasks = tasks.insert(&mut tx).await?;
+        if !dispatched.is_empty() {
+            sqlx::query(
+                "UPDATE domain_events SET status = 'dispatched', dispatched_at = now(), attempts = attempts + 1
+                 WHERE id = ANY($1)",
+            )
+            .bind(&dispatched)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        }
+        tx.commit().await.map_err(db_err)?;
+        if report.tasks > 0 {
+            self.notifier.poke(Channel::Tasks);
+        }
+        Ok(report)
+    }
+}
+
+/// Plans the tasks of one event and parses their payloads; any failure fails the event
+/// (and only this event) with a message for its error history.
+fn plan_event(
+    planner: &dyn EventPlanner,
+    event: &EventEnvelope<String>,
+) -> Result<Vec<(PlannedTask<String>, serde_json::Value)>, String> {
+    let planned = planner.plan(event).map_err(|f| format!("handler {}: {}", f.handler, f.message))?;
+    planned
+        .into_iter()
+        .map(|t| match serde_json::from_str(&t.payload) {
+            Ok(v) => Ok((t, v)),
+            Err(e) => Err(format!("handler {}: task payload is not JSON: {e}", t.handler)),
+        })
+        .collect()
+}
+
+/// Column arrays of tasks to insert with one `UNNEST` statement.
+#[derive(Default)]
+struct TaskColumns {
+    ids: Vec<uuid::Uuid>,
+    types: Vec<String>,
+    handlers: Vec<String>,
+    payloads: Vec<serde_json::Value>,
+    institutions: Vec<Option<uuid::Uuid>>,
+    events: Vec<uuid::Uuid>,
+    correlations: Vec<Option<String>>,
+    keys: Vec<String>,
+    max_attempts: Vec<i32>,
+}
+
+impl TaskColumns {
+    fn push(
+        &mut self,
+        event: &EventEnvelope<String>,
+        event_id: uuid::Uuid,
+        task_type: String,
+        handler: String,
+        payload: serde_json::Value,
+        max_attempts: u32,
+    ) {
+        self.ids.push(uuid::Uuid::now_v7());
+        self.keys.push(idempotency_key(event.id, &handler));
+        self.types.push(task_type);
+        self.handlers.push(handler);
+        self.payloads.push(payload);
+        self.institutions.push(event.institution_id.map(|i| uuid::Uuid::from_u128(i.0)));
+        self.events.push(event_id);
+        self.correlations.push(event.correlation_id.clone());
+        self.max_attempts.push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
+    }
+
+    /// Inserts every task; a task whose idempotency key exists is skipped. Returns how many
+    /// were inserted.
+    async fn insert(self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<usize, PortError> {
+        if self.ids.is_empty() {
+            return Ok(0);
+        }
+        let r = sqlx::query(
+            "INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
+                                idempotency_key, max_attempts)
+             SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[])
+                  AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts)
+             ON CONFLICT (idempotency_key) DO NOTHING",
+        )
+        .bind(&self.ids)
+        .bind(&self.types)
+        .bind(&self.handlers)
+        .bind(&self.payloads)
+        .bind(&self.institutions)
+        .bind(&self.events)
+        .bind(&self.correlations)
+        .bind(&self.keys)
+        .bind(&self.max_attempts)
+        .execute(&mut **tx)
+        .await
+        .map_err(db_err)?;
+        Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
+    }
+}

@@ -1,0 +1,84 @@
+//! PostgreSQL adapter (sqlx). `PgStore` implements every repository port plus the event
+//! store and the task queue; writes that record events insert them in the same transaction
+//! (see `outbox`) and send a debounced NOTIFY after commit (see `notify`).
+
+mod academic;
+mod demo;
+mod events;
+pub mod notify;
+mod outbox;
+mod tasks;
+mod users;
+
+pub use notify::{Channel, Listener, Notifier};
+
+use campus_ports::PortError;
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::PgPool;
+use std::str::FromStr;
+use std::time::Duration;
+
+/// The migrations in `migrations/`, embedded in the binary.
+pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
+
+/// Opens a pool. Errors: `Unavailable` with a readable reason.
+pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
+    let options = PgConnectOptions::from_str(url).map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?;
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(db_err)
+}
+
+/// Applies pending migrations.
+pub async fn migrate(pool: &PgPool) -> Result<(), PortError> {
+    MIGRATOR.run(pool).await.map_err(|e| PortError::Unavailable(format!("migrations failed: {e}")))
+}
+
+/// Whether every embedded migration is applied (for readiness checks).
+pub async fn migrations_applied(pool: &PgPool) -> Result<bool, PortError> {
+    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+        .fetch_all(pool)
+        .await
+        .map_err(db_err)?;
+    Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+}
+
+/// Maps sqlx errors to the port error at the adapter boundary.
+pub(crate) fn db_err(e: sqlx::Error) -> PortError {
+    if let Some(db) = e.as_database_error() {
+        if db.code().as_deref() == Some("23505") {
+            return PortError::Conflict(format!("duplicate value ({})", db.constraint().unwrap_or("unique")));
+        }
+    }
+    PortError::Unavailable(format!("database: {e}"))
+}
+
+/// Whether the error is a unique violation of `constraint`.
+pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
+    e.as_database_error()
+        .is_some_and(|db| db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint))
+}
+
+/// Repositories, event store and task queue over one pool.
+#[derive(Clone)]
+pub struct PgStore {
+    pool: PgPool,
+    notifier: Notifier,
+}
+
+impl PgStore {
+    pub fn new(pool: PgPool, notifier: Notifier) -> Self {
+        PgStore { pool, notifier }
+    }
+
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    pub fn notifier(&self) -> &Notifier {
+        &self.notifier
+    }
+}

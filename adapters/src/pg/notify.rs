@@ -1,0 +1,144 @@
+//! LISTEN/NOTIFY as a wake-up hint, never the source of truth.
+//!
+//! `Notifier` sends NOTIFY *after* commit, debounced per channel (at most one per `window`
+//! per process): a NOTIFY inside a writing transaction would serialize every commit of the
+//! cluster. `Listener` LISTENs on both channels, re-LISTENs after a reconnect and wakes the
+//! daemon's loops; the daemon also polls, so a lost notification only costs latency.
+
+use sqlx::postgres::PgListener;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::{watch, Notify};
+
+/// A NOTIFY channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Channel {
+    /// New domain events are waiting for dispatch.
+    Events,
+    /// New tasks are due.
+    Tasks,
+}
+
+impl Channel {
+    pub fn name(self) -> &'static str {
+        match self {
+            Channel::Events => "campus_events",
+            Channel::Tasks => "campus_tasks",
+        }
+    }
+}
+
+/// Sends debounced wake-up notifications after commits. Cloning shares the debouncer.
+#[derive(Clone, Default)]
+pub struct Notifier {
+    inner: Option<Arc<[Arc<Notify>; 2]>>,
+}
+
+impl Notifier {
+    /// Starts one background sender per channel on the current tokio runtime.
+    pub fn spawn(pool: PgPool, window: Duration) -> Self {
+        let pokes = Arc::new([Arc::new(Notify::new()), Arc::new(Notify::new())]);
+        for (i, channel) in [Channel::Events, Channel::Tasks].into_iter().enumerate() {
+            let poke = pokes[i].clone();
+            let pool = pool.clone();
+            tokio::spawn(async move {
+                loop {
+                    poke.notified().await;
+                    let sent = sqlx::query("SELECT pg_notify($1, '')").bind(channel.name()).execute(&pool).await;
+                    match sent {
+                        Ok(_) => {}
+                        Err(sqlx::Error::PoolClosed) => break,
+                        // Polling covers a lost hint; nothing else to do.
+                        Err(e) => tracing::debug!(channel = channel.name(), error = %e, "NOTIFY failed"),
+                    }
+                    if !window.is_zero() {
+                        tokio::time::sleep(window).await;
+                    }
+                }
+            });
+        }
+        Notifier { inner: Some(pokes) }
+    }
+
+    /// A notifier that sends nothing (the daemon's polling still finds the work).
+    pub fn disabled() -> Self {
+        Notifier { inner: None }
+    }
+
+    /// Asks for a NOTIFY on `channel`; returns immediately. Call it after commit.
+    pub fn poke(&self, channel: Channel) {
+        if let Some(pokes) = &self.inner {
+            pokes[channel as usize].notify_one();
+        }
+    }
+}
+
+/// What the listener wakes: the dispatcher (events) and the workers (tasks).
+#[derive(Clone, Default)]
+pub struct Wakers {
+    pub events: Arc<Notify>,
+    pub tasks: Arc<Notify>,
+}
+
+impl Wakers {
+    pub fn wake_all(&self) {
+        self.events.notify_one();
+        self.tasks.notify_one();
+    }
+}
+
+/// Listens on both channels until `shutdown` turns true.
+pub struct Listener;
+
+impl Listener {
+    /// Runs the LISTEN loop: reconnects with backoff, re-LISTENs, and wakes everything after
+    /// any gap (notifications sent meanwhile are lost, so the loops must look).
+    pub async fn run(pool: PgPool, wakers: Wakers, mut shutdown: watch::Receiver<bool>) {
+        let mut backoff = Duration::from_millis(100);
+        while !*shutdown.borrow() {
+            let mut listener = match Self::connect(&pool).await {
+                Ok(l) => {
+                    backoff = Duration::from_millis(100);
+                    l
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff) => {}
+                        _ = shutdown.changed() => {}
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            tracing::debug!("listening on {} and {}", Channel::Events.name(), Channel::Tasks.name());
+            wakers.wake_all();
+            loop {
+                tokio::select! {
+                    _ = shutdown.changed() => return,
+                    received = listener.try_recv() => match received {
+                        Ok(Some(n)) if n.channel() == Channel::Events.name() => wakers.events.notify_one(),
+                        Ok(Some(_)) => wakers.tasks.notify_one(),
+                        Ok(None) => {
+                            // Connection lost; the next try_recv reconnects and re-LISTENs.
+                            tracing::warn!("LISTEN connection lost; reconnecting");
+                            wakers.wake_all();
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "LISTEN failed; reconnecting");
+                            wakers.wake_all();
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
+        let mut listener = PgListener::connect_with(pool).await?;
+        listener.listen_all([Channel::Events.name(), Channel::Tasks.name()]).await?;
+        Ok(listener)
+    }
+}

@@ -1,0 +1,128 @@
+//! Ports of the event/task engine: the event store (outbox) and the task queue.
+//!
+//! Payloads cross these ports as JSON text; the engine never interprets them.
+
+use crate::PortError;
+use campus_core::engine::{EventEnvelope, PlannedTask, RetryPolicy};
+use campus_core::ids::*;
+use campus_core::Timestamp;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// A payload as JSON text.
+pub type Payload = String;
+
+/// An event to append outside an aggregate (synthetic events, tools, tests).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewEvent {
+    pub event_type: String,
+    pub aggregate_type: String,
+    pub aggregate_id: u128,
+    pub institution_id: Option<InstitutionId>,
+    pub payload: Payload,
+    pub correlation_id: Option<String>,
+}
+
+/// Why a handler could not plan its task for an event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PlanFailure {
+    pub handler: String,
+    pub message: String,
+}
+
+/// Turns one event into the tasks of every handler registered for its type.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+pub trait EventPlanner: Send + Sync {
+    /// The tasks to create; an error fails the whole event (retried, then dead) without
+    /// affecting other events of the batch.
+    fn plan(&self, event: &EventEnvelope<Payload>) -> Result<Vec<PlannedTask<Payload>>, PlanFailure>;
+    /// Default maximum attempts of a task type (when the plan does not override it).
+    fn max_attempts(&self, task_type: &str) -> u32;
+}
+
+/// What one dispatch round did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DispatchReport {
+    /// Events claimed in this round.
+    pub events: usize,
+    /// Tasks inserted (duplicates of an earlier dispatch are not counted).
+    pub tasks: usize,
+    /// Events whose planning failed (now retrying or dead).
+    pub failed: usize,
+}
+
+/// The domain events table: appends and fan-out.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait EventStore: Send + Sync {
+    /// Appends events in one transaction and returns their ids.
+    async fn append(&self, events: &[NewEvent]) -> Result<Vec<EventId>, PortError>;
+
+    /// Claims up to `limit` due events (`FOR UPDATE SKIP LOCKED`), plans their tasks and, in
+    /// ONE transaction, inserts the tasks (unique per event + handler) and marks the events
+    /// dispatched. A failed plan sets that event to retrying/dead per `retry`.
+    async fn dispatch_pending(&self, limit: u32, planner: Arc<dyn EventPlanner>, retry: &RetryPolicy) -> Result<DispatchReport, PortError>;
+}
+
+/// A task to enqueue directly (not planned from an event).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewTask {
+    pub task_type: String,
+    pub payload: Payload,
+    pub institution_id: Option<InstitutionId>,
+    pub correlation_id: Option<String>,
+    pub max_attempts: u32,
+    /// Unique key; a second task with the same key is not inserted.
+    pub idempotency_key: Option<String>,
+}
+
+/// A task claimed by a worker for one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClaimedTask {
+    pub id: TaskId,
+    pub task_type: String,
+    pub payload: Payload,
+    pub institution_id: Option<InstitutionId>,
+    pub event_id: Option<EventId>,
+    pub correlation_id: Option<String>,
+    /// The first task of this task's reprocessing lineage (itself for an original task):
+    /// side effects are deduplicated per lineage.
+    pub lineage_id: TaskId,
+    /// This attempt's number, 1-based.
+    pub attempt: u32,
+    pub max_attempts: u32,
+    pub created_at: Timestamp,
+}
+
+/// How an attempt ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum TaskOutcome {
+    Succeeded,
+    Failed { message: String, permanent: bool },
+}
+
+/// The result of one attempt, reported by the worker that claimed it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Completion {
+    pub id: TaskId,
+    pub attempt: u32,
+    /// The claimed task's `max_attempts` (decides retrying vs dead).
+    pub max_attempts: u32,
+    pub outcome: TaskOutcome,
+    pub duration: Duration,
+}
+
+/// The tasks table: enqueue, claim with a lease, and fenced completion.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait TaskQueue: Send + Sync {
+    /// Enqueues tasks; returns how many were inserted (idempotency-key duplicates are not).
+    async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError>;
+
+    /// Claims up to `limit` due tasks for `worker`, holding each for `lease`.
+    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<ClaimedTask>, PortError>;
+
+    /// Records outcomes. Fenced: an outcome is accepted only while `worker` still holds that
+    /// attempt. Failures become retrying (per `retry`) or dead. Returns how many were accepted.
+    async fn complete(&self, worker: &str, completions: &[Completion], retry: &RetryPolicy) -> Result<usize, PortError>;
+}
