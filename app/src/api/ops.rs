@@ -1,0 +1,38 @@
+//! Health checks.
+
+use super::error::{ApiError, ErrorBody};
+use super::public::ApiTags;
+use super::State;
+use poem::web::Data;
+use poem_openapi::payload::Json;
+use poem_openapi::{Object, OpenApi};
+
+#[derive(Object)]
+pub struct Health {
+    /// `ok`
+    pub status: String,
+}
+
+pub struct OpsApi;
+
+#[OpenApi(tag = "ApiTags::Ops")]
+impl OpsApi {
+    /// The process is alive
+    #[oai(path = "/health/live", method = "get")]
+    async fn live(&self) -> Json<Health> {
+        Json(Health { status: "ok".into() })
+    }
+
+    /// The database is reachable and every migration is applied
+    #[oai(path = "/health/ready", method = "get")]
+    async fn ready(&self, state: Data<&State>) -> Result<Json<Health>, ApiError> {
+        match campus_adapters::pg::migrations_applied(&state.pool).await {
+            Ok(true) => Ok(Json(Health { status: "ok".into() })),
+            Ok(false) => Err(ApiError::Unavailable(ErrorBody::new("not_ready", "migrations are not applied"))),
+            Err(e) => {
+                tracing::warn!(error = %e, "readiness check failed");
+                Err(ApiError::Unavailable(ErrorBody::new("not_ready", "the database is not reachable")))
+            }
+        }
+    }
+}

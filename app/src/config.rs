@@ -1,0 +1,172 @@
+//! Configuration: every setting is an environment variable and a CLI flag, with defaults
+//! that run Campus on a fresh machine with no configuration at all.
+
+use campus_core::engine::RetryPolicy;
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+#[derive(Debug, Parser)]
+#[command(name = "campus", version, about = "Academic management with durable domain events and tasks in PostgreSQL")]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the API and the daemon in one process (the default way to run Campus).
+    Serve,
+    /// Run only the HTTP API.
+    Api,
+    /// Run only the daemon (dispatches events, runs tasks). Run as many as you like.
+    Daemon,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi {
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct Settings {
+    /// PostgreSQL URL. Unset: a local server on localhost:5432 (database `campus`, created if
+    /// missing), else a private cluster under the data directory.
+    #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Address the API listens on.
+    #[arg(long, env = "CAMPUS_ADDR", global = true, default_value = "127.0.0.1:8080")]
+    pub addr: SocketAddr,
+
+    /// Base URL of links in e-mails. Default: http:// + the listen address.
+    #[arg(long, env = "CAMPUS_PUBLIC_URL", global = true)]
+    pub public_url: Option<String>,
+
+    /// SMTP server as a lettre URL, e.g. smtp://127.0.0.1:2525 or smtps://user:pass@host.
+    /// Unset: e-mails are written to the dev mailbox under the data directory.
+    #[arg(long, env = "SMTP_URL", global = true, hide_env_values = true)]
+    pub smtp_url: Option<String>,
+
+    /// Sender of e-mails.
+    #[arg(long, env = "CAMPUS_MAIL_FROM", global = true, default_value = "Campus <no-reply@campus.localhost>")]
+    pub mail_from: String,
+
+    /// Secret that signs access tokens and seals reset tokens. Unset: one is generated on
+    /// first start and kept in the database, shared by every process.
+    #[arg(long, env = "CAMPUS_JWT_SECRET", global = true, hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// With CAMPUS_ADMIN_PASSWORD: start-up makes sure an Adm user with these credentials exists.
+    #[arg(long, env = "CAMPUS_ADMIN_EMAIL", global = true)]
+    pub admin_email: Option<String>,
+
+    /// Password of the Adm user (see CAMPUS_ADMIN_EMAIL).
+    #[arg(long, env = "CAMPUS_ADMIN_PASSWORD", global = true, hide_env_values = true)]
+    pub admin_password: Option<String>,
+
+    /// Directory for local state: the dev mailbox and, if needed, a private PostgreSQL cluster.
+    #[arg(long, env = "CAMPUS_DATA_DIR", global = true, default_value = ".campus")]
+    pub data_dir: PathBuf,
+
+    /// Tasks a daemon runs at once.
+    #[arg(long, env = "CAMPUS_CONCURRENCY", global = true, default_value_t = 16)]
+    pub concurrency: usize,
+
+    /// Longest wait between two looks at the tables when no NOTIFY arrives (e.g. 500ms).
+    #[arg(long, env = "CAMPUS_POLL_INTERVAL", global = true, default_value = "500ms", value_parser = parse_duration)]
+    pub poll_interval: Duration,
+
+    /// Delay before the first retry of a failed task or event; doubles per attempt, with jitter.
+    #[arg(long, env = "CAMPUS_RETRY_BASE", global = true, default_value = "5s", value_parser = parse_duration)]
+    pub retry_base: Duration,
+
+    /// Longest delay between retries.
+    #[arg(long, env = "CAMPUS_RETRY_CAP", global = true, default_value = "1h", value_parser = parse_duration)]
+    pub retry_cap: Duration,
+
+    /// Attempts before a task or event is dead (the first attempt included).
+    #[arg(long, env = "CAMPUS_MAX_ATTEMPTS", global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub max_attempts: u32,
+
+    /// How long a daemon's claim on a task lasts.
+    #[arg(long, env = "CAMPUS_LEASE", global = true, default_value = "30s", value_parser = parse_duration)]
+    pub lease: Duration,
+}
+
+impl Settings {
+    /// Defaults for embedding in tests: everything as with no configuration.
+    pub fn defaults() -> Self {
+        Cli::parse_from(["campus", "serve"]).settings
+    }
+
+    pub fn public_url(&self) -> String {
+        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)).trim_end_matches('/').to_string()
+    }
+
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy { base: self.retry_base, cap: self.retry_cap.max(self.retry_base), max_attempts: self.max_attempts }
+    }
+}
+
+/// Parses durations written like `250ms`, `5s`, `2m`, `1h`.
+pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    let raw = raw.trim();
+    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
+    let (digits, unit) = raw.split_at(split);
+    let n: u64 = digits.parse().map_err(|_| format!("{raw:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
+    match unit {
+        "ms" => Ok(Duration::from_millis(n)),
+        "s" => Ok(Duration::from_secs(n)),
+        "m" => Ok(Duration::from_secs(n * 60)),
+        "h" => Ok(Duration::from_secs(n * 3600)),
+        _ => Err(format!("{raw:?} needs a unit: ms, s, m or h (e.g. 250ms, 5s, 2m, 1h)")),
+    }
+}
+
+/// The URL with its password replaced by `***`, safe to print.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else { return url.to_string() };
+    let Some((userinfo, host)) = rest.rsplit_once('@') else { return url.to_string() };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_parse_with_units() {
+        assert_eq!(parse_duration("250ms").unwrap(), Duration::from_millis(250));
+        assert_eq!(parse_duration("5s").unwrap(), Duration::from_secs(5));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert_eq!(parse_duration("1h").unwrap(), Duration::from_secs(3600));
+        assert!(parse_duration("5").is_err());
+        assert!(parse_duration("s").is_err());
+        assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(redact_url("postgres://u:secret@h:5432/db"), "postgres://u:***@h:5432/db");
+        assert_eq!(redact_url("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(redact_url("smtp://127.0.0.1:2525"), "smtp://127.0.0.1:2525");
+    }
+
+    #[test]
+    fn defaults_need_no_configuration() {
+        let s = Settings::defaults();
+        assert_eq!(s.addr.to_string(), "127.0.0.1:8080");
+        assert_eq!(s.public_url(), "http://127.0.0.1:8080");
+        assert_eq!(s.retry_policy().max_attempts, 5);
+    }
+}

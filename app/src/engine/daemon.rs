@@ -1,0 +1,278 @@
+//! The daemon: LISTEN + polling wake-ups, the dispatch loop (events → tasks), the worker
+//! loop (claim due tasks, run them with bounded concurrency) and the batched completer.
+//!
+//! NOTIFY only shortens the wait; every loop also polls, so nothing depends on a
+//! notification arriving. Many daemons can share one database: claims use
+//! `FOR UPDATE SKIP LOCKED` and completions are fenced by worker id and attempt.
+
+use super::registry::{Registry, TaskError};
+use campus_adapters::pg::notify::{Listener, Wakers};
+use campus_core::engine::RetryPolicy;
+use campus_ports::{ClaimedTask, Completion, EventStore, TaskOutcome, TaskQueue};
+use futures::FutureExt;
+use sqlx::PgPool;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::{mpsc, watch, Notify, Semaphore};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Tuning of a daemon. Defaults suit a small deployment.
+#[derive(Debug, Clone)]
+pub struct DaemonConfig {
+    /// Identifies this daemon in `locked_by` (host:pid:random by default).
+    pub worker_id: String,
+    /// Tasks running at once.
+    pub concurrency: usize,
+    /// Events claimed per dispatch round.
+    pub dispatch_batch: u32,
+    /// Longest wait between two looks at the tables when no notification arrives.
+    pub poll_interval: Duration,
+    /// How long a claim holds a task.
+    pub lease: Duration,
+    /// Retry policy of failed tasks and events.
+    pub retry: RetryPolicy,
+    /// How long shutdown waits for running tasks.
+    pub shutdown_timeout: Duration,
+}
+
+impl Default for DaemonConfig {
+    fn default() -> Self {
+        DaemonConfig {
+            worker_id: default_worker_id(),
+            concurrency: 16,
+            dispatch_batch: 500,
+            poll_interval: Duration::from_millis(500),
+            lease: Duration::from_secs(30),
+            retry: RetryPolicy::default(),
+            shutdown_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// `host:pid:random`, unique per process.
+pub fn default_worker_id() -> String {
+    let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "campus".into());
+    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+}
+
+/// A running daemon's dependencies.
+pub struct Daemon {
+    pub pool: PgPool,
+    pub events: Arc<dyn EventStore>,
+    pub tasks: Arc<dyn TaskQueue>,
+    pub registry: Arc<Registry>,
+    pub config: DaemonConfig,
+}
+
+impl Daemon {
+    /// Runs until `shutdown` turns true, then stops claiming, lets running tasks finish
+    /// (up to `shutdown_timeout`) and flushes their outcomes.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) {
+        let wakers = Wakers::default();
+        let config = Arc::new(self.config);
+        tracing::info!(worker = %config.worker_id, concurrency = config.concurrency, "daemon started");
+        let listener = tokio::spawn(Listener::run(self.pool.clone(), wakers.clone(), shutdown.clone()));
+        let dispatcher = tokio::spawn(dispatch_loop(
+            self.events.clone(),
+            self.registry.clone(),
+            config.clone(),
+            wakers.events.clone(),
+            shutdown.clone(),
+        ));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
+        let completer = tokio::spawn(complete_loop(self.tasks.clone(), config.clone(), done_rx));
+        worker_loop(self.tasks.clone(), self.registry.clone(), config.clone(), wakers.tasks.clone(), done_tx, shutdown).await;
+        // The worker loop returned after its tasks finished; the completer ends when the last
+        // sender (held by those tasks) is gone.
+        let _ = completer.await;
+        let _ = dispatcher.await;
+        let _ = listener.await;
+        tracing::info!(worker = %config.worker_id, "daemon stopped");
+    }
+}
+
+/// Waits for a wake-up, the poll interval or shutdown. Returns false on shutdown.
+async fn idle(wake: &Notify, poll: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
+    tokio::select! {
+        _ = wake.notified() => true,
+        _ = tokio::time::sleep(poll) => true,
+        _ = shutdown.changed() => false,
+    }
+}
+
+async fn dispatch_loop(
+    events: Arc<dyn EventStore>,
+    registry: Arc<Registry>,
+    config: Arc<DaemonConfig>,
+    wake: Arc<Notify>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        match events.dispatch_pending(config.dispatch_batch, registry.clone(), &config.retry).await {
+            Ok(report) => {
+                failures = 0;
+                if report.events > 0 {
+                    tracing::debug!(events = report.events, tasks = report.tasks, failed = report.failed, "dispatched");
+                }
+                if report.events as u32 >= config.dispatch_batch {
+                    continue; // more may be waiting
+                }
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %e, "dispatch round failed");
+                let backoff = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => return,
+                }
+                continue;
+            }
+        }
+        if !idle(&wake, config.poll_interval, &mut shutdown).await {
+            return;
+        }
+    }
+}
+
+async fn worker_loop(
+    queue: Arc<dyn TaskQueue>,
+    registry: Arc<Registry>,
+    config: Arc<DaemonConfig>,
+    wake: Arc<Notify>,
+    done: mpsc::UnboundedSender<Completion>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let slots = Arc::new(Semaphore::new(config.concurrency));
+    let slot_freed = Arc::new(Notify::new());
+    let mut running = JoinSet::new();
+    let mut failures = 0u32;
+    while !*shutdown.borrow() {
+        while running.try_join_next().is_some() {}
+        let free = slots.available_permits();
+        if free == 0 {
+            tokio::select! {
+                _ = slot_freed.notified() => continue,
+                _ = shutdown.changed() => break,
+            }
+        }
+        let want = u32::try_from(free).unwrap_or(u32::MAX);
+        let claimed = match queue.claim(&config.worker_id, want, config.lease).await {
+            Ok(c) => {
+                failures = 0;
+                c
+            }
+            Err(e) => {
+                failures = failures.saturating_add(1);
+                tracing::warn!(error = %e, "claiming tasks failed");
+                let backoff = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                tokio::select! {
+                    _ = tokio::time::sleep(backoff) => {}
+                    _ = shutdown.changed() => break,
+                }
+                continue;
+            }
+        };
+        let got = claimed.len();
+        for task in claimed {
+            let Ok(permit) = slots.clone().try_acquire_owned() else {
+                // Cannot happen: we never claim more than the free permits.
+                tracing::error!(task_id = task.id.0, "no free slot for a claimed task");
+                continue;
+            };
+            let registry = registry.clone();
+            let done = done.clone();
+            let slot_freed = slot_freed.clone();
+            running.spawn(async move {
+                let completion = execute(&registry, task).await;
+                let _ = done.send(completion);
+                drop(permit);
+                slot_freed.notify_one();
+            });
+        }
+        if got < want as usize && !idle(&wake, config.poll_interval, &mut shutdown).await {
+            break;
+        }
+    }
+    drop(done);
+    // Graceful stop: no new claims; let the running tasks finish within the timeout.
+    if !running.is_empty() {
+        tracing::info!(running = running.len(), "waiting for running tasks before stopping");
+        let drained = tokio::time::timeout(config.shutdown_timeout, async { while running.join_next().await.is_some() {} }).await;
+        if drained.is_err() {
+            tracing::warn!(abandoned = running.len(), "shutdown timeout: leaving tasks to the lease rescuer");
+            running.abort_all();
+        }
+    }
+}
+
+/// Runs one claimed task and turns its result (or panic) into a completion.
+async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "task",
+        task_id = %uuid::Uuid::from_u128(task.id.0),
+        task_type = %task.task_type,
+        attempt = task.attempt,
+        correlation_id = task.correlation_id.as_deref().unwrap_or(""),
+    );
+    let result = match registry.task_handler(&task.task_type) {
+        None => Err(TaskError::permanent(format!("no handler is registered for task type {}", task.task_type))),
+        Some(handler) => AssertUnwindSafe(handler.run(&task))
+            .catch_unwind()
+            .instrument(span.clone())
+            .await
+            .unwrap_or_else(|panic| {
+                let what = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "unknown panic".into());
+                Err(TaskError::transient(format!("handler panicked: {what}")))
+            }),
+    };
+    let outcome = match result {
+        Ok(()) => {
+            span.in_scope(|| tracing::debug!(elapsed = ?started.elapsed(), "task succeeded"));
+            TaskOutcome::Succeeded
+        }
+        Err(e) => {
+            span.in_scope(|| tracing::warn!(error = %e.message, permanent = e.permanent, "task failed"));
+            TaskOutcome::Failed { message: e.message, permanent: e.permanent }
+        }
+    };
+    Completion { id: task.id, attempt: task.attempt, max_attempts: task.max_attempts, outcome, duration: started.elapsed() }
+}
+
+/// Writes outcomes in batches; retries the write until it succeeds or the process stops
+/// (an unwritten outcome is recovered by the lease rescuer).
+async fn complete_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, mut done: mpsc::UnboundedReceiver<Completion>) {
+    const BATCH: usize = 512;
+    let mut batch = Vec::with_capacity(BATCH);
+    while done.recv_many(&mut batch, BATCH).await > 0 {
+        let mut failures = 0u32;
+        loop {
+            match queue.complete(&config.worker_id, &batch, &config.retry).await {
+                Ok(accepted) => {
+                    if accepted < batch.len() {
+                        tracing::warn!(rejected = batch.len() - accepted, "stale completions rejected (lease lost)");
+                    }
+                    break;
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    if failures > 20 {
+                        tracing::error!(error = %e, lost = batch.len(), "giving up writing outcomes; leases will expire");
+                        break;
+                    }
+                    tracing::warn!(error = %e, "writing task outcomes failed; retrying");
+                    tokio::time::sleep(Duration::from_millis(100u64 << failures.min(6))).await;
+                }
+            }
+        }
+        batch.clear();
+    }
+}

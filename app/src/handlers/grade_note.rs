@@ -1,0 +1,59 @@
+//! `ExamGradeNoteAdded` → a notification for the student naming the discipline and class.
+
+use super::{context, payload, HandlerDeps};
+use crate::engine::{TaskError, TaskHandler};
+use async_trait::async_trait;
+use campus_adapters::dto::ExamGradeNoteAddedPayload;
+use campus_core::ids::*;
+use campus_core::notification::Notification;
+use campus_core::values::Exam;
+use campus_ports::{AcademicRepository, ClaimedTask, Clock, IdGenerator, NotificationRepository};
+use std::sync::Arc;
+
+pub const TASK_TYPE: &str = "notify_student_of_grade_note";
+
+/// Creates one notification per task lineage.
+pub struct NotifyStudentOfGradeNote {
+    academic: Arc<dyn AcademicRepository>,
+    notifications: Arc<dyn NotificationRepository>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl NotifyStudentOfGradeNote {
+    pub fn new(d: &HandlerDeps) -> Self {
+        NotifyStudentOfGradeNote {
+            academic: d.academic.clone(),
+            notifications: d.notifications.clone(),
+            clock: d.clock.clone(),
+            ids: d.ids.clone(),
+        }
+    }
+}
+
+#[async_trait]
+impl TaskHandler for NotifyStudentOfGradeNote {
+    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
+        let p: ExamGradeNoteAddedPayload = payload(task)?;
+        let institution = task.institution_id.ok_or_else(|| TaskError::permanent("the task has no institution"))?;
+        let exam = Exam::parse(&p.exam).map_err(TaskError::permanent)?;
+        let class = self
+            .academic
+            .find_class(institution, ClassId(p.class_id.as_u128()))
+            .await?
+            .ok_or_else(|| TaskError::permanent("the class no longer exists"))?;
+        let mut notification = Notification::grade_note_added(
+            NotificationId(self.ids.new_id()),
+            UserId(p.student_id.as_u128()),
+            institution,
+            &class.discipline_name,
+            &class.period,
+            exam,
+            p.note,
+            self.clock.now(),
+        );
+        let dedup = format!("task:{:032x}", task.lineage_id.0);
+        self.notifications.create_once(&mut notification, &dedup, &context(task)).await?;
+        Ok(())
+    }
+}

@@ -1,0 +1,163 @@
+//! Wiring: connects the adapters to the ports, and starts the API and the daemon.
+
+use crate::api::{self, auth::JwtKeys, ApiState};
+use crate::config::{redact_url, Settings};
+use crate::database::{self, DatabaseSource, ResolvedDatabase};
+use crate::engine::{Daemon, DaemonConfig, Registry};
+use crate::handlers::{self, HandlerDeps};
+use crate::services::{AcademicService, AccountService};
+use campus_adapters::mail::{DevMailbox, SmtpMailer};
+use campus_adapters::pg::{self, Notifier, PgStore};
+use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
+use campus_ports::Mailer;
+use sqlx::PgPool;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Where mail goes, for the start-up banner.
+#[derive(Debug, Clone)]
+pub enum MailTarget {
+    Smtp(String),
+    DevMailbox(std::path::PathBuf),
+}
+
+/// A connected, migrated Campus: everything the API and the daemon need.
+pub struct Campus {
+    pub settings: Settings,
+    pub database: ResolvedDatabase,
+    pub pool: PgPool,
+    pub store: PgStore,
+    pub state: api::State,
+    pub handler_deps: HandlerDeps,
+    pub mail: MailTarget,
+}
+
+impl Campus {
+    /// Resolves and migrates the database, loads the shared secret, builds the services and
+    /// makes sure the configured Adm user exists.
+    pub async fn start(settings: Settings) -> Result<Campus, String> {
+        let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+            .await
+            .map_err(|e| e.to_string())?;
+        let pool = pg::connect(&database.url, 20).await.map_err(|e| e.to_string())?;
+        pg::migrate(&pool).await.map_err(|e| e.to_string())?;
+        let store = PgStore::new(pool.clone(), Notifier::spawn(pool.clone(), Duration::from_millis(1)));
+        let secret = match &settings.jwt_secret {
+            Some(s) if s.len() >= 16 => s.clone(),
+            Some(_) => return Err("CAMPUS_JWT_SECRET must have at least 16 characters".into()),
+            None => store.setting_or_init("jwt_secret", &random_secret()).await.map_err(|e| e.to_string())?,
+        };
+        let (mailer, mail): (Arc<dyn Mailer>, MailTarget) = match &settings.smtp_url {
+            Some(url) => (Arc::new(SmtpMailer::new(url, &settings.mail_from)?), MailTarget::Smtp(redact_url(url))),
+            None => {
+                let dir = settings.data_dir.join("mailbox");
+                (Arc::new(DevMailbox::new(&dir, &settings.mail_from)?), MailTarget::DevMailbox(dir))
+            }
+        };
+        let shared = Arc::new(store.clone());
+        let vault = Arc::new(SecretVault::new(&secret));
+        let accounts = AccountService {
+            users: shared.clone(),
+            hasher: Arc::new(Argon2Hasher),
+            vault: vault.clone(),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+        };
+        let academic = AcademicService {
+            users: shared.clone(),
+            academic: shared.clone(),
+            notifications: shared.clone(),
+            ids: Arc::new(UuidV7Ids),
+        };
+        if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+            accounts.ensure_adm(email, password).await.map_err(|e| format!("cannot set up the Adm user: {e}"))?;
+        }
+        let handler_deps = HandlerDeps {
+            users: shared.clone(),
+            academic: shared.clone(),
+            notifications: shared.clone(),
+            demo: shared.clone(),
+            sent_emails: shared,
+            mailer,
+            vault,
+            hasher: Arc::new(Argon2Hasher),
+            clock: Arc::new(SystemClock),
+            ids: Arc::new(UuidV7Ids),
+            public_url: settings.public_url(),
+        };
+        let state = Arc::new(ApiState {
+            accounts,
+            academic,
+            jwt: JwtKeys::new(&secret, Duration::from_secs(3600)),
+            pool: pool.clone(),
+        });
+        Ok(Campus { settings, database, pool, store, state, handler_deps, mail })
+    }
+
+    /// The built-in handlers (the three seed flows).
+    pub fn default_registry(&self) -> Registry {
+        handlers::register(Registry::new(self.settings.max_attempts), &self.handler_deps)
+    }
+
+    /// A daemon with `registry`, tuned by the settings.
+    pub fn daemon(&self, registry: Registry) -> Daemon {
+        let shared = Arc::new(self.store.clone());
+        Daemon {
+            pool: self.pool.clone(),
+            events: shared.clone(),
+            tasks: shared,
+            registry: Arc::new(registry),
+            config: DaemonConfig {
+                concurrency: self.settings.concurrency.max(1),
+                poll_interval: self.settings.poll_interval,
+                lease: self.settings.lease,
+                retry: self.settings.retry_policy(),
+                ..DaemonConfig::default()
+            },
+        }
+    }
+
+    /// The HTTP application.
+    pub fn http(&self) -> impl poem::Endpoint {
+        api::routes(self.state.clone())
+    }
+
+    /// What a person needs to start using Campus.
+    pub fn banner(&self, with_api: bool, with_daemon: bool) -> String {
+        let url = format!("http://{}", self.settings.addr);
+        let db = match &self.database.source {
+            DatabaseSource::Configured => "DATABASE_URL".to_string(),
+            DatabaseSource::LocalServer => "local PostgreSQL server".to_string(),
+            DatabaseSource::Embedded { data_dir } => format!("private cluster in {}", data_dir.display()),
+        };
+        let mut out = String::from("\nCampus is running.\n");
+        if with_api {
+            out += &format!("  API:       {url}\n  API docs:  {url}/docs   (OpenAPI: {url}/openapi.json)\n");
+        }
+        out += &format!("  Database:  {} ({db})\n", redact_url(&self.database.url));
+        match &self.mail {
+            MailTarget::Smtp(u) => out += &format!("  Mail:      SMTP {u}\n"),
+            MailTarget::DevMailbox(d) => out += &format!("  Mail:      dev mailbox {} (one .eml file per e-mail)\n", d.display()),
+        }
+        out += &format!("  Daemon:    {}\n", if with_daemon { "running in this process" } else { "not in this process (run `campus daemon`)" });
+        if with_api {
+            out += &format!(
+                "\n  Log in: create an institution and its Academic user, then log in with them:\n    \
+                 curl -s -X POST {url}/institutions -H 'content-type: application/json' \\\n      \
+                 -d '{{\"name\":\"My College\",\"academic\":{{\"name\":\"Ana\",\"email\":\"ana@example.org\",\"password\":\"change-me-now\"}}}}'\n    \
+                 curl -s -X POST {url}/auth/login -H 'content-type: application/json' \\\n      \
+                 -d '{{\"email\":\"ana@example.org\",\"password\":\"change-me-now\"}}'\n  \
+                 Demo users of a new institution log in with the password `{}`.\n",
+                handlers::demo_seed::DEMO_PASSWORD
+            );
+            if let Some(email) = &self.settings.admin_email {
+                out += &format!("  Adm user: {email} (password from CAMPUS_ADMIN_PASSWORD)\n");
+            }
+        }
+        out
+    }
+}
+
+fn random_secret() -> String {
+    (0..4).map(|_| format!("{:016x}", rand::random::<u64>())).collect()
+}

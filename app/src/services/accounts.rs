@@ -1,0 +1,273 @@
+//! Institutions, log-in, password resets and the bootstrap Adm user.
+
+use super::AppError;
+use campus_core::ids::*;
+use campus_core::user::{Institution, PasswordHash, ResetPasswordToken, User};
+use campus_core::values::{Email, Name, Password, Role};
+use campus_ports::{Clock, EventContext, IdGenerator, PasswordHasher, TokenVault, UserRepository};
+use std::sync::Arc;
+
+/// A hash no password matches (argon2 cannot parse it): users created by an Academic start
+/// with it and set a password through the reset flow.
+fn unusable_password(ids: &dyn IdGenerator) -> PasswordHash {
+    PasswordHash(format!("!unusable:{:032x}", ids.new_id()))
+}
+
+/// Account use cases.
+#[derive(Clone)]
+pub struct AccountService {
+    pub users: Arc<dyn UserRepository>,
+    pub hasher: Arc<dyn PasswordHasher>,
+    pub vault: Arc<dyn TokenVault>,
+    pub clock: Arc<dyn Clock>,
+    pub ids: Arc<dyn IdGenerator>,
+}
+
+impl AccountService {
+    /// Creates an institution and its first Academic user; records `InstitutionCreated`.
+    pub async fn create_institution(
+        &self,
+        name: &str,
+        academic_name: &str,
+        email: &str,
+        password: &str,
+        ctx: &EventContext,
+    ) -> Result<(InstitutionId, UserId), AppError> {
+        let name = Name::parse("name", name)?;
+        let academic_name = Name::parse("academic.name", academic_name)?;
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let institution_id = InstitutionId(self.ids.new_id());
+        let mut academic = User::register(
+            UserId(self.ids.new_id()),
+            Some(institution_id),
+            Role::Academic,
+            academic_name,
+            email,
+            self.hasher.hash(&password)?,
+        )?;
+        let mut institution = Institution::create(institution_id, name, &academic)?;
+        self.users.create_institution(&mut institution, &mut academic, ctx).await?;
+        Ok((institution_id, academic.id))
+    }
+
+    /// Checks credentials. The same error (and similar timing) whether the e-mail is unknown
+    /// or the password wrong.
+    pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
+        let denied = || AppError::Unauthorized("invalid e-mail or password".into());
+        let Ok(email) = Email::parse(email) else { return Err(denied()) };
+        match self.users.find_user_by_email(&email).await? {
+            Some(user) if self.hasher.verify(password, &user.password_hash) => Ok(user),
+            Some(_) => Err(denied()),
+            None => {
+                // Spend about the time a real verification takes.
+                let _ = self.hasher.verify(password, &PasswordHash(DUMMY_HASH.into()));
+                Err(denied())
+            }
+        }
+    }
+
+    /// Creates a single-use reset token for the user with this e-mail, if any; records
+    /// `ResetPasswordTokenCreated`. Says nothing about whether the user exists.
+    pub async fn request_password_reset(&self, email: &str, ctx: &EventContext) -> Result<(), AppError> {
+        let email = Email::parse(email)?;
+        let Some(user) = self.users.find_user_by_email(&email).await? else { return Ok(()) };
+        let minted = self.vault.mint();
+        let mut token = ResetPasswordToken::issue(
+            TokenId(self.ids.new_id()),
+            &user,
+            minted.hash,
+            minted.sealed,
+            self.clock.now(),
+            ResetPasswordToken::DEFAULT_TTL,
+        );
+        self.users.save_reset_token(&mut token, ctx).await?;
+        Ok(())
+    }
+
+    /// Sets a new password with a reset token; the token is then used up.
+    pub async fn reset_password(&self, token: &str, password: &str, ctx: &EventContext) -> Result<(), AppError> {
+        let password = Password::parse(password)?;
+        let unusable = |why: &'static str| AppError::Invalid(campus_core::DomainError::TokenNotUsable(why));
+        if token.is_empty() || token.len() > 200 {
+            return Err(unusable("unknown token"));
+        }
+        let mut stored = self.users.find_reset_token(&self.vault.hash(token)).await?.ok_or_else(|| unusable("unknown token"))?;
+        stored.consume(self.clock.now())?;
+        let mut user = self.users.find_user(stored.user_id).await?.ok_or_else(|| unusable("unknown token"))?;
+        user.change_password(self.hasher.hash(&password)?);
+        match self.users.reset_password(&stored, &mut user, ctx).await {
+            Err(campus_ports::PortError::Conflict(_)) => Err(unusable("already used")),
+            other => Ok(other?),
+        }
+    }
+
+    /// Makes sure an Adm user with this e-mail exists and has this password.
+    pub async fn ensure_adm(&self, email: &str, password: &str) -> Result<UserId, AppError> {
+        let email = Email::parse(email)?;
+        let password = Password::parse(password)?;
+        let ctx = EventContext { correlation_id: Some("startup".into()) };
+        match self.users.find_user_by_email(&email).await? {
+            Some(user) if user.role != Role::Adm => {
+                Err(AppError::Conflict(format!("{email} already belongs to a non-Adm user")))
+            }
+            Some(mut user) => {
+                if !self.hasher.verify(password.expose(), &user.password_hash) {
+                    user.change_password(self.hasher.hash(&password)?);
+                    self.users.set_password(&mut user, &ctx).await?;
+                }
+                Ok(user.id)
+            }
+            None => {
+                let mut user = User::register(
+                    UserId(self.ids.new_id()),
+                    None,
+                    Role::Adm,
+                    Name::parse("name", "Administrator")?,
+                    email,
+                    self.hasher.hash(&password)?,
+                )?;
+                self.users.create_user(&mut user, &ctx).await?;
+                Ok(user.id)
+            }
+        }
+    }
+
+    /// Creates a Teacher or Student of `institution` with an unusable password.
+    pub async fn create_member(
+        &self,
+        institution: InstitutionId,
+        role: Role,
+        name: &str,
+        email: &str,
+        ctx: &EventContext,
+    ) -> Result<UserId, AppError> {
+        if !matches!(role, Role::Teacher | Role::Student) {
+            return Err(AppError::Forbidden("only teachers and students can be created here".into()));
+        }
+        let mut user = User::register(
+            UserId(self.ids.new_id()),
+            Some(institution),
+            role,
+            Name::parse("name", name)?,
+            Email::parse(email)?,
+            unusable_password(self.ids.as_ref()),
+        )?;
+        self.users.create_user(&mut user, ctx).await?;
+        Ok(user.id)
+    }
+}
+
+/// A valid argon2id hash of a random password, used to equalise log-in timing.
+const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2l2ZP0cGx4mJ2cHoqkSXrNt0yT3QzLKIqNbvuCHUvJs";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use campus_core::events::SealedSecret;
+    use campus_core::Timestamp;
+    use campus_ports::{MintedToken, MockClock, MockIdGenerator, MockPasswordHasher, MockTokenVault, MockUserRepository, PortError};
+    use mockall::predicate::*;
+
+    fn service(users: MockUserRepository, hasher: MockPasswordHasher, vault: MockTokenVault) -> AccountService {
+        let mut clock = MockClock::new();
+        clock.expect_now().return_const(Timestamp(1_000_000));
+        let mut ids = MockIdGenerator::new();
+        let mut next = 0u128;
+        ids.expect_new_id().returning(move || {
+            next += 1;
+            next
+        });
+        AccountService {
+            users: Arc::new(users),
+            hasher: Arc::new(hasher),
+            vault: Arc::new(vault),
+            clock: Arc::new(clock),
+            ids: Arc::new(ids),
+        }
+    }
+
+    fn student() -> User {
+        User::restore(
+            UserId(9),
+            Some(InstitutionId(1)),
+            Role::Student,
+            Name::parse("n", "Bia").unwrap(),
+            Email::parse("bia@x.org").unwrap(),
+            PasswordHash("old".into()),
+        )
+    }
+
+    #[tokio::test]
+    async fn reset_request_for_unknown_email_creates_nothing() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user_by_email().returning(|_| Ok(None));
+        users.expect_save_reset_token().never();
+        let s = service(users, MockPasswordHasher::new(), MockTokenVault::new());
+        s.request_password_reset("nobody@x.org", &EventContext::default()).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn reset_request_saves_only_the_hash_and_records_the_event() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user_by_email().returning(|_| Ok(Some(student())));
+        users
+            .expect_save_reset_token()
+            .withf(|t, ctx| t.token_hash == "HASH" && ctx.correlation_id.as_deref() == Some("c1"))
+            .times(1)
+            .returning(|t, _| {
+                use campus_core::events::RecordsEvents;
+                let events = t.take_events();
+                assert_eq!(events.len(), 1);
+                assert_eq!(events[0].event_type(), "ResetPasswordTokenCreated");
+                Ok(())
+            });
+        let mut vault = MockTokenVault::new();
+        vault.expect_mint().returning(|| MintedToken {
+            plain: "PLAIN".into(),
+            hash: "HASH".into(),
+            sealed: SealedSecret("SEALED".into()),
+        });
+        let s = service(users, MockPasswordHasher::new(), vault);
+        let ctx = EventContext { correlation_id: Some("c1".into()) };
+        s.request_password_reset("Bia@x.org", &ctx).await.unwrap();
+    }
+
+    #[tokio::test]
+    async fn expired_token_is_refused_without_writing() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_reset_token()
+            .with(eq("H"))
+            .returning(|_| Ok(Some(ResetPasswordToken::restore(TokenId(1), UserId(9), "H".into(), Timestamp(10), None))));
+        users.expect_reset_password().never();
+        let mut vault = MockTokenVault::new();
+        vault.expect_hash().returning(|_| "H".into());
+        let s = service(users, MockPasswordHasher::new(), vault);
+        let err = s.reset_password("tok", "new password", &EventContext::default()).await.unwrap_err();
+        assert!(matches!(err, AppError::Invalid(campus_core::DomainError::TokenNotUsable("expired"))));
+    }
+
+    #[tokio::test]
+    async fn login_with_unknown_email_is_unauthorized() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user_by_email().returning(|_| Ok(None));
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify().returning(|_, _| false);
+        let s = service(users, hasher, MockTokenVault::new());
+        assert!(matches!(s.login("a@x.org", "whatever1").await, Err(AppError::Unauthorized(_))));
+    }
+
+    #[tokio::test]
+    async fn duplicate_email_is_a_conflict() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_create_institution()
+            .returning(|_, _, _| Err(PortError::Conflict("a user with this e-mail already exists".into())));
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_hash().returning(|_| Ok(PasswordHash("h".into())));
+        let s = service(users, hasher, MockTokenVault::new());
+        let err = s.create_institution("Uni", "Ana", "ana@x.org", "password1", &EventContext::default()).await;
+        assert!(matches!(err, Err(AppError::Conflict(_))));
+    }
+}
