@@ -2,7 +2,8 @@
 
 use async_trait::async_trait;
 use campus_ports::{Mailer, OutgoingEmail, PortError};
-use lettre::message::{header::ContentType, Mailbox};
+use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::{Body, Mailbox};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::{Path, PathBuf};
 
@@ -17,7 +18,10 @@ fn build(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, PortError> {
         .subject(email.subject.clone())
         .message_id(Some(email.message_id.clone()))
         .header(ContentType::TEXT_PLAIN)
-        .body(email.text.clone())
+        // 8bit keeps links on one line (quoted-printable would wrap them with `=`).
+        .body(Body::new_with_encoding(email.text.clone(), ContentTransferEncoding::EightBit).map_err(|_| {
+            PortError::Conflict("e-mail body cannot be sent as 8bit text".into())
+        })?)
         .map_err(|e| PortError::Conflict(format!("cannot build e-mail: {e}")))
 }
 

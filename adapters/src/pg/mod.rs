@@ -8,6 +8,9 @@ mod events;
 pub mod notify;
 mod outbox;
 mod tasks;
+#[cfg(test)]
+mod engine_tests;
+pub mod testing;
 mod users;
 
 pub use notify::{Channel, Listener, Notifier};
