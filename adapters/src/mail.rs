@@ -18,11 +18,19 @@ fn build(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, PortError> {
         .subject(email.subject.clone())
         .message_id(Some(email.message_id.clone()))
         .header(ContentType::TEXT_PLAIN)
-        // 8bit keeps links on one line (quoted-printable would wrap them with `=`).
-        .body(Body::new_with_encoding(email.text.clone(), ContentTransferEncoding::EightBit).map_err(|_| {
-            PortError::Conflict("e-mail body cannot be sent as 8bit text".into())
-        })?)
+        .body(eight_bit(&email.text)?)
         .map_err(|e| PortError::Conflict(format!("cannot build e-mail: {e}")))
+}
+
+/// The text as an 8bit body, so links stay on one line and readable in the raw message
+/// (lettre would pick quoted-printable for lines over 76 characters, which splits links with
+/// `=`). RFC 5322 allows 8bit lines up to 998 characters; longer text is refused.
+fn eight_bit(text: &str) -> Result<Body, PortError> {
+    if text.lines().any(|l| l.len() > 998) {
+        return Err(PortError::Conflict("e-mail lines must be at most 998 characters".into()));
+    }
+    let crlf = text.lines().collect::<Vec<_>>().join("\r\n");
+    Ok(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit))
 }
 
 fn parse_from(from: &str) -> Result<Mailbox, String> {

@@ -102,6 +102,8 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<poem::Res
         }
         match next.call(req).await {
             Ok(r) => r.into_response(),
+            // Typed API errors already carry their JSON response.
+            Err(e) if e.is_from_response() => e.into_response(),
             Err(e) => error::json_error(e).await,
         }
     }
