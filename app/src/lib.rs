@@ -3,7 +3,6 @@
 
 pub mod api;
 pub mod config;
-#[path = "/tmp/database_stub.rs"]
 pub mod database;
 pub mod engine;
 pub mod handlers;

@@ -39,7 +39,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             let campus = Campus::start(cli.settings).await?;
-            println!("Migrations applied to {}.", campus::config::redact_url(&campus.database.url));
+            println!("Migrations applied to {}.", campus::database::redact_url(&campus.database.url));
             return Ok(());
         }
         Command::Serve => (true, true),

@@ -1,8 +1,8 @@
 //! Wiring: connects the adapters to the ports, and starts the API and the daemon.
 
 use crate::api::{self, auth::JwtKeys, ApiState};
-use crate::config::{redact_url, Settings};
-use crate::database::{self, DatabaseSource, ResolvedDatabase};
+use crate::config::Settings;
+use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService};
