@@ -46,46 +46,82 @@ pub struct ExamGradeNoteAddedPayload {
 /// The JSON payload stored for `event`.
 pub fn event_payload(event: &DomainEvent) -> Value {
     match event {
-        DomainEvent::InstitutionCreated { institution_id, name, academic_id } => to_value(InstitutionCreatedPayload {
+        DomainEvent::InstitutionCreated {
+            institution_id,
+            name,
+            academic_id,
+        } => to_value(InstitutionCreatedPayload {
             institution_id: uuid(institution_id.0),
             name: name.clone(),
             academic_id: uuid(academic_id.0),
         }),
-        DomainEvent::AdmCreated { user_id, email } => json!({"user_id": uuid(user_id.0), "email": email}),
+        DomainEvent::AdmCreated { user_id, email } => {
+            json!({"user_id": uuid(user_id.0), "email": email})
+        }
         DomainEvent::AcademicCreated { user_id, email, .. }
         | DomainEvent::TeacherCreated { user_id, email, .. }
-        | DomainEvent::StudentCreated { user_id, email, .. } => json!({"user_id": uuid(user_id.0), "email": email}),
-        DomainEvent::ResetPasswordTokenCreated { token_id, user_id, expires_at, sealed_token, .. } => {
-            to_value(ResetPasswordTokenCreatedPayload {
-                token_id: uuid(token_id.0),
-                user_id: uuid(user_id.0),
-                expires_at: time(*expires_at),
-                sealed_token: sealed_token.0.clone(),
-            })
+        | DomainEvent::StudentCreated { user_id, email, .. } => {
+            json!({"user_id": uuid(user_id.0), "email": email})
         }
+        DomainEvent::ResetPasswordTokenCreated {
+            token_id,
+            user_id,
+            expires_at,
+            sealed_token,
+            ..
+        } => to_value(ResetPasswordTokenCreatedPayload {
+            token_id: uuid(token_id.0),
+            user_id: uuid(user_id.0),
+            expires_at: time(*expires_at),
+            sealed_token: sealed_token.0.clone(),
+        }),
         DomainEvent::PasswordChanged { user_id, .. } => json!({"user_id": uuid(user_id.0)}),
-        DomainEvent::DisciplineCreated { discipline_id, name, .. } => {
+        DomainEvent::DisciplineCreated {
+            discipline_id,
+            name,
+            ..
+        } => {
             json!({"discipline_id": uuid(discipline_id.0), "name": name})
         }
-        DomainEvent::ClassCreated { class_id, discipline_id, teacher_id, period, .. } => json!({
+        DomainEvent::ClassCreated {
+            class_id,
+            discipline_id,
+            teacher_id,
+            period,
+            ..
+        } => json!({
             "class_id": uuid(class_id.0),
             "discipline_id": uuid(discipline_id.0),
             "teacher_id": uuid(teacher_id.0),
             "period": period,
         }),
-        DomainEvent::StudentEnrolled { class_id, student_id, .. } => {
+        DomainEvent::StudentEnrolled {
+            class_id,
+            student_id,
+            ..
+        } => {
             json!({"class_id": uuid(class_id.0), "student_id": uuid(student_id.0)})
         }
-        DomainEvent::ExamGradeNoteAdded { class_id, student_id, exam, note, previous, .. } => {
-            to_value(ExamGradeNoteAddedPayload {
-                class_id: uuid(class_id.0),
-                student_id: uuid(student_id.0),
-                exam: exam.as_str().to_string(),
-                note: *note,
-                previous: *previous,
-            })
-        }
-        DomainEvent::NotificationCreated { notification_id, user_id, kind, .. } => {
+        DomainEvent::ExamGradeNoteAdded {
+            class_id,
+            student_id,
+            exam,
+            note,
+            previous,
+            ..
+        } => to_value(ExamGradeNoteAddedPayload {
+            class_id: uuid(class_id.0),
+            student_id: uuid(student_id.0),
+            exam: exam.as_str().to_string(),
+            note: *note,
+            previous: *previous,
+        }),
+        DomainEvent::NotificationCreated {
+            notification_id,
+            user_id,
+            kind,
+            ..
+        } => {
             json!({"notification_id": uuid(notification_id.0), "user_id": uuid(user_id.0), "kind": kind})
         }
     }

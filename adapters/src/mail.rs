@@ -27,14 +27,20 @@ fn build(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, PortError> {
 /// `=`). RFC 5322 allows 8bit lines up to 998 characters; longer text is refused.
 fn eight_bit(text: &str) -> Result<Body, PortError> {
     if text.lines().any(|l| l.len() > 998) {
-        return Err(PortError::Conflict("e-mail lines must be at most 998 characters".into()));
+        return Err(PortError::Conflict(
+            "e-mail lines must be at most 998 characters".into(),
+        ));
     }
     let crlf = text.lines().collect::<Vec<_>>().join("\r\n");
-    Ok(Body::dangerous_pre_encoded(crlf.into_bytes(), ContentTransferEncoding::EightBit))
+    Ok(Body::dangerous_pre_encoded(
+        crlf.into_bytes(),
+        ContentTransferEncoding::EightBit,
+    ))
 }
 
 fn parse_from(from: &str) -> Result<Mailbox, String> {
-    from.parse().map_err(|e| format!("invalid sender address {from:?}: {e}"))
+    from.parse()
+        .map_err(|e| format!("invalid sender address {from:?}: {e}"))
 }
 
 /// Sends through an SMTP server given as a lettre URL (`smtp://host:port`, `smtps://…`).
@@ -50,7 +56,10 @@ impl SmtpMailer {
             .map_err(|e| format!("invalid SMTP_URL: {e}"))?
             .timeout(Some(std::time::Duration::from_secs(10)))
             .build();
-        Ok(SmtpMailer { transport, from: parse_from(from)? })
+        Ok(SmtpMailer {
+            transport,
+            from: parse_from(from)?,
+        })
     }
 }
 
@@ -60,7 +69,9 @@ impl Mailer for SmtpMailer {
         let message = build(&self.from, email)?;
         match self.transport.send(message).await {
             Ok(_) => Ok(()),
-            Err(e) if e.is_permanent() => Err(PortError::Conflict(format!("SMTP server refused the message: {e}"))),
+            Err(e) if e.is_permanent() => Err(PortError::Conflict(format!(
+                "SMTP server refused the message: {e}"
+            ))),
             Err(e) => Err(PortError::Unavailable(format!("SMTP: {e}"))),
         }
     }
@@ -76,8 +87,13 @@ pub struct DevMailbox {
 impl DevMailbox {
     /// Creates the directory if needed.
     pub fn new(dir: &Path, from: &str) -> Result<Self, String> {
-        std::fs::create_dir_all(dir).map_err(|e| format!("cannot create mailbox {}: {e}", dir.display()))?;
-        Ok(DevMailbox { transport: AsyncFileTransport::new(dir), dir: dir.to_path_buf(), from: parse_from(from)? })
+        std::fs::create_dir_all(dir)
+            .map_err(|e| format!("cannot create mailbox {}: {e}", dir.display()))?;
+        Ok(DevMailbox {
+            transport: AsyncFileTransport::new(dir),
+            dir: dir.to_path_buf(),
+            from: parse_from(from)?,
+        })
     }
 
     pub fn dir(&self) -> &Path {
@@ -116,7 +132,10 @@ mod tests {
         assert_eq!(files.len(), 1);
         let content = std::fs::read_to_string(files[0].as_ref().unwrap().path()).unwrap();
         assert!(content.contains("To: ana@example.org"), "{content}");
-        assert!(content.contains("Message-ID: <m1@campus.localhost>"), "{content}");
+        assert!(
+            content.contains("Message-ID: <m1@campus.localhost>"),
+            "{content}"
+        );
         assert!(content.contains("Body line"));
         std::fs::remove_dir_all(dir).unwrap();
     }
@@ -125,8 +144,16 @@ mod tests {
     async fn bad_recipient_is_a_permanent_error() {
         let dir = std::env::temp_dir().join(format!("campus-mailbox-{}", uuid::Uuid::new_v4()));
         let mailbox = DevMailbox::new(&dir, "no-reply@campus.localhost").unwrap();
-        let email = OutgoingEmail { to: "not an address".into(), subject: "s".into(), text: "t".into(), message_id: "<x@y>".into() };
-        assert!(matches!(mailbox.send(&email).await, Err(PortError::Conflict(_))));
+        let email = OutgoingEmail {
+            to: "not an address".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            message_id: "<x@y>".into(),
+        };
+        assert!(matches!(
+            mailbox.send(&email).await,
+            Err(PortError::Conflict(_))
+        ));
         std::fs::remove_dir_all(dir).unwrap();
     }
 }

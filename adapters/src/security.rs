@@ -1,7 +1,9 @@
 //! Technical services: system clock, UUIDv7 ids, argon2 password hashing and the reset-token
 //! vault (random token, SHA-256 hash for storage, XChaCha20-Poly1305 sealing for the event).
 
-use argon2::password_hash::{PasswordHash as PhcHash, PasswordHasher as _, PasswordVerifier as _, SaltString};
+use argon2::password_hash::{
+    PasswordHash as PhcHash, PasswordHasher as _, PasswordVerifier as _, SaltString,
+};
 use argon2::Argon2;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine as _;
@@ -51,7 +53,9 @@ impl PasswordHasher for Argon2Hasher {
 
     fn verify(&self, password: &str, hash: &PasswordHash) -> bool {
         match PhcHash::new(&hash.0) {
-            Ok(parsed) => Argon2::default().verify_password(password.as_bytes(), &parsed).is_ok(),
+            Ok(parsed) => Argon2::default()
+                .verify_password(password.as_bytes(), &parsed)
+                .is_ok(),
             Err(_) => false,
         }
     }
@@ -69,7 +73,9 @@ impl SecretVault {
         h.update(b"campus/token-sealing/v1\0");
         h.update(server_secret.as_bytes());
         let key = h.finalize();
-        SecretVault { cipher: XChaCha20Poly1305::new(&key) }
+        SecretVault {
+            cipher: XChaCha20Poly1305::new(&key),
+        }
     }
 }
 
@@ -86,7 +92,11 @@ impl TokenVault for SecretVault {
             .expect("XChaCha20-Poly1305 encryption of a short buffer cannot fail");
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&sealed);
-        MintedToken { hash: self.hash(&plain), sealed: SealedSecret(URL_SAFE_NO_PAD.encode(blob)), plain }
+        MintedToken {
+            hash: self.hash(&plain),
+            sealed: SealedSecret(URL_SAFE_NO_PAD.encode(blob)),
+            plain,
+        }
     }
 
     fn hash(&self, plain: &str) -> String {
@@ -100,7 +110,10 @@ impl TokenVault for SecretVault {
             return Err(bad());
         }
         let (nonce, ct) = blob.split_at(24);
-        let plain = self.cipher.decrypt(XNonce::from_slice(nonce), ct).map_err(|_| bad())?;
+        let plain = self
+            .cipher
+            .decrypt(XNonce::from_slice(nonce), ct)
+            .map_err(|_| bad())?;
         String::from_utf8(plain).map_err(|_| bad())
     }
 }
@@ -122,7 +135,9 @@ mod tests {
 
     #[test]
     fn argon2_verifies_only_the_right_password() {
-        let h = Argon2Hasher.hash(&Password::parse("correct horse").unwrap()).unwrap();
+        let h = Argon2Hasher
+            .hash(&Password::parse("correct horse").unwrap())
+            .unwrap();
         assert!(Argon2Hasher.verify("correct horse", &h));
         assert!(!Argon2Hasher.verify("wrong horse", &h));
         assert!(!Argon2Hasher.verify("correct horse", &PasswordHash("garbage".into())));

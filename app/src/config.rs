@@ -8,7 +8,11 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 #[derive(Debug, Parser)]
-#[command(name = "campus", version, about = "Academic management with durable domain events and tasks in PostgreSQL")]
+#[command(
+    name = "campus",
+    version,
+    about = "Academic management with durable domain events and tasks in PostgreSQL"
+)]
 pub struct Cli {
     #[command(flatten)]
     pub settings: Settings,
@@ -42,7 +46,12 @@ pub struct Settings {
     pub database_url: Option<String>,
 
     /// Address the API listens on.
-    #[arg(long, env = "CAMPUS_ADDR", global = true, default_value = "127.0.0.1:8080")]
+    #[arg(
+        long,
+        env = "CAMPUS_ADDR",
+        global = true,
+        default_value = "127.0.0.1:8080"
+    )]
     pub addr: SocketAddr,
 
     /// Base URL of links in e-mails. Default: http:// + the listen address.
@@ -55,7 +64,12 @@ pub struct Settings {
     pub smtp_url: Option<String>,
 
     /// Sender of e-mails.
-    #[arg(long, env = "CAMPUS_MAIL_FROM", global = true, default_value = "Campus <no-reply@campus.localhost>")]
+    #[arg(
+        long,
+        env = "CAMPUS_MAIL_FROM",
+        global = true,
+        default_value = "Campus <no-reply@campus.localhost>"
+    )]
     pub mail_from: String,
 
     /// Secret that signs access tokens and seals reset tokens. Unset: one is generated on
@@ -68,11 +82,21 @@ pub struct Settings {
     pub admin_email: Option<String>,
 
     /// Password of the Adm user (see CAMPUS_ADMIN_EMAIL).
-    #[arg(long, env = "CAMPUS_ADMIN_PASSWORD", global = true, hide_env_values = true)]
+    #[arg(
+        long,
+        env = "CAMPUS_ADMIN_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
     pub admin_password: Option<String>,
 
     /// Directory for local state: the dev mailbox and, if needed, a private PostgreSQL cluster.
-    #[arg(long, env = "CAMPUS_DATA_DIR", global = true, default_value = ".campus")]
+    #[arg(
+        long,
+        env = "CAMPUS_DATA_DIR",
+        global = true,
+        default_value = ".campus"
+    )]
     pub data_dir: PathBuf,
 
     /// Tasks a daemon runs at once.
@@ -107,11 +131,19 @@ impl Settings {
     }
 
     pub fn public_url(&self) -> String {
-        self.public_url.clone().unwrap_or_else(|| format!("http://{}", self.addr)).trim_end_matches('/').to_string()
+        self.public_url
+            .clone()
+            .unwrap_or_else(|| format!("http://{}", self.addr))
+            .trim_end_matches('/')
+            .to_string()
     }
 
     pub fn retry_policy(&self) -> RetryPolicy {
-        RetryPolicy { base: self.retry_base, cap: self.retry_cap.max(self.retry_base), max_attempts: self.max_attempts }
+        RetryPolicy {
+            base: self.retry_base,
+            cap: self.retry_cap.max(self.retry_base),
+            max_attempts: self.max_attempts,
+        }
     }
 }
 
@@ -120,13 +152,17 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
     let raw = raw.trim();
     let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
     let (digits, unit) = raw.split_at(split);
-    let n: u64 = digits.parse().map_err(|_| format!("{raw:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("{raw:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
     match unit {
         "ms" => Ok(Duration::from_millis(n)),
         "s" => Ok(Duration::from_secs(n)),
         "m" => Ok(Duration::from_secs(n * 60)),
         "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!("{raw:?} needs a unit: ms, s, m or h (e.g. 250ms, 5s, 2m, 1h)")),
+        _ => Err(format!(
+            "{raw:?} needs a unit: ms, s, m or h (e.g. 250ms, 5s, 2m, 1h)"
+        )),
     }
 }
 

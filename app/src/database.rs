@@ -121,10 +121,17 @@ pub enum DatabaseError {
 /// 3. Otherwise a private cluster in `<data_dir>/pgdata`, initialised once and started on
 ///    `127.0.0.1:54329` from the PostgreSQL server binaries installed on the machine (as the
 ///    `postgres` system user when running as root); its log goes to `<data_dir>/postgres.log`.
-pub async fn resolve(configured: Option<&str>, data_dir: &Path) -> Result<ResolvedDatabase, DatabaseError> {
+pub async fn resolve(
+    configured: Option<&str>,
+    data_dir: &Path,
+) -> Result<ResolvedDatabase, DatabaseError> {
     if let Some(url) = configured.map(str::trim).filter(|url| !url.is_empty()) {
         ensure_database(url, CONFIGURED_CONNECT_TIMEOUT).await?;
-        return Ok(ResolvedDatabase { url: url.to_string(), source: DatabaseSource::Configured, embedded: None });
+        return Ok(ResolvedDatabase {
+            url: url.to_string(),
+            source: DatabaseSource::Configured,
+            embedded: None,
+        });
     }
     match ensure_database(LOCAL_SERVER_URL, LOCAL_CONNECT_TIMEOUT).await {
         Ok(()) => {
@@ -174,7 +181,10 @@ impl EmbeddedPostgres {
         if self.stopped.swap(true, Ordering::SeqCst) {
             return;
         }
-        tracing::info!("stopping the private PostgreSQL cluster in {}", self.data_dir.display());
+        tracing::info!(
+            "stopping the private PostgreSQL cluster in {}",
+            self.data_dir.display()
+        );
         let args = [
             OsString::from("-D"),
             self.data_dir.clone().into_os_string(),
@@ -185,7 +195,10 @@ impl EmbeddedPostgres {
         let mut command = self.run_as.command(&self.pg_ctl, &args);
         match command.output() {
             Ok(output) if output.status.success() => {}
-            Ok(output) => tracing::warn!("cannot stop the private PostgreSQL cluster: {}", failure_detail(&output)),
+            Ok(output) => tracing::warn!(
+                "cannot stop the private PostgreSQL cluster: {}",
+                failure_detail(&output)
+            ),
             Err(error) => tracing::warn!("cannot run {}: {error}", self.pg_ctl.display()),
         }
     }
@@ -194,18 +207,24 @@ impl EmbeddedPostgres {
 /// Connects to the database `url` names, creating it first if the server reports it missing.
 async fn ensure_database(url: &str, timeout: Duration) -> Result<(), DatabaseError> {
     let shown = redact_url(url);
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|error| DatabaseError::InvalidUrl { url: shown.clone(), reason: error.to_string() })?;
+    let options = PgConnectOptions::from_str(url).map_err(|error| DatabaseError::InvalidUrl {
+        url: shown.clone(),
+        reason: error.to_string(),
+    })?;
     match connect(&options, &shown, timeout).await {
         Ok(connection) => {
             close(connection).await;
             return Ok(());
         }
-        Err(DatabaseError::Connect { source, .. }) if has_sqlstate(&source, UNDEFINED_DATABASE) => {}
+        Err(DatabaseError::Connect { source, .. }) if has_sqlstate(&source, UNDEFINED_DATABASE) => {
+        }
         Err(error) => return Err(error),
     }
     // Without a database in the URL, PostgreSQL uses the one named after the user.
-    let name = options.get_database().unwrap_or(options.get_username()).to_string();
+    let name = options
+        .get_database()
+        .unwrap_or(options.get_username())
+        .to_string();
     create_database(&options, &name, &shown, timeout).await?;
     let connection = connect(&options, &shown, timeout).await?;
     close(connection).await;
@@ -221,7 +240,8 @@ async fn create_database(
     timeout: Duration,
 ) -> Result<(), DatabaseError> {
     let mut admin = connect(&options.clone().database("postgres"), shown, timeout).await;
-    if matches!(&admin, Err(DatabaseError::Connect { source, .. }) if has_sqlstate(source, UNDEFINED_DATABASE)) {
+    if matches!(&admin, Err(DatabaseError::Connect { source, .. }) if has_sqlstate(source, UNDEFINED_DATABASE))
+    {
         admin = connect(&options.clone().database("template1"), shown, timeout).await;
     }
     let mut admin = admin?;
@@ -233,16 +253,35 @@ async fn create_database(
             tracing::info!("created the database \"{name}\" on {shown}");
             Ok(())
         }
-        Err(error) if has_sqlstate(&error, DUPLICATE_DATABASE) || has_sqlstate(&error, UNIQUE_VIOLATION) => Ok(()),
-        Err(source) => Err(DatabaseError::CreateDatabase { name: name.to_string(), url: shown.to_string(), source }),
+        Err(error)
+            if has_sqlstate(&error, DUPLICATE_DATABASE)
+                || has_sqlstate(&error, UNIQUE_VIOLATION) =>
+        {
+            Ok(())
+        }
+        Err(source) => Err(DatabaseError::CreateDatabase {
+            name: name.to_string(),
+            url: shown.to_string(),
+            source,
+        }),
     }
 }
 
-async fn connect(options: &PgConnectOptions, shown: &str, timeout: Duration) -> Result<PgConnection, DatabaseError> {
+async fn connect(
+    options: &PgConnectOptions,
+    shown: &str,
+    timeout: Duration,
+) -> Result<PgConnection, DatabaseError> {
     match tokio::time::timeout(timeout, PgConnection::connect_with(options)).await {
         Ok(Ok(connection)) => Ok(connection),
-        Ok(Err(source)) => Err(DatabaseError::Connect { url: shown.to_string(), source }),
-        Err(_) => Err(DatabaseError::ConnectTimeout { url: shown.to_string(), timeout }),
+        Ok(Err(source)) => Err(DatabaseError::Connect {
+            url: shown.to_string(),
+            source,
+        }),
+        Err(_) => Err(DatabaseError::ConnectTimeout {
+            url: shown.to_string(),
+            timeout,
+        }),
     }
 }
 
@@ -254,7 +293,10 @@ async fn close(connection: PgConnection) {
 }
 
 fn has_sqlstate(error: &sqlx::Error, code: &str) -> bool {
-    error.as_database_error().and_then(|database_error| database_error.code()).is_some_and(|actual| actual == code)
+    error
+        .as_database_error()
+        .and_then(|database_error| database_error.code())
+        .is_some_and(|actual| actual == code)
 }
 
 /// `name` as a double-quoted SQL identifier.
@@ -269,8 +311,9 @@ pub fn redact_url(url: &str) -> String {
         return url.to_string();
     };
     let authority_start = scheme_end + 3;
-    let authority_end =
-        url[authority_start..].find(['/', '?', '#']).map_or(url.len(), |offset| authority_start + offset);
+    let authority_end = url[authority_start..]
+        .find(['/', '?', '#'])
+        .map_or(url.len(), |offset| authority_start + offset);
     let authority = &url[authority_start..authority_end];
     let mut redacted = url[..authority_start].to_string();
     match authority.rfind('@') {
@@ -325,7 +368,10 @@ async fn start_embedded(data_dir: &Path, port: u16) -> Result<ResolvedDatabase, 
     prepare_directories(&data_dir, &pgdata, &log, &run_as).await?;
 
     if !pgdata.join("PG_VERSION").is_file() {
-        tracing::info!("initialising a private PostgreSQL cluster in {}", pgdata.display());
+        tracing::info!(
+            "initialising a private PostgreSQL cluster in {}",
+            pgdata.display()
+        );
         let args = [
             OsString::from("-D"),
             pgdata.clone().into_os_string(),
@@ -338,10 +384,20 @@ async fn start_embedded(data_dir: &Path, port: u16) -> Result<ResolvedDatabase, 
         run_checked(&run_as, &tools.initdb, &args).await?;
     }
 
-    let status_args = [OsString::from("status"), OsString::from("-D"), pgdata.clone().into_os_string()];
-    let already_running = run(&run_as, &tools.pg_ctl, &status_args).await?.status.success();
+    let status_args = [
+        OsString::from("status"),
+        OsString::from("-D"),
+        pgdata.clone().into_os_string(),
+    ];
+    let already_running = run(&run_as, &tools.pg_ctl, &status_args)
+        .await?
+        .status
+        .success();
     if already_running {
-        tracing::info!("the private PostgreSQL cluster in {} is already running", pgdata.display());
+        tracing::info!(
+            "the private PostgreSQL cluster in {} is already running",
+            pgdata.display()
+        );
     } else {
         tracing::info!(
             "starting PostgreSQL on 127.0.0.1:{port} (data in {}, log in {})",
@@ -358,12 +414,15 @@ async fn start_embedded(data_dir: &Path, port: u16) -> Result<ResolvedDatabase, 
             OsString::from(server_options(&pgdata, port)),
             OsString::from("start"),
         ];
-        run_checked(&run_as, &tools.pg_ctl, &start_args).await.map_err(|error| match error {
-            DatabaseError::Command { command, detail } => {
-                DatabaseError::Command { command, detail: format!("{detail}\n{}", log_tail(&log)) }
-            }
-            other => other,
-        })?;
+        run_checked(&run_as, &tools.pg_ctl, &start_args)
+            .await
+            .map_err(|error| match error {
+                DatabaseError::Command { command, detail } => DatabaseError::Command {
+                    command,
+                    detail: format!("{detail}\n{}", log_tail(&log)),
+                },
+                other => other,
+            })?;
     }
 
     let embedded = EmbeddedPostgres {
@@ -378,27 +437,46 @@ async fn start_embedded(data_dir: &Path, port: u16) -> Result<ResolvedDatabase, 
         embedded.stop();
         return Err(error);
     }
-    Ok(ResolvedDatabase { url, source: DatabaseSource::Embedded { data_dir: pgdata }, embedded: Some(embedded) })
+    Ok(ResolvedDatabase {
+        url,
+        source: DatabaseSource::Embedded { data_dir: pgdata },
+        embedded: Some(embedded),
+    })
 }
 
 /// Creates the data directories and, when the cluster runs as `postgres`, hands them over.
-async fn prepare_directories(data_dir: &Path, pgdata: &Path, log: &Path, run_as: &RunAs) -> Result<(), DatabaseError> {
+async fn prepare_directories(
+    data_dir: &Path,
+    pgdata: &Path,
+    log: &Path,
+    run_as: &RunAs,
+) -> Result<(), DatabaseError> {
     tokio::fs::create_dir_all(pgdata)
         .await
-        .map_err(|source| DatabaseError::Io { context: format!("cannot create {}", pgdata.display()), source })?;
+        .map_err(|source| DatabaseError::Io {
+            context: format!("cannot create {}", pgdata.display()),
+            source,
+        })?;
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt;
-        tokio::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700)).await.map_err(|source| {
-            DatabaseError::Io { context: format!("cannot restrict the permissions of {}", pgdata.display()), source }
-        })?;
+        tokio::fs::set_permissions(pgdata, std::fs::Permissions::from_mode(0o700))
+            .await
+            .map_err(|source| DatabaseError::Io {
+                context: format!("cannot restrict the permissions of {}", pgdata.display()),
+                source,
+            })?;
     }
     if matches!(run_as, RunAs::CurrentUser) {
         return Ok(());
     }
     let owner = OsString::from(format!("{POSTGRES_USER}:{POSTGRES_USER}"));
     let chown = Path::new("chown");
-    let recursive = [OsString::from("-R"), owner.clone(), pgdata.as_os_str().to_owned()];
+    let recursive = [
+        OsString::from("-R"),
+        owner.clone(),
+        pgdata.as_os_str().to_owned(),
+    ];
     run_checked(&RunAs::CurrentUser, chown, &recursive).await?;
     let mut owned = vec![owner, data_dir.as_os_str().to_owned()];
     if log.exists() {
@@ -406,8 +484,14 @@ async fn prepare_directories(data_dir: &Path, pgdata: &Path, log: &Path, run_as:
     }
     run_checked(&RunAs::CurrentUser, chown, &owned).await?;
     let writable = [OsString::from("-w"), data_dir.as_os_str().to_owned()];
-    if !run(run_as, Path::new("test"), &writable).await?.status.success() {
-        return Err(DatabaseError::DataDirNotAccessible { data_dir: data_dir.to_path_buf() });
+    if !run(run_as, Path::new("test"), &writable)
+        .await?
+        .status
+        .success()
+    {
+        return Err(DatabaseError::DataDirNotAccessible {
+            data_dir: data_dir.to_path_buf(),
+        });
     }
     Ok(())
 }
@@ -416,8 +500,11 @@ async fn prepare_directories(data_dir: &Path, pgdata: &Path, log: &Path, run_as:
 fn server_options(pgdata: &Path, port: u16) -> String {
     let socket = format!("{}/.s.PGSQL.{port}", pgdata.display());
     // A socket path too long for the kernel would stop the server; TCP is enough for Campus.
-    let socket_dir =
-        if socket.len() <= MAX_SOCKET_PATH { shell_quote(&pgdata.to_string_lossy()) } else { "''".to_string() };
+    let socket_dir = if socket.len() <= MAX_SOCKET_PATH {
+        shell_quote(&pgdata.to_string_lossy())
+    } else {
+        "''".to_string()
+    };
     format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1")
 }
 
@@ -447,12 +534,22 @@ impl ServerTools {
             .into_iter()
             .flatten()
             .flatten()
-            .map(|entry| (version_key(&entry.file_name().to_string_lossy()), entry.path().join("bin")))
-            .filter(|(_, bin)| is_executable(&bin.join("initdb")) && is_executable(&bin.join("pg_ctl")))
+            .map(|entry| {
+                (
+                    version_key(&entry.file_name().to_string_lossy()),
+                    entry.path().join("bin"),
+                )
+            })
+            .filter(|(_, bin)| {
+                is_executable(&bin.join("initdb")) && is_executable(&bin.join("pg_ctl"))
+            })
             .collect();
         installed.sort();
         if let Some((_, bin)) = installed.pop() {
-            return Some(ServerTools { initdb: bin.join("initdb"), pg_ctl: bin.join("pg_ctl") });
+            return Some(ServerTools {
+                initdb: bin.join("initdb"),
+                pg_ctl: bin.join("pg_ctl"),
+            });
         }
         let initdb = find_program("initdb", &[])?;
         let pg_ctl = initdb
@@ -466,7 +563,9 @@ impl ServerTools {
 
 /// `"9.6"` → `[9, 6]`, `"16"` → `[16]`: orders version directories numerically.
 fn version_key(name: &str) -> Vec<u32> {
-    name.split(|c: char| !c.is_ascii_digit()).filter_map(|part| part.parse().ok()).collect()
+    name.split(|c: char| !c.is_ascii_digit())
+        .filter_map(|part| part.parse().ok())
+        .collect()
 }
 
 /// An absolute path to the executable `name` on `PATH` or in one of `extra_dirs`.
@@ -505,7 +604,9 @@ enum RunAs {
 impl RunAs {
     fn detect() -> RunAs {
         if effective_uid() == Some(0) {
-            RunAs::Postgres { runuser: find_program("runuser", &["/usr/sbin", "/sbin"]) }
+            RunAs::Postgres {
+                runuser: find_program("runuser", &["/usr/sbin", "/sbin"]),
+            }
         } else {
             RunAs::CurrentUser
         }
@@ -518,14 +619,21 @@ impl RunAs {
                 command.args(args);
                 command
             }
-            RunAs::Postgres { runuser: Some(runuser) } => {
+            RunAs::Postgres {
+                runuser: Some(runuser),
+            } => {
                 let mut command = Command::new(runuser);
-                command.args(["-u", POSTGRES_USER, "--"]).arg(program).args(args);
+                command
+                    .args(["-u", POSTGRES_USER, "--"])
+                    .arg(program)
+                    .args(args);
                 command
             }
             RunAs::Postgres { runuser: None } => {
                 let mut command = Command::new("su");
-                command.args(["-s", "/bin/sh", POSTGRES_USER, "-c"]).arg(shell_command(program, args));
+                command
+                    .args(["-s", "/bin/sh", POSTGRES_USER, "-c"])
+                    .arg(shell_command(program, args));
                 command
             }
         };
@@ -540,10 +648,17 @@ fn effective_uid() -> Option<u32> {
     if let Ok(status) = std::fs::read_to_string("/proc/self/status") {
         if let Some(ids) = status.lines().find_map(|line| line.strip_prefix("Uid:")) {
             // Real, effective, saved and filesystem uids, in that order.
-            return ids.split_whitespace().nth(1).and_then(|uid| uid.parse().ok());
+            return ids
+                .split_whitespace()
+                .nth(1)
+                .and_then(|uid| uid.parse().ok());
         }
     }
-    let output = Command::new("id").arg("-u").stdin(Stdio::null()).output().ok()?;
+    let output = Command::new("id")
+        .arg("-u")
+        .stdin(Stdio::null())
+        .output()
+        .ok()?;
     String::from_utf8_lossy(&output.stdout).trim().parse().ok()
 }
 
@@ -551,23 +666,37 @@ async fn run(run_as: &RunAs, program: &Path, args: &[OsString]) -> Result<Output
     tokio::process::Command::from(run_as.command(program, args))
         .output()
         .await
-        .map_err(|source| DatabaseError::Io { context: format!("cannot run {}", program.display()), source })
+        .map_err(|source| DatabaseError::Io {
+            context: format!("cannot run {}", program.display()),
+            source,
+        })
 }
 
 /// Runs `program` and turns a non-zero exit into an error quoting its output.
-async fn run_checked(run_as: &RunAs, program: &Path, args: &[OsString]) -> Result<(), DatabaseError> {
+async fn run_checked(
+    run_as: &RunAs,
+    program: &Path,
+    args: &[OsString],
+) -> Result<(), DatabaseError> {
     let output = run(run_as, program, args).await?;
     if output.status.success() {
         return Ok(());
     }
-    Err(DatabaseError::Command { command: shell_command(program, args), detail: failure_detail(&output) })
+    Err(DatabaseError::Command {
+        command: shell_command(program, args),
+        detail: failure_detail(&output),
+    })
 }
 
 /// What a failed program said (its standard error, else its standard output), else its status.
 fn failure_detail(output: &Output) -> String {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
-    let said = if stderr.trim().is_empty() { stdout.trim() } else { stderr.trim() };
+    let said = if stderr.trim().is_empty() {
+        stdout.trim()
+    } else {
+        stderr.trim()
+    };
     if said.is_empty() {
         format!("exited with {}", output.status)
     } else {
@@ -587,7 +716,9 @@ fn shell_command(program: &Path, args: &[OsString]) -> String {
 /// `word` quoted for a POSIX shell (left bare when it has nothing special).
 fn shell_quote(word: &str) -> String {
     let plain = !word.is_empty()
-        && word.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '=' | ':' | ','));
+        && word.chars().all(|c| {
+            c.is_ascii_alphanumeric() || matches!(c, '/' | '.' | '_' | '-' | '=' | ':' | ',')
+        });
     if plain {
         word.to_string()
     } else {
@@ -605,12 +736,18 @@ mod tests {
             redact_url("postgres://campus:s3cret@db.example:5432/campus"),
             "postgres://campus:***@db.example:5432/campus"
         );
-        assert_eq!(redact_url("postgres://campus:p@ss@db/campus"), "postgres://campus:***@db/campus");
+        assert_eq!(
+            redact_url("postgres://campus:p@ss@db/campus"),
+            "postgres://campus:***@db/campus"
+        );
         assert_eq!(
             redact_url("postgres://db/campus?sslmode=require&password=s3cret#x"),
             "postgres://db/campus?sslmode=require&password=***#x"
         );
-        assert_eq!(redact_url("postgres://campus@localhost/campus"), "postgres://campus@localhost/campus");
+        assert_eq!(
+            redact_url("postgres://campus@localhost/campus"),
+            "postgres://campus@localhost/campus"
+        );
         assert_eq!(redact_url("postgres://localhost"), "postgres://localhost");
         assert_eq!(redact_url("not a url"), "not a url");
     }
@@ -638,23 +775,35 @@ mod tests {
         let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
         let data_dir = std::env::temp_dir().join(&name);
 
-        let resolved = resolve(Some(&url), &data_dir).await.expect("resolve creates the database");
+        let resolved = resolve(Some(&url), &data_dir)
+            .await
+            .expect("resolve creates the database");
         assert_eq!(resolved.url, url);
         assert_eq!(resolved.source, DatabaseSource::Configured);
         assert!(resolved.embedded.is_none());
-        resolve(Some(&url), &data_dir).await.expect("resolve accepts an existing database");
-        assert!(!data_dir.exists(), "a configured database needs no data directory");
+        resolve(Some(&url), &data_dir)
+            .await
+            .expect("resolve accepts an existing database");
+        assert!(
+            !data_dir.exists(),
+            "a configured database needs no data directory"
+        );
 
         let mut admin = PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
             .await
             .expect("connect to the postgres database");
-        let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-            .bind(&name)
-            .fetch_one(&mut admin)
-            .await
-            .expect("query pg_database");
-        let dropped =
-            sqlx::raw_sql(&format!("DROP DATABASE {} WITH (FORCE)", quote_identifier(&name))).execute(&mut admin).await;
+        let exists: bool =
+            sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+                .bind(&name)
+                .fetch_one(&mut admin)
+                .await
+                .expect("query pg_database");
+        let dropped = sqlx::raw_sql(&format!(
+            "DROP DATABASE {} WITH (FORCE)",
+            quote_identifier(&name)
+        ))
+        .execute(&mut admin)
+        .await;
         admin.close().await.expect("close");
         assert!(exists, "database {name} was not created");
         dropped.expect("drop the test database");

@@ -12,7 +12,8 @@ async fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info,sqlx=warn,poem=warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx=warn,poem=warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -30,7 +31,8 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Openapi { output } => {
             let spec = campus::api::openapi_json();
             return match output {
-                Some(path) => std::fs::write(&path, spec + "\n").map_err(|e| format!("cannot write {}: {e}", path.display())),
+                Some(path) => std::fs::write(&path, spec + "\n")
+                    .map_err(|e| format!("cannot write {}: {e}", path.display())),
                 None => {
                     println!("{spec}");
                     Ok(())
@@ -39,7 +41,10 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             let campus = Campus::start(cli.settings).await?;
-            println!("Migrations applied to {}.", campus::database::redact_url(&campus.database.url));
+            println!(
+                "Migrations applied to {}.",
+                campus::database::redact_url(&campus.database.url)
+            );
             return Ok(());
         }
         Command::Serve => (true, true),
@@ -48,7 +53,13 @@ async fn run(cli: Cli) -> Result<(), String> {
     };
     let campus = Campus::start(cli.settings).await?;
     let shutdown = shutdown_signal();
-    let daemon = with_daemon.then(|| tokio::spawn(campus.daemon(campus.default_registry()).run(shutdown.clone())));
+    let daemon = with_daemon.then(|| {
+        tokio::spawn(
+            campus
+                .daemon(campus.default_registry())
+                .run(shutdown.clone()),
+        )
+    });
     let result = if with_api {
         let listener = TcpListener::bind(campus.settings.addr);
         let mut stop = shutdown.clone();
@@ -60,7 +71,9 @@ async fn run(cli: Cli) -> Result<(), String> {
             Some(Duration::from_secs(10)),
         );
         println!("{}", campus.banner(true, with_daemon));
-        server.await.map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))
+        server
+            .await
+            .map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))
     } else {
         println!("{}", campus.banner(false, true));
         let mut stop = shutdown.clone();

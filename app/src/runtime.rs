@@ -39,19 +39,33 @@ impl Campus {
         let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
             .await
             .map_err(|e| e.to_string())?;
-        let pool = pg::connect(&database.url, 20).await.map_err(|e| e.to_string())?;
+        let pool = pg::connect(&database.url, 20)
+            .await
+            .map_err(|e| e.to_string())?;
         pg::migrate(&pool).await.map_err(|e| e.to_string())?;
-        let store = PgStore::new(pool.clone(), Notifier::spawn(pool.clone(), Duration::from_millis(1)));
+        let store = PgStore::new(
+            pool.clone(),
+            Notifier::spawn(pool.clone(), Duration::from_millis(1)),
+        );
         let secret = match &settings.jwt_secret {
             Some(s) if s.len() >= 16 => s.clone(),
             Some(_) => return Err("CAMPUS_JWT_SECRET must have at least 16 characters".into()),
-            None => store.setting_or_init("jwt_secret", &random_secret()).await.map_err(|e| e.to_string())?,
+            None => store
+                .setting_or_init("jwt_secret", &random_secret())
+                .await
+                .map_err(|e| e.to_string())?,
         };
         let (mailer, mail): (Arc<dyn Mailer>, MailTarget) = match &settings.smtp_url {
-            Some(url) => (Arc::new(SmtpMailer::new(url, &settings.mail_from)?), MailTarget::Smtp(redact_url(url))),
+            Some(url) => (
+                Arc::new(SmtpMailer::new(url, &settings.mail_from)?),
+                MailTarget::Smtp(redact_url(url)),
+            ),
             None => {
                 let dir = settings.data_dir.join("mailbox");
-                (Arc::new(DevMailbox::new(&dir, &settings.mail_from)?), MailTarget::DevMailbox(dir))
+                (
+                    Arc::new(DevMailbox::new(&dir, &settings.mail_from)?),
+                    MailTarget::DevMailbox(dir),
+                )
             }
         };
         let shared = Arc::new(store.clone());
@@ -70,7 +84,10 @@ impl Campus {
             ids: Arc::new(UuidV7Ids),
         };
         if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-            accounts.ensure_adm(email, password).await.map_err(|e| format!("cannot set up the Adm user: {e}"))?;
+            accounts
+                .ensure_adm(email, password)
+                .await
+                .map_err(|e| format!("cannot set up the Adm user: {e}"))?;
         }
         let handler_deps = HandlerDeps {
             users: shared.clone(),
@@ -91,12 +108,23 @@ impl Campus {
             jwt: JwtKeys::new(&secret, Duration::from_secs(3600)),
             pool: pool.clone(),
         });
-        Ok(Campus { settings, database, pool, store, state, handler_deps, mail })
+        Ok(Campus {
+            settings,
+            database,
+            pool,
+            store,
+            state,
+            handler_deps,
+            mail,
+        })
     }
 
     /// The built-in handlers (the three seed flows).
     pub fn default_registry(&self) -> Registry {
-        handlers::register(Registry::new(self.settings.max_attempts), &self.handler_deps)
+        handlers::register(
+            Registry::new(self.settings.max_attempts),
+            &self.handler_deps,
+        )
     }
 
     /// A daemon with `registry`, tuned by the settings.
@@ -128,18 +156,34 @@ impl Campus {
         let db = match &self.database.source {
             DatabaseSource::Configured => "DATABASE_URL".to_string(),
             DatabaseSource::LocalServer => "local PostgreSQL server".to_string(),
-            DatabaseSource::Embedded { data_dir } => format!("private cluster in {}", data_dir.display()),
+            DatabaseSource::Embedded { data_dir } => {
+                format!("private cluster in {}", data_dir.display())
+            }
         };
         let mut out = String::from("\nCampus is running.\n");
         if with_api {
-            out += &format!("  API:       {url}\n  API docs:  {url}/docs   (OpenAPI: {url}/openapi.json)\n");
+            out += &format!(
+                "  API:       {url}\n  API docs:  {url}/docs   (OpenAPI: {url}/openapi.json)\n"
+            );
         }
         out += &format!("  Database:  {} ({db})\n", redact_url(&self.database.url));
         match &self.mail {
             MailTarget::Smtp(u) => out += &format!("  Mail:      SMTP {u}\n"),
-            MailTarget::DevMailbox(d) => out += &format!("  Mail:      dev mailbox {} (one .eml file per e-mail)\n", d.display()),
+            MailTarget::DevMailbox(d) => {
+                out += &format!(
+                    "  Mail:      dev mailbox {} (one .eml file per e-mail)\n",
+                    d.display()
+                )
+            }
         }
-        out += &format!("  Daemon:    {}\n", if with_daemon { "running in this process" } else { "not in this process (run `campus daemon`)" });
+        out += &format!(
+            "  Daemon:    {}\n",
+            if with_daemon {
+                "running in this process"
+            } else {
+                "not in this process (run `campus daemon`)"
+            }
+        );
         if with_api {
             out += &format!(
                 "\n  Log in: create an institution and its Academic user, then log in with them:\n    \
@@ -159,5 +203,7 @@ impl Campus {
 }
 
 fn random_secret() -> String {
-    (0..4).map(|_| format!("{:016x}", rand::random::<u64>())).collect()
+    (0..4)
+        .map(|_| format!("{:016x}", rand::random::<u64>()))
+        .collect()
 }

@@ -17,12 +17,26 @@ pub struct Discipline {
 
 impl Discipline {
     pub fn create(id: DisciplineId, institution_id: InstitutionId, name: Name) -> Self {
-        let event = DomainEvent::DisciplineCreated { discipline_id: id, institution_id, name: name.as_str().to_string() };
-        Discipline { id, institution_id, name, events: vec![event] }
+        let event = DomainEvent::DisciplineCreated {
+            discipline_id: id,
+            institution_id,
+            name: name.as_str().to_string(),
+        };
+        Discipline {
+            id,
+            institution_id,
+            name,
+            events: vec![event],
+        }
     }
 
     pub fn restore(id: DisciplineId, institution_id: InstitutionId, name: Name) -> Self {
-        Discipline { id, institution_id, name, events: Vec::new() }
+        Discipline {
+            id,
+            institution_id,
+            name,
+            events: Vec::new(),
+        }
     }
 }
 
@@ -39,7 +53,12 @@ pub struct Class {
 
 impl Class {
     /// Opens a class; the teacher must be a Teacher of the discipline's institution.
-    pub fn create(id: ClassId, discipline: &Discipline, teacher: &User, period: Period) -> Result<Self, DomainError> {
+    pub fn create(
+        id: ClassId,
+        discipline: &Discipline,
+        teacher: &User,
+        period: Period,
+    ) -> Result<Self, DomainError> {
         teacher.ensure_role(Role::Teacher)?;
         if teacher.institution_id != Some(discipline.institution_id) {
             return Err(DomainError::OtherInstitution);
@@ -75,12 +94,20 @@ pub struct Enrollment {
 impl Enrollment {
     /// Enrolls a Student in class `class_id` of institution `institution_id`; the student
     /// must belong to that institution.
-    pub fn enroll(class_id: ClassId, institution_id: InstitutionId, student: &User) -> Result<Self, DomainError> {
+    pub fn enroll(
+        class_id: ClassId,
+        institution_id: InstitutionId,
+        student: &User,
+    ) -> Result<Self, DomainError> {
         student.ensure_role(Role::Student)?;
         if student.institution_id != Some(institution_id) {
             return Err(DomainError::OtherInstitution);
         }
-        let event = DomainEvent::StudentEnrolled { class_id, student_id: student.id, institution_id };
+        let event = DomainEvent::StudentEnrolled {
+            class_id,
+            student_id: student.id,
+            institution_id,
+        };
         Ok(Enrollment {
             class_id,
             student_id: student.id,
@@ -91,8 +118,19 @@ impl Enrollment {
     }
 
     /// Rebuilds a stored enrollment.
-    pub fn restore(class_id: ClassId, student_id: UserId, institution_id: InstitutionId, notes: [Option<Note>; 3]) -> Self {
-        Enrollment { class_id, student_id, institution_id, notes, events: Vec::new() }
+    pub fn restore(
+        class_id: ClassId,
+        student_id: UserId,
+        institution_id: InstitutionId,
+        notes: [Option<Note>; 3],
+    ) -> Self {
+        Enrollment {
+            class_id,
+            student_id,
+            institution_id,
+            notes,
+            events: Vec::new(),
+        }
     }
 
     pub fn note(&self, exam: Exam) -> Option<Note> {
@@ -154,16 +192,31 @@ mod tests {
     }
 
     fn enrollment() -> Enrollment {
-        let d = Discipline::create(DisciplineId(1), InstitutionId(1), Name::parse("name", "Algebra").unwrap());
-        let c = Class::create(ClassId(1), &d, &person(2, Role::Teacher, 1), Period::parse("2026.1").unwrap()).unwrap();
-        let mut e = Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Student, 1)).unwrap();
+        let d = Discipline::create(
+            DisciplineId(1),
+            InstitutionId(1),
+            Name::parse("name", "Algebra").unwrap(),
+        );
+        let c = Class::create(
+            ClassId(1),
+            &d,
+            &person(2, Role::Teacher, 1),
+            Period::parse("2026.1").unwrap(),
+        )
+        .unwrap();
+        let mut e =
+            Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Student, 1)).unwrap();
         assert_eq!(e.take_events().len(), 1);
         e
     }
 
     #[test]
     fn class_needs_a_teacher_of_the_same_institution() {
-        let d = Discipline::create(DisciplineId(1), InstitutionId(1), Name::parse("name", "Algebra").unwrap());
+        let d = Discipline::create(
+            DisciplineId(1),
+            InstitutionId(1),
+            Name::parse("name", "Algebra").unwrap(),
+        );
         let p = Period::parse("2026.1").unwrap();
         assert!(Class::create(ClassId(1), &d, &person(2, Role::Student, 1), p.clone()).is_err());
         assert_eq!(
@@ -174,8 +227,18 @@ mod tests {
 
     #[test]
     fn only_students_of_the_institution_enroll() {
-        let d = Discipline::create(DisciplineId(1), InstitutionId(1), Name::parse("name", "Algebra").unwrap());
-        let c = Class::create(ClassId(1), &d, &person(2, Role::Teacher, 1), Period::parse("2026.1").unwrap()).unwrap();
+        let d = Discipline::create(
+            DisciplineId(1),
+            InstitutionId(1),
+            Name::parse("name", "Algebra").unwrap(),
+        );
+        let c = Class::create(
+            ClassId(1),
+            &d,
+            &person(2, Role::Teacher, 1),
+            Period::parse("2026.1").unwrap(),
+        )
+        .unwrap();
         assert!(Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Teacher, 1)).is_err());
         assert!(Enrollment::enroll(c.id, c.institution_id, &person(3, Role::Student, 2)).is_err());
     }
@@ -186,7 +249,9 @@ mod tests {
         assert!(e.set_note(Exam::N1, Note::parse(7.0).unwrap()));
         assert!(e.set_note(Exam::N1, Note::parse(8.0).unwrap()));
         let events = e.take_events();
-        assert!(matches!(events[1], DomainEvent::ExamGradeNoteAdded { previous: Some(p), note, .. } if p == 7.0 && note == 8.0));
+        assert!(
+            matches!(events[1], DomainEvent::ExamGradeNoteAdded { previous: Some(p), note, .. } if p == 7.0 && note == 8.0)
+        );
     }
 
     proptest! {

@@ -7,7 +7,10 @@ use std::fmt;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DomainError {
     /// An input value is malformed (`field` names the input, `message` says what is wrong).
-    Invalid { field: &'static str, message: String },
+    Invalid {
+        field: &'static str,
+        message: String,
+    },
     /// The token is unknown, already used or expired.
     TokenNotUsable(&'static str),
     /// The student is already enrolled in this class.
@@ -20,7 +23,10 @@ pub enum DomainError {
 
 impl DomainError {
     pub(crate) fn invalid(field: &'static str, message: impl Into<String>) -> Self {
-        DomainError::Invalid { field, message: message.into() }
+        DomainError::Invalid {
+            field,
+            message: message.into(),
+        }
     }
 }
 
@@ -29,9 +35,13 @@ impl fmt::Display for DomainError {
         match self {
             DomainError::Invalid { field, message } => write!(f, "{field}: {message}"),
             DomainError::TokenNotUsable(why) => write!(f, "token cannot be used: {why}"),
-            DomainError::AlreadyEnrolled => write!(f, "the student is already enrolled in this class"),
+            DomainError::AlreadyEnrolled => {
+                write!(f, "the student is already enrolled in this class")
+            }
             DomainError::WrongRole { expected } => write!(f, "the user must be a {expected}"),
-            DomainError::OtherInstitution => write!(f, "the entities belong to different institutions"),
+            DomainError::OtherInstitution => {
+                write!(f, "the entities belong to different institutions")
+            }
         }
     }
 }

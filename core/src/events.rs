@@ -21,11 +21,30 @@ impl std::fmt::Debug for SealedSecret {
 /// Something that happened in the academic domain.
 #[derive(Debug, Clone, PartialEq)]
 pub enum DomainEvent {
-    InstitutionCreated { institution_id: InstitutionId, name: String, academic_id: UserId },
-    AdmCreated { user_id: UserId, email: String },
-    AcademicCreated { user_id: UserId, institution_id: InstitutionId, email: String },
-    TeacherCreated { user_id: UserId, institution_id: InstitutionId, email: String },
-    StudentCreated { user_id: UserId, institution_id: InstitutionId, email: String },
+    InstitutionCreated {
+        institution_id: InstitutionId,
+        name: String,
+        academic_id: UserId,
+    },
+    AdmCreated {
+        user_id: UserId,
+        email: String,
+    },
+    AcademicCreated {
+        user_id: UserId,
+        institution_id: InstitutionId,
+        email: String,
+    },
+    TeacherCreated {
+        user_id: UserId,
+        institution_id: InstitutionId,
+        email: String,
+    },
+    StudentCreated {
+        user_id: UserId,
+        institution_id: InstitutionId,
+        email: String,
+    },
     ResetPasswordTokenCreated {
         token_id: TokenId,
         user_id: UserId,
@@ -33,8 +52,15 @@ pub enum DomainEvent {
         expires_at: Timestamp,
         sealed_token: SealedSecret,
     },
-    PasswordChanged { user_id: UserId, institution_id: Option<InstitutionId> },
-    DisciplineCreated { discipline_id: DisciplineId, institution_id: InstitutionId, name: String },
+    PasswordChanged {
+        user_id: UserId,
+        institution_id: Option<InstitutionId>,
+    },
+    DisciplineCreated {
+        discipline_id: DisciplineId,
+        institution_id: InstitutionId,
+        name: String,
+    },
     ClassCreated {
         class_id: ClassId,
         institution_id: InstitutionId,
@@ -42,7 +68,11 @@ pub enum DomainEvent {
         teacher_id: UserId,
         period: String,
     },
-    StudentEnrolled { class_id: ClassId, student_id: UserId, institution_id: InstitutionId },
+    StudentEnrolled {
+        class_id: ClassId,
+        student_id: UserId,
+        institution_id: InstitutionId,
+    },
     ExamGradeNoteAdded {
         class_id: ClassId,
         student_id: UserId,
@@ -81,20 +111,25 @@ impl DomainEvent {
     /// The aggregate that recorded the event: its type name and id.
     pub fn aggregate(&self) -> (&'static str, u128) {
         match self {
-            DomainEvent::InstitutionCreated { institution_id, .. } => ("Institution", institution_id.0),
+            DomainEvent::InstitutionCreated { institution_id, .. } => {
+                ("Institution", institution_id.0)
+            }
             DomainEvent::AdmCreated { user_id, .. }
             | DomainEvent::AcademicCreated { user_id, .. }
             | DomainEvent::TeacherCreated { user_id, .. }
             | DomainEvent::StudentCreated { user_id, .. }
             | DomainEvent::PasswordChanged { user_id, .. } => ("User", user_id.0),
-            DomainEvent::ResetPasswordTokenCreated { token_id, .. } => ("ResetPasswordToken", token_id.0),
+            DomainEvent::ResetPasswordTokenCreated { token_id, .. } => {
+                ("ResetPasswordToken", token_id.0)
+            }
             DomainEvent::DisciplineCreated { discipline_id, .. } => ("Discipline", discipline_id.0),
             DomainEvent::ClassCreated { class_id, .. } => ("Class", class_id.0),
             // An enrollment is identified by its class; the student is in the payload.
-            DomainEvent::StudentEnrolled { class_id, .. } | DomainEvent::ExamGradeNoteAdded { class_id, .. } => {
-                ("Enrollment", class_id.0)
-            }
-            DomainEvent::NotificationCreated { notification_id, .. } => ("Notification", notification_id.0),
+            DomainEvent::StudentEnrolled { class_id, .. }
+            | DomainEvent::ExamGradeNoteAdded { class_id, .. } => ("Enrollment", class_id.0),
+            DomainEvent::NotificationCreated {
+                notification_id, ..
+            } => ("Notification", notification_id.0),
         }
     }
 
@@ -117,11 +152,28 @@ impl DomainEvent {
     }
 
     /// Role-specific "user created" event.
-    pub(crate) fn user_created(role: Role, user_id: UserId, institution_id: Option<InstitutionId>, email: String) -> Self {
+    pub(crate) fn user_created(
+        role: Role,
+        user_id: UserId,
+        institution_id: Option<InstitutionId>,
+        email: String,
+    ) -> Self {
         match (role, institution_id) {
-            (Role::Academic, Some(institution_id)) => DomainEvent::AcademicCreated { user_id, institution_id, email },
-            (Role::Teacher, Some(institution_id)) => DomainEvent::TeacherCreated { user_id, institution_id, email },
-            (Role::Student, Some(institution_id)) => DomainEvent::StudentCreated { user_id, institution_id, email },
+            (Role::Academic, Some(institution_id)) => DomainEvent::AcademicCreated {
+                user_id,
+                institution_id,
+                email,
+            },
+            (Role::Teacher, Some(institution_id)) => DomainEvent::TeacherCreated {
+                user_id,
+                institution_id,
+                email,
+            },
+            (Role::Student, Some(institution_id)) => DomainEvent::StudentCreated {
+                user_id,
+                institution_id,
+                email,
+            },
             _ => DomainEvent::AdmCreated { user_id, email },
         }
     }

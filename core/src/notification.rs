@@ -5,6 +5,15 @@ use crate::ids::*;
 use crate::time::Timestamp;
 use crate::values::Exam;
 
+/// The exam a grade notification is about.
+#[derive(Debug, Clone, Copy)]
+pub struct GradedExam<'a> {
+    pub discipline: &'a str,
+    pub period: &'a str,
+    pub exam: Exam,
+    pub note: f64,
+}
+
 /// A message for one user. `kind` is a stable machine-readable category.
 #[derive(Debug, Clone)]
 pub struct Notification {
@@ -21,21 +30,40 @@ impl Notification {
     /// Kind of the notification sent when a grade note is added.
     pub const GRADE_NOTE_ADDED: &'static str = "grade_note_added";
 
-    /// Tells a student that a note of `exam` in `discipline` (class period `period`) was added.
+    /// Tells a student that a note of an exam in a discipline (class period) was added.
     pub fn grade_note_added(
         id: NotificationId,
         student_id: UserId,
         institution_id: InstitutionId,
-        discipline: &str,
-        period: &str,
-        exam: Exam,
-        note: f64,
+        graded: GradedExam<'_>,
         now: Timestamp,
     ) -> Self {
-        let message = format!("New {} grade in {discipline} ({period}): {note:.2}", exam.as_str());
+        let GradedExam {
+            discipline,
+            period,
+            exam,
+            note,
+        } = graded;
+        let message = format!(
+            "New {} grade in {discipline} ({period}): {note:.2}",
+            exam.as_str()
+        );
         let kind = Self::GRADE_NOTE_ADDED.to_string();
-        let event = DomainEvent::NotificationCreated { notification_id: id, user_id: student_id, institution_id, kind: kind.clone() };
-        Notification { id, user_id: student_id, institution_id, kind, message, created_at: now, events: vec![event] }
+        let event = DomainEvent::NotificationCreated {
+            notification_id: id,
+            user_id: student_id,
+            institution_id,
+            kind: kind.clone(),
+        };
+        Notification {
+            id,
+            user_id: student_id,
+            institution_id,
+            kind,
+            message,
+            created_at: now,
+            events: vec![event],
+        }
     }
 }
 
@@ -55,10 +83,12 @@ mod tests {
             NotificationId(1),
             UserId(2),
             InstitutionId(3),
-            "Algebra",
-            "2026.1",
-            Exam::N2,
-            8.5,
+            GradedExam {
+                discipline: "Algebra",
+                period: "2026.1",
+                exam: Exam::N2,
+                note: 8.5,
+            },
             Timestamp(0),
         );
         assert_eq!(n.message, "New N2 grade in Algebra (2026.1): 8.50");

@@ -20,7 +20,9 @@ impl Institution {
     /// [`User::register`] for this institution).
     pub fn create(id: InstitutionId, name: Name, academic: &User) -> Result<Self, DomainError> {
         if academic.role != Role::Academic {
-            return Err(DomainError::WrongRole { expected: "academic" });
+            return Err(DomainError::WrongRole {
+                expected: "academic",
+            });
         }
         if academic.institution_id != Some(id) {
             return Err(DomainError::OtherInstitution);
@@ -30,7 +32,11 @@ impl Institution {
             name: name.as_str().to_string(),
             academic_id: academic.id,
         };
-        Ok(Institution { id, name, events: vec![event] })
+        Ok(Institution {
+            id,
+            name,
+            events: vec![event],
+        })
     }
 }
 
@@ -75,15 +81,29 @@ impl User {
     ) -> Result<Self, DomainError> {
         match (role, institution_id) {
             (Role::Adm, Some(_)) => {
-                return Err(DomainError::invalid("institution_id", "an Adm user belongs to no institution"))
+                return Err(DomainError::invalid(
+                    "institution_id",
+                    "an Adm user belongs to no institution",
+                ))
             }
             (Role::Academic | Role::Teacher | Role::Student, None) => {
-                return Err(DomainError::invalid("institution_id", "this role needs an institution"))
+                return Err(DomainError::invalid(
+                    "institution_id",
+                    "this role needs an institution",
+                ))
             }
             _ => {}
         }
         let event = DomainEvent::user_created(role, id, institution_id, email.as_str().to_string());
-        Ok(User { id, institution_id, role, name, email, password_hash, events: vec![event] })
+        Ok(User {
+            id,
+            institution_id,
+            role,
+            name,
+            email,
+            password_hash,
+            events: vec![event],
+        })
     }
 
     /// Rebuilds a stored user (no event: nothing happened).
@@ -95,13 +115,24 @@ impl User {
         email: Email,
         password_hash: PasswordHash,
     ) -> Self {
-        User { id, institution_id, role, name, email, password_hash, events: Vec::new() }
+        User {
+            id,
+            institution_id,
+            role,
+            name,
+            email,
+            password_hash,
+            events: Vec::new(),
+        }
     }
 
     /// Replaces the password and records `PasswordChanged`.
     pub fn change_password(&mut self, new_hash: PasswordHash) {
         self.password_hash = new_hash;
-        self.events.push(DomainEvent::PasswordChanged { user_id: self.id, institution_id: self.institution_id });
+        self.events.push(DomainEvent::PasswordChanged {
+            user_id: self.id,
+            institution_id: self.institution_id,
+        });
     }
 
     /// Fails unless the user has `role`.
@@ -109,7 +140,9 @@ impl User {
         if self.role == role {
             Ok(())
         } else {
-            Err(DomainError::WrongRole { expected: role.as_str() })
+            Err(DomainError::WrongRole {
+                expected: role.as_str(),
+            })
         }
     }
 }
@@ -153,12 +186,32 @@ impl ResetPasswordToken {
             expires_at,
             sealed_token,
         };
-        ResetPasswordToken { id, user_id: user.id, token_hash, expires_at, used_at: None, events: vec![event] }
+        ResetPasswordToken {
+            id,
+            user_id: user.id,
+            token_hash,
+            expires_at,
+            used_at: None,
+            events: vec![event],
+        }
     }
 
     /// Rebuilds a stored token.
-    pub fn restore(id: TokenId, user_id: UserId, token_hash: String, expires_at: Timestamp, used_at: Option<Timestamp>) -> Self {
-        ResetPasswordToken { id, user_id, token_hash, expires_at, used_at, events: Vec::new() }
+    pub fn restore(
+        id: TokenId,
+        user_id: UserId,
+        token_hash: String,
+        expires_at: Timestamp,
+        used_at: Option<Timestamp>,
+    ) -> Self {
+        ResetPasswordToken {
+            id,
+            user_id,
+            token_hash,
+            expires_at,
+            used_at,
+            events: Vec::new(),
+        }
     }
 
     /// Marks the token used; fails when it was used before or has expired.
@@ -199,20 +252,31 @@ mod tests {
     #[test]
     fn institution_created_names_its_academic() {
         let academic = user(Role::Academic, Some(1));
-        let mut inst = Institution::create(InstitutionId(1), Name::parse("name", "Uni").unwrap(), &academic).unwrap();
+        let mut inst = Institution::create(
+            InstitutionId(1),
+            Name::parse("name", "Uni").unwrap(),
+            &academic,
+        )
+        .unwrap();
         let events = inst.take_events();
         assert_eq!(events.len(), 1);
-        assert!(matches!(&events[0], DomainEvent::InstitutionCreated { academic_id, .. } if *academic_id == UserId(7)));
+        assert!(
+            matches!(&events[0], DomainEvent::InstitutionCreated { academic_id, .. } if *academic_id == UserId(7))
+        );
         assert!(inst.take_events().is_empty(), "events are drained once");
     }
 
     #[test]
     fn institution_needs_an_academic_of_its_own() {
         let teacher = user(Role::Teacher, Some(1));
-        assert!(Institution::create(InstitutionId(1), Name::parse("n", "Uni").unwrap(), &teacher).is_err());
+        assert!(
+            Institution::create(InstitutionId(1), Name::parse("n", "Uni").unwrap(), &teacher)
+                .is_err()
+        );
         let other = user(Role::Academic, Some(2));
         assert_eq!(
-            Institution::create(InstitutionId(1), Name::parse("n", "Uni").unwrap(), &other).unwrap_err(),
+            Institution::create(InstitutionId(1), Name::parse("n", "Uni").unwrap(), &other)
+                .unwrap_err(),
             DomainError::OtherInstitution
         );
     }
@@ -236,11 +300,21 @@ mod tests {
     fn reset_token_is_single_use_and_expires() {
         let u = user(Role::Student, Some(1));
         let now = Timestamp(1_000);
-        let mut t = ResetPasswordToken::issue(TokenId(1), &u, "hash".into(), SealedSecret("s".into()), now, Duration::from_secs(10));
+        let mut t = ResetPasswordToken::issue(
+            TokenId(1),
+            &u,
+            "hash".into(),
+            SealedSecret("s".into()),
+            now,
+            Duration::from_secs(10),
+        );
         assert_eq!(t.take_events()[0].event_type(), "ResetPasswordTokenCreated");
         let mut expired = t.clone();
         assert!(expired.consume(Timestamp(11_000)).is_err());
         t.consume(Timestamp(2_000)).unwrap();
-        assert_eq!(t.consume(Timestamp(2_001)), Err(DomainError::TokenNotUsable("already used")));
+        assert_eq!(
+            t.consume(Timestamp(2_001)),
+            Err(DomainError::TokenNotUsable("already used"))
+        );
     }
 }

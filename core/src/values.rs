@@ -14,10 +14,16 @@ impl Name {
             return Err(DomainError::invalid(field, "must not be empty"));
         }
         if t.chars().count() > 200 {
-            return Err(DomainError::invalid(field, "must be at most 200 characters"));
+            return Err(DomainError::invalid(
+                field,
+                "must be at most 200 characters",
+            ));
         }
         if t.chars().any(char::is_control) {
-            return Err(DomainError::invalid(field, "must not contain control characters"));
+            return Err(DomainError::invalid(
+                field,
+                "must not contain control characters",
+            ));
         }
         Ok(Name(t.to_string()))
     }
@@ -33,7 +39,8 @@ pub struct Email(String);
 impl Email {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let t = raw.trim().to_lowercase();
-        let invalid = || DomainError::invalid("email", "must be an e-mail address like name@example.org");
+        let invalid =
+            || DomainError::invalid("email", "must be an e-mail address like name@example.org");
         if t.len() > 254 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
             return Err(invalid());
         }
@@ -69,10 +76,16 @@ impl Password {
     pub fn parse(raw: &str) -> Result<Self, DomainError> {
         let n = raw.chars().count();
         if n < 8 {
-            return Err(DomainError::invalid("password", "must have at least 8 characters"));
+            return Err(DomainError::invalid(
+                "password",
+                "must have at least 8 characters",
+            ));
         }
         if n > 128 {
-            return Err(DomainError::invalid("password", "must have at most 128 characters"));
+            return Err(DomainError::invalid(
+                "password",
+                "must have at most 128 characters",
+            ));
         }
         Ok(Password(raw.to_string()))
     }
@@ -148,7 +161,10 @@ pub struct Note(f64);
 impl Note {
     pub fn parse(raw: f64) -> Result<Note, DomainError> {
         if !raw.is_finite() || !(0.0..=10.0).contains(&raw) {
-            return Err(DomainError::invalid("note", "must be a number from 0.0 to 10.0"));
+            return Err(DomainError::invalid(
+                "note",
+                "must be a number from 0.0 to 10.0",
+            ));
         }
         Ok(Note((raw * 100.0).round() / 100.0))
     }
@@ -164,7 +180,8 @@ pub struct Period(String);
 impl Period {
     pub fn parse(raw: &str) -> Result<Period, DomainError> {
         let t = raw.trim();
-        let invalid = || DomainError::invalid("period", "must look like 2026.1 (year, dot, term 1 or 2)");
+        let invalid =
+            || DomainError::invalid("period", "must look like 2026.1 (year, dot, term 1 or 2)");
         let (year, term) = t.split_once('.').ok_or_else(invalid)?;
         let year_ok = year.len() == 4 && year.chars().all(|c| c.is_ascii_digit());
         if !year_ok || !(term == "1" || term == "2") {
@@ -184,8 +201,20 @@ mod tests {
 
     #[test]
     fn email_is_normalised_and_validated() {
-        assert_eq!(Email::parse("  Ana@Example.ORG ").unwrap().as_str(), "ana@example.org");
-        for bad in ["", "ana", "ana@", "@x.org", "ana@x", "a b@x.org", "a@x..org", "a@@x.org"] {
+        assert_eq!(
+            Email::parse("  Ana@Example.ORG ").unwrap().as_str(),
+            "ana@example.org"
+        );
+        for bad in [
+            "",
+            "ana",
+            "ana@",
+            "@x.org",
+            "ana@x",
+            "a b@x.org",
+            "a@x..org",
+            "a@@x.org",
+        ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
         }
     }
@@ -195,7 +224,10 @@ mod tests {
         assert!(Password::parse("short").is_err());
         assert!(Password::parse("long enough").is_ok());
         assert!(Password::parse(&"x".repeat(129)).is_err());
-        assert_eq!(format!("{:?}", Password::parse("secret-pass").unwrap()), "Password(***)");
+        assert_eq!(
+            format!("{:?}", Password::parse("secret-pass").unwrap()),
+            "Password(***)"
+        );
     }
 
     #[test]

@@ -35,7 +35,10 @@ pub struct PlanFailure {
 pub trait EventPlanner: Send + Sync {
     /// The tasks to create; an error fails the whole event (retried, then dead) without
     /// affecting other events of the batch.
-    fn plan(&self, event: &EventEnvelope<Payload>) -> Result<Vec<PlannedTask<Payload>>, PlanFailure>;
+    fn plan(
+        &self,
+        event: &EventEnvelope<Payload>,
+    ) -> Result<Vec<PlannedTask<Payload>>, PlanFailure>;
     /// Default maximum attempts of a task type (when the plan does not override it).
     fn max_attempts(&self, task_type: &str) -> u32;
 }
@@ -61,7 +64,12 @@ pub trait EventStore: Send + Sync {
     /// Claims up to `limit` due events (`FOR UPDATE SKIP LOCKED`), plans their tasks and, in
     /// ONE transaction, inserts the tasks (unique per event + handler) and marks the events
     /// dispatched. A failed plan sets that event to retrying/dead per `retry`.
-    async fn dispatch_pending(&self, limit: u32, planner: Arc<dyn EventPlanner>, retry: &RetryPolicy) -> Result<DispatchReport, PortError>;
+    async fn dispatch_pending(
+        &self,
+        limit: u32,
+        planner: Arc<dyn EventPlanner>,
+        retry: &RetryPolicy,
+    ) -> Result<DispatchReport, PortError>;
 }
 
 /// A task to enqueue directly (not planned from an event).
@@ -120,9 +128,19 @@ pub trait TaskQueue: Send + Sync {
     async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError>;
 
     /// Claims up to `limit` due tasks for `worker`, holding each for `lease`.
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<ClaimedTask>, PortError>;
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedTask>, PortError>;
 
     /// Records outcomes. Fenced: an outcome is accepted only while `worker` still holds that
     /// attempt. Failures become retrying (per `retry`) or dead. Returns how many were accepted.
-    async fn complete(&self, worker: &str, completions: &[Completion], retry: &RetryPolicy) -> Result<usize, PortError>;
+    async fn complete(
+        &self,
+        worker: &str,
+        completions: &[Completion],
+        retry: &RetryPolicy,
+    ) -> Result<usize, PortError>;
 }

@@ -60,18 +60,40 @@ pub struct NotificationView {
 pub trait UserRepository: Send + Sync {
     /// Saves a new institution with its first Academic user. Errors: `Conflict` if the e-mail
     /// is taken.
-    async fn create_institution(&self, institution: &mut Institution, academic: &mut User, ctx: &EventContext) -> Result<(), PortError>;
+    async fn create_institution(
+        &self,
+        institution: &mut Institution,
+        academic: &mut User,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
     /// Saves a new user. Errors: `Conflict` if the e-mail is taken.
     async fn create_user(&self, user: &mut User, ctx: &EventContext) -> Result<(), PortError>;
     async fn find_user(&self, id: UserId) -> Result<Option<User>, PortError>;
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, PortError>;
     /// Users of one role in one institution, in creation order.
-    async fn list_users(&self, institution: InstitutionId, role: Role, page: PageRequest) -> Result<Vec<UserSummary>, PortError>;
-    async fn save_reset_token(&self, token: &mut ResetPasswordToken, ctx: &EventContext) -> Result<(), PortError>;
-    async fn find_reset_token(&self, token_hash: &str) -> Result<Option<ResetPasswordToken>, PortError>;
+    async fn list_users(
+        &self,
+        institution: InstitutionId,
+        role: Role,
+        page: PageRequest,
+    ) -> Result<Vec<UserSummary>, PortError>;
+    async fn save_reset_token(
+        &self,
+        token: &mut ResetPasswordToken,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
+    async fn find_reset_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ResetPasswordToken>, PortError>;
     /// Stores the consumed token and the user's new password together. Errors: `Conflict`
     /// if the token was consumed concurrently.
-    async fn reset_password(&self, token: &ResetPasswordToken, user: &mut User, ctx: &EventContext) -> Result<(), PortError>;
+    async fn reset_password(
+        &self,
+        token: &ResetPasswordToken,
+        user: &mut User,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
     /// Saves a user's new password hash and the events it recorded (`PasswordChanged`).
     async fn set_password(&self, user: &mut User, ctx: &EventContext) -> Result<(), PortError>;
 }
@@ -81,17 +103,49 @@ pub trait UserRepository: Send + Sync {
 #[async_trait::async_trait]
 pub trait AcademicRepository: Send + Sync {
     /// Errors: `Conflict` if the institution already has a discipline with this name.
-    async fn create_discipline(&self, discipline: &mut Discipline, ctx: &EventContext) -> Result<(), PortError>;
-    async fn find_discipline(&self, institution: InstitutionId, id: DisciplineId) -> Result<Option<Discipline>, PortError>;
-    async fn list_disciplines(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<Discipline>, PortError>;
+    async fn create_discipline(
+        &self,
+        discipline: &mut Discipline,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
+    async fn find_discipline(
+        &self,
+        institution: InstitutionId,
+        id: DisciplineId,
+    ) -> Result<Option<Discipline>, PortError>;
+    async fn list_disciplines(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<Discipline>, PortError>;
     async fn create_class(&self, class: &mut Class, ctx: &EventContext) -> Result<(), PortError>;
-    async fn find_class(&self, institution: InstitutionId, id: ClassId) -> Result<Option<ClassSummary>, PortError>;
-    async fn list_classes(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<ClassSummary>, PortError>;
+    async fn find_class(
+        &self,
+        institution: InstitutionId,
+        id: ClassId,
+    ) -> Result<Option<ClassSummary>, PortError>;
+    async fn list_classes(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<ClassSummary>, PortError>;
     /// Errors: `Domain(AlreadyEnrolled)` if the student is in the class.
-    async fn enroll(&self, enrollment: &mut Enrollment, ctx: &EventContext) -> Result<(), PortError>;
-    async fn find_enrollment(&self, class: ClassId, student: UserId) -> Result<Option<Enrollment>, PortError>;
+    async fn enroll(
+        &self,
+        enrollment: &mut Enrollment,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
+    async fn find_enrollment(
+        &self,
+        class: ClassId,
+        student: UserId,
+    ) -> Result<Option<Enrollment>, PortError>;
     /// Saves the notes and the events the change recorded.
-    async fn save_notes(&self, enrollment: &mut Enrollment, ctx: &EventContext) -> Result<(), PortError>;
+    async fn save_notes(
+        &self,
+        enrollment: &mut Enrollment,
+        ctx: &EventContext,
+    ) -> Result<(), PortError>;
 }
 
 /// Notifications of users.
@@ -100,8 +154,17 @@ pub trait AcademicRepository: Send + Sync {
 pub trait NotificationRepository: Send + Sync {
     /// Saves the notification unless one with the same `dedup_key` exists (idempotent
     /// handlers pass the task lineage). Returns whether it was created.
-    async fn create_once(&self, notification: &mut Notification, dedup_key: &str, ctx: &EventContext) -> Result<bool, PortError>;
-    async fn list_for_user(&self, user: UserId, page: PageRequest) -> Result<Vec<NotificationView>, PortError>;
+    async fn create_once(
+        &self,
+        notification: &mut Notification,
+        dedup_key: &str,
+        ctx: &EventContext,
+    ) -> Result<bool, PortError>;
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<NotificationView>, PortError>;
 }
 
 /// The demo data of one institution, built from aggregates by the seeding task.
@@ -119,7 +182,13 @@ pub struct DemoData {
 pub trait DemoDataRepository: Send + Sync {
     /// Saves the data and its events in one transaction unless the institution was seeded
     /// before; returns whether it saved anything. `task` is recorded as the seeding task.
-    async fn save_demo_data(&self, institution: InstitutionId, task: TaskId, data: DemoData, ctx: &EventContext) -> Result<bool, PortError>;
+    async fn save_demo_data(
+        &self,
+        institution: InstitutionId,
+        task: TaskId,
+        data: DemoData,
+        ctx: &EventContext,
+    ) -> Result<bool, PortError>;
 }
 
 /// Which task lineages already sent their e-mail (a retry must not send twice).
@@ -128,5 +197,10 @@ pub trait DemoDataRepository: Send + Sync {
 pub trait SentEmailLog: Send + Sync {
     async fn was_sent(&self, lineage: TaskId) -> Result<bool, PortError>;
     /// Returns false if the lineage was already recorded.
-    async fn record_sent(&self, lineage: TaskId, message_id: &str, recipient: &str) -> Result<bool, PortError>;
+    async fn record_sent(
+        &self,
+        lineage: TaskId,
+        message_id: &str,
+        recipient: &str,
+    ) -> Result<bool, PortError>;
 }

@@ -27,9 +27,17 @@ fn percentile(sorted: &[Duration], p: f64) -> Duration {
 
 #[tokio::main]
 async fn main() {
-    let samples: usize = std::env::args().nth(1).and_then(|a| a.parse().ok()).unwrap_or(1000);
+    let samples: usize = std::env::args()
+        .nth(1)
+        .and_then(|a| a.parse().ok())
+        .unwrap_or(1000);
     let (tx, mut rx) = mpsc::unbounded_channel();
-    let app = TestApp::spawn_with(move |c| c.default_registry().on_event("Pinged", "pong", "pong").task("pong", Started(tx))).await;
+    let app = TestApp::spawn_with(move |c| {
+        c.default_registry()
+            .on_event("Pinged", "pong", "pong")
+            .task("pong", Started(tx))
+    })
+    .await;
     let store = campus_adapters::pg::PgStore::new(
         app.pool.clone(),
         campus_adapters::pg::Notifier::spawn(app.pool.clone(), Duration::from_millis(1)),
@@ -44,9 +52,15 @@ async fn main() {
     };
     let mut latencies = Vec::with_capacity(samples);
     for i in 0..samples + 20 {
-        store.append(std::slice::from_ref(&event)).await.expect("append");
+        store
+            .append(std::slice::from_ref(&event))
+            .await
+            .expect("append");
         let committed = Instant::now();
-        let started = tokio::time::timeout(Duration::from_secs(10), rx.recv()).await.expect("task started").expect("channel");
+        let started = tokio::time::timeout(Duration::from_secs(10), rx.recv())
+            .await
+            .expect("task started")
+            .expect("channel");
         if i >= 20 {
             latencies.push(started.saturating_duration_since(committed));
         }

@@ -25,20 +25,55 @@ where
         if let Some(v) = check().await {
             return v;
         }
-        assert!(tokio::time::Instant::now() < deadline, "timed out after {timeout:?} waiting for {what}");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out after {timeout:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
 fn init_logs() {
     if let Ok(filter) = std::env::var("TEST_LOG") {
-        let filter = if filter == "1" { "info,sqlx=warn".to_string() } else { filter };
-        let _ = tracing_subscriber::fmt().with_env_filter(tracing_subscriber::EnvFilter::new(filter)).with_test_writer().try_init();
+        let filter = if filter == "1" {
+            "info,sqlx=warn".to_string()
+        } else {
+            filter
+        };
+        let _ = tracing_subscriber::fmt()
+            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
+            .with_test_writer()
+            .try_init();
     }
 }
 
 fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("a free port")
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+/// Installs aiosmtpd from PyPI (once per test process) if `python` lacks it, so the test
+/// command works on a fresh machine.
+fn ensure_aiosmtpd(python: &str) {
+    static CHECKED: std::sync::Once = std::sync::Once::new();
+    CHECKED.call_once(|| {
+        let present = std::process::Command::new(python)
+            .args(["-c", "import aiosmtpd"])
+            .output()
+            .is_ok_and(|o| o.status.success());
+        if !present {
+            let installed = std::process::Command::new(python)
+                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
+                .status()
+                .is_ok_and(|s| s.success());
+            assert!(
+                installed,
+                "aiosmtpd is missing and `{python} -m pip install aiosmtpd` failed"
+            );
+        }
+    });
 }
 
 /// A real SMTP server (aiosmtpd from PyPI) writing every message into a Maildir.
@@ -52,27 +87,50 @@ impl SmtpServer {
     /// Starts aiosmtpd on a free port and waits until it accepts connections.
     pub async fn start() -> SmtpServer {
         let port = free_port();
-        let maildir = std::env::temp_dir().join(format!("campus-maildir-{}", uuid::Uuid::new_v4().simple()));
-        let mut server = SmtpServer { child: None, port, maildir };
+        let maildir =
+            std::env::temp_dir().join(format!("campus-maildir-{}", uuid::Uuid::new_v4().simple()));
+        let mut server = SmtpServer {
+            child: None,
+            port,
+            maildir,
+        };
         server.spawn().await;
         server
     }
 
     async fn spawn(&mut self) {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
+        ensure_aiosmtpd(&python);
         let child = tokio::process::Command::new(&python)
-            .args(["-m", "aiosmtpd", "-n", "-l", &format!("127.0.0.1:{}", self.port), "-c", "aiosmtpd.handlers.Mailbox"])
+            .args([
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{}", self.port),
+                "-c",
+                "aiosmtpd.handlers.Mailbox",
+            ])
             .arg(&self.maildir)
             .kill_on_drop(true)
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::piped())
             .spawn()
-            .unwrap_or_else(|e| panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}"));
+            .unwrap_or_else(|e| {
+                panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}")
+            });
         self.child = Some(child);
         let port = self.port;
-        eventually("aiosmtpd to accept connections", Duration::from_secs(15), || async move {
-            tokio::net::TcpStream::connect(("127.0.0.1", port)).await.ok().map(|_| ())
-        })
+        eventually(
+            "aiosmtpd to accept connections",
+            Duration::from_secs(15),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
         .await;
     }
 
@@ -95,22 +153,34 @@ impl SmtpServer {
 
     /// Every message received so far (raw RFC 5322 text).
     pub fn messages(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else { return Vec::new() };
-        entries.filter_map(|e| e.ok()).filter_map(|e| std::fs::read_to_string(e.path()).ok()).collect()
+        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok())
+            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
+            .collect()
     }
 
     /// Messages addressed to `to`.
     pub fn messages_to(&self, to: &str) -> Vec<String> {
         let header = format!("To: {to}");
-        self.messages().into_iter().filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&header))).collect()
+        self.messages()
+            .into_iter()
+            .filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&header)))
+            .collect()
     }
 
     /// Waits until at least `n` messages reached `to` and returns them all.
     pub async fn wait_for_messages(&self, to: &str, n: usize) -> Vec<String> {
-        eventually(&format!("{n} e-mail(s) to {to}"), Duration::from_secs(20), || async {
-            let m = self.messages_to(to);
-            (m.len() >= n).then_some(m)
-        })
+        eventually(
+            &format!("{n} e-mail(s) to {to}"),
+            Duration::from_secs(20),
+            || async {
+                let m = self.messages_to(to);
+                (m.len() >= n).then_some(m)
+            },
+        )
         .await
     }
 }
@@ -127,12 +197,19 @@ impl Drop for SmtpServer {
 /// The reset link of an e-mail.
 pub fn reset_link(message: &str) -> String {
     let start = message.find("http").expect("a link in the e-mail");
-    message[start..].split_whitespace().next().unwrap_or_default().to_string()
+    message[start..]
+        .split_whitespace()
+        .next()
+        .unwrap_or_default()
+        .to_string()
 }
 
 /// The token of a reset link.
 pub fn token_of(link: &str) -> String {
-    link.split("token=").nth(1).expect("a token in the link").to_string()
+    link.split("token=")
+        .nth(1)
+        .expect("a token in the link")
+        .to_string()
 }
 
 /// A running Campus: API, daemon, database and SMTP server.
@@ -164,17 +241,22 @@ impl TestApp {
     /// Campus whose daemon uses the registry `registry` builds.
     pub async fn spawn_with(registry: impl FnOnce(&Campus) -> Registry) -> TestApp {
         init_logs();
-        let (db_url, pool) = fresh_database("campus_e2e").await.expect("a fresh test database");
+        let (db_url, pool) = fresh_database("campus_e2e")
+            .await
+            .expect("a fresh test database");
         let smtp = SmtpServer::start().await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        listener.set_nonblocking(true).expect("non-blocking listener");
+        listener
+            .set_nonblocking(true)
+            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let mut settings = Settings::defaults();
         settings.database_url = Some(db_url.clone());
         settings.addr = addr;
         settings.public_url = Some(format!("http://{addr}"));
         settings.smtp_url = Some(smtp.url());
-        settings.data_dir = std::env::temp_dir().join(format!("campus-e2e-{}", uuid::Uuid::new_v4().simple()));
+        settings.data_dir =
+            std::env::temp_dir().join(format!("campus-e2e-{}", uuid::Uuid::new_v4().simple()));
         settings.poll_interval = Duration::from_millis(200);
         settings.retry_base = Duration::from_millis(200);
         settings.retry_cap = Duration::from_secs(1);
@@ -217,16 +299,30 @@ impl TestApp {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         self.pool.close().await;
-        drop_database(&self.db_url).await.expect("drop the test database");
+        drop_database(&self.db_url)
+            .await
+            .expect("drop the test database");
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("HTTP request");
         let status = resp.status().as_u16();
-        let correlation_id = resp.headers().get("x-correlation-id").and_then(|v| v.to_str().ok()).map(str::to_string);
+        let correlation_id = resp
+            .headers()
+            .get("x-correlation-id")
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
         let text = resp.text().await.unwrap_or_default();
-        let body = if text.is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
-        Reply { status, body, correlation_id }
+        let body = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        Reply {
+            status,
+            body,
+            correlation_id,
+        }
     }
 
     fn url(&self, path: &str) -> String {
@@ -242,7 +338,8 @@ impl TestApp {
     }
 
     pub async fn put(&self, path: &str, token: &str, body: Value) -> Reply {
-        self.send(self.http.put(self.url(path)).bearer_auth(token).json(&body)).await
+        self.send(self.http.put(self.url(path)).bearer_auth(token).json(&body))
+            .await
     }
 
     pub async fn get(&self, path: &str, token: Option<&str>) -> Reply {
@@ -254,17 +351,31 @@ impl TestApp {
     }
 
     /// Creates an institution; returns `(institution_id, academic_user_id)`.
-    pub async fn create_institution(&self, name: &str, email: &str, password: &str) -> (String, String) {
+    pub async fn create_institution(
+        &self,
+        name: &str,
+        email: &str,
+        password: &str,
+    ) -> (String, String) {
         let r = self
             .post("/institutions", None, json!({"name": name, "academic": {"name": "Academic", "email": email, "password": password}}))
             .await;
         assert_eq!(r.status, 201, "{r:?}");
-        (r.body["institution_id"].as_str().unwrap().into(), r.body["user_id"].as_str().unwrap().into())
+        (
+            r.body["institution_id"].as_str().unwrap().into(),
+            r.body["user_id"].as_str().unwrap().into(),
+        )
     }
 
     /// Logs in and returns the access token.
     pub async fn login(&self, email: &str, password: &str) -> String {
-        let r = self.post("/auth/login", None, json!({"email": email, "password": password})).await;
+        let r = self
+            .post(
+                "/auth/login",
+                None,
+                json!({"email": email, "password": password}),
+            )
+            .await;
         assert_eq!(r.status, 200, "login of {email}: {r:?}");
         r.body["access_token"].as_str().unwrap().to_string()
     }
@@ -272,11 +383,19 @@ impl TestApp {
     /// Sets a user's password through the real reset flow (request → e-mail → link).
     pub async fn set_password_by_email(&self, email: &str, password: &str) {
         let before = self.smtp.messages_to(email).len();
-        let r = self.post("/auth/reset-password-token", None, json!({"email": email})).await;
+        let r = self
+            .post("/auth/reset-password-token", None, json!({"email": email}))
+            .await;
         assert_eq!(r.status, 202, "{r:?}");
         // Earlier messages carry used tokens; the new one is the only token that works.
         for m in self.smtp.wait_for_messages(email, before + 1).await {
-            let r = self.post("/auth/reset-password", None, json!({"token": token_of(&reset_link(&m)), "password": password})).await;
+            let r = self
+                .post(
+                    "/auth/reset-password",
+                    None,
+                    json!({"token": token_of(&reset_link(&m)), "password": password}),
+                )
+                .await;
             if r.status == 204 {
                 return;
             }
@@ -289,7 +408,10 @@ impl TestApp {
     where
         T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
     {
-        sqlx::query_scalar(sql).fetch_one(&self.pool).await.unwrap_or_else(|e| panic!("{sql}: {e}"))
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
     }
 
     /// Waits until every task is finished (none pending, running or retrying) and returns

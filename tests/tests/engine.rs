@@ -2,7 +2,7 @@
 //! from outside the engine, retries until dead, permanent failures, panics.
 
 use async_trait::async_trait;
-use campus::engine::{Registry, TaskError, TaskHandler};
+use campus::engine::{TaskError, TaskHandler};
 use campus_ports::{ClaimedTask, EventStore, NewEvent};
 use campus_tests::{eventually, TestApp};
 use std::sync::{Arc, Mutex};
@@ -15,7 +15,10 @@ struct Recorder(Arc<Mutex<Vec<(String, String)>>>);
 #[async_trait]
 impl TaskHandler for Recorder {
     async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
-        self.0.lock().unwrap().push((task.task_type.clone(), task.payload.clone()));
+        self.0
+            .lock()
+            .unwrap()
+            .push((task.task_type.clone(), task.payload.clone()));
         Ok(())
     }
 }
@@ -28,7 +31,11 @@ struct Fails {
 impl TaskHandler for Fails {
     async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
         let message = format!("attempt {} failed", task.attempt);
-        Err(if self.permanent { TaskError::permanent(message) } else { TaskError::transient(message) })
+        Err(if self.permanent {
+            TaskError::permanent(message)
+        } else {
+            TaskError::transient(message)
+        })
     }
 }
 
@@ -67,7 +74,10 @@ async fn a_registered_synthetic_event_fans_out_to_every_handler() {
             .task("tell_library", r)
     })
     .await;
-    let store = campus_adapters::pg::PgStore::new(app.pool.clone(), campus_adapters::pg::Notifier::disabled());
+    let store = campus_adapters::pg::PgStore::new(
+        app.pool.clone(),
+        campus_adapters::pg::Notifier::disabled(),
+    );
     let ids = store.append(&[event("ThesisSubmitted")]).await.unwrap();
 
     let runs = eventually("both handlers to run", Duration::from_secs(20), || async {
@@ -78,8 +88,12 @@ async fn a_registered_synthetic_event_fans_out_to_every_handler() {
     let mut types: Vec<_> = runs.iter().map(|(t, _)| t.as_str()).collect();
     types.sort();
     assert_eq!(types, ["archive_thesis", "tell_library"]);
-    assert!(runs.iter().any(|(t, p)| t == "archive_thesis" && p.contains("On queues")));
-    assert!(runs.iter().any(|(t, p)| t == "tell_library" && p.contains(&format!("{:032x}", ids[0].0))));
+    assert!(runs
+        .iter()
+        .any(|(t, p)| t == "archive_thesis" && p.contains("On queues")));
+    assert!(runs
+        .iter()
+        .any(|(t, p)| t == "tell_library" && p.contains(&format!("{:032x}", ids[0].0))));
 
     app.wait_for_idle().await;
     let linked: i64 = app
@@ -92,7 +106,11 @@ async fn a_registered_synthetic_event_fans_out_to_every_handler() {
     // An event nobody handles is dispatched with no task.
     store.append(&[event("NobodyCares")]).await.unwrap();
     app.wait_for_idle().await;
-    assert_eq!(app.scalar::<String>("SELECT status FROM domain_events WHERE event_type = 'NobodyCares'").await, "dispatched");
+    assert_eq!(
+        app.scalar::<String>("SELECT status FROM domain_events WHERE event_type = 'NobodyCares'")
+            .await,
+        "dispatched"
+    );
     app.stop().await;
 }
 
@@ -111,32 +129,66 @@ async fn failures_are_retried_then_dead_and_permanent_failures_die_at_once() {
             .task("healthy", Recorder::default())
     })
     .await;
-    let store = campus_adapters::pg::PgStore::new(app.pool.clone(), campus_adapters::pg::Notifier::disabled());
-    store.append(&[event("Flaky"), event("Doomed"), event("Buggy"), event("Healthy")]).await.unwrap();
+    let store = campus_adapters::pg::PgStore::new(
+        app.pool.clone(),
+        campus_adapters::pg::Notifier::disabled(),
+    );
+    store
+        .append(&[
+            event("Flaky"),
+            event("Doomed"),
+            event("Buggy"),
+            event("Healthy"),
+        ])
+        .await
+        .unwrap();
     app.wait_for_idle().await;
 
     let row = |t: &'static str| {
         let pool = app.pool.clone();
         async move {
-            sqlx::query_as::<_, (String, i32, serde_json::Value)>("SELECT status, attempt, errors FROM tasks WHERE task_type = $1")
-                .bind(t)
-                .fetch_one(&pool)
-                .await
-                .unwrap()
+            sqlx::query_as::<_, (String, i32, serde_json::Value)>(
+                "SELECT status, attempt, errors FROM tasks WHERE task_type = $1",
+            )
+            .bind(t)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
         }
     };
     let (status, attempt, errors) = row("flaky").await;
     assert_eq!((status.as_str(), attempt), ("dead", 3));
-    let messages: Vec<_> = errors.as_array().unwrap().iter().map(|e| e["message"].as_str().unwrap().to_string()).collect();
-    assert_eq!(messages, ["attempt 1 failed", "attempt 2 failed", "attempt 3 failed"]);
-    assert!(errors.as_array().unwrap().iter().all(|e| e["at"].is_string()));
+    let messages: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["message"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        messages,
+        ["attempt 1 failed", "attempt 2 failed", "attempt 3 failed"]
+    );
+    assert!(errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|e| e["at"].is_string()));
 
     let (status, attempt, errors) = row("doomed").await;
-    assert_eq!((status.as_str(), attempt, errors.as_array().unwrap().len()), ("dead", 1, 1));
+    assert_eq!(
+        (status.as_str(), attempt, errors.as_array().unwrap().len()),
+        ("dead", 1, 1)
+    );
 
     let (status, attempt, errors) = row("buggy").await;
     assert_eq!((status.as_str(), attempt), ("dead", 2));
-    assert!(errors[0]["message"].as_str().unwrap().contains("handler panicked: handler bug"), "{errors}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("handler panicked: handler bug"),
+        "{errors}"
+    );
 
     let (status, _, _) = row("healthy").await;
     assert_eq!(status, "succeeded", "other tasks are not affected");

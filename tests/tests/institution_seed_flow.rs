@@ -8,7 +8,9 @@ use std::time::Duration;
 #[tokio::test]
 async fn a_new_institution_gets_demo_data_once() {
     let app = TestApp::spawn().await;
-    let (institution_id, _) = app.create_institution("Demo College", "academic@demo.test", "academic-pass").await;
+    let (institution_id, _) = app
+        .create_institution("Demo College", "academic@demo.test", "academic-pass")
+        .await;
     let academic = app.login("academic@demo.test", "academic-pass").await;
 
     let teachers = eventually("demo teachers", Duration::from_secs(30), || async {
@@ -18,7 +20,10 @@ async fn a_new_institution_gets_demo_data_once() {
     })
     .await;
     assert_eq!(teachers.len(), 3);
-    let students = app.get("/academic/students?limit=200", Some(&academic)).await.body;
+    let students = app
+        .get("/academic/students?limit=200", Some(&academic))
+        .await
+        .body;
     assert_eq!(students.as_array().unwrap().len(), 8);
     let disciplines = app.get("/academic/disciplines", Some(&academic)).await.body;
     assert_eq!(disciplines.as_array().unwrap().len(), 4);
@@ -27,14 +32,30 @@ async fn a_new_institution_gets_demo_data_once() {
     assert!(classes[0]["discipline_name"].is_string() && classes[0]["teacher_name"].is_string());
 
     // Pagination: two pages of students, no overlap.
-    let first = app.get("/academic/students?limit=5", Some(&academic)).await.body;
+    let first = app
+        .get("/academic/students?limit=5", Some(&academic))
+        .await
+        .body;
     let last_id = first[4]["id"].as_str().unwrap();
-    let second = app.get(&format!("/academic/students?limit=5&after={last_id}"), Some(&academic)).await.body;
-    assert_eq!((first.as_array().unwrap().len(), second.as_array().unwrap().len()), (5, 3));
+    let second = app
+        .get(
+            &format!("/academic/students?limit=5&after={last_id}"),
+            Some(&academic),
+        )
+        .await
+        .body;
+    assert_eq!(
+        (
+            first.as_array().unwrap().len(),
+            second.as_array().unwrap().len()
+        ),
+        (5, 3)
+    );
 
     // Demo users can log in; their grades produced notifications through the engine.
     let email = teachers[0]["email"].as_str().unwrap();
-    app.login(email, campus::handlers::demo_seed::DEMO_PASSWORD).await;
+    app.login(email, campus::handlers::demo_seed::DEMO_PASSWORD)
+        .await;
     let count_rows = "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM disciplines)
                            + (SELECT count(*) FROM classes) + (SELECT count(*) FROM enrollments)";
     app.wait_for_idle().await;
@@ -43,14 +64,19 @@ async fn a_new_institution_gets_demo_data_once() {
     assert!(notifications > 0, "demo grades notify demo students");
 
     // Run the seeding task a second time: it succeeds and creates nothing.
-    let store = campus_adapters::pg::PgStore::new(app.pool.clone(), campus_adapters::pg::Notifier::disabled());
+    let store = campus_adapters::pg::PgStore::new(
+        app.pool.clone(),
+        campus_adapters::pg::Notifier::disabled(),
+    );
     let payload: String = app
         .scalar("SELECT payload::text FROM tasks WHERE task_type = 'seed_demo_data'")
         .await;
     let again = NewTask {
         task_type: "seed_demo_data".into(),
         payload,
-        institution_id: Some(campus_core::ids::InstitutionId(uuid::Uuid::parse_str(&institution_id).unwrap().as_u128())),
+        institution_id: Some(campus_core::ids::InstitutionId(
+            uuid::Uuid::parse_str(&institution_id).unwrap().as_u128(),
+        )),
         correlation_id: Some("seed-again".into()),
         max_attempts: 3,
         idempotency_key: None,
@@ -61,6 +87,10 @@ async fn a_new_institution_gets_demo_data_once() {
         (done == 2).then_some(())
     })
     .await;
-    assert_eq!(app.scalar::<i64>(count_rows).await, before, "seeding twice created nothing twice");
+    assert_eq!(
+        app.scalar::<i64>(count_rows).await,
+        before,
+        "seeding twice created nothing twice"
+    );
     app.stop().await;
 }

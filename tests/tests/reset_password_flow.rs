@@ -7,15 +7,25 @@ use serde_json::json;
 #[tokio::test]
 async fn reset_link_arrives_by_smtp_and_changes_the_password_once() {
     let app = TestApp::spawn().await;
-    app.create_institution("Reset College", "ana@reset.test", "old-password").await;
+    app.create_institution("Reset College", "ana@reset.test", "old-password")
+        .await;
 
-    let r = app.post("/auth/reset-password-token", None, json!({"email": "ANA@reset.test"})).await;
+    let r = app
+        .post(
+            "/auth/reset-password-token",
+            None,
+            json!({"email": "ANA@reset.test"}),
+        )
+        .await;
     assert_eq!(r.status, 202);
     let correlation = r.correlation_id.clone().expect("a correlation id");
 
     let messages = app.smtp.wait_for_messages("ana@reset.test", 1).await;
     let link = reset_link(&messages[0]);
-    assert!(link.starts_with(&format!("{}/reset-password?token=", app.base)), "{link}");
+    assert!(
+        link.starts_with(&format!("{}/reset-password?token=", app.base)),
+        "{link}"
+    );
     assert!(messages[0].contains("Subject: Reset your Campus password"));
 
     // The event and its task carry the request's correlation id, and the task links the event.
@@ -46,18 +56,55 @@ async fn reset_link_arrives_by_smtp_and_changes_the_password_once() {
     let html = page.text().await.unwrap();
     assert!(html.contains("<form") && html.contains(&token), "{html}");
 
-    let bad = app.post("/auth/reset-password", None, json!({"token": token, "password": "short"})).await;
-    assert_eq!((bad.status, bad.body["code"].as_str()), (400, Some("invalid_input")), "{bad:?}");
+    let bad = app
+        .post(
+            "/auth/reset-password",
+            None,
+            json!({"token": token, "password": "short"}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, bad.body["code"].as_str()),
+        (400, Some("invalid_input")),
+        "{bad:?}"
+    );
 
-    let ok = app.post("/auth/reset-password", None, json!({"token": token, "password": "new-password"})).await;
+    let ok = app
+        .post(
+            "/auth/reset-password",
+            None,
+            json!({"token": token, "password": "new-password"}),
+        )
+        .await;
     assert_eq!(ok.status, 204, "{ok:?}");
     app.login("ana@reset.test", "new-password").await;
-    let old = app.post("/auth/login", None, json!({"email": "ana@reset.test", "password": "old-password"})).await;
-    assert_eq!((old.status, old.body["code"].as_str()), (401, Some("unauthorized")));
+    let old = app
+        .post(
+            "/auth/login",
+            None,
+            json!({"email": "ana@reset.test", "password": "old-password"}),
+        )
+        .await;
+    assert_eq!(
+        (old.status, old.body["code"].as_str()),
+        (401, Some("unauthorized"))
+    );
 
-    let reused = app.post("/auth/reset-password", None, json!({"token": token, "password": "another-password"})).await;
+    let reused = app
+        .post(
+            "/auth/reset-password",
+            None,
+            json!({"token": token, "password": "another-password"}),
+        )
+        .await;
     assert_eq!(reused.status, 400, "a token works once: {reused:?}");
-    let unknown = app.post("/auth/reset-password", None, json!({"token": "nope", "password": "another-password"})).await;
+    let unknown = app
+        .post(
+            "/auth/reset-password",
+            None,
+            json!({"token": "nope", "password": "another-password"}),
+        )
+        .await;
     assert_eq!(unknown.status, 400);
     app.login("ana@reset.test", "new-password").await;
     app.stop().await;
@@ -66,21 +113,43 @@ async fn reset_link_arrives_by_smtp_and_changes_the_password_once() {
 #[tokio::test]
 async fn the_reset_page_form_sets_the_password_and_unknown_emails_reveal_nothing() {
     let app = TestApp::spawn().await;
-    app.create_institution("Form College", "bia@form.test", "old-password").await;
+    app.create_institution("Form College", "bia@form.test", "old-password")
+        .await;
 
-    let unknown = app.post("/auth/reset-password-token", None, json!({"email": "nobody@form.test"})).await;
+    let unknown = app
+        .post(
+            "/auth/reset-password-token",
+            None,
+            json!({"email": "nobody@form.test"}),
+        )
+        .await;
     assert_eq!(unknown.status, 202, "same answer for unknown e-mails");
-    let malformed = app.post("/auth/reset-password-token", None, json!({"email": "not-an-email"})).await;
+    let malformed = app
+        .post(
+            "/auth/reset-password-token",
+            None,
+            json!({"email": "not-an-email"}),
+        )
+        .await;
     assert_eq!(malformed.status, 400);
 
-    app.post("/auth/reset-password-token", None, json!({"email": "bia@form.test"})).await;
+    app.post(
+        "/auth/reset-password-token",
+        None,
+        json!({"email": "bia@form.test"}),
+    )
+    .await;
     let link = reset_link(&app.smtp.wait_for_messages("bia@form.test", 1).await[0]);
     let token = token_of(&link);
 
     let mismatch = app
         .http
         .post(format!("{}/reset-password", app.base))
-        .form(&[("token", token.as_str()), ("password", "form-password"), ("confirm", "other-password")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "form-password"),
+            ("confirm", "other-password"),
+        ])
         .send()
         .await
         .unwrap();
@@ -88,7 +157,11 @@ async fn the_reset_page_form_sets_the_password_and_unknown_emails_reveal_nothing
     let done = app
         .http
         .post(format!("{}/reset-password", app.base))
-        .form(&[("token", token.as_str()), ("password", "form-password"), ("confirm", "form-password")])
+        .form(&[
+            ("token", token.as_str()),
+            ("password", "form-password"),
+            ("confirm", "form-password"),
+        ])
         .send()
         .await
         .unwrap();

@@ -37,11 +37,15 @@ fn discipline_from_row(r: &PgRow) -> Result<Discipline, PortError> {
     Ok(Discipline::restore(
         DisciplineId(id(r, "id")),
         InstitutionId(id(r, "institution_id")),
-        Name::parse("name", &name).map_err(|_| PortError::Unavailable("stored discipline has an invalid name".into()))?,
+        Name::parse("name", &name)
+            .map_err(|_| PortError::Unavailable("stored discipline has an invalid name".into()))?,
     ))
 }
 
-pub(crate) async fn insert_discipline(tx: &mut Transaction<'_, Postgres>, d: &Discipline) -> Result<(), PortError> {
+pub(crate) async fn insert_discipline(
+    tx: &mut Transaction<'_, Postgres>,
+    d: &Discipline,
+) -> Result<(), PortError> {
     sqlx::query("INSERT INTO disciplines (id, institution_id, name) VALUES ($1, $2, $3)")
         .bind(uuid(d.id.0))
         .bind(uuid(d.institution_id.0))
@@ -50,7 +54,9 @@ pub(crate) async fn insert_discipline(tx: &mut Transaction<'_, Postgres>, d: &Di
         .await
         .map_err(|e| {
             if is_unique_violation(&e, "disciplines_institution_id_name_key") {
-                PortError::Conflict("the institution already has a discipline with this name".into())
+                PortError::Conflict(
+                    "the institution already has a discipline with this name".into(),
+                )
             } else {
                 db_err(e)
             }
@@ -58,7 +64,10 @@ pub(crate) async fn insert_discipline(tx: &mut Transaction<'_, Postgres>, d: &Di
     Ok(())
 }
 
-pub(crate) async fn insert_class(tx: &mut Transaction<'_, Postgres>, c: &Class) -> Result<(), PortError> {
+pub(crate) async fn insert_class(
+    tx: &mut Transaction<'_, Postgres>,
+    c: &Class,
+) -> Result<(), PortError> {
     sqlx::query("INSERT INTO classes (id, institution_id, discipline_id, teacher_id, period) VALUES ($1, $2, $3, $4, $5)")
         .bind(uuid(c.id.0))
         .bind(uuid(c.institution_id.0))
@@ -71,7 +80,10 @@ pub(crate) async fn insert_class(tx: &mut Transaction<'_, Postgres>, c: &Class) 
     Ok(())
 }
 
-pub(crate) async fn insert_enrollment(tx: &mut Transaction<'_, Postgres>, e: &Enrollment) -> Result<(), PortError> {
+pub(crate) async fn insert_enrollment(
+    tx: &mut Transaction<'_, Postgres>,
+    e: &Enrollment,
+) -> Result<(), PortError> {
     let [n1, n2, n3] = e.notes().map(|n| n.map(Note::value));
     sqlx::query(
         "INSERT INTO enrollments (class_id, student_id, institution_id, n1, n2, n3) VALUES ($1, $2, $3, $4, $5, $6)",
@@ -96,13 +108,22 @@ pub(crate) async fn insert_enrollment(tx: &mut Transaction<'_, Postgres>, e: &En
 
 #[async_trait]
 impl AcademicRepository for PgStore {
-    async fn create_discipline(&self, discipline: &mut Discipline, ctx: &EventContext) -> Result<(), PortError> {
+    async fn create_discipline(
+        &self,
+        discipline: &mut Discipline,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         insert_discipline(&mut tx, discipline).await?;
-        self.commit_with_events(tx, discipline.take_events(), ctx).await
+        self.commit_with_events(tx, discipline.take_events(), ctx)
+            .await
     }
 
-    async fn find_discipline(&self, institution: InstitutionId, id: DisciplineId) -> Result<Option<Discipline>, PortError> {
+    async fn find_discipline(
+        &self,
+        institution: InstitutionId,
+        id: DisciplineId,
+    ) -> Result<Option<Discipline>, PortError> {
         let row = sqlx::query("SELECT id, institution_id, name FROM disciplines WHERE id = $1 AND institution_id = $2")
             .bind(uuid(id.0))
             .bind(uuid(institution.0))
@@ -112,7 +133,11 @@ impl AcademicRepository for PgStore {
         row.as_ref().map(discipline_from_row).transpose()
     }
 
-    async fn list_disciplines(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<Discipline>, PortError> {
+    async fn list_disciplines(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<Discipline>, PortError> {
         let rows = sqlx::query(
             "SELECT id, institution_id, name FROM disciplines
              WHERE institution_id = $1 AND ($2::uuid IS NULL OR id > $2) ORDER BY id LIMIT $3",
@@ -132,17 +157,27 @@ impl AcademicRepository for PgStore {
         self.commit_with_events(tx, class.take_events(), ctx).await
     }
 
-    async fn find_class(&self, institution: InstitutionId, id: ClassId) -> Result<Option<ClassSummary>, PortError> {
-        let row = sqlx::query(&format!("{CLASS_SELECT} WHERE c.id = $1 AND c.institution_id = $2"))
-            .bind(uuid(id.0))
-            .bind(uuid(institution.0))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+    async fn find_class(
+        &self,
+        institution: InstitutionId,
+        id: ClassId,
+    ) -> Result<Option<ClassSummary>, PortError> {
+        let row = sqlx::query(&format!(
+            "{CLASS_SELECT} WHERE c.id = $1 AND c.institution_id = $2"
+        ))
+        .bind(uuid(id.0))
+        .bind(uuid(institution.0))
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(row.as_ref().map(class_from_row))
     }
 
-    async fn list_classes(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<ClassSummary>, PortError> {
+    async fn list_classes(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<ClassSummary>, PortError> {
         let rows = sqlx::query(&format!(
             "{CLASS_SELECT} WHERE c.institution_id = $1 AND ($2::uuid IS NULL OR c.id > $2) ORDER BY c.id LIMIT $3"
         ))
@@ -155,13 +190,22 @@ impl AcademicRepository for PgStore {
         Ok(rows.iter().map(class_from_row).collect())
     }
 
-    async fn enroll(&self, enrollment: &mut Enrollment, ctx: &EventContext) -> Result<(), PortError> {
+    async fn enroll(
+        &self,
+        enrollment: &mut Enrollment,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         insert_enrollment(&mut tx, enrollment).await?;
-        self.commit_with_events(tx, enrollment.take_events(), ctx).await
+        self.commit_with_events(tx, enrollment.take_events(), ctx)
+            .await
     }
 
-    async fn find_enrollment(&self, class: ClassId, student: UserId) -> Result<Option<Enrollment>, PortError> {
+    async fn find_enrollment(
+        &self,
+        class: ClassId,
+        student: UserId,
+    ) -> Result<Option<Enrollment>, PortError> {
         let row = sqlx::query("SELECT institution_id, n1, n2, n3 FROM enrollments WHERE class_id = $1 AND student_id = $2")
             .bind(uuid(class.0))
             .bind(uuid(student.0))
@@ -169,7 +213,10 @@ impl AcademicRepository for PgStore {
             .await
             .map_err(db_err)?;
         let Some(r) = row else { return Ok(None) };
-        let note = |col: &str| r.get::<Option<f64>, _>(col).and_then(|v| Note::parse(v).ok());
+        let note = |col: &str| {
+            r.get::<Option<f64>, _>(col)
+                .and_then(|v| Note::parse(v).ok())
+        };
         Ok(Some(Enrollment::restore(
             class,
             student,
@@ -178,7 +225,11 @@ impl AcademicRepository for PgStore {
         )))
     }
 
-    async fn save_notes(&self, enrollment: &mut Enrollment, ctx: &EventContext) -> Result<(), PortError> {
+    async fn save_notes(
+        &self,
+        enrollment: &mut Enrollment,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
         let [n1, n2, n3] = enrollment.notes().map(|n| n.map(Note::value));
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("UPDATE enrollments SET n1 = $3, n2 = $4, n3 = $5 WHERE class_id = $1 AND student_id = $2")
@@ -190,6 +241,7 @@ impl AcademicRepository for PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        self.commit_with_events(tx, enrollment.take_events(), ctx).await
+        self.commit_with_events(tx, enrollment.take_events(), ctx)
+            .await
     }
 }

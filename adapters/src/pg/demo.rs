@@ -10,14 +10,20 @@ use campus_core::ids::*;
 use campus_core::notification::Notification;
 use campus_core::Timestamp;
 use campus_ports::{
-    DemoData, DemoDataRepository, EventContext, NotificationRepository, NotificationView, PageRequest, PortError, SentEmailLog,
+    DemoData, DemoDataRepository, EventContext, NotificationRepository, NotificationView,
+    PageRequest, PortError, SentEmailLog,
 };
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 
 #[async_trait]
 impl NotificationRepository for PgStore {
-    async fn create_once(&self, n: &mut Notification, dedup_key: &str, ctx: &EventContext) -> Result<bool, PortError> {
+    async fn create_once(
+        &self,
+        n: &mut Notification,
+        dedup_key: &str,
+        ctx: &EventContext,
+    ) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
             "INSERT INTO notifications (id, institution_id, user_id, kind, message, dedup_key, created_at)
@@ -42,7 +48,11 @@ impl NotificationRepository for PgStore {
         Ok(true)
     }
 
-    async fn list_for_user(&self, user: UserId, page: PageRequest) -> Result<Vec<NotificationView>, PortError> {
+    async fn list_for_user(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<NotificationView>, PortError> {
         let rows = sqlx::query(
             "SELECT id, kind, message, created_at, read_at FROM notifications
              WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
@@ -69,7 +79,13 @@ impl NotificationRepository for PgStore {
 
 #[async_trait]
 impl DemoDataRepository for PgStore {
-    async fn save_demo_data(&self, institution: InstitutionId, task: TaskId, mut data: DemoData, ctx: &EventContext) -> Result<bool, PortError> {
+    async fn save_demo_data(
+        &self,
+        institution: InstitutionId,
+        task: TaskId,
+        mut data: DemoData,
+        ctx: &EventContext,
+    ) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let claimed = sqlx::query("INSERT INTO demo_seeds (institution_id, task_id) VALUES ($1, $2) ON CONFLICT DO NOTHING")
             .bind(uuid(institution.0))
@@ -102,12 +118,16 @@ impl DemoDataRepository for PgStore {
         self.commit_with_events(tx, events, ctx).await?;
         Ok(true)
     }
-
 }
 
 #[async_trait]
 impl SentEmailLog for PgStore {
-    async fn record_sent(&self, lineage: TaskId, message_id: &str, recipient: &str) -> Result<bool, PortError> {
+    async fn record_sent(
+        &self,
+        lineage: TaskId,
+        message_id: &str,
+        recipient: &str,
+    ) -> Result<bool, PortError> {
         let r = sqlx::query("INSERT INTO sent_emails (lineage_id, message_id, recipient) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(uuid(lineage.0))
             .bind(message_id)

@@ -14,13 +14,24 @@ use std::time::Duration;
 struct TwoHandlers;
 
 impl EventPlanner for TwoHandlers {
-    fn plan(&self, event: &EventEnvelope<Payload>) -> Result<Vec<PlannedTask<Payload>>, PlanFailure> {
+    fn plan(
+        &self,
+        event: &EventEnvelope<Payload>,
+    ) -> Result<Vec<PlannedTask<Payload>>, PlanFailure> {
         if event.event_type == "Poison" {
-            return Err(PlanFailure { handler: "h1".into(), message: "cannot plan".into() });
+            return Err(PlanFailure {
+                handler: "h1".into(),
+                message: "cannot plan".into(),
+            });
         }
         Ok(["h1", "h2"]
             .into_iter()
-            .map(|h| PlannedTask { task_type: format!("t_{h}"), handler: h.into(), payload: event.payload.clone(), max_attempts: None })
+            .map(|h| PlannedTask {
+                task_type: format!("t_{h}"),
+                handler: h.into(),
+                payload: event.payload.clone(),
+                max_attempts: None,
+            })
             .collect())
     }
     fn max_attempts(&self, _: &str) -> u32 {
@@ -29,7 +40,9 @@ impl EventPlanner for TwoHandlers {
 }
 
 async fn store() -> (String, PgStore) {
-    let (url, pool) = fresh_database("campus_adapter_test").await.expect("test database");
+    let (url, pool) = fresh_database("campus_adapter_test")
+        .await
+        .expect("test database");
     (url, PgStore::new(pool, Notifier::disabled()))
 }
 
@@ -45,11 +58,18 @@ fn event(t: &str) -> NewEvent {
 }
 
 async fn count(store: &PgStore, sql: &str) -> i64 {
-    sqlx::query_scalar(sql).fetch_one(store.pool()).await.unwrap()
+    sqlx::query_scalar(sql)
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
 }
 
 fn policy() -> RetryPolicy {
-    RetryPolicy { base: Duration::from_millis(1), cap: Duration::from_millis(5), max_attempts: 3 }
+    RetryPolicy {
+        base: Duration::from_millis(1),
+        cap: Duration::from_millis(5),
+        max_attempts: 3,
+    }
 }
 
 #[tokio::test]
@@ -66,16 +86,27 @@ async fn a_failed_write_leaves_no_event() {
         )
         .unwrap()
     };
-    let ctx = EventContext { correlation_id: Some("c".into()) };
+    let ctx = EventContext {
+        correlation_id: Some("c".into()),
+    };
     let mut a = academic(10, 1);
-    let mut i = Institution::create(InstitutionId(1), Name::parse("n", "One").unwrap(), &a).unwrap();
+    let mut i =
+        Institution::create(InstitutionId(1), Name::parse("n", "One").unwrap(), &a).unwrap();
     s.create_institution(&mut i, &mut a, &ctx).await.unwrap();
-    assert_eq!(count(&s, "SELECT count(*) FROM domain_events").await, 2, "InstitutionCreated + AcademicCreated");
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM domain_events").await,
+        2,
+        "InstitutionCreated + AcademicCreated"
+    );
 
     // Same e-mail: the transaction rolls back, the institution row and its events with it.
     let mut b = academic(20, 2);
-    let mut j = Institution::create(InstitutionId(2), Name::parse("n", "Two").unwrap(), &b).unwrap();
-    let err = s.create_institution(&mut j, &mut b, &ctx).await.unwrap_err();
+    let mut j =
+        Institution::create(InstitutionId(2), Name::parse("n", "Two").unwrap(), &b).unwrap();
+    let err = s
+        .create_institution(&mut j, &mut b, &ctx)
+        .await
+        .unwrap_err();
     assert!(matches!(err, PortError::Conflict(_)), "{err:?}");
     assert_eq!(count(&s, "SELECT count(*) FROM domain_events").await, 2);
     assert_eq!(count(&s, "SELECT count(*) FROM institutions").await, 1);
@@ -85,40 +116,79 @@ async fn a_failed_write_leaves_no_event() {
 #[tokio::test]
 async fn dispatch_fans_out_once_per_handler_even_when_repeated() {
     let (url, s) = store().await;
-    s.append(&[event("Happened"), event("Happened")]).await.unwrap();
-    let r = s.dispatch_pending(100, Arc::new(TwoHandlers), &policy()).await.unwrap();
+    s.append(&[event("Happened"), event("Happened")])
+        .await
+        .unwrap();
+    let r = s
+        .dispatch_pending(100, Arc::new(TwoHandlers), &policy())
+        .await
+        .unwrap();
     assert_eq!((r.events, r.tasks, r.failed), (2, 4, 0));
-    assert_eq!(count(&s, "SELECT count(*) FROM tasks WHERE correlation_id = 'corr-1' AND event_id IS NOT NULL").await, 4);
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM tasks WHERE correlation_id = 'corr-1' AND event_id IS NOT NULL"
+        )
+        .await,
+        4
+    );
 
     // Pretend the dispatch never got recorded (e.g. a crash after insert): dispatching again
     // must not duplicate any task.
-    sqlx::query("UPDATE domain_events SET status = 'pending'").execute(s.pool()).await.unwrap();
-    let again = s.dispatch_pending(100, Arc::new(TwoHandlers), &policy()).await.unwrap();
+    sqlx::query("UPDATE domain_events SET status = 'pending'")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    let again = s
+        .dispatch_pending(100, Arc::new(TwoHandlers), &policy())
+        .await
+        .unwrap();
     assert_eq!((again.events, again.tasks), (2, 0));
     assert_eq!(count(&s, "SELECT count(*) FROM tasks").await, 4);
-    assert_eq!(count(&s, "SELECT count(*) FROM tasks WHERE max_attempts = 3").await, 4);
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM tasks WHERE max_attempts = 3").await,
+        4
+    );
     drop_database(&url).await.unwrap();
 }
 
 #[tokio::test]
 async fn a_poison_event_does_not_block_its_batch() {
     let (url, s) = store().await;
-    s.append(&[event("Happened"), event("Poison"), event("Happened")]).await.unwrap();
-    let r = s.dispatch_pending(100, Arc::new(TwoHandlers), &policy()).await.unwrap();
+    s.append(&[event("Happened"), event("Poison"), event("Happened")])
+        .await
+        .unwrap();
+    let r = s
+        .dispatch_pending(100, Arc::new(TwoHandlers), &policy())
+        .await
+        .unwrap();
     assert_eq!((r.events, r.tasks, r.failed), (3, 4, 1));
-    let (status, attempts, errors): (String, i32, serde_json::Value) =
-        sqlx::query_as("SELECT status, attempts, errors FROM domain_events WHERE event_type = 'Poison'")
-            .fetch_one(s.pool())
-            .await
-            .unwrap();
+    let (status, attempts, errors): (String, i32, serde_json::Value) = sqlx::query_as(
+        "SELECT status, attempts, errors FROM domain_events WHERE event_type = 'Poison'",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
     assert_eq!((status.as_str(), attempts), ("retrying", 1));
-    assert!(errors[0]["message"].as_str().unwrap().contains("cannot plan"), "{errors}");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("cannot plan"),
+        "{errors}"
+    );
     // Retried until dead (max 3 attempts).
     for _ in 0..10 {
         tokio::time::sleep(Duration::from_millis(10)).await;
-        s.dispatch_pending(100, Arc::new(TwoHandlers), &policy()).await.unwrap();
+        s.dispatch_pending(100, Arc::new(TwoHandlers), &policy())
+            .await
+            .unwrap();
     }
-    let status: String = sqlx::query_scalar("SELECT status FROM domain_events WHERE event_type = 'Poison'").fetch_one(s.pool()).await.unwrap();
+    let status: String =
+        sqlx::query_scalar("SELECT status FROM domain_events WHERE event_type = 'Poison'")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
     assert_eq!(status, "dead");
     drop_database(&url).await.unwrap();
 }
@@ -137,31 +207,57 @@ fn task(key: Option<&str>) -> NewTask {
 #[tokio::test]
 async fn completion_is_fenced_and_failures_retry_then_die() {
     let (url, s) = store().await;
-    assert_eq!(s.enqueue(&[task(Some("k")), task(Some("k"))]).await.unwrap(), 1, "unique key");
+    assert_eq!(
+        s.enqueue(&[task(Some("k")), task(Some("k"))])
+            .await
+            .unwrap(),
+        1,
+        "unique key"
+    );
     let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(claimed.len(), 1);
     let t = &claimed[0];
     assert_eq!(t.attempt, 1);
     assert_eq!(t.lineage_id, t.id);
-    assert!(s.claim("w2", 10, Duration::from_secs(30)).await.unwrap().is_empty(), "claimed tasks are not claimed twice");
+    assert!(
+        s.claim("w2", 10, Duration::from_secs(30))
+            .await
+            .unwrap()
+            .is_empty(),
+        "claimed tasks are not claimed twice"
+    );
 
     let fail = |attempt| Completion {
         id: t.id,
         attempt,
         max_attempts: t.max_attempts,
-        outcome: TaskOutcome::Failed { message: "boom".into(), permanent: false },
+        outcome: TaskOutcome::Failed {
+            message: "boom".into(),
+            permanent: false,
+        },
         duration: Duration::from_millis(3),
     };
-    assert_eq!(s.complete("w2", &[fail(1)], &policy()).await.unwrap(), 0, "a stranger cannot complete it");
+    assert_eq!(
+        s.complete("w2", &[fail(1)], &policy()).await.unwrap(),
+        0,
+        "a stranger cannot complete it"
+    );
     assert_eq!(s.complete("w1", &[fail(1)], &policy()).await.unwrap(), 1);
-    assert_eq!(s.complete("w1", &[fail(1)], &policy()).await.unwrap(), 0, "the same attempt completes once");
+    assert_eq!(
+        s.complete("w1", &[fail(1)], &policy()).await.unwrap(),
+        0,
+        "the same attempt completes once"
+    );
 
     tokio::time::sleep(Duration::from_millis(20)).await;
     let again = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(again[0].attempt, 2);
     assert_eq!(s.complete("w1", &[fail(2)], &policy()).await.unwrap(), 1);
     let (status, errors): (String, serde_json::Value) =
-        sqlx::query_as("SELECT status, errors FROM tasks").fetch_one(s.pool()).await.unwrap();
+        sqlx::query_as("SELECT status, errors FROM tasks")
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
     assert_eq!(status, "dead", "max_attempts = 2");
     assert_eq!(errors.as_array().unwrap().len(), 2);
     assert_eq!(errors[1]["attempt"], 2);
@@ -178,7 +274,10 @@ async fn concurrent_claims_never_overlap() {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = s.claim(&format!("w{i}"), 7, Duration::from_secs(30)).await.unwrap();
+                let got = s
+                    .claim(&format!("w{i}"), 7, Duration::from_secs(30))
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break mine;
                 }

@@ -3,7 +3,9 @@
 use super::outbox::{insert_rows, EventRow};
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
-use campus_core::engine::{idempotency_key, EventEnvelope, EventStatus, PlannedTask, RetryDecision, RetryPolicy};
+use campus_core::engine::{
+    idempotency_key, EventEnvelope, EventStatus, PlannedTask, RetryDecision, RetryPolicy,
+};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::{DispatchReport, EventPlanner, EventStore, NewEvent, PortError};
@@ -37,7 +39,12 @@ impl EventStore for PgStore {
         Ok(ids)
     }
 
-    async fn dispatch_pending(&self, limit: u32, planner: Arc<dyn EventPlanner>, retry: &RetryPolicy) -> Result<DispatchReport, PortError> {
+    async fn dispatch_pending(
+        &self,
+        limit: u32,
+        planner: Arc<dyn EventPlanner>,
+        retry: &RetryPolicy,
+    ) -> Result<DispatchReport, PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let rows = sqlx::query(
             "SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload::text AS payload,
@@ -52,7 +59,10 @@ impl EventStore for PgStore {
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
-        let mut report = DispatchReport { events: rows.len(), ..Default::default() };
+        let mut report = DispatchReport {
+            events: rows.len(),
+            ..Default::default()
+        };
         if rows.is_empty() {
             return Ok(report);
         }
@@ -66,16 +76,25 @@ impl EventStore for PgStore {
                 event_type: row.get("event_type"),
                 aggregate_type: row.get("aggregate_type"),
                 aggregate_id: row.get::<uuid::Uuid, _>("aggregate_id").as_u128(),
-                institution_id: row.get::<Option<uuid::Uuid>, _>("institution_id").map(|i| InstitutionId(i.as_u128())),
+                institution_id: row
+                    .get::<Option<uuid::Uuid>, _>("institution_id")
+                    .map(|i| InstitutionId(i.as_u128())),
                 payload: row.get::<String, _>("payload"),
-                occurred_at: Timestamp(row.get::<DateTime<Utc>, _>("occurred_at").timestamp_millis()),
+                occurred_at: Timestamp(
+                    row.get::<DateTime<Utc>, _>("occurred_at")
+                        .timestamp_millis(),
+                ),
                 correlation_id: row.get("correlation_id"),
-                reprocessed_from: row.get::<Option<uuid::Uuid>, _>("reprocessed_from").map(|i| EventId(i.as_u128())),
+                reprocessed_from: row
+                    .get::<Option<uuid::Uuid>, _>("reprocessed_from")
+                    .map(|i| EventId(i.as_u128())),
             };
             match plan_event(planner.as_ref(), &envelope) {
                 Ok(planned) => {
                     for (t, payload) in planned {
-                        let max = t.max_attempts.unwrap_or_else(|| planner.max_attempts(&t.task_type));
+                        let max = t
+                            .max_attempts
+                            .unwrap_or_else(|| planner.max_attempts(&t.task_type));
                         tasks.push(&envelope, id, t.task_type, t.handler, payload, max);
                     }
                     dispatched.push(id);
@@ -131,12 +150,17 @@ fn plan_event(
     planner: &dyn EventPlanner,
     event: &EventEnvelope<String>,
 ) -> Result<Vec<(PlannedTask<String>, serde_json::Value)>, String> {
-    let planned = planner.plan(event).map_err(|f| format!("handler {}: {}", f.handler, f.message))?;
+    let planned = planner
+        .plan(event)
+        .map_err(|f| format!("handler {}: {}", f.handler, f.message))?;
     planned
         .into_iter()
         .map(|t| match serde_json::from_str(&t.payload) {
             Ok(v) => Ok((t, v)),
-            Err(e) => Err(format!("handler {}: task payload is not JSON: {e}", t.handler)),
+            Err(e) => Err(format!(
+                "handler {}: task payload is not JSON: {e}",
+                t.handler
+            )),
         })
         .collect()
 }
@@ -170,15 +194,20 @@ impl TaskColumns {
         self.types.push(task_type);
         self.handlers.push(handler);
         self.payloads.push(payload);
-        self.institutions.push(event.institution_id.map(|i| uuid::Uuid::from_u128(i.0)));
+        self.institutions
+            .push(event.institution_id.map(|i| uuid::Uuid::from_u128(i.0)));
         self.events.push(event_id);
         self.correlations.push(event.correlation_id.clone());
-        self.max_attempts.push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
+        self.max_attempts
+            .push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
     }
 
     /// Inserts every task; a task whose idempotency key exists is skipped. Returns how many
     /// were inserted.
-    async fn insert(self, tx: &mut sqlx::Transaction<'_, sqlx::Postgres>) -> Result<usize, PortError> {
+    async fn insert(
+        self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    ) -> Result<usize, PortError> {
         if self.ids.is_empty() {
             return Ok(0);
         }

@@ -4,12 +4,12 @@
 
 mod academic;
 mod demo;
+#[cfg(test)]
+mod engine_tests;
 mod events;
 pub mod notify;
 mod outbox;
 mod tasks;
-#[cfg(test)]
-mod engine_tests;
 pub mod testing;
 mod users;
 
@@ -26,7 +26,8 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool. Errors: `Unavailable` with a readable reason.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
-    let options = PgConnectOptions::from_str(url).map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?;
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?;
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -37,15 +38,19 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortErro
 
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), PortError> {
-    MIGRATOR.run(pool).await.map_err(|e| PortError::Unavailable(format!("migrations failed: {e}")))
+    MIGRATOR
+        .run(pool)
+        .await
+        .map_err(|e| PortError::Unavailable(format!("migrations failed: {e}")))
 }
 
 /// Whether every embedded migration is applied (for readiness checks).
 pub async fn migrations_applied(pool: &PgPool) -> Result<bool, PortError> {
-    let applied: Vec<i64> = sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
-        .fetch_all(pool)
-        .await
-        .map_err(db_err)?;
+    let applied: Vec<i64> =
+        sqlx::query_scalar("SELECT version FROM _sqlx_migrations WHERE success")
+            .fetch_all(pool)
+            .await
+            .map_err(db_err)?;
     Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
 }
 
@@ -53,7 +58,10 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, PortError> {
 pub(crate) fn db_err(e: sqlx::Error) -> PortError {
     if let Some(db) = e.as_database_error() {
         if db.code().as_deref() == Some("23505") {
-            return PortError::Conflict(format!("duplicate value ({})", db.constraint().unwrap_or("unique")));
+            return PortError::Conflict(format!(
+                "duplicate value ({})",
+                db.constraint().unwrap_or("unique")
+            ));
         }
     }
     PortError::Unavailable(format!("database: {e}"))
@@ -61,8 +69,9 @@ pub(crate) fn db_err(e: sqlx::Error) -> PortError {
 
 /// Whether the error is a unique violation of `constraint`.
 pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
-    e.as_database_error()
-        .is_some_and(|db| db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint))
+    e.as_database_error().is_some_and(|db| {
+        db.code().as_deref() == Some("23505") && db.constraint() == Some(constraint)
+    })
 }
 
 /// Repositories, event store and task queue over one pool.
@@ -90,12 +99,14 @@ impl PgStore {
     /// The value of a shared setting, storing `initial` first if the key has none. Safe when
     /// several processes start at once: the first insert wins and all read the same value.
     pub async fn setting_or_init(&self, key: &str, initial: &str) -> Result<String, PortError> {
-        sqlx::query("INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING")
-            .bind(key)
-            .bind(initial)
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        sqlx::query(
+            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(key)
+        .bind(initial)
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
         sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
             .bind(key)
             .fetch_one(&self.pool)

@@ -45,12 +45,17 @@ impl Notifier {
             tokio::spawn(async move {
                 loop {
                     poke.notified().await;
-                    let sent = sqlx::query("SELECT pg_notify($1, '')").bind(channel.name()).execute(&pool).await;
+                    let sent = sqlx::query("SELECT pg_notify($1, '')")
+                        .bind(channel.name())
+                        .execute(&pool)
+                        .await;
                     match sent {
                         Ok(_) => {}
                         Err(sqlx::Error::PoolClosed) => break,
                         // Polling covers a lost hint; nothing else to do.
-                        Err(e) => tracing::debug!(channel = channel.name(), error = %e, "NOTIFY failed"),
+                        Err(e) => {
+                            tracing::debug!(channel = channel.name(), error = %e, "NOTIFY failed")
+                        }
                     }
                     if !window.is_zero() {
                         tokio::time::sleep(window).await;
@@ -112,7 +117,11 @@ impl Listener {
                     continue;
                 }
             };
-            tracing::debug!("listening on {} and {}", Channel::Events.name(), Channel::Tasks.name());
+            tracing::debug!(
+                "listening on {} and {}",
+                Channel::Events.name(),
+                Channel::Tasks.name()
+            );
             wakers.wake_all();
             loop {
                 tokio::select! {
@@ -138,7 +147,9 @@ impl Listener {
 
     async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener.listen_all([Channel::Events.name(), Channel::Tasks.name()]).await?;
+        listener
+            .listen_all([Channel::Events.name(), Channel::Tasks.name()])
+            .await?;
         Ok(listener)
     }
 }

@@ -36,7 +36,10 @@ impl EventRow {
 }
 
 /// Inserts `rows` with one statement. Returns how many were inserted.
-pub(crate) async fn insert_rows(tx: &mut Transaction<'_, Postgres>, rows: Vec<EventRow>) -> Result<usize, PortError> {
+pub(crate) async fn insert_rows(
+    tx: &mut Transaction<'_, Postgres>,
+    rows: Vec<EventRow>,
+) -> Result<usize, PortError> {
     if rows.is_empty() {
         return Ok(0);
     }
@@ -84,7 +87,14 @@ pub(crate) async fn insert_events(
     events: Vec<DomainEvent>,
     ctx: &EventContext,
 ) -> Result<usize, PortError> {
-    insert_rows(tx, events.iter().map(|e| EventRow::from_domain(e, ctx)).collect()).await
+    insert_rows(
+        tx,
+        events
+            .iter()
+            .map(|e| EventRow::from_domain(e, ctx))
+            .collect(),
+    )
+    .await
 }
 
 impl super::PgStore {

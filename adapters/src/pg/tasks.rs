@@ -64,7 +64,12 @@ impl TaskQueue for PgStore {
         Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
     }
 
-    async fn claim(&self, worker: &str, limit: u32, lease: Duration) -> Result<Vec<ClaimedTask>, PortError> {
+    async fn claim(
+        &self,
+        worker: &str,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedTask>, PortError> {
         let rows = sqlx::query(
             "WITH due AS (
                 SELECT id FROM tasks
@@ -92,8 +97,12 @@ impl TaskQueue for PgStore {
                 id: TaskId(r.get::<uuid::Uuid, _>("id").as_u128()),
                 task_type: r.get("task_type"),
                 payload: r.get("payload"),
-                institution_id: r.get::<Option<uuid::Uuid>, _>("institution_id").map(|i| InstitutionId(i.as_u128())),
-                event_id: r.get::<Option<uuid::Uuid>, _>("event_id").map(|i| EventId(i.as_u128())),
+                institution_id: r
+                    .get::<Option<uuid::Uuid>, _>("institution_id")
+                    .map(|i| InstitutionId(i.as_u128())),
+                event_id: r
+                    .get::<Option<uuid::Uuid>, _>("event_id")
+                    .map(|i| EventId(i.as_u128())),
                 correlation_id: r.get("correlation_id"),
                 lineage_id: TaskId(r.get::<uuid::Uuid, _>("lineage_id").as_u128()),
                 attempt: u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0),
@@ -103,7 +112,12 @@ impl TaskQueue for PgStore {
             .collect())
     }
 
-    async fn complete(&self, worker: &str, completions: &[Completion], retry: &RetryPolicy) -> Result<usize, PortError> {
+    async fn complete(
+        &self,
+        worker: &str,
+        completions: &[Completion],
+        retry: &RetryPolicy,
+    ) -> Result<usize, PortError> {
         if completions.is_empty() {
             return Ok(0);
         }
@@ -118,10 +132,21 @@ impl TaskQueue for PgStore {
             // The core's lifecycle rules decide the next state.
             let (transition, message) = match &c.outcome {
                 TaskOutcome::Succeeded => (TaskTransition::Succeed, None),
-                TaskOutcome::Failed { message, permanent } => (TaskTransition::Fail { permanent: *permanent }, Some(message.clone())),
+                TaskOutcome::Failed { message, permanent } => (
+                    TaskTransition::Fail {
+                        permanent: *permanent,
+                    },
+                    Some(message.clone()),
+                ),
             };
-            let state = TaskState { status: TaskStatus::Running, attempt: c.attempt, max_attempts: c.max_attempts };
-            let next = state.apply(transition).map_or(TaskStatus::Dead, |s| s.status);
+            let state = TaskState {
+                status: TaskStatus::Running,
+                attempt: c.attempt,
+                max_attempts: c.max_attempts,
+            };
+            let next = state
+                .apply(transition)
+                .map_or(TaskStatus::Dead, |s| s.status);
             ids.push(uuid::Uuid::from_u128(c.id.0));
             attempts.push(to_i32(c.attempt));
             statuses.push(next.as_str());

@@ -18,7 +18,10 @@ pub async fn fresh_database(prefix: &str) -> Result<(String, PgPool), PortError>
     let server = server_url();
     let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let admin = connect(&server, 1).await?;
-    sqlx::query(&format!("CREATE DATABASE \"{name}\"")).execute(&admin).await.map_err(db_err)?;
+    sqlx::query(&format!("CREATE DATABASE \"{name}\""))
+        .execute(&admin)
+        .await
+        .map_err(db_err)?;
     admin.close().await;
     let url = with_database(&server, &name);
     let pool = connect(&url, 10).await?;
@@ -28,9 +31,18 @@ pub async fn fresh_database(prefix: &str) -> Result<(String, PgPool), PortError>
 
 /// Drops a database made by [`fresh_database`] (closing its connections first).
 pub async fn drop_database(url: &str) -> Result<(), PortError> {
-    let Some(name) = url.rsplit('/').next().map(|n| n.split('?').next().unwrap_or(n).to_string()) else { return Ok(()) };
+    let Some(name) = url
+        .rsplit('/')
+        .next()
+        .map(|n| n.split('?').next().unwrap_or(n).to_string())
+    else {
+        return Ok(());
+    };
     let admin = connect(&with_database(url, "postgres"), 1).await?;
-    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)")).execute(&admin).await.map_err(db_err)?;
+    sqlx::query(&format!("DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)"))
+        .execute(&admin)
+        .await
+        .map_err(db_err)?;
     admin.close().await;
     Ok(())
 }
@@ -57,8 +69,17 @@ mod tests {
 
     #[test]
     fn replaces_the_database_name() {
-        assert_eq!(with_database("postgres://u@h:5432/postgres", "x"), "postgres://u@h:5432/x");
-        assert_eq!(with_database("postgres://u@h/db?sslmode=disable", "x"), "postgres://u@h/x?sslmode=disable");
-        assert_eq!(with_database("postgres://u@h:5432", "x"), "postgres://u@h:5432/x");
+        assert_eq!(
+            with_database("postgres://u@h:5432/postgres", "x"),
+            "postgres://u@h:5432/x"
+        );
+        assert_eq!(
+            with_database("postgres://u@h/db?sslmode=disable", "x"),
+            "postgres://u@h/x?sslmode=disable"
+        );
+        assert_eq!(
+            with_database("postgres://u@h:5432", "x"),
+            "postgres://u@h:5432/x"
+        );
     }
 }

@@ -30,7 +30,8 @@ pub(crate) fn user_from_row(row: &PgRow) -> Result<User, PortError> {
     let email: String = row.get("email");
     Ok(User::restore(
         UserId(row.get::<uuid::Uuid, _>("id").as_u128()),
-        row.get::<Option<uuid::Uuid>, _>("institution_id").map(|i| InstitutionId(i.as_u128())),
+        row.get::<Option<uuid::Uuid>, _>("institution_id")
+            .map(|i| InstitutionId(i.as_u128())),
         Role::parse(&role).ok_or_else(|| corrupt("role"))?,
         Name::parse("name", &name).map_err(|_| corrupt("name"))?,
         Email::parse(&email).map_err(|_| corrupt("e-mail"))?,
@@ -38,7 +39,10 @@ pub(crate) fn user_from_row(row: &PgRow) -> Result<User, PortError> {
     ))
 }
 
-pub(crate) async fn insert_user(tx: &mut Transaction<'_, Postgres>, user: &User) -> Result<(), PortError> {
+pub(crate) async fn insert_user(
+    tx: &mut Transaction<'_, Postgres>,
+    user: &User,
+) -> Result<(), PortError> {
     sqlx::query(
         "INSERT INTO users (id, institution_id, role, name, email, password_hash) VALUES ($1, $2, $3, $4, $5, $6)",
     )
@@ -60,7 +64,12 @@ fn ts(dt: DateTime<Utc>) -> Timestamp {
 
 #[async_trait]
 impl UserRepository for PgStore {
-    async fn create_institution(&self, institution: &mut Institution, academic: &mut User, ctx: &EventContext) -> Result<(), PortError> {
+    async fn create_institution(
+        &self,
+        institution: &mut Institution,
+        academic: &mut User,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO institutions (id, name) VALUES ($1, $2)")
             .bind(uuid(institution.id.0))
@@ -90,15 +99,22 @@ impl UserRepository for PgStore {
     }
 
     async fn find_user_by_email(&self, email: &Email) -> Result<Option<User>, PortError> {
-        let row = sqlx::query(&format!("SELECT {USER_COLUMNS} FROM users WHERE email = $1"))
-            .bind(email.as_str())
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let row = sqlx::query(&format!(
+            "SELECT {USER_COLUMNS} FROM users WHERE email = $1"
+        ))
+        .bind(email.as_str())
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?;
         row.as_ref().map(user_from_row).transpose()
     }
 
-    async fn list_users(&self, institution: InstitutionId, role: Role, page: PageRequest) -> Result<Vec<UserSummary>, PortError> {
+    async fn list_users(
+        &self,
+        institution: InstitutionId,
+        role: Role,
+        page: PageRequest,
+    ) -> Result<Vec<UserSummary>, PortError> {
         let rows = sqlx::query(
             "SELECT id, name, email FROM users
              WHERE institution_id = $1 AND role = $2 AND ($3::uuid IS NULL OR id > $3)
@@ -121,7 +137,11 @@ impl UserRepository for PgStore {
             .collect())
     }
 
-    async fn save_reset_token(&self, token: &mut ResetPasswordToken, ctx: &EventContext) -> Result<(), PortError> {
+    async fn save_reset_token(
+        &self,
+        token: &mut ResetPasswordToken,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO reset_password_tokens (id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)")
             .bind(uuid(token.id.0))
@@ -134,7 +154,10 @@ impl UserRepository for PgStore {
         self.commit_with_events(tx, token.take_events(), ctx).await
     }
 
-    async fn find_reset_token(&self, token_hash: &str) -> Result<Option<ResetPasswordToken>, PortError> {
+    async fn find_reset_token(
+        &self,
+        token_hash: &str,
+    ) -> Result<Option<ResetPasswordToken>, PortError> {
         let row = sqlx::query("SELECT id, user_id, token_hash, expires_at, used_at FROM reset_password_tokens WHERE token_hash = $1")
             .bind(token_hash)
             .fetch_optional(&self.pool)
@@ -151,15 +174,24 @@ impl UserRepository for PgStore {
         }))
     }
 
-    async fn reset_password(&self, token: &ResetPasswordToken, user: &mut User, ctx: &EventContext) -> Result<(), PortError> {
-        let used_at = token.used_at.ok_or_else(|| PortError::Conflict("token was not consumed".into()))?;
+    async fn reset_password(
+        &self,
+        token: &ResetPasswordToken,
+        user: &mut User,
+        ctx: &EventContext,
+    ) -> Result<(), PortError> {
+        let used_at = token
+            .used_at
+            .ok_or_else(|| PortError::Conflict("token was not consumed".into()))?;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        let consumed = sqlx::query("UPDATE reset_password_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL")
-            .bind(uuid(token.id.0))
-            .bind(time(used_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let consumed = sqlx::query(
+            "UPDATE reset_password_tokens SET used_at = $2 WHERE id = $1 AND used_at IS NULL",
+        )
+        .bind(uuid(token.id.0))
+        .bind(time(used_at))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
         if consumed.rows_affected() != 1 {
             return Err(PortError::Conflict("the token was already used".into()));
         }

@@ -4,6 +4,7 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::public::{ApiTags, NoContent};
 use super::{event_context, page, State};
+use crate::services::academic::SetNote;
 use campus_core::ids::*;
 use campus_core::values::Role;
 use poem::web::Data;
@@ -50,7 +51,9 @@ pub enum Created {
 
 impl Created {
     fn id(v: u128) -> Self {
-        Created::Created(Json(IdResponse { id: uuid::Uuid::from_u128(v) }))
+        Created::Created(Json(IdResponse {
+            id: uuid::Uuid::from_u128(v),
+        }))
     }
 }
 
@@ -114,31 +117,76 @@ pub struct AcademicApi;
 impl AcademicApi {
     /// Create a teacher (who sets a password through the reset flow)
     #[oai(path = "/academic/teachers", method = "post")]
-    async fn create_teacher(&self, state: Data<&State>, auth: BearerAuth, req: &Request, body: Json<CreateMemberRequest>) -> Result<Created, ApiError> {
+    async fn create_teacher(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<CreateMemberRequest>,
+    ) -> Result<Created, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let id = state.accounts.create_member(inst, Role::Teacher, &body.name, &body.email, &event_context(req)).await?;
+        let id = state
+            .accounts
+            .create_member(
+                inst,
+                Role::Teacher,
+                &body.name,
+                &body.email,
+                &event_context(req),
+            )
+            .await?;
         Ok(Created::id(id.0))
     }
 
     /// Create a student (who sets a password through the reset flow)
     #[oai(path = "/academic/students", method = "post")]
-    async fn create_student(&self, state: Data<&State>, auth: BearerAuth, req: &Request, body: Json<CreateMemberRequest>) -> Result<Created, ApiError> {
+    async fn create_student(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<CreateMemberRequest>,
+    ) -> Result<Created, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let id = state.accounts.create_member(inst, Role::Student, &body.name, &body.email, &event_context(req)).await?;
+        let id = state
+            .accounts
+            .create_member(
+                inst,
+                Role::Student,
+                &body.name,
+                &body.email,
+                &event_context(req),
+            )
+            .await?;
         Ok(Created::id(id.0))
     }
 
     /// Create a discipline
     #[oai(path = "/academic/disciplines", method = "post")]
-    async fn create_discipline(&self, state: Data<&State>, auth: BearerAuth, req: &Request, body: Json<CreateDisciplineRequest>) -> Result<Created, ApiError> {
+    async fn create_discipline(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<CreateDisciplineRequest>,
+    ) -> Result<Created, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let id = state.academic.create_discipline(inst, &body.name, &event_context(req)).await?;
+        let id = state
+            .academic
+            .create_discipline(inst, &body.name, &event_context(req))
+            .await?;
         Ok(Created::id(id.0))
     }
 
     /// Open a class of a discipline, taught by a teacher in a period
     #[oai(path = "/academic/classes", method = "post")]
-    async fn create_class(&self, state: Data<&State>, auth: BearerAuth, req: &Request, body: Json<CreateClassRequest>) -> Result<Created, ApiError> {
+    async fn create_class(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<CreateClassRequest>,
+    ) -> Result<Created, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
         let id = state
             .academic
@@ -166,7 +214,12 @@ impl AcademicApi {
         let inst = auth.0.institution_as(Role::Academic)?;
         state
             .academic
-            .enroll(inst, ClassId(class_id.0.as_u128()), UserId(body.student_id.as_u128()), &event_context(req))
+            .enroll(
+                inst,
+                ClassId(class_id.0.as_u128()),
+                UserId(body.student_id.as_u128()),
+                &event_context(req),
+            )
             .await?;
         Ok(NoContent::NoContent)
     }
@@ -183,8 +236,20 @@ impl AcademicApi {
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<MemberItem>>, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state.academic.list_members(inst, Role::Teacher, page(limit.0, after.0)).await?;
-        Ok(Json(items.into_iter().map(|m| MemberItem { id: u(m.id.0), name: m.name, email: m.email }).collect()))
+        let items = state
+            .academic
+            .list_members(inst, Role::Teacher, page(limit.0, after.0))
+            .await?;
+        Ok(Json(
+            items
+                .into_iter()
+                .map(|m| MemberItem {
+                    id: u(m.id.0),
+                    name: m.name,
+                    email: m.email,
+                })
+                .collect(),
+        ))
     }
 
     /// List students
@@ -199,8 +264,20 @@ impl AcademicApi {
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<MemberItem>>, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state.academic.list_members(inst, Role::Student, page(limit.0, after.0)).await?;
-        Ok(Json(items.into_iter().map(|m| MemberItem { id: u(m.id.0), name: m.name, email: m.email }).collect()))
+        let items = state
+            .academic
+            .list_members(inst, Role::Student, page(limit.0, after.0))
+            .await?;
+        Ok(Json(
+            items
+                .into_iter()
+                .map(|m| MemberItem {
+                    id: u(m.id.0),
+                    name: m.name,
+                    email: m.email,
+                })
+                .collect(),
+        ))
     }
 
     /// List disciplines
@@ -215,8 +292,19 @@ impl AcademicApi {
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<DisciplineItem>>, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state.academic.list_disciplines(inst, page(limit.0, after.0)).await?;
-        Ok(Json(items.into_iter().map(|d| DisciplineItem { id: u(d.id.0), name: d.name.as_str().to_string() }).collect()))
+        let items = state
+            .academic
+            .list_disciplines(inst, page(limit.0, after.0))
+            .await?;
+        Ok(Json(
+            items
+                .into_iter()
+                .map(|d| DisciplineItem {
+                    id: u(d.id.0),
+                    name: d.name.as_str().to_string(),
+                })
+                .collect(),
+        ))
     }
 
     /// List classes
@@ -231,7 +319,10 @@ impl AcademicApi {
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<ClassItem>>, ApiError> {
         let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state.academic.list_classes(inst, page(limit.0, after.0)).await?;
+        let items = state
+            .academic
+            .list_classes(inst, page(limit.0, after.0))
+            .await?;
         Ok(Json(
             items
                 .into_iter()
@@ -256,7 +347,10 @@ impl TeacherApi {
     ///
     /// Records `ExamGradeNoteAdded` only when the value changes; the student is notified
     /// asynchronously. 404 when the class is not the caller's or the student is not enrolled.
-    #[oai(path = "/teacher/classes/:class_id/students/:student_id/notes", method = "put")]
+    #[oai(
+        path = "/teacher/classes/:class_id/students/:student_id/notes",
+        method = "put"
+    )]
     async fn set_note(
         &self,
         state: Data<&State>,
@@ -277,10 +371,12 @@ impl TeacherApi {
             .set_note(
                 auth.0.user_id(),
                 inst,
-                ClassId(class_id.0.as_u128()),
-                UserId(student_id.0.as_u128()),
-                exam,
-                body.note,
+                SetNote {
+                    class: ClassId(class_id.0.as_u128()),
+                    student: UserId(student_id.0.as_u128()),
+                    exam,
+                    note: body.note,
+                },
                 &event_context(req),
             )
             .await?;
@@ -304,11 +400,20 @@ impl StudentApi {
         before: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<NotificationItem>>, ApiError> {
         auth.0.institution_as(Role::Student)?;
-        let items = state.academic.notifications_of(auth.0.user_id(), page(limit.0, before.0)).await?;
+        let items = state
+            .academic
+            .notifications_of(auth.0.user_id(), page(limit.0, before.0))
+            .await?;
         Ok(Json(
             items
                 .into_iter()
-                .map(|n| NotificationItem { id: u(n.id.0), kind: n.kind, message: n.message, created_at: at(n.created_at), read_at: n.read_at.map(at) })
+                .map(|n| NotificationItem {
+                    id: u(n.id.0),
+                    kind: n.kind,
+                    message: n.message,
+                    created_at: at(n.created_at),
+                    read_at: n.read_at.map(at),
+                })
                 .collect(),
         ))
     }

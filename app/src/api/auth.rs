@@ -36,7 +36,10 @@ impl Claims {
     pub fn institution_as(&self, role: Role) -> Result<InstitutionId, ApiError> {
         match (self.role(), self.inst) {
             (Some(r), Some(inst)) if r == role => Ok(InstitutionId(inst.as_u128())),
-            _ => Err(ApiError::forbidden(format!("this endpoint is for {} users", role.as_str()))),
+            _ => Err(ApiError::forbidden(format!(
+                "this endpoint is for {} users",
+                role.as_str()
+            ))),
         }
     }
 }
@@ -51,7 +54,11 @@ pub struct JwtKeys {
 
 impl JwtKeys {
     pub fn new(secret: &str, ttl: Duration) -> Self {
-        JwtKeys { encoding: EncodingKey::from_secret(secret.as_bytes()), decoding: DecodingKey::from_secret(secret.as_bytes()), ttl }
+        JwtKeys {
+            encoding: EncodingKey::from_secret(secret.as_bytes()),
+            decoding: DecodingKey::from_secret(secret.as_bytes()),
+            ttl,
+        }
     }
 
     pub fn issue(&self, user: &User) -> Result<String, ApiError> {
@@ -70,7 +77,9 @@ impl JwtKeys {
     }
 
     pub fn verify(&self, token: &str) -> Option<Claims> {
-        decode::<Claims>(token, &self.decoding, &Validation::new(Algorithm::HS256)).ok().map(|d| d.claims)
+        decode::<Claims>(token, &self.decoding, &Validation::new(Algorithm::HS256))
+            .ok()
+            .map(|d| d.claims)
     }
 }
 

@@ -16,7 +16,10 @@ pub struct ErrorBody {
 
 impl ErrorBody {
     pub fn new(code: &str, message: impl Into<String>) -> Json<ErrorBody> {
-        Json(ErrorBody { code: code.into(), message: message.into() })
+        Json(ErrorBody {
+            code: code.into(),
+            message: message.into(),
+        })
     }
 }
 
@@ -56,14 +59,21 @@ impl ApiError {
 impl From<AppError> for ApiError {
     fn from(e: AppError) -> Self {
         match e {
-            AppError::Invalid(d) => ApiError::BadRequest(ErrorBody::new("invalid_input", d.to_string())),
+            AppError::Invalid(d) => {
+                ApiError::BadRequest(ErrorBody::new("invalid_input", d.to_string()))
+            }
             AppError::Unauthorized(m) => ApiError::Unauthorized(ErrorBody::new("unauthorized", m)),
             AppError::Forbidden(m) => ApiError::forbidden(m),
-            AppError::NotFound(what) => ApiError::NotFound(ErrorBody::new("not_found", format!("{what} not found"))),
+            AppError::NotFound(what) => {
+                ApiError::NotFound(ErrorBody::new("not_found", format!("{what} not found")))
+            }
             AppError::Conflict(m) => ApiError::Conflict(ErrorBody::new("conflict", m)),
             AppError::Unavailable(detail) => {
                 tracing::error!(%detail, "request failed on infrastructure");
-                ApiError::Unavailable(ErrorBody::new("unavailable", "the service is temporarily unavailable; try again"))
+                ApiError::Unavailable(ErrorBody::new(
+                    "unavailable",
+                    "the service is temporarily unavailable; try again",
+                ))
             }
         }
     }
@@ -92,6 +102,13 @@ pub async fn json_error(err: poem::Error) -> poem::Response {
         }
         _ => err.to_string(),
     };
-    let body = serde_json::to_string(&ErrorBody { code: code.into(), message }).unwrap_or_default();
-    poem::Response::builder().status(status).content_type("application/json").body(body)
+    let body = serde_json::to_string(&ErrorBody {
+        code: code.into(),
+        message,
+    })
+    .unwrap_or_default();
+    poem::Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body)
 }

@@ -28,7 +28,13 @@ pub struct ApiState {
 pub type State = Arc<ApiState>;
 
 /// All endpoint groups.
-pub type Apis = (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, ops::OpsApi);
+pub type Apis = (
+    public::PublicApi,
+    academic::AcademicApi,
+    academic::TeacherApi,
+    academic::StudentApi,
+    ops::OpsApi,
+);
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
@@ -59,7 +65,10 @@ pub fn routes(state: State) -> impl Endpoint {
         .nest("/", api)
         .nest("/docs", docs)
         .at("/openapi.json", spec)
-        .at("/reset-password", poem::get(pages::reset_form).post(pages::reset_submit))
+        .at(
+            "/reset-password",
+            poem::get(pages::reset_form).post(pages::reset_submit),
+        )
         .data(state.jwt.clone())
         .data(state)
         .around(frame)
@@ -73,7 +82,11 @@ pub struct CorrelationId(pub String);
 const CORRELATION_HEADER: &str = "x-correlation-id";
 
 fn valid_correlation(raw: &str) -> bool {
-    !raw.is_empty() && raw.len() <= 64 && raw.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
+    !raw.is_empty()
+        && raw.len() <= 64
+        && raw
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
 }
 
 /// Largest request body accepted.
@@ -117,10 +130,15 @@ async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<poem::Res
 
 /// The event context of a request.
 pub fn event_context(req: &Request) -> EventContext {
-    EventContext { correlation_id: req.extensions().get::<CorrelationId>().map(|c| c.0.clone()) }
+    EventContext {
+        correlation_id: req.extensions().get::<CorrelationId>().map(|c| c.0.clone()),
+    }
 }
 
 /// Page parameters: `limit` 1..=200 (default 50), `after` an item id.
 pub fn page(limit: Option<u32>, after: Option<uuid::Uuid>) -> PageRequest {
-    PageRequest { limit: limit.unwrap_or(50).clamp(1, 200), after: after.map(|a| a.as_u128()) }
+    PageRequest {
+        limit: limit.unwrap_or(50).clamp(1, 200),
+        after: after.map(|a| a.as_u128()),
+    }
 }

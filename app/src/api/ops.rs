@@ -20,18 +20,28 @@ impl OpsApi {
     /// The process is alive
     #[oai(path = "/health/live", method = "get")]
     async fn live(&self) -> Json<Health> {
-        Json(Health { status: "ok".into() })
+        Json(Health {
+            status: "ok".into(),
+        })
     }
 
     /// The database is reachable and every migration is applied
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self, state: Data<&State>) -> Result<Json<Health>, ApiError> {
         match campus_adapters::pg::migrations_applied(&state.pool).await {
-            Ok(true) => Ok(Json(Health { status: "ok".into() })),
-            Ok(false) => Err(ApiError::Unavailable(ErrorBody::new("not_ready", "migrations are not applied"))),
+            Ok(true) => Ok(Json(Health {
+                status: "ok".into(),
+            })),
+            Ok(false) => Err(ApiError::Unavailable(ErrorBody::new(
+                "not_ready",
+                "migrations are not applied",
+            ))),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                Err(ApiError::Unavailable(ErrorBody::new("not_ready", "the database is not reachable")))
+                Err(ApiError::Unavailable(ErrorBody::new(
+                    "not_ready",
+                    "the database is not reachable",
+                )))
             }
         }
     }

@@ -49,7 +49,9 @@ button{{margin-top:1rem;padding:.6rem 1rem;background:#2563eb;color:#fff;border:
 }
 
 fn form(token: &str, error: Option<&str>) -> String {
-    let error = error.map(|e| format!(r#"<p class="err" role="alert">{}</p>"#, escape(e))).unwrap_or_default();
+    let error = error
+        .map(|e| format!(r#"<p class="err" role="alert">{}</p>"#, escape(e)))
+        .unwrap_or_default();
     format!(
         r#"{error}<form method="post" action="/reset-password">
 <input type="hidden" name="token" value="{}">
@@ -66,21 +68,44 @@ fn form(token: &str, error: Option<&str>) -> String {
 pub async fn reset_form(Query(q): Query<TokenQuery>) -> Response {
     match q.token.filter(|t| !t.is_empty()) {
         Some(token) => page(StatusCode::OK, &form(&token, None)),
-        None => page(StatusCode::BAD_REQUEST, r#"<p class="err">This link has no token. Ask for a new reset e-mail.</p>"#),
+        None => page(
+            StatusCode::BAD_REQUEST,
+            r#"<p class="err">This link has no token. Ask for a new reset e-mail.</p>"#,
+        ),
     }
 }
 
 #[handler]
-pub async fn reset_submit(state: Data<&State>, req: &Request, Form(f): Form<ResetForm>) -> Response {
+pub async fn reset_submit(
+    state: Data<&State>,
+    req: &Request,
+    Form(f): Form<ResetForm>,
+) -> Response {
     if f.password != f.confirm {
-        return page(StatusCode::BAD_REQUEST, &form(&f.token, Some("The two passwords differ.")));
+        return page(
+            StatusCode::BAD_REQUEST,
+            &form(&f.token, Some("The two passwords differ.")),
+        );
     }
-    match state.accounts.reset_password(&f.token, &f.password, &event_context(req)).await {
-        Ok(()) => page(StatusCode::OK, r#"<p class="ok">Your password was changed. You can log in with it now.</p>"#),
-        Err(AppError::Invalid(e)) => page(StatusCode::BAD_REQUEST, &form(&f.token, Some(&e.to_string()))),
+    match state
+        .accounts
+        .reset_password(&f.token, &f.password, &event_context(req))
+        .await
+    {
+        Ok(()) => page(
+            StatusCode::OK,
+            r#"<p class="ok">Your password was changed. You can log in with it now.</p>"#,
+        ),
+        Err(AppError::Invalid(e)) => page(
+            StatusCode::BAD_REQUEST,
+            &form(&f.token, Some(&e.to_string())),
+        ),
         Err(e) => {
             tracing::warn!(error = %e, "reset form failed");
-            page(StatusCode::SERVICE_UNAVAILABLE, r#"<p class="err">Something went wrong. Try again in a moment.</p>"#)
+            page(
+                StatusCode::SERVICE_UNAVAILABLE,
+                r#"<p class="err">Something went wrong. Try again in a moment.</p>"#,
+            )
         }
     }
 }
@@ -91,6 +116,9 @@ mod tests {
 
     #[test]
     fn escapes_markup() {
-        assert_eq!(escape(r#"<a href="x">'&'</a>"#), "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;");
+        assert_eq!(
+            escape(r#"<a href="x">'&'</a>"#),
+            "&lt;a href=&quot;x&quot;&gt;&#39;&amp;&#39;&lt;/a&gt;"
+        );
     }
 }

@@ -106,17 +106,29 @@ impl PublicApi {
         let b = body.0;
         let (institution, user) = state
             .accounts
-            .create_institution(&b.name, &b.academic.name, &b.academic.email, &b.academic.password, &event_context(req))
+            .create_institution(
+                &b.name,
+                &b.academic.name,
+                &b.academic.email,
+                &b.academic.password,
+                &event_context(req),
+            )
             .await?;
-        Ok(InstitutionCreated::Created(Json(CreateInstitutionResponse {
-            institution_id: uuid::Uuid::from_u128(institution.0),
-            user_id: uuid::Uuid::from_u128(user.0),
-        })))
+        Ok(InstitutionCreated::Created(Json(
+            CreateInstitutionResponse {
+                institution_id: uuid::Uuid::from_u128(institution.0),
+                user_id: uuid::Uuid::from_u128(user.0),
+            },
+        )))
     }
 
     /// Log in and receive a bearer token
     #[oai(path = "/auth/login", method = "post")]
-    async fn login(&self, state: Data<&State>, body: Json<LoginRequest>) -> Result<Json<LoginResponse>, ApiError> {
+    async fn login(
+        &self,
+        state: Data<&State>,
+        body: Json<LoginRequest>,
+    ) -> Result<Json<LoginResponse>, ApiError> {
         let user = state.accounts.login(&body.email, &body.password).await?;
         Ok(Json(LoginResponse {
             access_token: state.jwt.issue(&user)?,
@@ -137,14 +149,25 @@ impl PublicApi {
         req: &Request,
         body: Json<ResetPasswordTokenRequest>,
     ) -> Result<Accepted, ApiError> {
-        state.accounts.request_password_reset(&body.email, &event_context(req)).await?;
+        state
+            .accounts
+            .request_password_reset(&body.email, &event_context(req))
+            .await?;
         Ok(Accepted::Accepted)
     }
 
     /// Set a new password with a reset token
     #[oai(path = "/auth/reset-password", method = "post")]
-    async fn reset_password(&self, state: Data<&State>, req: &Request, body: Json<ResetPasswordRequest>) -> Result<NoContent, ApiError> {
-        state.accounts.reset_password(&body.token, &body.password, &event_context(req)).await?;
+    async fn reset_password(
+        &self,
+        state: Data<&State>,
+        req: &Request,
+        body: Json<ResetPasswordRequest>,
+    ) -> Result<NoContent, ApiError> {
+        state
+            .accounts
+            .reset_password(&body.token, &body.password, &event_context(req))
+            .await?;
         Ok(NoContent::NoContent)
     }
 }

@@ -54,7 +54,11 @@ impl Default for DaemonConfig {
 /// `host:pid:random`, unique per process.
 pub fn default_worker_id() -> String {
     let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "campus".into());
-    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
+    format!(
+        "{host}:{}:{:04x}",
+        std::process::id(),
+        rand::random::<u16>()
+    )
 }
 
 /// A running daemon's dependencies.
@@ -73,7 +77,11 @@ impl Daemon {
         let wakers = Wakers::default();
         let config = Arc::new(self.config);
         tracing::info!(worker = %config.worker_id, concurrency = config.concurrency, "daemon started");
-        let listener = tokio::spawn(Listener::run(self.pool.clone(), wakers.clone(), shutdown.clone()));
+        let listener = tokio::spawn(Listener::run(
+            self.pool.clone(),
+            wakers.clone(),
+            shutdown.clone(),
+        ));
         let dispatcher = tokio::spawn(dispatch_loop(
             self.events.clone(),
             self.registry.clone(),
@@ -83,7 +91,15 @@ impl Daemon {
         ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(complete_loop(self.tasks.clone(), config.clone(), done_rx));
-        worker_loop(self.tasks.clone(), self.registry.clone(), config.clone(), wakers.tasks.clone(), done_tx, shutdown).await;
+        worker_loop(
+            self.tasks.clone(),
+            self.registry.clone(),
+            config.clone(),
+            wakers.tasks.clone(),
+            done_tx,
+            shutdown,
+        )
+        .await;
         // The worker loop returned after its tasks finished; the completer ends when the last
         // sender (held by those tasks) is gone.
         let _ = completer.await;
@@ -111,11 +127,19 @@ async fn dispatch_loop(
 ) {
     let mut failures = 0u32;
     while !*shutdown.borrow() {
-        match events.dispatch_pending(config.dispatch_batch, registry.clone(), &config.retry).await {
+        match events
+            .dispatch_pending(config.dispatch_batch, registry.clone(), &config.retry)
+            .await
+        {
             Ok(report) => {
                 failures = 0;
                 if report.events > 0 {
-                    tracing::debug!(events = report.events, tasks = report.tasks, failed = report.failed, "dispatched");
+                    tracing::debug!(
+                        events = report.events,
+                        tasks = report.tasks,
+                        failed = report.failed,
+                        "dispatched"
+                    );
                 }
                 if report.events as u32 >= config.dispatch_batch {
                     continue; // more may be waiting
@@ -124,7 +148,8 @@ async fn dispatch_loop(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %e, "dispatch round failed");
-                let backoff = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                let backoff =
+                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => return,
@@ -168,7 +193,8 @@ async fn worker_loop(
             Err(e) => {
                 failures = failures.saturating_add(1);
                 tracing::warn!(error = %e, "claiming tasks failed");
-                let backoff = Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
+                let backoff =
+                    Duration::from_millis(100u64 << failures.min(6)).min(Duration::from_secs(5));
                 tokio::select! {
                     _ = tokio::time::sleep(backoff) => {}
                     _ = shutdown.changed() => break,
@@ -200,10 +226,19 @@ async fn worker_loop(
     drop(done);
     // Graceful stop: no new claims; let the running tasks finish within the timeout.
     if !running.is_empty() {
-        tracing::info!(running = running.len(), "waiting for running tasks before stopping");
-        let drained = tokio::time::timeout(config.shutdown_timeout, async { while running.join_next().await.is_some() {} }).await;
+        tracing::info!(
+            running = running.len(),
+            "waiting for running tasks before stopping"
+        );
+        let drained = tokio::time::timeout(config.shutdown_timeout, async {
+            while running.join_next().await.is_some() {}
+        })
+        .await;
         if drained.is_err() {
-            tracing::warn!(abandoned = running.len(), "shutdown timeout: leaving tasks to the lease rescuer");
+            tracing::warn!(
+                abandoned = running.len(),
+                "shutdown timeout: leaving tasks to the lease rescuer"
+            );
             running.abort_all();
         }
     }
@@ -220,7 +255,10 @@ async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
         correlation_id = task.correlation_id.as_deref().unwrap_or(""),
     );
     let result = match registry.task_handler(&task.task_type) {
-        None => Err(TaskError::permanent(format!("no handler is registered for task type {}", task.task_type))),
+        None => Err(TaskError::permanent(format!(
+            "no handler is registered for task type {}",
+            task.task_type
+        ))),
         Some(handler) => AssertUnwindSafe(handler.run(&task))
             .catch_unwind()
             .instrument(span.clone())
@@ -240,25 +278,46 @@ async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
             TaskOutcome::Succeeded
         }
         Err(e) => {
-            span.in_scope(|| tracing::warn!(error = %e.message, permanent = e.permanent, "task failed"));
-            TaskOutcome::Failed { message: e.message, permanent: e.permanent }
+            span.in_scope(
+                || tracing::warn!(error = %e.message, permanent = e.permanent, "task failed"),
+            );
+            TaskOutcome::Failed {
+                message: e.message,
+                permanent: e.permanent,
+            }
         }
     };
-    Completion { id: task.id, attempt: task.attempt, max_attempts: task.max_attempts, outcome, duration: started.elapsed() }
+    Completion {
+        id: task.id,
+        attempt: task.attempt,
+        max_attempts: task.max_attempts,
+        outcome,
+        duration: started.elapsed(),
+    }
 }
 
 /// Writes outcomes in batches; retries the write until it succeeds or the process stops
 /// (an unwritten outcome is recovered by the lease rescuer).
-async fn complete_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, mut done: mpsc::UnboundedReceiver<Completion>) {
+async fn complete_loop(
+    queue: Arc<dyn TaskQueue>,
+    config: Arc<DaemonConfig>,
+    mut done: mpsc::UnboundedReceiver<Completion>,
+) {
     const BATCH: usize = 512;
     let mut batch = Vec::with_capacity(BATCH);
     while done.recv_many(&mut batch, BATCH).await > 0 {
         let mut failures = 0u32;
         loop {
-            match queue.complete(&config.worker_id, &batch, &config.retry).await {
+            match queue
+                .complete(&config.worker_id, &batch, &config.retry)
+                .await
+            {
                 Ok(accepted) => {
                     if accepted < batch.len() {
-                        tracing::warn!(rejected = batch.len() - accepted, "stale completions rejected (lease lost)");
+                        tracing::warn!(
+                            rejected = batch.len() - accepted,
+                            "stale completions rejected (lease lost)"
+                        );
                     }
                     break;
                 }

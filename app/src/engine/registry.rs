@@ -19,12 +19,18 @@ pub struct TaskError {
 impl TaskError {
     /// A failure that may succeed later (network, database, SMTP down): retried.
     pub fn transient(message: impl fmt::Display) -> Self {
-        TaskError { message: message.to_string(), permanent: false }
+        TaskError {
+            message: message.to_string(),
+            permanent: false,
+        }
     }
 
     /// A failure that retrying cannot fix: the task is dead at once.
     pub fn permanent(message: impl fmt::Display) -> Self {
-        TaskError { message: message.to_string(), permanent: true }
+        TaskError {
+            message: message.to_string(),
+            permanent: true,
+        }
     }
 }
 
@@ -68,7 +74,11 @@ pub struct Registry {
 impl Registry {
     /// An empty registry; tasks get `default_max_attempts` unless their type says otherwise.
     pub fn new(default_max_attempts: u32) -> Self {
-        Registry { routes: HashMap::new(), tasks: HashMap::new(), default_max_attempts: default_max_attempts.max(1) }
+        Registry {
+            routes: HashMap::new(),
+            tasks: HashMap::new(),
+            default_max_attempts: default_max_attempts.max(1),
+        }
     }
 
     /// When an event of `event_type` is dispatched, handler `handler` plans one task of
@@ -91,7 +101,11 @@ impl Registry {
             routes.iter().all(|r| r.handler != handler),
             "handler {handler} is registered twice for {event_type}"
         );
-        routes.push(Route { handler: handler.to_string(), task_type: task_type.to_string(), plan: Box::new(plan) });
+        routes.push(Route {
+            handler: handler.to_string(),
+            task_type: task_type.to_string(),
+            plan: Box::new(plan),
+        });
         self
     }
 
@@ -101,9 +115,23 @@ impl Registry {
     }
 
     /// Registers a task handler with its own maximum number of attempts.
-    pub fn task_arc(mut self, task_type: &str, handler: Arc<dyn TaskHandler>, max_attempts: Option<u32>) -> Self {
-        let previous = self.tasks.insert(task_type.to_string(), TaskRoute { handler, max_attempts });
-        assert!(previous.is_none(), "task type {task_type} is registered twice");
+    pub fn task_arc(
+        mut self,
+        task_type: &str,
+        handler: Arc<dyn TaskHandler>,
+        max_attempts: Option<u32>,
+    ) -> Self {
+        let previous = self.tasks.insert(
+            task_type.to_string(),
+            TaskRoute {
+                handler,
+                max_attempts,
+            },
+        );
+        assert!(
+            previous.is_none(),
+            "task type {task_type} is registered twice"
+        );
         self
     }
 
@@ -117,7 +145,10 @@ impl Registry {
         let mut all: Vec<_> = self
             .routes
             .iter()
-            .flat_map(|(e, rs)| rs.iter().map(move |r| (e.clone(), r.handler.clone(), r.task_type.clone())))
+            .flat_map(|(e, rs)| {
+                rs.iter()
+                    .map(move |r| (e.clone(), r.handler.clone(), r.task_type.clone()))
+            })
             .collect();
         all.sort();
         all
@@ -125,19 +156,35 @@ impl Registry {
 }
 
 impl EventPlanner for Registry {
-    fn plan(&self, event: &EventEnvelope<Payload>) -> Result<Vec<PlannedTask<Payload>>, PlanFailure> {
-        let Some(routes) = self.routes.get(&event.event_type) else { return Ok(Vec::new()) };
+    fn plan(
+        &self,
+        event: &EventEnvelope<Payload>,
+    ) -> Result<Vec<PlannedTask<Payload>>, PlanFailure> {
+        let Some(routes) = self.routes.get(&event.event_type) else {
+            return Ok(Vec::new());
+        };
         routes
             .iter()
             .map(|r| {
-                let payload = (r.plan)(event).map_err(|message| PlanFailure { handler: r.handler.clone(), message })?;
-                Ok(PlannedTask { task_type: r.task_type.clone(), handler: r.handler.clone(), payload, max_attempts: None })
+                let payload = (r.plan)(event).map_err(|message| PlanFailure {
+                    handler: r.handler.clone(),
+                    message,
+                })?;
+                Ok(PlannedTask {
+                    task_type: r.task_type.clone(),
+                    handler: r.handler.clone(),
+                    payload,
+                    max_attempts: None,
+                })
             })
             .collect()
     }
 
     fn max_attempts(&self, task_type: &str) -> u32 {
-        self.tasks.get(task_type).and_then(|t| t.max_attempts).unwrap_or(self.default_max_attempts)
+        self.tasks
+            .get(task_type)
+            .and_then(|t| t.max_attempts)
+            .unwrap_or(self.default_max_attempts)
     }
 }
 
@@ -187,14 +234,23 @@ mod tests {
 
     #[test]
     fn a_failing_plan_names_its_handler() {
-        let r = Registry::new(5).on_event_with("Happened", "picky", "t", |_| Err("bad payload".into()));
+        let r =
+            Registry::new(5).on_event_with("Happened", "picky", "t", |_| Err("bad payload".into()));
         let err = r.plan(&event("Happened")).unwrap_err();
-        assert_eq!(err, PlanFailure { handler: "picky".into(), message: "bad payload".into() });
+        assert_eq!(
+            err,
+            PlanFailure {
+                handler: "picky".into(),
+                message: "bad payload".into()
+            }
+        );
     }
 
     #[test]
     #[should_panic(expected = "registered twice")]
     fn duplicate_handlers_are_refused() {
-        let _ = Registry::new(5).on_event("E", "h", "t").on_event("E", "h", "t");
+        let _ = Registry::new(5)
+            .on_event("E", "h", "t")
+            .on_event("E", "h", "t");
     }
 }

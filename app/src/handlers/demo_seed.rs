@@ -19,9 +19,22 @@ pub const TASK_TYPE: &str = "seed_demo_data";
 pub const DEMO_PASSWORD: &str = "campus-demo";
 
 const TEACHERS: [&str; 3] = ["Ada Lovelace", "Alan Turing", "Grace Hopper"];
-const STUDENTS: [&str; 8] =
-    ["Ana Souza", "Bruno Lima", "Carla Dias", "Diego Alves", "Elisa Rocha", "Felipe Costa", "Gabi Martins", "Heitor Nunes"];
-const DISCIPLINES: [&str; 4] = ["Algorithms", "Calculus I", "Databases", "Software Engineering"];
+const STUDENTS: [&str; 8] = [
+    "Ana Souza",
+    "Bruno Lima",
+    "Carla Dias",
+    "Diego Alves",
+    "Elisa Rocha",
+    "Felipe Costa",
+    "Gabi Martins",
+    "Heitor Nunes",
+];
+const DISCIPLINES: [&str; 4] = [
+    "Algorithms",
+    "Calculus I",
+    "Databases",
+    "Software Engineering",
+];
 
 pub struct SeedDemoData {
     demo: Arc<dyn DemoDataRepository>,
@@ -31,7 +44,11 @@ pub struct SeedDemoData {
 
 impl SeedDemoData {
     pub fn new(d: &HandlerDeps) -> Self {
-        SeedDemoData { demo: d.demo.clone(), hasher: d.hasher.clone(), ids: d.ids.clone() }
+        SeedDemoData {
+            demo: d.demo.clone(),
+            hasher: d.hasher.clone(),
+            ids: d.ids.clone(),
+        }
     }
 }
 
@@ -44,7 +61,11 @@ pub fn build_demo_data(
 ) -> Result<DemoData, DomainError> {
     let mut data = DemoData::default();
     let person = |role: Role, i: usize, name: &str, id: u128| {
-        let slug = if role == Role::Teacher { "teacher" } else { "student" };
+        let slug = if role == Role::Teacher {
+            "teacher"
+        } else {
+            "student"
+        };
         User::register(
             UserId(id),
             Some(institution),
@@ -54,12 +75,29 @@ pub fn build_demo_data(
             password_hash.clone(),
         )
     };
-    let teachers = TEACHERS.iter().enumerate().map(|(i, n)| person(Role::Teacher, i, n, next_id())).collect::<Result<Vec<_>, _>>()?;
-    let students = STUDENTS.iter().enumerate().map(|(i, n)| person(Role::Student, i, n, next_id())).collect::<Result<Vec<_>, _>>()?;
+    let teachers = TEACHERS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| person(Role::Teacher, i, n, next_id()))
+        .collect::<Result<Vec<_>, _>>()?;
+    let students = STUDENTS
+        .iter()
+        .enumerate()
+        .map(|(i, n)| person(Role::Student, i, n, next_id()))
+        .collect::<Result<Vec<_>, _>>()?;
     let period = Period::parse("2026.2")?;
     for (d, name) in DISCIPLINES.iter().enumerate() {
-        let discipline = Discipline::create(DisciplineId(next_id()), institution, Name::parse("name", name)?);
-        let class = Class::create(ClassId(next_id()), &discipline, &teachers[d % teachers.len()], period.clone())?;
+        let discipline = Discipline::create(
+            DisciplineId(next_id()),
+            institution,
+            Name::parse("name", name)?,
+        );
+        let class = Class::create(
+            ClassId(next_id()),
+            &discipline,
+            &teachers[d % teachers.len()],
+            period.clone(),
+        )?;
         for s in 0..5 {
             let student = &students[(d * 3 + s) % students.len()];
             let mut enrollment = Enrollment::enroll(class.id, institution, student)?;
@@ -88,8 +126,12 @@ impl TaskHandler for SeedDemoData {
         let hash = self.hasher.hash(&password)?;
         // The institution id's random tail keeps demo e-mails unique across institutions.
         let tag = &p.institution_id.simple().to_string()[20..];
-        let data = build_demo_data(institution, tag, &hash, || self.ids.new_id()).map_err(TaskError::permanent)?;
-        let created = self.demo.save_demo_data(institution, task.id, data, &context(task)).await?;
+        let data = build_demo_data(institution, tag, &hash, || self.ids.new_id())
+            .map_err(TaskError::permanent)?;
+        let created = self
+            .demo
+            .save_demo_data(institution, task.id, data, &context(task))
+            .await?;
         if !created {
             tracing::info!(institution = %p.institution_id, "demo data already present; nothing to do");
         }
@@ -113,9 +155,17 @@ mod tests {
         assert_eq!(data.classes.len(), DISCIPLINES.len());
         assert_eq!(data.enrollments.len(), DISCIPLINES.len() * 5);
         assert!(data.enrollments.iter().all(|e| e.note(Exam::N1).is_some()));
-        let mut pairs: Vec<_> = data.enrollments.iter().map(|e| (e.class_id, e.student_id)).collect();
+        let mut pairs: Vec<_> = data
+            .enrollments
+            .iter()
+            .map(|e| (e.class_id, e.student_id))
+            .collect();
         pairs.sort();
         pairs.dedup();
-        assert_eq!(pairs.len(), data.enrollments.len(), "no student enrolled twice in a class");
+        assert_eq!(
+            pairs.len(),
+            data.enrollments.len(),
+            "no student enrolled twice in a class"
+        );
     }
 }

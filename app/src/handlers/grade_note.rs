@@ -5,7 +5,7 @@ use crate::engine::{TaskError, TaskHandler};
 use async_trait::async_trait;
 use campus_adapters::dto::ExamGradeNoteAddedPayload;
 use campus_core::ids::*;
-use campus_core::notification::Notification;
+use campus_core::notification::{GradedExam, Notification};
 use campus_core::values::Exam;
 use campus_ports::{AcademicRepository, ClaimedTask, Clock, IdGenerator, NotificationRepository};
 use std::sync::Arc;
@@ -35,7 +35,9 @@ impl NotifyStudentOfGradeNote {
 impl TaskHandler for NotifyStudentOfGradeNote {
     async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
         let p: ExamGradeNoteAddedPayload = payload(task)?;
-        let institution = task.institution_id.ok_or_else(|| TaskError::permanent("the task has no institution"))?;
+        let institution = task
+            .institution_id
+            .ok_or_else(|| TaskError::permanent("the task has no institution"))?;
         let exam = Exam::parse(&p.exam).map_err(TaskError::permanent)?;
         let class = self
             .academic
@@ -46,14 +48,18 @@ impl TaskHandler for NotifyStudentOfGradeNote {
             NotificationId(self.ids.new_id()),
             UserId(p.student_id.as_u128()),
             institution,
-            &class.discipline_name,
-            &class.period,
-            exam,
-            p.note,
+            GradedExam {
+                discipline: &class.discipline_name,
+                period: &class.period,
+                exam,
+                note: p.note,
+            },
             self.clock.now(),
         );
         let dedup = format!("task:{:032x}", task.lineage_id.0);
-        self.notifications.create_once(&mut notification, &dedup, &context(task)).await?;
+        self.notifications
+            .create_once(&mut notification, &dedup, &context(task))
+            .await?;
         Ok(())
     }
 }

@@ -15,8 +15,8 @@ pub mod reset_email;
 
 use crate::engine::{Registry, TaskError};
 use campus_ports::{
-    AcademicRepository, Clock, DemoDataRepository, EventContext, IdGenerator, Mailer, NotificationRepository, PasswordHasher,
-    SentEmailLog, TokenVault, UserRepository,
+    AcademicRepository, Clock, DemoDataRepository, EventContext, IdGenerator, Mailer,
+    NotificationRepository, PasswordHasher, SentEmailLog, TokenVault, UserRepository,
 };
 use std::sync::Arc;
 
@@ -40,20 +40,39 @@ pub struct HandlerDeps {
 /// Registers the built-in handlers and tasks.
 pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
     registry
-        .on_event("ResetPasswordTokenCreated", "email_reset_link", reset_email::TASK_TYPE)
-        .task(reset_email::TASK_TYPE, reset_email::SendResetPasswordEmail::new(deps))
-        .on_event("ExamGradeNoteAdded", "notify_student", grade_note::TASK_TYPE)
-        .task(grade_note::TASK_TYPE, grade_note::NotifyStudentOfGradeNote::new(deps))
+        .on_event(
+            "ResetPasswordTokenCreated",
+            "email_reset_link",
+            reset_email::TASK_TYPE,
+        )
+        .task(
+            reset_email::TASK_TYPE,
+            reset_email::SendResetPasswordEmail::new(deps),
+        )
+        .on_event(
+            "ExamGradeNoteAdded",
+            "notify_student",
+            grade_note::TASK_TYPE,
+        )
+        .task(
+            grade_note::TASK_TYPE,
+            grade_note::NotifyStudentOfGradeNote::new(deps),
+        )
         .on_event("InstitutionCreated", "seed_demo_data", demo_seed::TASK_TYPE)
         .task(demo_seed::TASK_TYPE, demo_seed::SeedDemoData::new(deps))
 }
 
 /// Parses a task payload; a payload that does not parse will never parse, so it is permanent.
-pub(crate) fn payload<T: serde::de::DeserializeOwned>(task: &campus_ports::ClaimedTask) -> Result<T, TaskError> {
-    serde_json::from_str(&task.payload).map_err(|e| TaskError::permanent(format!("invalid payload: {e}")))
+pub(crate) fn payload<T: serde::de::DeserializeOwned>(
+    task: &campus_ports::ClaimedTask,
+) -> Result<T, TaskError> {
+    serde_json::from_str(&task.payload)
+        .map_err(|e| TaskError::permanent(format!("invalid payload: {e}")))
 }
 
 /// The event context of writes a task makes: the task's correlation id.
 pub(crate) fn context(task: &campus_ports::ClaimedTask) -> EventContext {
-    EventContext { correlation_id: task.correlation_id.clone() }
+    EventContext {
+        correlation_id: task.correlation_id.clone(),
+    }
 }

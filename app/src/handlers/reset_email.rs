@@ -6,7 +6,9 @@ use async_trait::async_trait;
 use campus_adapters::dto::ResetPasswordTokenCreatedPayload;
 use campus_core::events::SealedSecret;
 use campus_core::ids::UserId;
-use campus_ports::{ClaimedTask, Clock, Mailer, OutgoingEmail, SentEmailLog, TokenVault, UserRepository};
+use campus_ports::{
+    ClaimedTask, Clock, Mailer, OutgoingEmail, SentEmailLog, TokenVault, UserRepository,
+};
 use std::sync::Arc;
 
 pub const TASK_TYPE: &str = "send_reset_password_email";
@@ -42,7 +44,9 @@ impl TaskHandler for SendResetPasswordEmail {
             return Ok(());
         }
         if p.expires_at.timestamp_millis() <= self.clock.now().0 {
-            return Err(TaskError::permanent("the token expired before the e-mail could be sent"));
+            return Err(TaskError::permanent(
+                "the token expired before the e-mail could be sent",
+            ));
         }
         let user = self
             .users
@@ -64,7 +68,9 @@ impl TaskHandler for SendResetPasswordEmail {
             message_id: format!("<reset-{:032x}@campus>", task.lineage_id.0),
         };
         self.mailer.send(&email).await?;
-        self.sent.record_sent(task.lineage_id, &email.message_id, &email.to).await?;
+        self.sent
+            .record_sent(task.lineage_id, &email.message_id, &email.to)
+            .await?;
         Ok(())
     }
 }
@@ -99,11 +105,17 @@ mod tests {
         }
     }
 
-    fn handler(users: MockUserRepository, sent: MockSentEmailLog, mailer: MockMailer) -> SendResetPasswordEmail {
+    fn handler(
+        users: MockUserRepository,
+        sent: MockSentEmailLog,
+        mailer: MockMailer,
+    ) -> SendResetPasswordEmail {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(Timestamp(1_000));
         let mut vault = MockTokenVault::new();
-        vault.expect_unseal().returning(|_| Ok("PLAIN-TOKEN".into()));
+        vault
+            .expect_unseal()
+            .returning(|_| Ok("PLAIN-TOKEN".into()));
         SendResetPasswordEmail {
             users: Arc::new(users),
             sent: Arc::new(sent),
@@ -129,14 +141,23 @@ mod tests {
         });
         let mut sent = MockSentEmailLog::new();
         sent.expect_was_sent().returning(|_| Ok(false));
-        sent.expect_record_sent().times(1).returning(|_, _, _| Ok(true));
+        sent.expect_record_sent()
+            .times(1)
+            .returning(|_, _, _| Ok(true));
         let mut mailer = MockMailer::new();
         mailer
             .expect_send()
-            .withf(|e| e.to == "ana@x.org" && e.text.contains("http://campus.test/reset-password?token=PLAIN-TOKEN"))
+            .withf(|e| {
+                e.to == "ana@x.org"
+                    && e.text
+                        .contains("http://campus.test/reset-password?token=PLAIN-TOKEN")
+            })
             .times(1)
             .returning(|_| Ok(()));
-        handler(users, sent, mailer).run(&task(60_000)).await.unwrap();
+        handler(users, sent, mailer)
+            .run(&task(60_000))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -145,7 +166,10 @@ mod tests {
         sent.expect_was_sent().returning(|_| Ok(true));
         let mut mailer = MockMailer::new();
         mailer.expect_send().never();
-        handler(MockUserRepository::new(), sent, mailer).run(&task(60_000)).await.unwrap();
+        handler(MockUserRepository::new(), sent, mailer)
+            .run(&task(60_000))
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
@@ -164,7 +188,9 @@ mod tests {
         let mut sent = MockSentEmailLog::new();
         sent.expect_was_sent().returning(|_| Ok(false));
         let mut mailer = MockMailer::new();
-        mailer.expect_send().returning(|_| Err(PortError::Unavailable("connection refused".into())));
+        mailer
+            .expect_send()
+            .returning(|_| Err(PortError::Unavailable("connection refused".into())));
         let h = handler(users, sent, mailer);
         assert!(!h.run(&task(60_000)).await.unwrap_err().permanent);
         assert!(h.run(&task(500)).await.unwrap_err().permanent);

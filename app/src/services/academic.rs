@@ -7,10 +7,19 @@ use campus_core::ids::*;
 use campus_core::values::{Exam, Name, Note, Period, Role};
 use campus_core::DomainError;
 use campus_ports::{
-    AcademicRepository, ClassSummary, EventContext, IdGenerator, NotificationRepository, NotificationView, PageRequest,
-    UserRepository, UserSummary,
+    AcademicRepository, ClassSummary, EventContext, IdGenerator, NotificationRepository,
+    NotificationView, PageRequest, UserRepository, UserSummary,
 };
 use std::sync::Arc;
+
+/// Command: set the note of one exam of one student of a class.
+#[derive(Debug, Clone, Copy)]
+pub struct SetNote<'a> {
+    pub class: ClassId,
+    pub student: UserId,
+    pub exam: &'a str,
+    pub note: f64,
+}
 
 /// Academic use cases, all scoped to one institution.
 #[derive(Clone)]
@@ -22,8 +31,17 @@ pub struct AcademicService {
 }
 
 impl AcademicService {
-    pub async fn create_discipline(&self, institution: InstitutionId, name: &str, ctx: &EventContext) -> Result<DisciplineId, AppError> {
-        let mut d = Discipline::create(DisciplineId(self.ids.new_id()), institution, Name::parse("name", name)?);
+    pub async fn create_discipline(
+        &self,
+        institution: InstitutionId,
+        name: &str,
+        ctx: &EventContext,
+    ) -> Result<DisciplineId, AppError> {
+        let mut d = Discipline::create(
+            DisciplineId(self.ids.new_id()),
+            institution,
+            Name::parse("name", name)?,
+        );
         self.academic.create_discipline(&mut d, ctx).await?;
         Ok(d.id)
     }
@@ -38,7 +56,11 @@ impl AcademicService {
         ctx: &EventContext,
     ) -> Result<ClassId, AppError> {
         let period = Period::parse(period)?;
-        let discipline = self.academic.find_discipline(institution, discipline).await?.ok_or(AppError::NotFound("discipline"))?;
+        let discipline = self
+            .academic
+            .find_discipline(institution, discipline)
+            .await?
+            .ok_or(AppError::NotFound("discipline"))?;
         let teacher = self
             .users
             .find_user(teacher)
@@ -51,8 +73,18 @@ impl AcademicService {
     }
 
     /// Enrolls one of the institution's students in one of its classes.
-    pub async fn enroll(&self, institution: InstitutionId, class: ClassId, student: UserId, ctx: &EventContext) -> Result<(), AppError> {
-        let class = self.academic.find_class(institution, class).await?.ok_or(AppError::NotFound("class"))?;
+    pub async fn enroll(
+        &self,
+        institution: InstitutionId,
+        class: ClassId,
+        student: UserId,
+        ctx: &EventContext,
+    ) -> Result<(), AppError> {
+        let class = self
+            .academic
+            .find_class(institution, class)
+            .await?
+            .ok_or(AppError::NotFound("class"))?;
         let student = self
             .users
             .find_user(student)
@@ -61,9 +93,9 @@ impl AcademicService {
             .ok_or(AppError::NotFound("student"))?;
         let mut enrollment = Enrollment::enroll(class.id, class.institution_id, &student)?;
         match self.academic.enroll(&mut enrollment, ctx).await {
-            Err(campus_ports::PortError::Domain(DomainError::AlreadyEnrolled)) => {
-                Err(AppError::Conflict("the student is already enrolled in this class".into()))
-            }
+            Err(campus_ports::PortError::Domain(DomainError::AlreadyEnrolled)) => Err(
+                AppError::Conflict("the student is already enrolled in this class".into()),
+            ),
             other => Ok(other?),
         }
     }
@@ -74,12 +106,15 @@ impl AcademicService {
         &self,
         teacher: UserId,
         institution: InstitutionId,
-        class: ClassId,
-        student: UserId,
-        exam: &str,
-        note: f64,
+        command: SetNote<'_>,
         ctx: &EventContext,
     ) -> Result<bool, AppError> {
+        let SetNote {
+            class,
+            student,
+            exam,
+            note,
+        } = command;
         let exam = Exam::parse(exam)?;
         let note = Note::parse(note)?;
         let class = self
@@ -88,7 +123,11 @@ impl AcademicService {
             .await?
             .filter(|c| c.teacher_id == teacher)
             .ok_or(AppError::NotFound("class"))?;
-        let mut enrollment = self.academic.find_enrollment(class.id, student).await?.ok_or(AppError::NotFound("enrollment"))?;
+        let mut enrollment = self
+            .academic
+            .find_enrollment(class.id, student)
+            .await?
+            .ok_or(AppError::NotFound("enrollment"))?;
         if !enrollment.set_note(exam, note) {
             return Ok(false);
         }
@@ -96,19 +135,36 @@ impl AcademicService {
         Ok(true)
     }
 
-    pub async fn list_members(&self, institution: InstitutionId, role: Role, page: PageRequest) -> Result<Vec<UserSummary>, AppError> {
+    pub async fn list_members(
+        &self,
+        institution: InstitutionId,
+        role: Role,
+        page: PageRequest,
+    ) -> Result<Vec<UserSummary>, AppError> {
         Ok(self.users.list_users(institution, role, page).await?)
     }
 
-    pub async fn list_disciplines(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<Discipline>, AppError> {
+    pub async fn list_disciplines(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<Discipline>, AppError> {
         Ok(self.academic.list_disciplines(institution, page).await?)
     }
 
-    pub async fn list_classes(&self, institution: InstitutionId, page: PageRequest) -> Result<Vec<ClassSummary>, AppError> {
+    pub async fn list_classes(
+        &self,
+        institution: InstitutionId,
+        page: PageRequest,
+    ) -> Result<Vec<ClassSummary>, AppError> {
         Ok(self.academic.list_classes(institution, page).await?)
     }
 
-    pub async fn notifications_of(&self, user: UserId, page: PageRequest) -> Result<Vec<NotificationView>, AppError> {
+    pub async fn notifications_of(
+        &self,
+        user: UserId,
+        page: PageRequest,
+    ) -> Result<Vec<NotificationView>, AppError> {
         Ok(self.notifications.list_for_user(user, page).await?)
     }
 }
@@ -116,7 +172,9 @@ impl AcademicService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use campus_ports::{MockAcademicRepository, MockIdGenerator, MockNotificationRepository, MockUserRepository};
+    use campus_ports::{
+        MockAcademicRepository, MockIdGenerator, MockNotificationRepository, MockUserRepository,
+    };
 
     fn class(teacher: u128) -> ClassSummary {
         ClassSummary {
@@ -142,15 +200,32 @@ mod tests {
     #[tokio::test]
     async fn same_note_twice_saves_nothing() {
         let mut academic = MockAcademicRepository::new();
-        academic.expect_find_class().returning(|_, _| Ok(Some(class(3))));
+        academic
+            .expect_find_class()
+            .returning(|_, _| Ok(Some(class(3))));
         academic.expect_find_enrollment().returning(|c, s| {
             let n = Note::parse(7.5).unwrap();
-            Ok(Some(Enrollment::restore(c, s, InstitutionId(1), [Some(n), None, None])))
+            Ok(Some(Enrollment::restore(
+                c,
+                s,
+                InstitutionId(1),
+                [Some(n), None, None],
+            )))
         });
         academic.expect_save_notes().never();
         let s = service(academic);
         let changed = s
-            .set_note(UserId(3), InstitutionId(1), ClassId(5), UserId(8), "N1", 7.5, &EventContext::default())
+            .set_note(
+                UserId(3),
+                InstitutionId(1),
+                SetNote {
+                    class: ClassId(5),
+                    student: UserId(8),
+                    exam: "N1",
+                    note: 7.5,
+                },
+                &EventContext::default(),
+            )
             .await
             .unwrap();
         assert!(!changed);
@@ -159,24 +234,55 @@ mod tests {
     #[tokio::test]
     async fn a_new_note_is_saved_with_its_event() {
         let mut academic = MockAcademicRepository::new();
-        academic.expect_find_class().returning(|_, _| Ok(Some(class(3))));
-        academic.expect_find_enrollment().returning(|c, s| Ok(Some(Enrollment::restore(c, s, InstitutionId(1), [None; 3]))));
+        academic
+            .expect_find_class()
+            .returning(|_, _| Ok(Some(class(3))));
+        academic
+            .expect_find_enrollment()
+            .returning(|c, s| Ok(Some(Enrollment::restore(c, s, InstitutionId(1), [None; 3]))));
         academic.expect_save_notes().times(1).returning(|e, _| {
             use campus_core::events::RecordsEvents;
             assert_eq!(e.take_events()[0].event_type(), "ExamGradeNoteAdded");
             Ok(())
         });
         let s = service(academic);
-        assert!(s.set_note(UserId(3), InstitutionId(1), ClassId(5), UserId(8), "N2", 9.0, &EventContext::default()).await.unwrap());
+        assert!(s
+            .set_note(
+                UserId(3),
+                InstitutionId(1),
+                SetNote {
+                    class: ClassId(5),
+                    student: UserId(8),
+                    exam: "N2",
+                    note: 9.0
+                },
+                &EventContext::default()
+            )
+            .await
+            .unwrap());
     }
 
     #[tokio::test]
     async fn another_teachers_class_is_not_found() {
         let mut academic = MockAcademicRepository::new();
-        academic.expect_find_class().returning(|_, _| Ok(Some(class(99))));
+        academic
+            .expect_find_class()
+            .returning(|_, _| Ok(Some(class(99))));
         academic.expect_find_enrollment().never();
         let s = service(academic);
-        let err = s.set_note(UserId(3), InstitutionId(1), ClassId(5), UserId(8), "N1", 5.0, &EventContext::default()).await;
+        let err = s
+            .set_note(
+                UserId(3),
+                InstitutionId(1),
+                SetNote {
+                    class: ClassId(5),
+                    student: UserId(8),
+                    exam: "N1",
+                    note: 5.0,
+                },
+                &EventContext::default(),
+            )
+            .await;
         assert!(matches!(err, Err(AppError::NotFound("class"))));
     }
 
@@ -185,7 +291,19 @@ mod tests {
         let mut academic = MockAcademicRepository::new();
         academic.expect_find_class().never();
         let s = service(academic);
-        let err = s.set_note(UserId(3), InstitutionId(1), ClassId(5), UserId(8), "N1", 10.5, &EventContext::default()).await;
+        let err = s
+            .set_note(
+                UserId(3),
+                InstitutionId(1),
+                SetNote {
+                    class: ClassId(5),
+                    student: UserId(8),
+                    exam: "N1",
+                    note: 10.5,
+                },
+                &EventContext::default(),
+            )
+            .await;
         assert!(matches!(err, Err(AppError::Invalid(_))));
     }
 }

@@ -47,7 +47,9 @@ impl AccountService {
             self.hasher.hash(&password)?,
         )?;
         let mut institution = Institution::create(institution_id, name, &academic)?;
-        self.users.create_institution(&mut institution, &mut academic, ctx).await?;
+        self.users
+            .create_institution(&mut institution, &mut academic, ctx)
+            .await?;
         Ok((institution_id, academic.id))
     }
 
@@ -55,13 +57,17 @@ impl AccountService {
     /// or the password wrong.
     pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
         let denied = || AppError::Unauthorized("invalid e-mail or password".into());
-        let Ok(email) = Email::parse(email) else { return Err(denied()) };
+        let Ok(email) = Email::parse(email) else {
+            return Err(denied());
+        };
         match self.users.find_user_by_email(&email).await? {
             Some(user) if self.hasher.verify(password, &user.password_hash) => Ok(user),
             Some(_) => Err(denied()),
             None => {
                 // Spend about the time a real verification takes.
-                let _ = self.hasher.verify(password, &PasswordHash(DUMMY_HASH.into()));
+                let _ = self
+                    .hasher
+                    .verify(password, &PasswordHash(DUMMY_HASH.into()));
                 Err(denied())
             }
         }
@@ -69,9 +75,15 @@ impl AccountService {
 
     /// Creates a single-use reset token for the user with this e-mail, if any; records
     /// `ResetPasswordTokenCreated`. Says nothing about whether the user exists.
-    pub async fn request_password_reset(&self, email: &str, ctx: &EventContext) -> Result<(), AppError> {
+    pub async fn request_password_reset(
+        &self,
+        email: &str,
+        ctx: &EventContext,
+    ) -> Result<(), AppError> {
         let email = Email::parse(email)?;
-        let Some(user) = self.users.find_user_by_email(&email).await? else { return Ok(()) };
+        let Some(user) = self.users.find_user_by_email(&email).await? else {
+            return Ok(());
+        };
         let minted = self.vault.mint();
         let mut token = ResetPasswordToken::issue(
             TokenId(self.ids.new_id()),
@@ -86,15 +98,29 @@ impl AccountService {
     }
 
     /// Sets a new password with a reset token; the token is then used up.
-    pub async fn reset_password(&self, token: &str, password: &str, ctx: &EventContext) -> Result<(), AppError> {
+    pub async fn reset_password(
+        &self,
+        token: &str,
+        password: &str,
+        ctx: &EventContext,
+    ) -> Result<(), AppError> {
         let password = Password::parse(password)?;
-        let unusable = |why: &'static str| AppError::Invalid(campus_core::DomainError::TokenNotUsable(why));
+        let unusable =
+            |why: &'static str| AppError::Invalid(campus_core::DomainError::TokenNotUsable(why));
         if token.is_empty() || token.len() > 200 {
             return Err(unusable("unknown token"));
         }
-        let mut stored = self.users.find_reset_token(&self.vault.hash(token)).await?.ok_or_else(|| unusable("unknown token"))?;
+        let mut stored = self
+            .users
+            .find_reset_token(&self.vault.hash(token))
+            .await?
+            .ok_or_else(|| unusable("unknown token"))?;
         stored.consume(self.clock.now())?;
-        let mut user = self.users.find_user(stored.user_id).await?.ok_or_else(|| unusable("unknown token"))?;
+        let mut user = self
+            .users
+            .find_user(stored.user_id)
+            .await?
+            .ok_or_else(|| unusable("unknown token"))?;
         user.change_password(self.hasher.hash(&password)?);
         match self.users.reset_password(&stored, &mut user, ctx).await {
             Err(campus_ports::PortError::Conflict(_)) => Err(unusable("already used")),
@@ -106,11 +132,13 @@ impl AccountService {
     pub async fn ensure_adm(&self, email: &str, password: &str) -> Result<UserId, AppError> {
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
-        let ctx = EventContext { correlation_id: Some("startup".into()) };
+        let ctx = EventContext {
+            correlation_id: Some("startup".into()),
+        };
         match self.users.find_user_by_email(&email).await? {
-            Some(user) if user.role != Role::Adm => {
-                Err(AppError::Conflict(format!("{email} already belongs to a non-Adm user")))
-            }
+            Some(user) if user.role != Role::Adm => Err(AppError::Conflict(format!(
+                "{email} already belongs to a non-Adm user"
+            ))),
             Some(mut user) => {
                 if !self.hasher.verify(password.expose(), &user.password_hash) {
                     user.change_password(self.hasher.hash(&password)?);
@@ -143,7 +171,9 @@ impl AccountService {
         ctx: &EventContext,
     ) -> Result<UserId, AppError> {
         if !matches!(role, Role::Teacher | Role::Student) {
-            return Err(AppError::Forbidden("only teachers and students can be created here".into()));
+            return Err(AppError::Forbidden(
+                "only teachers and students can be created here".into(),
+            ));
         }
         let mut user = User::register(
             UserId(self.ids.new_id()),
@@ -166,10 +196,17 @@ mod tests {
     use super::*;
     use campus_core::events::SealedSecret;
     use campus_core::Timestamp;
-    use campus_ports::{MintedToken, MockClock, MockIdGenerator, MockPasswordHasher, MockTokenVault, MockUserRepository, PortError};
+    use campus_ports::{
+        MintedToken, MockClock, MockIdGenerator, MockPasswordHasher, MockTokenVault,
+        MockUserRepository, PortError,
+    };
     use mockall::predicate::*;
 
-    fn service(users: MockUserRepository, hasher: MockPasswordHasher, vault: MockTokenVault) -> AccountService {
+    fn service(
+        users: MockUserRepository,
+        hasher: MockPasswordHasher,
+        vault: MockTokenVault,
+    ) -> AccountService {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(Timestamp(1_000_000));
         let mut ids = MockIdGenerator::new();
@@ -204,13 +241,17 @@ mod tests {
         users.expect_find_user_by_email().returning(|_| Ok(None));
         users.expect_save_reset_token().never();
         let s = service(users, MockPasswordHasher::new(), MockTokenVault::new());
-        s.request_password_reset("nobody@x.org", &EventContext::default()).await.unwrap();
+        s.request_password_reset("nobody@x.org", &EventContext::default())
+            .await
+            .unwrap();
     }
 
     #[tokio::test]
     async fn reset_request_saves_only_the_hash_and_records_the_event() {
         let mut users = MockUserRepository::new();
-        users.expect_find_user_by_email().returning(|_| Ok(Some(student())));
+        users
+            .expect_find_user_by_email()
+            .returning(|_| Ok(Some(student())));
         users
             .expect_save_reset_token()
             .withf(|t, ctx| t.token_hash == "HASH" && ctx.correlation_id.as_deref() == Some("c1"))
@@ -229,7 +270,9 @@ mod tests {
             sealed: SealedSecret("SEALED".into()),
         });
         let s = service(users, MockPasswordHasher::new(), vault);
-        let ctx = EventContext { correlation_id: Some("c1".into()) };
+        let ctx = EventContext {
+            correlation_id: Some("c1".into()),
+        };
         s.request_password_reset("Bia@x.org", &ctx).await.unwrap();
     }
 
@@ -239,13 +282,27 @@ mod tests {
         users
             .expect_find_reset_token()
             .with(eq("H"))
-            .returning(|_| Ok(Some(ResetPasswordToken::restore(TokenId(1), UserId(9), "H".into(), Timestamp(10), None))));
+            .returning(|_| {
+                Ok(Some(ResetPasswordToken::restore(
+                    TokenId(1),
+                    UserId(9),
+                    "H".into(),
+                    Timestamp(10),
+                    None,
+                )))
+            });
         users.expect_reset_password().never();
         let mut vault = MockTokenVault::new();
         vault.expect_hash().returning(|_| "H".into());
         let s = service(users, MockPasswordHasher::new(), vault);
-        let err = s.reset_password("tok", "new password", &EventContext::default()).await.unwrap_err();
-        assert!(matches!(err, AppError::Invalid(campus_core::DomainError::TokenNotUsable("expired"))));
+        let err = s
+            .reset_password("tok", "new password", &EventContext::default())
+            .await
+            .unwrap_err();
+        assert!(matches!(
+            err,
+            AppError::Invalid(campus_core::DomainError::TokenNotUsable("expired"))
+        ));
     }
 
     #[tokio::test]
@@ -255,19 +312,34 @@ mod tests {
         let mut hasher = MockPasswordHasher::new();
         hasher.expect_verify().returning(|_, _| false);
         let s = service(users, hasher, MockTokenVault::new());
-        assert!(matches!(s.login("a@x.org", "whatever1").await, Err(AppError::Unauthorized(_))));
+        assert!(matches!(
+            s.login("a@x.org", "whatever1").await,
+            Err(AppError::Unauthorized(_))
+        ));
     }
 
     #[tokio::test]
     async fn duplicate_email_is_a_conflict() {
         let mut users = MockUserRepository::new();
-        users
-            .expect_create_institution()
-            .returning(|_, _, _| Err(PortError::Conflict("a user with this e-mail already exists".into())));
+        users.expect_create_institution().returning(|_, _, _| {
+            Err(PortError::Conflict(
+                "a user with this e-mail already exists".into(),
+            ))
+        });
         let mut hasher = MockPasswordHasher::new();
-        hasher.expect_hash().returning(|_| Ok(PasswordHash("h".into())));
+        hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash("h".into())));
         let s = service(users, hasher, MockTokenVault::new());
-        let err = s.create_institution("Uni", "Ana", "ana@x.org", "password1", &EventContext::default()).await;
+        let err = s
+            .create_institution(
+                "Uni",
+                "Ana",
+                "ana@x.org",
+                "password1",
+                &EventContext::default(),
+            )
+            .await;
         assert!(matches!(err, Err(AppError::Conflict(_))));
     }
 }

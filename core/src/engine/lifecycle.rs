@@ -54,7 +54,10 @@ impl TaskStatus {
 
     /// No transition leaves a final state.
     pub fn is_final(self) -> bool {
-        matches!(self, TaskStatus::Succeeded | TaskStatus::Dead | TaskStatus::Cancelled)
+        matches!(
+            self,
+            TaskStatus::Succeeded | TaskStatus::Dead | TaskStatus::Cancelled
+        )
     }
 
     /// Whether an operator may reprocess (copy) an item in this state.
@@ -90,7 +93,12 @@ pub struct InvalidTransition {
 
 impl fmt::Display for InvalidTransition {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "cannot apply {:?} to a {} task", self.transition, self.from.as_str())
+        write!(
+            f,
+            "cannot apply {:?} to a {} task",
+            self.transition,
+            self.from.as_str()
+        )
     }
 }
 
@@ -108,26 +116,47 @@ pub struct TaskState {
 impl TaskState {
     /// A new task that has not run.
     pub fn new(max_attempts: u32) -> Self {
-        TaskState { status: TaskStatus::Pending, attempt: 0, max_attempts: max_attempts.max(1) }
+        TaskState {
+            status: TaskStatus::Pending,
+            attempt: 0,
+            max_attempts: max_attempts.max(1),
+        }
     }
 
     /// Applies `t`, or says why it is not allowed.
     pub fn apply(self, t: TaskTransition) -> Result<TaskState, InvalidTransition> {
         use TaskStatus::*;
-        let invalid = Err(InvalidTransition { from: self.status, transition: t });
+        let invalid = Err(InvalidTransition {
+            from: self.status,
+            transition: t,
+        });
         let next = match (self.status, t) {
-            (Pending | Retrying, TaskTransition::Claim) => {
-                TaskState { status: Running, attempt: self.attempt + 1, ..self }
-            }
-            (Running, TaskTransition::Succeed) => TaskState { status: Succeeded, ..self },
-            (Running, TaskTransition::Fail { permanent }) => TaskState { status: self.after_failure(permanent), ..self },
-            (Running, TaskTransition::LeaseExpired) => TaskState { status: self.after_failure(false), ..self },
+            (Pending | Retrying, TaskTransition::Claim) => TaskState {
+                status: Running,
+                attempt: self.attempt + 1,
+                ..self
+            },
+            (Running, TaskTransition::Succeed) => TaskState {
+                status: Succeeded,
+                ..self
+            },
+            (Running, TaskTransition::Fail { permanent }) => TaskState {
+                status: self.after_failure(permanent),
+                ..self
+            },
+            (Running, TaskTransition::LeaseExpired) => TaskState {
+                status: self.after_failure(false),
+                ..self
+            },
             (Running, TaskTransition::Release) => TaskState {
                 status: if self.attempt > 1 { Retrying } else { Pending },
                 attempt: self.attempt.saturating_sub(1),
                 ..self
             },
-            (Pending | Retrying, TaskTransition::Cancel) => TaskState { status: Cancelled, ..self },
+            (Pending | Retrying, TaskTransition::Cancel) => TaskState {
+                status: Cancelled,
+                ..self
+            },
             _ => return invalid,
         };
         Ok(next)
@@ -153,7 +182,12 @@ pub enum EventStatus {
 }
 
 impl EventStatus {
-    pub const ALL: [EventStatus; 4] = [EventStatus::Pending, EventStatus::Dispatched, EventStatus::Retrying, EventStatus::Dead];
+    pub const ALL: [EventStatus; 4] = [
+        EventStatus::Pending,
+        EventStatus::Dispatched,
+        EventStatus::Retrying,
+        EventStatus::Dead,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {
@@ -203,7 +237,11 @@ mod tests {
     fn a_failing_task_dies_after_max_attempts() {
         let mut s = TaskState::new(3);
         for expected in [TaskStatus::Retrying, TaskStatus::Retrying, TaskStatus::Dead] {
-            s = s.apply(TaskTransition::Claim).unwrap().apply(TaskTransition::Fail { permanent: false }).unwrap();
+            s = s
+                .apply(TaskTransition::Claim)
+                .unwrap()
+                .apply(TaskTransition::Fail { permanent: false })
+                .unwrap();
             assert_eq!(s.status, expected);
         }
         assert!(s.apply(TaskTransition::Claim).is_err());
@@ -212,7 +250,12 @@ mod tests {
     #[test]
     fn permanent_failure_is_dead_at_once() {
         let s = TaskState::new(5).apply(TaskTransition::Claim).unwrap();
-        assert_eq!(s.apply(TaskTransition::Fail { permanent: true }).unwrap().status, TaskStatus::Dead);
+        assert_eq!(
+            s.apply(TaskTransition::Fail { permanent: true })
+                .unwrap()
+                .status,
+            TaskStatus::Dead
+        );
     }
 
     proptest! {

@@ -15,7 +15,11 @@ pub struct RetryPolicy {
 
 impl Default for RetryPolicy {
     fn default() -> Self {
-        RetryPolicy { base: Duration::from_secs(5), cap: Duration::from_secs(60 * 60), max_attempts: 5 }
+        RetryPolicy {
+            base: Duration::from_secs(5),
+            cap: Duration::from_secs(60 * 60),
+            max_attempts: 5,
+        }
     }
 }
 
@@ -43,7 +47,11 @@ impl RetryPolicy {
     /// number in `[0, 1]` supplied by the caller (the core has no randomness of its own).
     pub fn delay(&self, attempt: u32, jitter: f64) -> Duration {
         let raw = self.raw_delay(attempt);
-        let j = if jitter.is_finite() { jitter.clamp(0.0, 1.0) } else { 0.0 };
+        let j = if jitter.is_finite() {
+            jitter.clamp(0.0, 1.0)
+        } else {
+            0.0
+        };
         raw.mul_f64(0.5 + 0.5 * j).min(raw)
     }
 
