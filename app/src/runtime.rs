@@ -5,7 +5,7 @@ use crate::config::Settings;
 use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
-use crate::services::{AcademicService, AccountService};
+use crate::services::{AcademicService, AccountService, OperationsService};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::pg::{self, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
@@ -105,6 +105,10 @@ impl Campus {
         let state = Arc::new(ApiState {
             accounts,
             academic,
+            operations: OperationsService {
+                events: Arc::new(store.clone()),
+                tasks: Arc::new(store.clone()),
+            },
             jwt: JwtKeys::new(&secret, Duration::from_secs(3600)),
             pool: pool.clone(),
         });

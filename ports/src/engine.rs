@@ -70,6 +70,17 @@ pub trait EventStore: Send + Sync {
         planner: Arc<dyn EventPlanner>,
         retry: &RetryPolicy,
     ) -> Result<DispatchReport, PortError>;
+
+    /// Inserts a copy of a dispatched or dead event (same type, aggregate and payload,
+    /// `reprocessed_from` = the original), which fans out again; the original never changes.
+    /// `scope` limits it to one institution's events. Errors: `NotFound` (or out of scope),
+    /// `Conflict` when the event is still pending/retrying or a copy is waiting.
+    async fn reprocess_event(
+        &self,
+        id: EventId,
+        scope: Option<InstitutionId>,
+        correlation_id: Option<String>,
+    ) -> Result<EventId, PortError>;
 }
 
 /// A task to enqueue directly (not planned from an event).
@@ -143,4 +154,48 @@ pub trait TaskQueue: Send + Sync {
         completions: &[Completion],
         retry: &RetryPolicy,
     ) -> Result<usize, PortError>;
+
+    /// Extends the lease of tasks `worker` still holds; returns how many it still holds.
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[TaskId],
+        lease: Duration,
+    ) -> Result<usize, PortError>;
+
+    /// Returns up to `limit` running tasks whose lease expired to `retrying` (or `dead` when
+    /// no attempt is left): the attempt counts as failed. Returns how many it rescued.
+    async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError>;
+
+    /// Inserts a copy of a finished task (same type, payload and origin; `reprocessed_from` =
+    /// the original; same lineage, so idempotent effects are not repeated). The original never
+    /// changes. Errors: `NotFound` (or out of `scope`), `Conflict` when the task is not
+    /// finished or a copy of it is still waiting to run.
+    async fn reprocess_task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+        correlation_id: Option<String>,
+    ) -> Result<TaskId, PortError>;
+
+    /// Copies up to `limit` finished tasks matching `filter` (oldest first), skipping those
+    /// with a copy still waiting to run. Returns how many copies it made. Errors: `Conflict`
+    /// when the filter's status is not final.
+    async fn reprocess_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: u32,
+        correlation_id: Option<String>,
+    ) -> Result<usize, PortError>;
+}
+
+/// Which tasks a bulk operation selects. `None` fields do not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskFilter {
+    pub task_type: Option<String>,
+    pub institution_id: Option<InstitutionId>,
+    /// A final status (`succeeded`, `dead`, `cancelled`); `None` means `dead`.
+    pub status: Option<campus_core::engine::TaskStatus>,
+    pub created_from: Option<Timestamp>,
+    pub created_to: Option<Timestamp>,
 }

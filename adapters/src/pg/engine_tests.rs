@@ -295,3 +295,205 @@ async fn concurrent_claims_never_overlap() {
     assert_eq!((n, all.len()), (300, 300));
     drop_database(&url).await.unwrap();
 }
+
+#[tokio::test]
+async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
+    let (url, s) = store().await;
+    s.enqueue(&[task(None), task(None)]).await.unwrap();
+    let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // One lease expires (its daemon died); the other is kept alive by a heartbeat.
+    sqlx::query("UPDATE tasks SET locked_until = now() - interval '1 second'")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        s.heartbeat("w1", &[claimed[1].id], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        1
+    );
+    assert_eq!(
+        s.heartbeat("w2", &[claimed[1].id], Duration::from_secs(30))
+            .await
+            .unwrap(),
+        0,
+        "only the holder"
+    );
+    assert_eq!(s.rescue_expired(&policy(), 100).await.unwrap(), 1);
+    let (status, errors): (String, serde_json::Value) =
+        sqlx::query_as("SELECT status, errors FROM tasks WHERE id = $1")
+            .bind(uuid::Uuid::from_u128(claimed[0].id.0))
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(status, "retrying");
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("lease expired"),
+        "{errors}"
+    );
+    // The dead worker's late completion is refused; the task runs again under a new attempt.
+    let late = Completion {
+        id: claimed[0].id,
+        attempt: 1,
+        max_attempts: 2,
+        outcome: TaskOutcome::Succeeded,
+        duration: Duration::from_millis(1),
+    };
+    assert_eq!(s.complete("w1", &[late], &policy()).await.unwrap(), 0);
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let again = s.claim("w2", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!((again.len(), again[0].attempt), (1, 2));
+    // Expired on its last attempt: dead.
+    sqlx::query(
+        "UPDATE tasks SET locked_until = now() - interval '1 second' WHERE locked_by = 'w2'",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(s.rescue_expired(&policy(), 100).await.unwrap(), 1);
+    let status: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1")
+        .bind(uuid::Uuid::from_u128(claimed[0].id.0))
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!(status, "dead");
+    drop_database(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn reprocessing_copies_and_never_edits() {
+    let (url, s) = store().await;
+    s.enqueue(&[task(Some("a")), task(Some("b"))])
+        .await
+        .unwrap();
+    let claimed = s.claim("w", 10, Duration::from_secs(30)).await.unwrap();
+    let pending_copy = s
+        .reprocess_task(claimed[0].id, None, None)
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(pending_copy, PortError::Conflict(ref m) if m.contains("running")),
+        "{pending_copy:?}"
+    );
+    let dead = |c: &ClaimedTask| Completion {
+        id: c.id,
+        attempt: c.attempt,
+        max_attempts: c.max_attempts,
+        outcome: TaskOutcome::Failed {
+            message: "no".into(),
+            permanent: true,
+        },
+        duration: Duration::ZERO,
+    };
+    s.complete("w", &[dead(&claimed[0]), dead(&claimed[1])], &policy())
+        .await
+        .unwrap();
+    let before: serde_json::Value =
+        sqlx::query_scalar("SELECT to_jsonb(t) FROM tasks t WHERE id = $1")
+            .bind(uuid::Uuid::from_u128(claimed[0].id.0))
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+
+    let copy = s
+        .reprocess_task(claimed[0].id, None, Some("op-1".into()))
+        .await
+        .unwrap();
+    let (from, lineage, status, key, corr): (uuid::Uuid, uuid::Uuid, String, Option<String>, String) = sqlx::query_as(
+        "SELECT reprocessed_from, lineage_id, status, idempotency_key, correlation_id FROM tasks WHERE id = $1",
+    )
+    .bind(uuid::Uuid::from_u128(copy.0))
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!(
+        (from.as_u128(), lineage.as_u128()),
+        (claimed[0].id.0, claimed[0].lineage_id.0)
+    );
+    assert_eq!(
+        (status.as_str(), key, corr.as_str()),
+        ("pending", None, "op-1")
+    );
+    let after: serde_json::Value =
+        sqlx::query_scalar("SELECT to_jsonb(t) FROM tasks t WHERE id = $1")
+            .bind(uuid::Uuid::from_u128(claimed[0].id.0))
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(before, after, "the original row never changes");
+    assert!(
+        matches!(
+            s.reprocess_task(claimed[0].id, None, None).await,
+            Err(PortError::Conflict(_))
+        ),
+        "a copy is waiting"
+    );
+    assert!(matches!(
+        s.reprocess_task(TaskId(1), None, None).await,
+        Err(PortError::NotFound(_))
+    ));
+    assert!(
+        matches!(
+            s.reprocess_task(claimed[1].id, Some(InstitutionId(9)), None)
+                .await,
+            Err(PortError::NotFound(_))
+        ),
+        "out of scope"
+    );
+
+    // Bulk: the other dead task only (the first one has a waiting copy).
+    let filter = TaskFilter {
+        task_type: Some("t".into()),
+        ..Default::default()
+    };
+    assert_eq!(s.reprocess_tasks(&filter, 1000, None).await.unwrap(), 1);
+    assert_eq!(s.reprocess_tasks(&filter, 1000, None).await.unwrap(), 0);
+    let running = TaskFilter {
+        status: Some(campus_core::engine::TaskStatus::Running),
+        ..Default::default()
+    };
+    assert!(matches!(
+        s.reprocess_tasks(&running, 1000, None).await,
+        Err(PortError::Conflict(_))
+    ));
+    drop_database(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn reprocessing_an_event_fans_out_again() {
+    let (url, s) = store().await;
+    let ids = s.append(&[event("Happened")]).await.unwrap();
+    assert!(
+        matches!(
+            s.reprocess_event(ids[0], None, None).await,
+            Err(PortError::Conflict(_))
+        ),
+        "still pending"
+    );
+    s.dispatch_pending(10, Arc::new(TwoHandlers), &policy())
+        .await
+        .unwrap();
+    let copy = s.reprocess_event(ids[0], None, None).await.unwrap();
+    let r = s
+        .dispatch_pending(10, Arc::new(TwoHandlers), &policy())
+        .await
+        .unwrap();
+    assert_eq!(
+        (r.events, r.tasks),
+        (1, 2),
+        "the copy creates its own tasks"
+    );
+    let from: uuid::Uuid =
+        sqlx::query_scalar("SELECT reprocessed_from FROM domain_events WHERE id = $1")
+            .bind(uuid::Uuid::from_u128(copy.0))
+            .fetch_one(s.pool())
+            .await
+            .unwrap();
+    assert_eq!(from.as_u128(), ids[0].0);
+    assert_eq!(count(&s, "SELECT count(*) FROM tasks").await, 4);
+    drop_database(&url).await.unwrap();
+}

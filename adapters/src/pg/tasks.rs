@@ -6,10 +6,16 @@ use async_trait::async_trait;
 use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
 use campus_core::ids::*;
 use campus_core::Timestamp;
-use campus_ports::{ClaimedTask, Completion, NewTask, PortError, TaskOutcome, TaskQueue};
+use campus_ports::{
+    ClaimedTask, Completion, NewTask, PortError, TaskFilter, TaskOutcome, TaskQueue,
+};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
 use std::time::Duration;
+
+/// Final statuses (reprocessable) and the statuses of a task still waiting to run, as SQL lists.
+const FINAL: &str = "('succeeded', 'dead', 'cancelled')";
+const WAITING: &str = "('pending', 'running', 'retrying')";
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -180,4 +186,209 @@ impl TaskQueue for PgStore {
         .map_err(db_err)?;
         Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
     }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[TaskId],
+        lease: Duration,
+    ) -> Result<usize, PortError> {
+        if tasks.is_empty() {
+            return Ok(0);
+        }
+        let ids: Vec<uuid::Uuid> = tasks.iter().map(|t| uuid::Uuid::from_u128(t.0)).collect();
+        let r = sqlx::query(
+            "UPDATE tasks SET locked_until = now() + $3 * interval '1 millisecond'
+             WHERE id = ANY($1) AND locked_by = $2 AND status = 'running'",
+        )
+        .bind(&ids)
+        .bind(worker)
+        .bind(millis(lease))
+        .execute(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
+    }
+
+    async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let rows = sqlx::query(
+            "SELECT id, attempt, max_attempts, locked_by FROM tasks
+             WHERE status = 'running' AND locked_until < now()
+             ORDER BY locked_until LIMIT $1 FOR UPDATE SKIP LOCKED",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        if rows.is_empty() {
+            return Ok(0);
+        }
+        let mut ids = Vec::with_capacity(rows.len());
+        let mut statuses = Vec::with_capacity(rows.len());
+        let mut delays = Vec::with_capacity(rows.len());
+        let mut messages = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let attempt = u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0);
+            let state = TaskState {
+                status: TaskStatus::Running,
+                attempt,
+                max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(1),
+            };
+            let next = state
+                .apply(TaskTransition::LeaseExpired)
+                .map_or(TaskStatus::Dead, |s| s.status);
+            let holder: Option<String> = r.get("locked_by");
+            ids.push(r.get::<uuid::Uuid, _>("id"));
+            statuses.push(next.as_str());
+            delays.push(millis(retry.delay(attempt, rand::random())));
+            messages.push(format!(
+                "lease expired: worker {} stopped responding during attempt {attempt}",
+                holder.as_deref().unwrap_or("?")
+            ));
+        }
+        sqlx::query(
+            "UPDATE tasks t SET
+                status = u.status,
+                run_at = CASE WHEN u.status = 'retrying' THEN now() + u.delay_ms * interval '1 millisecond' ELSE t.run_at END,
+                errors = t.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', t.attempt, 'message', u.message)),
+                finished_at = CASE WHEN u.status = 'dead' THEN now() END,
+                locked_by = NULL,
+                locked_until = NULL
+             FROM UNNEST($1::uuid[], $2::text[], $3::float8[], $4::text[]) AS u(id, status, delay_ms, message)
+             WHERE t.id = u.id",
+        )
+        .bind(&ids)
+        .bind(&statuses)
+        .bind(&delays)
+        .bind(&messages)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.notifier.poke(Channel::Tasks);
+        Ok(rows.len())
+    }
+
+    async fn reprocess_task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+        correlation_id: Option<String>,
+    ) -> Result<TaskId, PortError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let original = uuid::Uuid::from_u128(id.0);
+        // Lock the original (it is never modified) so concurrent reprocesses serialize; on a
+        // refusal, roll back at once so the lock does not outlive the answer.
+        let checked: Result<(), PortError> = async {
+            let row = sqlx::query("SELECT status, institution_id FROM tasks WHERE id = $1 FOR UPDATE")
+                .bind(original)
+                .fetch_optional(&mut *tx)
+                .await
+                .map_err(db_err)?;
+            let Some(row) = row else { return Err(PortError::NotFound("task")) };
+            let institution: Option<uuid::Uuid> = row.get("institution_id");
+            if scope.is_some_and(|s| institution != Some(uuid::Uuid::from_u128(s.0))) {
+                return Err(PortError::NotFound("task"));
+            }
+            let status: String = row.get("status");
+            if !TaskStatus::parse(&status).is_some_and(TaskStatus::can_reprocess) {
+                return Err(PortError::Conflict(format!(
+                    "the task is {status}; only succeeded, dead or cancelled tasks can be reprocessed"
+                )));
+            }
+            let waiting: bool = sqlx::query_scalar(&format!(
+                "SELECT EXISTS (SELECT 1 FROM tasks WHERE reprocessed_from = $1 AND status IN {WAITING})"
+            ))
+            .bind(original)
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if waiting {
+                return Err(PortError::Conflict("a copy of this task is already waiting to run".into()));
+            }
+            Ok(())
+        }
+        .await;
+        if let Err(e) = checked {
+            let _ = tx.rollback().await;
+            return Err(e);
+        }
+        let copy = uuid::Uuid::now_v7();
+        insert_copies(&mut tx, &[copy], &[original], correlation_id).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.notifier.poke(Channel::Tasks);
+        Ok(TaskId(copy.as_u128()))
+    }
+
+    async fn reprocess_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: u32,
+        correlation_id: Option<String>,
+    ) -> Result<usize, PortError> {
+        let status = filter.status.unwrap_or(TaskStatus::Dead);
+        if !status.can_reprocess() {
+            return Err(PortError::Conflict(format!(
+                "{} tasks cannot be reprocessed; choose succeeded, dead or cancelled",
+                status.as_str()
+            )));
+        }
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let originals: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+            "SELECT t.id FROM tasks t
+             WHERE t.status = $1
+               AND ($2::text IS NULL OR t.task_type = $2)
+               AND ($3::uuid IS NULL OR t.institution_id = $3)
+               AND ($4::timestamptz IS NULL OR t.created_at >= $4)
+               AND ($5::timestamptz IS NULL OR t.created_at < $5)
+               AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.reprocessed_from = t.id AND c.status IN {WAITING})
+             ORDER BY t.created_at, t.id
+             LIMIT $6
+             FOR UPDATE OF t SKIP LOCKED"
+        ))
+        .bind(status.as_str())
+        .bind(filter.task_type.as_deref())
+        .bind(filter.institution_id.map(|i| uuid::Uuid::from_u128(i.0)))
+        .bind(filter.created_from.map(crate::dto::time))
+        .bind(filter.created_to.map(crate::dto::time))
+        .bind(i64::from(limit))
+        .fetch_all(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let copies: Vec<uuid::Uuid> = originals.iter().map(|_| uuid::Uuid::now_v7()).collect();
+        let n = insert_copies(&mut tx, &copies, &originals, correlation_id).await?;
+        tx.commit().await.map_err(db_err)?;
+        if n > 0 {
+            self.notifier.poke(Channel::Tasks);
+        }
+        Ok(n)
+    }
+}
+
+/// Inserts `copies[i]` as a new pending task copying `originals[i]`.
+async fn insert_copies(
+    tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
+    copies: &[uuid::Uuid],
+    originals: &[uuid::Uuid],
+    correlation_id: Option<String>,
+) -> Result<usize, PortError> {
+    if copies.is_empty() {
+        return Ok(0);
+    }
+    let r = sqlx::query(&format!(
+        "INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
+                            reprocessed_from, max_attempts)
+         SELECT c.copy, t.lineage_id, t.task_type, t.handler, t.payload, t.institution_id, t.event_id,
+                COALESCE($3, t.correlation_id), t.id, t.max_attempts
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS c(copy, original) JOIN tasks t ON t.id = c.original
+         WHERE t.status IN {FINAL}"
+    ))
+    .bind(copies)
+    .bind(originals)
+    .bind(correlation_id)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
 }

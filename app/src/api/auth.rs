@@ -32,6 +32,18 @@ impl Claims {
         Role::parse(&self.role)
     }
 
+    /// Which institutions an operator reaches: all (`None`) for Adm, their own for Academic;
+    /// 403 for anyone else.
+    pub fn operator_scope(&self) -> Result<Option<InstitutionId>, ApiError> {
+        match (self.role(), self.inst) {
+            (Some(Role::Adm), _) => Ok(None),
+            (Some(Role::Academic), Some(inst)) => Ok(Some(InstitutionId(inst.as_u128()))),
+            _ => Err(ApiError::forbidden(
+                "this endpoint is for Adm and Academic users",
+            )),
+        }
+    }
+
     /// The institution of a user with `role`; 403 for anyone else.
     pub fn institution_as(&self, role: Role) -> Result<InstitutionId, ApiError> {
         match (self.role(), self.inst) {

@@ -2,13 +2,14 @@
 //! `/docs`, the reset-password page, JSON errors and correlation ids.
 
 pub mod academic;
+pub mod adm;
 pub mod auth;
 pub mod error;
 pub mod ops;
 pub mod pages;
 pub mod public;
 
-use crate::services::{AcademicService, AccountService};
+use crate::services::{AcademicService, AccountService, OperationsService};
 use auth::JwtKeys;
 use campus_ports::{EventContext, PageRequest};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
@@ -21,6 +22,7 @@ use tracing::Instrument;
 pub struct ApiState {
     pub accounts: AccountService,
     pub academic: AcademicService,
+    pub operations: OperationsService,
     pub jwt: JwtKeys,
     pub pool: PgPool,
 }
@@ -33,13 +35,14 @@ pub type Apis = (
     academic::AcademicApi,
     academic::TeacherApi,
     academic::StudentApi,
+    adm::AdmApi,
     ops::OpsApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, ops::OpsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, ops::OpsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )

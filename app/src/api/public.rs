@@ -17,6 +17,8 @@ pub enum ApiTags {
     Teacher,
     /// A Student reads their notifications.
     Student,
+    /// Operators (Adm everywhere, Academic in their institution) reprocess events and tasks.
+    Adm,
     /// Health checks.
     Ops,
 }

@@ -8,6 +8,7 @@
 use super::registry::{Registry, TaskError};
 use campus_adapters::pg::notify::{Listener, Wakers};
 use campus_core::engine::RetryPolicy;
+use campus_core::ids::TaskId;
 use campus_ports::{ClaimedTask, Completion, EventStore, TaskOutcome, TaskQueue};
 use futures::FutureExt;
 use sqlx::PgPool;
@@ -35,6 +36,8 @@ pub struct DaemonConfig {
     pub retry: RetryPolicy,
     /// How long shutdown waits for running tasks.
     pub shutdown_timeout: Duration,
+    /// How often the maintenance leader rescues expired leases.
+    pub maintenance_interval: Duration,
 }
 
 impl Default for DaemonConfig {
@@ -47,6 +50,7 @@ impl Default for DaemonConfig {
             lease: Duration::from_secs(30),
             retry: RetryPolicy::default(),
             shutdown_timeout: Duration::from_secs(10),
+            maintenance_interval: Duration::from_secs(1),
         }
     }
 }
@@ -89,6 +93,12 @@ impl Daemon {
             wakers.events.clone(),
             shutdown.clone(),
         ));
+        let maintenance = tokio::spawn(maintenance_loop(
+            self.pool.clone(),
+            self.tasks.clone(),
+            config.clone(),
+            shutdown.clone(),
+        ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(complete_loop(self.tasks.clone(), config.clone(), done_rx));
         worker_loop(
@@ -104,6 +114,7 @@ impl Daemon {
         // sender (held by those tasks) is gone.
         let _ = completer.await;
         let _ = dispatcher.await;
+        let _ = maintenance.await;
         let _ = listener.await;
         tracing::info!(worker = %config.worker_id, "daemon stopped");
     }
@@ -174,6 +185,12 @@ async fn worker_loop(
     let slots = Arc::new(Semaphore::new(config.concurrency));
     let slot_freed = Arc::new(Notify::new());
     let mut running = JoinSet::new();
+    let in_flight = InFlight::default();
+    let heartbeat = tokio::spawn(heartbeat_loop(
+        queue.clone(),
+        config.clone(),
+        in_flight.clone(),
+    ));
     let mut failures = 0u32;
     while !*shutdown.borrow() {
         while running.try_join_next().is_some() {}
@@ -212,8 +229,12 @@ async fn worker_loop(
             let registry = registry.clone();
             let done = done.clone();
             let slot_freed = slot_freed.clone();
+            let in_flight = in_flight.clone();
+            in_flight.insert(&task);
             running.spawn(async move {
+                let id = task.id;
                 let completion = execute(&registry, task).await;
+                in_flight.remove(id);
                 let _ = done.send(completion);
                 drop(permit);
                 slot_freed.notify_one();
@@ -223,8 +244,8 @@ async fn worker_loop(
             break;
         }
     }
-    drop(done);
-    // Graceful stop: no new claims; let the running tasks finish within the timeout.
+    // Graceful stop: no new claims; let the running tasks finish within the timeout (their
+    // leases are still extended meanwhile).
     if !running.is_empty() {
         tracing::info!(
             running = running.len(),
@@ -235,12 +256,145 @@ async fn worker_loop(
         })
         .await;
         if drained.is_err() {
-            tracing::warn!(
-                abandoned = running.len(),
-                "shutdown timeout: leaving tasks to the lease rescuer"
-            );
             running.abort_all();
+            while running.join_next().await.is_some() {}
+            // What is still in flight was interrupted: record a failed attempt now rather
+            // than leaving it to the lease rescuer.
+            let interrupted = in_flight.drain();
+            tracing::warn!(
+                interrupted = interrupted.len(),
+                "shutdown timeout: interrupting running tasks"
+            );
+            for (id, (attempt, max_attempts, started)) in interrupted {
+                let _ = done.send(Completion {
+                    id,
+                    attempt,
+                    max_attempts,
+                    outcome: TaskOutcome::Failed {
+                        message: "the daemon stopped before the task finished".into(),
+                        permanent: false,
+                    },
+                    duration: started.elapsed(),
+                });
+            }
         }
+    }
+    heartbeat.abort();
+    drop(done);
+}
+
+/// The tasks this daemon is running: `(attempt, max_attempts, started)` by id.
+#[derive(Clone, Default)]
+struct InFlight(Arc<std::sync::Mutex<std::collections::HashMap<TaskId, (u32, u32, Instant)>>>);
+
+impl InFlight {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<TaskId, (u32, u32, Instant)>> {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+    fn insert(&self, task: &ClaimedTask) {
+        self.lock()
+            .insert(task.id, (task.attempt, task.max_attempts, Instant::now()));
+    }
+    fn remove(&self, id: TaskId) {
+        self.lock().remove(&id);
+    }
+    fn ids(&self) -> Vec<TaskId> {
+        self.lock().keys().copied().collect()
+    }
+    fn drain(&self) -> Vec<(TaskId, (u32, u32, Instant))> {
+        self.lock().drain().collect()
+    }
+}
+
+/// Extends the leases of running tasks every third of a lease, so long tasks are not
+/// mistaken for abandoned ones.
+async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, in_flight: InFlight) {
+    let every = (config.lease / 3).max(Duration::from_millis(50));
+    loop {
+        tokio::time::sleep(every).await;
+        let ids = in_flight.ids();
+        if ids.is_empty() {
+            continue;
+        }
+        match queue.heartbeat(&config.worker_id, &ids, config.lease).await {
+            Ok(held) if held < ids.len() => {
+                tracing::warn!(
+                    lost = ids.len() - held,
+                    "leases lost (rescued by the leader); their outcomes will be rejected"
+                )
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
+        }
+    }
+}
+
+/// The advisory-lock key of the maintenance leader ("campus" in ASCII).
+const LEADER_LOCK: i64 = 0x6361_6d70_7573;
+
+/// Elects one maintenance leader among all daemons (a session-level advisory lock held on a
+/// dedicated connection: when the leader dies, its connection closes and another daemon takes
+/// over), and lets the leader rescue expired leases.
+async fn maintenance_loop(
+    pool: PgPool,
+    queue: Arc<dyn TaskQueue>,
+    config: Arc<DaemonConfig>,
+    mut shutdown: watch::Receiver<bool>,
+) {
+    let mut leadership: Option<sqlx::PgConnection> = None;
+    while !*shutdown.borrow() {
+        leadership = match leadership.take() {
+            Some(mut conn) => match sqlx::query("SELECT 1").execute(&mut conn).await {
+                Ok(_) => Some(conn),
+                Err(e) => {
+                    tracing::warn!(error = %e, "lost the maintenance leadership");
+                    None
+                }
+            },
+            None => try_lead(&pool).await,
+        };
+        if leadership.is_some() {
+            loop {
+                match queue.rescue_expired(&config.retry, 1000).await {
+                    Ok(0) => break,
+                    Ok(n) => tracing::warn!(
+                        rescued = n,
+                        "returned tasks with expired leases to the queue"
+                    ),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "rescuing expired leases failed");
+                        break;
+                    }
+                }
+            }
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(config.maintenance_interval) => {}
+            _ = shutdown.changed() => {}
+        }
+    }
+    if let Some(conn) = leadership {
+        let _ = sqlx::Connection::close(conn).await;
+    }
+}
+
+async fn try_lead(pool: &PgPool) -> Option<sqlx::PgConnection> {
+    let mut conn = pool.acquire().await.ok()?.detach();
+    let won: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock($1)")
+        .bind(LEADER_LOCK)
+        .fetch_one(&mut conn)
+        .await
+        .ok()?;
+    if won {
+        tracing::info!("this daemon is the maintenance leader");
+        Some(conn)
+    } else {
+        let _ = sqlx::Connection::close(conn).await;
+        None
     }
 }
 

@@ -6,11 +6,14 @@
 //! | `ExamGradeNoteAdded`        | `notify_student`     | `notify_student_of_grade_note` | [`grade_note::NotifyStudentOfGradeNote`] |
 //! | `InstitutionCreated`        | `seed_demo_data`     | `seed_demo_data`               | [`demo_seed::SeedDemoData`]           |
 //!
+//! The `noop` task (no event) does nothing; benchmarks and failure drills enqueue it.
+//!
 //! To react to another event: write a `TaskHandler`, then add one `on_event` and one `task`
 //! line in [`register`]. The engine does not change.
 
 pub mod demo_seed;
 pub mod grade_note;
+pub mod noop;
 pub mod reset_email;
 
 use crate::engine::{Registry, TaskError};
@@ -60,6 +63,7 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
         )
         .on_event("InstitutionCreated", "seed_demo_data", demo_seed::TASK_TYPE)
         .task(demo_seed::TASK_TYPE, demo_seed::SeedDemoData::new(deps))
+        .task(noop::TASK_TYPE, noop::Noop)
 }
 
 /// Parses a task payload; a payload that does not parse will never parse, so it is permanent.

@@ -4,9 +4,11 @@
 
 pub mod academic;
 pub mod accounts;
+pub mod operations;
 
 pub use academic::AcademicService;
 pub use accounts::AccountService;
+pub use operations::OperationsService;
 
 use campus_core::DomainError;
 use campus_ports::PortError;

@@ -1,0 +1,148 @@
+//! Operator endpoints on the engine: reprocess events and tasks. An Adm user reaches every
+//! institution; an Academic user only their own.
+
+use super::academic::IdResponse;
+use super::auth::BearerAuth;
+use super::error::ApiError;
+use super::public::ApiTags;
+use super::{event_context, State};
+use campus_core::engine::TaskStatus;
+use campus_core::ids::*;
+use campus_core::Timestamp;
+use campus_ports::TaskFilter;
+use poem::web::Data;
+use poem::Request;
+use poem_openapi::param::Path;
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
+
+#[derive(ApiResponse)]
+pub enum CopyCreated {
+    /// The copy was created; it links to the original through `reprocessed_from`.
+    #[oai(status = 201)]
+    Created(Json<IdResponse>),
+}
+
+/// A final task status.
+#[derive(Enum, Clone, Copy, Debug)]
+#[oai(rename_all = "lowercase")]
+pub enum FinalStatus {
+    Succeeded,
+    Dead,
+    Cancelled,
+}
+
+#[derive(Object, Debug)]
+pub struct BulkReprocessRequest {
+    /// Only tasks of this type.
+    pub task_type: Option<String>,
+    /// Only tasks of this institution (an Academic user is always limited to theirs).
+    pub institution_id: Option<uuid::Uuid>,
+    /// Tasks in this final status; default `dead`.
+    pub status: Option<FinalStatus>,
+    /// Created at or after this instant.
+    pub created_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// Created before this instant.
+    pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+    /// At most this many copies (1–1000, default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Object)]
+pub struct BulkReprocessResponse {
+    /// How many copies were made (tasks with a copy still waiting are skipped).
+    pub copies: u64,
+}
+
+fn ts(dt: chrono::DateTime<chrono::Utc>) -> Timestamp {
+    Timestamp(dt.timestamp_millis())
+}
+
+pub struct AdmApi;
+
+#[OpenApi(tag = "ApiTags::Adm")]
+impl AdmApi {
+    /// Reprocess an event: insert a copy that fans out again
+    ///
+    /// The original never changes. 409 when the event is still pending/retrying or a copy is
+    /// already waiting.
+    #[oai(path = "/adm/events/:id/reprocess", method = "post")]
+    async fn reprocess_event(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        id: Path<uuid::Uuid>,
+    ) -> Result<CopyCreated, ApiError> {
+        let scope = auth.0.operator_scope()?;
+        let copy = state
+            .operations
+            .reprocess_event(
+                EventId(id.0.as_u128()),
+                scope,
+                event_context(req).correlation_id,
+            )
+            .await?;
+        Ok(CopyCreated::Created(Json(IdResponse {
+            id: uuid::Uuid::from_u128(copy.0),
+        })))
+    }
+
+    /// Reprocess a task: insert a copy that runs again
+    ///
+    /// The original never changes; the copy shares its lineage, so effects already done
+    /// (an e-mail sent, a notification created) are not repeated. 409 when the task is not
+    /// finished or a copy is already waiting.
+    #[oai(path = "/adm/tasks/:id/reprocess", method = "post")]
+    async fn reprocess_task(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        id: Path<uuid::Uuid>,
+    ) -> Result<CopyCreated, ApiError> {
+        let scope = auth.0.operator_scope()?;
+        let copy = state
+            .operations
+            .reprocess_task(
+                TaskId(id.0.as_u128()),
+                scope,
+                event_context(req).correlation_id,
+            )
+            .await?;
+        Ok(CopyCreated::Created(Json(IdResponse {
+            id: uuid::Uuid::from_u128(copy.0),
+        })))
+    }
+
+    /// Reprocess every finished task matching a filter (at most 1000 per call)
+    #[oai(path = "/adm/tasks/reprocess", method = "post")]
+    async fn reprocess_tasks(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        body: Json<BulkReprocessRequest>,
+    ) -> Result<Json<BulkReprocessResponse>, ApiError> {
+        let scope = auth.0.operator_scope()?;
+        let b = body.0;
+        let filter = TaskFilter {
+            task_type: b.task_type,
+            institution_id: b.institution_id.map(|i| InstitutionId(i.as_u128())),
+            status: b.status.map(|s| match s {
+                FinalStatus::Succeeded => TaskStatus::Succeeded,
+                FinalStatus::Dead => TaskStatus::Dead,
+                FinalStatus::Cancelled => TaskStatus::Cancelled,
+            }),
+            created_from: b.created_from.map(ts),
+            created_to: b.created_to.map(ts),
+        };
+        let copies = state
+            .operations
+            .reprocess_tasks(filter, scope, b.limit, event_context(req).correlation_id)
+            .await?;
+        Ok(Json(BulkReprocessResponse {
+            copies: copies as u64,
+        }))
+    }
+}
