@@ -12,6 +12,7 @@ use campus_core::ids::TaskId;
 use campus_ports::{ClaimedTask, Completion, EventStore, TaskOutcome, TaskQueue};
 use futures::FutureExt;
 use sqlx::PgPool;
+use std::collections::HashMap;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -265,7 +266,15 @@ async fn worker_loop(
                 interrupted = interrupted.len(),
                 "shutdown timeout: interrupting running tasks"
             );
-            for (id, (attempt, max_attempts, started)) in interrupted {
+            for (
+                id,
+                Attempt {
+                    attempt,
+                    max_attempts,
+                    started,
+                },
+            ) in interrupted
+            {
                 let _ = done.send(Completion {
                     id,
                     attempt,
@@ -283,21 +292,31 @@ async fn worker_loop(
     drop(done);
 }
 
-/// The tasks this daemon is running: `(attempt, max_attempts, started)` by id.
+/// One attempt this daemon is running.
+#[derive(Clone, Copy)]
+struct Attempt {
+    attempt: u32,
+    max_attempts: u32,
+    started: Instant,
+}
+
+/// The tasks this daemon is running, by id.
 #[derive(Clone, Default)]
-struct InFlight(Arc<std::sync::Mutex<std::collections::HashMap<TaskId, (u32, u32, Instant)>>>);
+struct InFlight(Arc<std::sync::Mutex<HashMap<TaskId, Attempt>>>);
 
 impl InFlight {
-    fn lock(
-        &self,
-    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<TaskId, (u32, u32, Instant)>> {
+    fn lock(&self) -> std::sync::MutexGuard<'_, HashMap<TaskId, Attempt>> {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
     fn insert(&self, task: &ClaimedTask) {
-        self.lock()
-            .insert(task.id, (task.attempt, task.max_attempts, Instant::now()));
+        let attempt = Attempt {
+            attempt: task.attempt,
+            max_attempts: task.max_attempts,
+            started: Instant::now(),
+        };
+        self.lock().insert(task.id, attempt);
     }
     fn remove(&self, id: TaskId) {
         self.lock().remove(&id);
@@ -305,7 +324,7 @@ impl InFlight {
     fn ids(&self) -> Vec<TaskId> {
         self.lock().keys().copied().collect()
     }
-    fn drain(&self) -> Vec<(TaskId, (u32, u32, Instant))> {
+    fn drain(&self) -> Vec<(TaskId, Attempt)> {
         self.lock().drain().collect()
     }
 }
