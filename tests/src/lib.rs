@@ -194,6 +194,41 @@ impl Drop for SmtpServer {
     }
 }
 
+/// The `campus` binary of this workspace, built once per test process (tests run after the
+/// build, so this only waits for cargo's up-to-date check).
+pub fn campus_binary() -> PathBuf {
+    static BUILT: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
+    BUILT
+        .get_or_init(|| {
+            let exe = std::env::current_exe().expect("test executable path");
+            // target/<profile>/deps/<test> → target/<profile>
+            let profile_dir = exe
+                .parent()
+                .and_then(|d| d.parent())
+                .expect("target profile directory")
+                .to_path_buf();
+            let target_dir = profile_dir.parent().expect("target directory");
+            let mut cmd = std::process::Command::new(env!("CARGO"));
+            cmd.args([
+                "build",
+                "--quiet",
+                "-p",
+                "campus",
+                "--bin",
+                "campus",
+                "--target-dir",
+            ])
+            .arg(target_dir);
+            if profile_dir.file_name().is_some_and(|n| n == "release") {
+                cmd.arg("--release");
+            }
+            let status = cmd.status().expect("run cargo build");
+            assert!(status.success(), "building the campus binary failed");
+            profile_dir.join("campus")
+        })
+        .clone()
+}
+
 /// The reset link of an e-mail.
 pub fn reset_link(message: &str) -> String {
     let start = message.find("http").expect("a link in the e-mail");
@@ -219,6 +254,8 @@ pub struct TestApp {
     pub pool: PgPool,
     pub http: reqwest::Client,
     pub smtp: SmtpServer,
+    /// The wired application (e.g. to start more daemons on the same database).
+    pub campus: Campus,
     shutdown: watch::Sender<bool>,
     daemon: Option<JoinHandle<()>>,
     server: JoinHandle<()>,
@@ -240,6 +277,15 @@ impl TestApp {
 
     /// Campus whose daemon uses the registry `registry` builds.
     pub async fn spawn_with(registry: impl FnOnce(&Campus) -> Registry) -> TestApp {
+        Self::spawn_custom(|_| {}, registry).await
+    }
+
+    /// Campus with settings adjusted by `configure` (after the test defaults) and the
+    /// registry `registry` builds.
+    pub async fn spawn_custom(
+        configure: impl FnOnce(&mut Settings),
+        registry: impl FnOnce(&Campus) -> Registry,
+    ) -> TestApp {
         init_logs();
         let (db_url, pool) = fresh_database("campus_e2e")
             .await
@@ -262,6 +308,7 @@ impl TestApp {
         settings.retry_cap = Duration::from_secs(1);
         settings.admin_email = None;
         settings.admin_password = None;
+        configure(&mut settings);
         let campus = Campus::start(settings).await.expect("Campus starts");
         let (shutdown, rx) = watch::channel(false);
         let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
@@ -285,10 +332,21 @@ impl TestApp {
             pool,
             http: reqwest::Client::new(),
             smtp,
+            campus,
             shutdown,
             daemon: Some(daemon),
             server,
         }
+    }
+
+    /// A shutdown signal that fires when the app stops (for extra daemons).
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
+    /// The PostgreSQL adapter on the test database (NOTIFY after writes, like the app).
+    pub fn store(&self) -> campus_adapters::pg::PgStore {
+        self.campus.store.clone()
     }
 
     /// Stops the app and the daemon and drops the database.
@@ -299,6 +357,7 @@ impl TestApp {
         }
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         self.pool.close().await;
+        self.campus.pool.close().await;
         drop_database(&self.db_url)
             .await
             .expect("drop the test database");

@@ -1,0 +1,454 @@
+//! Failures end to end: daemons killed with SIGKILL, connections terminated, an SMTP outage,
+//! two daemons sharing work, and operators reprocessing through the API.
+
+use async_trait::async_trait;
+use campus::engine::{TaskError, TaskHandler};
+use campus_adapters::pg::testing::{drop_database, fresh_database};
+use campus_adapters::pg::{Notifier, PgStore};
+use campus_ports::{ClaimedTask, EventStore, NewEvent, NewTask, TaskQueue};
+use campus_tests::{campus_binary, eventually, TestApp};
+use serde_json::json;
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+fn noop_tasks(n: usize, sleep_ms: u64) -> Vec<NewTask> {
+    (0..n)
+        .map(|_| NewTask {
+            task_type: "noop".into(),
+            payload: format!(r#"{{"sleep_ms":{sleep_ms}}}"#),
+            institution_id: None,
+            correlation_id: None,
+            max_attempts: 20,
+            idempotency_key: None,
+        })
+        .collect()
+}
+
+async fn count(pool: &sqlx::PgPool, sql: &str) -> i64 {
+    sqlx::query_scalar(sql)
+        .fetch_one(pool)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
+}
+
+fn spawn_daemon(db_url: &str, data_dir: &std::path::Path) -> tokio::process::Child {
+    tokio::process::Command::new(campus_binary())
+        .arg("daemon")
+        .env("DATABASE_URL", db_url)
+        .env("CAMPUS_DATA_DIR", data_dir)
+        .env("CAMPUS_LEASE", "2s")
+        .env("CAMPUS_CONCURRENCY", "32")
+        .env("CAMPUS_POLL_INTERVAL", "200ms")
+        .env("CAMPUS_RETRY_BASE", "100ms")
+        .env("CAMPUS_RETRY_CAP", "1s")
+        .env("RUST_LOG", "error")
+        .env_remove("SMTP_URL")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start a campus daemon")
+}
+
+#[tokio::test]
+async fn killing_daemons_with_sigkill_loses_no_task() {
+    const TASKS: usize = 10_000;
+    let (url, pool) = fresh_database("campus_e2e_kill").await.unwrap();
+    let store = PgStore::new(pool.clone(), Notifier::disabled());
+    for chunk in noop_tasks(TASKS, 10).chunks(2_000) {
+        store.enqueue(chunk).await.unwrap();
+    }
+    let data_dir =
+        std::env::temp_dir().join(format!("campus-kill-{}", uuid::Uuid::new_v4().simple()));
+    let mut daemons = vec![spawn_daemon(&url, &data_dir), spawn_daemon(&url, &data_dir)];
+    let mut kills = 0;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(240);
+    loop {
+        let done = count(
+            &pool,
+            "SELECT count(*) FROM tasks WHERE status = 'succeeded'",
+        )
+        .await;
+        if done == TASKS as i64 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "only {done} of {TASKS} tasks succeeded before the deadline"
+        );
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        // SIGKILL a daemon mid-run (no chance to clean up) and start a fresh one, ten times.
+        if kills < 10 && done > 0 {
+            let victim = kills % daemons.len();
+            daemons[victim].kill().await.expect("SIGKILL a daemon");
+            daemons[victim] = spawn_daemon(&url, &data_dir);
+            kills += 1;
+        }
+    }
+    let lost = count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE status <> 'succeeded'",
+    )
+    .await;
+    let total = count(&pool, "SELECT count(*) FROM tasks").await;
+    let again = count(&pool, "SELECT count(*) FROM tasks WHERE attempt > 1").await;
+    let rescued = count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE errors::text LIKE '%lease expired%'",
+    )
+    .await;
+    println!("{kills} SIGKILLs during {TASKS} tasks: {again} tasks were claimed more than once ({rescued} rescued after a lease expired)");
+    assert_eq!((lost, total), (0, TASKS as i64));
+    assert!(
+        kills >= 3,
+        "the run was too short to kill daemons in it ({kills} kills)"
+    );
+    for mut d in daemons {
+        let _ = d.kill().await;
+    }
+    pool.close().await;
+    drop_database(&url).await.unwrap();
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
+/// Counts how often each task ran, per daemon.
+#[derive(Clone)]
+struct Counter {
+    runs: Arc<Mutex<HashMap<u128, u32>>>,
+    mine: Arc<Mutex<u32>>,
+}
+
+#[async_trait]
+impl TaskHandler for Counter {
+    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
+        *self.runs.lock().unwrap().entry(task.id.0).or_default() += 1;
+        *self.mine.lock().unwrap() += 1;
+        Ok(())
+    }
+}
+
+#[tokio::test]
+async fn two_daemons_run_ten_thousand_tasks_exactly_once() {
+    const TASKS: usize = 10_000;
+    let runs = Arc::new(Mutex::new(HashMap::new()));
+    let (first, second) = (Arc::new(Mutex::new(0)), Arc::new(Mutex::new(0)));
+    let c1 = Counter {
+        runs: runs.clone(),
+        mine: first.clone(),
+    };
+    let app = TestApp::spawn_with(move |c| c.default_registry().task("count", c1)).await;
+    let c2 = Counter {
+        runs: runs.clone(),
+        mine: second.clone(),
+    };
+    let other = app
+        .campus
+        .daemon(app.campus.default_registry().task("count", c2));
+    let other = tokio::spawn(other.run(app.shutdown_signal()));
+
+    let tasks: Vec<_> = noop_tasks(TASKS, 0)
+        .into_iter()
+        .map(|t| NewTask {
+            task_type: "count".into(),
+            ..t
+        })
+        .collect();
+    for chunk in tasks.chunks(2_000) {
+        app.store().enqueue(chunk).await.unwrap();
+    }
+    eventually(
+        "10 000 tasks to succeed",
+        Duration::from_secs(120),
+        || async {
+            let done: i64 = app
+                .scalar("SELECT count(*) FROM tasks WHERE status = 'succeeded'")
+                .await;
+            (done == TASKS as i64).then_some(())
+        },
+    )
+    .await;
+    let runs = runs.lock().unwrap().clone();
+    assert_eq!(runs.len(), TASKS);
+    assert!(runs.values().all(|&n| n == 1), "some task ran twice");
+    let (a, b) = (*first.lock().unwrap(), *second.lock().unwrap());
+    println!("daemon 1 ran {a} tasks, daemon 2 ran {b}");
+    assert!(
+        a > 0 && b > 0 && a + b == TASKS as u32,
+        "both daemons took part ({a} + {b})"
+    );
+    app.stop().await;
+    let _ = other.await;
+}
+
+#[tokio::test]
+async fn terminated_connections_are_reopened_and_listen_resumes() {
+    // A one-minute poll: after the outage only a working LISTEN wakes the daemon in time.
+    let app = TestApp::spawn_custom(
+        |s| s.poll_interval = Duration::from_secs(60),
+        |c| c.default_registry(),
+    )
+    .await;
+    app.store().enqueue(&noop_tasks(3_000, 1)).await.unwrap();
+    eventually("the first tasks", Duration::from_secs(30), || async {
+        let done: i64 = app
+            .scalar("SELECT count(*) FROM tasks WHERE status = 'succeeded'")
+            .await;
+        (done > 0).then_some(())
+    })
+    .await;
+    let killer = campus_adapters::pg::connect(&app.db_url, 1).await.unwrap();
+    let terminated: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity
+         WHERE datname = current_database() AND pid <> pg_backend_pid()) t",
+    )
+    .fetch_one(&killer)
+    .await
+    .unwrap();
+    assert!(
+        terminated > 1,
+        "the daemon's connections were terminated ({terminated})"
+    );
+    eventually(
+        "every task after the outage",
+        Duration::from_secs(60),
+        || async {
+            let left: i64 = app
+                .scalar("SELECT count(*) FROM tasks WHERE status <> 'succeeded'")
+                .await;
+            (left == 0).then_some(())
+        },
+    )
+    .await;
+    // New work is picked up by a NOTIFY on the re-established LISTEN (polling would take 60 s).
+    app.store()
+        .append(&[NewEvent {
+            event_type: "InstitutionCreated".into(),
+            aggregate_type: "Institution".into(),
+            aggregate_id: 1,
+            institution_id: None,
+            payload: "{}".into(),
+            correlation_id: Some("after-outage".into()),
+        }])
+        .await
+        .unwrap();
+    eventually(
+        "the event after the outage to be dispatched",
+        Duration::from_secs(15),
+        || async {
+            let n: i64 = app
+                .scalar("SELECT count(*) FROM tasks WHERE correlation_id = 'after-outage'")
+                .await;
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+    killer.close().await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_smtp_outage_delays_every_email_but_sends_each_once() {
+    let mut app = TestApp::spawn_custom(
+        |s| {
+            s.retry_base = Duration::from_millis(300);
+            s.retry_cap = Duration::from_secs(2);
+            s.max_attempts = 20;
+        },
+        |c| c.default_registry(),
+    )
+    .await;
+    app.create_institution("Outage College", "academic@outage.test", "academic-pass")
+        .await;
+    let academic = app.login("academic@outage.test", "academic-pass").await;
+    let mut emails = vec!["academic@outage.test".to_string()];
+    for i in 0..4 {
+        let email = format!("student{i}@outage.test");
+        let r = app
+            .post(
+                "/academic/students",
+                Some(&academic),
+                json!({"name": format!("Student {i}"), "email": email}),
+            )
+            .await;
+        assert_eq!(r.status, 201);
+        emails.push(email);
+    }
+
+    app.smtp.stop().await;
+    for email in &emails {
+        assert_eq!(
+            app.post("/auth/reset-password-token", None, json!({"email": email}))
+                .await
+                .status,
+            202
+        );
+    }
+    eventually("every e-mail task to fail at least once", Duration::from_secs(20), || async {
+        let failing: i64 = app
+            .scalar("SELECT count(*) FROM tasks WHERE task_type = 'send_reset_password_email' AND jsonb_array_length(errors) > 0")
+            .await;
+        (failing == emails.len() as i64).then_some(())
+    })
+    .await;
+    assert!(app.smtp.messages().is_empty());
+    app.smtp.restart().await;
+
+    for email in &emails {
+        app.smtp.wait_for_messages(email, 1).await;
+    }
+    app.wait_for_idle().await;
+    for email in &emails {
+        assert_eq!(
+            app.smtp.messages_to(email).len(),
+            1,
+            "exactly one e-mail to {email}"
+        );
+    }
+    let ok: i64 = app
+        .scalar("SELECT count(*) FROM tasks WHERE task_type = 'send_reset_password_email' AND status = 'succeeded' AND attempt > 1")
+        .await;
+    assert_eq!(ok, emails.len() as i64);
+    app.stop().await;
+}
+
+struct Fragile(Arc<AtomicBool>);
+
+#[async_trait]
+impl TaskHandler for Fragile {
+    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
+        if self.0.load(Ordering::SeqCst) {
+            Err(TaskError::permanent("the printer is on fire"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+#[tokio::test]
+async fn operators_reprocess_events_and_tasks_through_the_api() {
+    let broken = Arc::new(AtomicBool::new(true));
+    let fragile = Fragile(broken.clone());
+    let app = TestApp::spawn_custom(
+        |s| {
+            s.admin_email = Some("root@campus.test".into());
+            s.admin_password = Some("root-password".into());
+        },
+        move |c| {
+            c.default_registry()
+                .on_event("ReportRequested", "print_report", "print_report")
+                .task("print_report", fragile)
+        },
+    )
+    .await;
+    let adm = app.login("root@campus.test", "root-password").await;
+    let (inst_a, _) = app
+        .create_institution("A", "a@ops.test", "password-a")
+        .await;
+    app.create_institution("B", "b@ops.test", "password-b")
+        .await;
+    let academic_a = app.login("a@ops.test", "password-a").await;
+    let academic_b = app.login("b@ops.test", "password-b").await;
+
+    let inst = campus_core::ids::InstitutionId(uuid::Uuid::parse_str(&inst_a).unwrap().as_u128());
+    let event = NewEvent {
+        event_type: "ReportRequested".into(),
+        aggregate_type: "Report".into(),
+        aggregate_id: 7,
+        institution_id: Some(inst),
+        payload: r#"{"report":"grades"}"#.into(),
+        correlation_id: None,
+    };
+    let event_id =
+        uuid::Uuid::from_u128(app.store().append(&[event.clone(), event]).await.unwrap()[0].0);
+    app.wait_for_idle().await;
+    let dead: Vec<(uuid::Uuid, serde_json::Value)> =
+        sqlx::query_as("SELECT id, errors FROM tasks WHERE task_type = 'print_report' AND status = 'dead' ORDER BY id")
+            .fetch_all(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(dead.len(), 2);
+    let task_id = dead[0].0;
+
+    // Only operators of the right scope may reprocess.
+    let path = format!("/adm/tasks/{task_id}/reprocess");
+    assert_eq!(app.post(&path, None, json!({})).await.status, 401);
+    assert_eq!(
+        app.post(&path, Some(&academic_b), json!({})).await.status,
+        404,
+        "B cannot see A's task"
+    );
+    broken.store(false, Ordering::SeqCst);
+    let copy = app.post(&path, Some(&academic_a), json!({})).await;
+    assert_eq!(copy.status, 201, "{copy:?}");
+    let copy_id = copy.body["id"].as_str().unwrap().to_string();
+    app.wait_for_idle().await;
+    let (status, from): (String, uuid::Uuid) =
+        sqlx::query_as("SELECT status, reprocessed_from FROM tasks WHERE id = $1::uuid")
+            .bind(&copy_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!((status.as_str(), from), ("succeeded", task_id));
+    let (original_status, original_errors): (String, serde_json::Value) =
+        sqlx::query_as("SELECT status, errors FROM tasks WHERE id = $1")
+            .bind(task_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (original_status.as_str(), &original_errors),
+        ("dead", &dead[0].1),
+        "the original is untouched"
+    );
+
+    // Bulk: the other dead print_report task (the first one is not dead-without-copy any more).
+    let bulk = app
+        .post(
+            "/adm/tasks/reprocess",
+            Some(&adm),
+            json!({"task_type": "print_report", "status": "dead"}),
+        )
+        .await;
+    assert_eq!(
+        (bulk.status, bulk.body["copies"].as_u64()),
+        (200, Some(2)),
+        "{bulk:?}"
+    );
+    let bad = app
+        .post(
+            "/adm/tasks/reprocess",
+            Some(&adm),
+            json!({"status": "running"}),
+        )
+        .await;
+    assert_eq!(bad.status, 400);
+
+    // An event copy fans out again.
+    let ev = app
+        .post(
+            &format!("/adm/events/{event_id}/reprocess"),
+            Some(&adm),
+            json!({}),
+        )
+        .await;
+    assert_eq!(ev.status, 201, "{ev:?}");
+    app.wait_for_idle().await;
+    let fanned: i64 = app
+        .scalar(&format!(
+            "SELECT count(*) FROM tasks WHERE event_id = '{}' AND status = 'succeeded'",
+            ev.body["id"].as_str().unwrap()
+        ))
+        .await;
+    assert_eq!(fanned, 1);
+    let student = app
+        .post(
+            &format!("/adm/events/{event_id}/reprocess"),
+            Some(&academic_b),
+            json!({}),
+        )
+        .await;
+    assert_eq!(student.status, 404);
+    app.stop().await;
+}
