@@ -119,6 +119,10 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_MAX_ATTEMPTS", global = true, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub max_attempts: u32,
 
+    /// On SIGTERM / Ctrl-C, how long a daemon waits for running tasks before interrupting them.
+    #[arg(long, env = "CAMPUS_SHUTDOWN_TIMEOUT", global = true, default_value = "10s", value_parser = parse_duration)]
+    pub shutdown_timeout: Duration,
+
     /// How long a daemon's claim on a task lasts.
     #[arg(long, env = "CAMPUS_LEASE", global = true, default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,

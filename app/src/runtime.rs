@@ -143,6 +143,7 @@ impl Campus {
                 concurrency: self.settings.concurrency.max(1),
                 poll_interval: self.settings.poll_interval,
                 lease: self.settings.lease,
+                shutdown_timeout: self.settings.shutdown_timeout,
                 retry: self.settings.retry_policy(),
                 ..DaemonConfig::default()
             },

@@ -113,6 +113,63 @@ async fn killing_daemons_with_sigkill_loses_no_task() {
     let _ = std::fs::remove_dir_all(data_dir);
 }
 
+#[tokio::test]
+async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
+    let (url, pool) = fresh_database("campus_e2e_term").await.unwrap();
+    let store = PgStore::new(pool.clone(), Notifier::disabled());
+    store.enqueue(&noop_tasks(4, 1_500)).await.unwrap();
+    let data_dir =
+        std::env::temp_dir().join(format!("campus-term-{}", uuid::Uuid::new_v4().simple()));
+    let mut daemon = spawn_daemon(&url, &data_dir);
+    eventually(
+        "the daemon to start the tasks",
+        Duration::from_secs(30),
+        || async {
+            (count(&pool, "SELECT count(*) FROM tasks WHERE status = 'running'").await == 4)
+                .then_some(())
+        },
+    )
+    .await;
+    // More work arrives, then SIGTERM: the running tasks finish, the new ones are not claimed.
+    store.enqueue(&noop_tasks(3, 0)).await.unwrap();
+    let pid = daemon.id().expect("daemon pid");
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let exit = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
+        .await
+        .expect("the daemon exits")
+        .unwrap();
+    assert!(exit.success(), "graceful exit: {exit:?}");
+    let finished = count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE status = 'succeeded' AND payload->>'sleep_ms' = '1500'",
+    )
+    .await;
+    let stranded = count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE status <> 'succeeded' AND NOT (status = 'pending' AND attempt = 0)",
+    )
+    .await;
+    let held = count(
+        &pool,
+        "SELECT count(*) FROM tasks WHERE locked_by IS NOT NULL",
+    )
+    .await;
+    assert_eq!(finished, 4, "running tasks finished before exit");
+    // The 3 new tasks either ran (if claimed in the instant before SIGTERM) or wait untouched.
+    assert_eq!(
+        (held, stranded),
+        (0, 0),
+        "nothing is left claimed, half-done or failed"
+    );
+    pool.close().await;
+    drop_database(&url).await.unwrap();
+    let _ = std::fs::remove_dir_all(data_dir);
+}
+
 /// Counts how often each task ran, per daemon.
 #[derive(Clone)]
 struct Counter {
