@@ -30,6 +30,8 @@ pub enum Command {
     Daemon,
     /// Apply database migrations and exit.
     Migrate,
+    /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
+    Bench(crate::bench::BenchArgs),
     /// Print the OpenAPI document (JSON) and exit.
     Openapi {
         /// Write it to this file instead of standard output.

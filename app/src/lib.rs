@@ -2,6 +2,7 @@
 //! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
 
 pub mod api;
+pub mod bench;
 pub mod config;
 pub mod database;
 pub mod engine;

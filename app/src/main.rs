@@ -39,6 +39,18 @@ async fn run(cli: Cli) -> Result<(), String> {
                 }
             };
         }
+        Command::Bench(args) => {
+            let report = campus::bench::run(&cli.settings, &args).await?;
+            if args.json {
+                println!(
+                    "{}",
+                    serde_json::to_string(&report).map_err(|e| e.to_string())?
+                );
+            } else {
+                println!("{}", campus::bench::table(&report));
+            }
+            return Ok(());
+        }
         Command::Migrate => {
             let campus = Campus::start(cli.settings).await?;
             println!(

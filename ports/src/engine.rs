@@ -155,13 +155,13 @@ pub trait TaskQueue: Send + Sync {
         retry: &RetryPolicy,
     ) -> Result<usize, PortError>;
 
-    /// Extends the lease of tasks `worker` still holds; returns how many it still holds.
+    /// Extends the lease of tasks `worker` still holds; returns the ones it still holds.
     async fn heartbeat(
         &self,
         worker: &str,
         tasks: &[TaskId],
         lease: Duration,
-    ) -> Result<usize, PortError>;
+    ) -> Result<Vec<TaskId>, PortError>;
 
     /// Returns up to `limit` running tasks whose lease expired to `retrying` (or `dead` when
     /// no attempt is left): the attempt counts as failed. Returns how many it rescued.

@@ -311,13 +311,13 @@ async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
         s.heartbeat("w1", &[claimed[1].id], Duration::from_secs(30))
             .await
             .unwrap(),
-        1
+        vec![claimed[1].id]
     );
     assert_eq!(
         s.heartbeat("w2", &[claimed[1].id], Duration::from_secs(30))
             .await
             .unwrap(),
-        0,
+        Vec::<TaskId>::new(),
         "only the holder"
     );
     assert_eq!(s.rescue_expired(&policy(), 100).await.unwrap(), 1);

@@ -192,22 +192,23 @@ impl TaskQueue for PgStore {
         worker: &str,
         tasks: &[TaskId],
         lease: Duration,
-    ) -> Result<usize, PortError> {
+    ) -> Result<Vec<TaskId>, PortError> {
         if tasks.is_empty() {
-            return Ok(0);
+            return Ok(Vec::new());
         }
         let ids: Vec<uuid::Uuid> = tasks.iter().map(|t| uuid::Uuid::from_u128(t.0)).collect();
-        let r = sqlx::query(
+        let held: Vec<uuid::Uuid> = sqlx::query_scalar(
             "UPDATE tasks SET locked_until = now() + $3 * interval '1 millisecond'
-             WHERE id = ANY($1) AND locked_by = $2 AND status = 'running'",
+             WHERE id = ANY($1) AND locked_by = $2 AND status = 'running'
+             RETURNING id",
         )
         .bind(&ids)
         .bind(worker)
         .bind(millis(lease))
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
+        Ok(held.into_iter().map(|id| TaskId(id.as_u128())).collect())
     }
 
     async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError> {

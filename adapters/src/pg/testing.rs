@@ -1,4 +1,5 @@
-//! Fresh, migrated databases for tests and benchmarks (one per test, dropped by the caller).
+//! Fresh, migrated databases for tests and benchmarks (one per test or run, dropped by the
+//! caller).
 
 use super::{connect, db_err, migrate};
 use campus_ports::PortError;
@@ -15,7 +16,12 @@ pub fn server_url() -> String {
 /// A new empty database on the test server, with every migration applied. Returns its URL
 /// and a pool.
 pub async fn fresh_database(prefix: &str) -> Result<(String, PgPool), PortError> {
-    let server = server_url();
+    fresh_database_on(&server_url(), prefix).await
+}
+
+/// Like [`fresh_database`], on the server of `server` (any database URL of that server).
+pub async fn fresh_database_on(server: &str, prefix: &str) -> Result<(String, PgPool), PortError> {
+    let server = server.to_string();
     let name = format!("{prefix}_{}", uuid::Uuid::new_v4().simple());
     let admin = connect(&server, 1).await?;
     sqlx::query(&format!("CREATE DATABASE \"{name}\""))

@@ -321,6 +321,9 @@ impl InFlight {
     fn remove(&self, id: TaskId) {
         self.lock().remove(&id);
     }
+    fn contains(&self, id: TaskId) -> bool {
+        self.lock().contains_key(&id)
+    }
     fn ids(&self) -> Vec<TaskId> {
         self.lock().keys().copied().collect()
     }
@@ -340,13 +343,20 @@ async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, in
             continue;
         }
         match queue.heartbeat(&config.worker_id, &ids, config.lease).await {
-            Ok(held) if held < ids.len() => {
-                tracing::warn!(
-                    lost = ids.len() - held,
-                    "leases lost (rescued by the leader); their outcomes will be rejected"
-                )
+            Ok(held) => {
+                // Tasks that finished meanwhile are not running any more; only the ones still
+                // in flight here have really lost their lease.
+                let lost = ids
+                    .iter()
+                    .filter(|id| !held.contains(id) && in_flight.contains(**id))
+                    .count();
+                if lost > 0 {
+                    tracing::warn!(
+                        lost,
+                        "leases lost (rescued by the leader); their outcomes will be rejected"
+                    );
+                }
             }
-            Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
         }
     }

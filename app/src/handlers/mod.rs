@@ -6,7 +6,9 @@
 //! | `ExamGradeNoteAdded`        | `notify_student`     | `notify_student_of_grade_note` | [`grade_note::NotifyStudentOfGradeNote`] |
 //! | `InstitutionCreated`        | `seed_demo_data`     | `seed_demo_data`               | [`demo_seed::SeedDemoData`]           |
 //!
-//! The `noop` task (no event) does nothing; benchmarks and failure drills enqueue it.
+//! The `noop` task does nothing; benchmarks and failure drills enqueue it directly, and the
+//! probe event `BenchmarkEventRecorded` fans out to two of them (`campus bench` measures the
+//! two-hop path with it).
 //!
 //! To react to another event: write a `TaskHandler`, then add one `on_event` and one `task`
 //! line in [`register`]. The engine does not change.
@@ -40,6 +42,9 @@ pub struct HandlerDeps {
     pub public_url: String,
 }
 
+/// The probe event of `campus bench`: two handlers, each planning a `noop` task.
+pub const BENCHMARK_EVENT: &str = "BenchmarkEventRecorded";
+
 /// Registers the built-in handlers and tasks.
 pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
     registry
@@ -64,6 +69,8 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
         .on_event("InstitutionCreated", "seed_demo_data", demo_seed::TASK_TYPE)
         .task(demo_seed::TASK_TYPE, demo_seed::SeedDemoData::new(deps))
         .task(noop::TASK_TYPE, noop::Noop)
+        .on_event(BENCHMARK_EVENT, "bench_first", noop::TASK_TYPE)
+        .on_event(BENCHMARK_EVENT, "bench_second", noop::TASK_TYPE)
 }
 
 /// Parses a task payload; a payload that does not parse will never parse, so it is permanent.
