@@ -1,5 +1,9 @@
 -- The durable event/task engine: the transactional outbox (domain_events) and the task queue.
 -- Statuses follow campus_core::engine::lifecycle.
+--
+-- These are the hot tables: every index here is paid on every insert, claim and completion,
+-- so there are only the indexes the engine's own queries use. Indexes for admin filters belong
+-- with the queries that need them.
 
 CREATE TABLE domain_events (
     id                uuid PRIMARY KEY,              -- UUIDv7: time-ordered
@@ -22,8 +26,6 @@ CREATE TABLE domain_events (
 -- The dispatcher's claim query: due events in order.
 CREATE INDEX domain_events_due ON domain_events (next_attempt_at, id)
     WHERE status IN ('pending', 'retrying');
-CREATE INDEX domain_events_institution ON domain_events (institution_id, id DESC);
-CREATE INDEX domain_events_type ON domain_events (event_type, id DESC);
 CREATE INDEX domain_events_reprocessed_from ON domain_events (reprocessed_from) WHERE reprocessed_from IS NOT NULL;
 
 CREATE TABLE tasks (
@@ -56,6 +58,4 @@ CREATE INDEX tasks_due ON tasks (run_at, id) WHERE status IN ('pending', 'retryi
 -- The rescuer: running tasks by lease end.
 CREATE INDEX tasks_running_lease ON tasks (locked_until) WHERE status = 'running';
 CREATE INDEX tasks_event ON tasks (event_id);
-CREATE INDEX tasks_institution ON tasks (institution_id, id DESC);
-CREATE INDEX tasks_type ON tasks (task_type, id DESC);
 CREATE INDEX tasks_reprocessed_from ON tasks (reprocessed_from) WHERE reprocessed_from IS NOT NULL;

@@ -27,6 +27,10 @@ pub struct Campus {
     pub database: ResolvedDatabase,
     pub pool: PgPool,
     pub store: PgStore,
+    /// The same adapter over the engine's bookkeeping pool (`synchronous_commit = off`, see
+    /// `campus_adapters::pg::connect_engine`); daemons use it for dispatch, claims and
+    /// completions.
+    pub engine_store: PgStore,
     pub state: api::State,
     pub handler_deps: HandlerDeps,
     pub mail: MailTarget,
@@ -43,10 +47,12 @@ impl Campus {
             .await
             .map_err(|e| e.to_string())?;
         pg::migrate(&pool).await.map_err(|e| e.to_string())?;
-        let store = PgStore::new(
-            pool.clone(),
-            Notifier::spawn(pool.clone(), Duration::from_millis(1)),
-        );
+        let notifier = Notifier::spawn(pool.clone(), Duration::from_millis(1));
+        let store = PgStore::new(pool.clone(), notifier.clone());
+        let engine_pool = pg::connect_engine(&database.url, 10)
+            .await
+            .map_err(|e| e.to_string())?;
+        let engine_store = PgStore::new(engine_pool, notifier);
         let secret = match &settings.jwt_secret {
             Some(s) if s.len() >= 16 => s.clone(),
             Some(_) => return Err("CAMPUS_JWT_SECRET must have at least 16 characters".into()),
@@ -117,6 +123,7 @@ impl Campus {
             database,
             pool,
             store,
+            engine_store,
             state,
             handler_deps,
             mail,
@@ -133,9 +140,9 @@ impl Campus {
 
     /// A daemon with `registry`, tuned by the settings.
     pub fn daemon(&self, registry: Registry) -> Daemon {
-        let shared = Arc::new(self.store.clone());
+        let shared = Arc::new(self.engine_store.clone());
         Daemon {
-            pool: self.pool.clone(),
+            pool: self.engine_store.pool().clone(),
             events: shared.clone(),
             tasks: shared,
             registry: Arc::new(registry),

@@ -358,6 +358,7 @@ impl TestApp {
         let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         self.pool.close().await;
         self.campus.pool.close().await;
+        self.campus.engine_store.pool().close().await;
         drop_database(&self.db_url)
             .await
             .expect("drop the test database");

@@ -7,7 +7,20 @@ use campus_tests::campus_binary;
 async fn bench_runs_and_cleans_up() {
     let server = campus_adapters::pg::testing::server_url();
     let out = tokio::process::Command::new(campus_binary())
-        .args(["bench", "--json", "--tasks", "500", "--seconds", "1", "--samples", "20", "--rate", "20", "--api-seconds", "1"])
+        .args([
+            "bench",
+            "--json",
+            "--tasks",
+            "500",
+            "--seconds",
+            "1",
+            "--samples",
+            "20",
+            "--rate",
+            "20",
+            "--api-seconds",
+            "1",
+        ])
         .env("DATABASE_URL", &server)
         .env("RUST_LOG", "error")
         .output()
@@ -15,7 +28,8 @@ async fn bench_runs_and_cleans_up() {
         .expect("run campus bench");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "bench failed: {stderr}");
-    let report: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
+    let report: serde_json::Value =
+        serde_json::from_slice(&out.stdout).expect("one JSON object on stdout");
     for key in [
         "tasks_per_s",
         "e2e_events_per_s",
@@ -29,7 +43,9 @@ async fn bench_runs_and_cleans_up() {
         "api_p99_ms",
         "daemon_peak_rss_mb",
     ] {
-        let v = report[key].as_f64().unwrap_or_else(|| panic!("{key} missing in {report}"));
+        let v = report[key]
+            .as_f64()
+            .unwrap_or_else(|| panic!("{key} missing in {report}"));
         assert!(v > 0.0, "{key} was not measured: {report}");
     }
     assert_eq!(report["api_errors"], 0, "{report}");
@@ -42,10 +58,11 @@ async fn bench_runs_and_cleans_up() {
         .expect("the scratch database is named")
         .to_string();
     let pool = campus_adapters::pg::connect(&server, 1).await.unwrap();
-    let left: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
-        .bind(&scratch)
-        .fetch_one(&pool)
-        .await
-        .unwrap();
+    let left: bool =
+        sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM pg_database WHERE datname = $1)")
+            .bind(&scratch)
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     assert!(!left, "the scratch database {scratch} was dropped");
 }

@@ -38,6 +38,23 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortErro
         .map_err(db_err)
 }
 
+/// Opens the pool of the engine's own bookkeeping (dispatch, claims, completions, leases)
+/// with `synchronous_commit = off`: a crash of PostgreSQL may forget the last few hundred
+/// milliseconds of that bookkeeping, which only means some work is done again — dispatch is
+/// idempotent (unique task keys), claims come back through lease expiry, and handlers are
+/// idempotent per lineage. Entity writes and their events never use this pool.
+pub async fn connect_engine(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
+    let options = PgConnectOptions::from_str(url)
+        .map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?
+        .options([("synchronous_commit", "off")]);
+    PgPoolOptions::new()
+        .max_connections(max_connections)
+        .acquire_timeout(Duration::from_secs(10))
+        .connect_with(options)
+        .await
+        .map_err(db_err)
+}
+
 /// Applies pending migrations.
 pub async fn migrate(pool: &PgPool) -> Result<(), PortError> {
     MIGRATOR

@@ -101,12 +101,19 @@ impl Daemon {
             shutdown.clone(),
         ));
         let (done_tx, done_rx) = mpsc::unbounded_channel();
-        let completer = tokio::spawn(complete_loop(self.tasks.clone(), config.clone(), done_rx));
+        let slots = Slots::new(config.concurrency);
+        let completer = tokio::spawn(complete_loop(
+            self.tasks.clone(),
+            config.clone(),
+            slots.clone(),
+            done_rx,
+        ));
         worker_loop(
             self.tasks.clone(),
             self.registry.clone(),
             config.clone(),
             wakers.tasks.clone(),
+            slots,
             done_tx,
             shutdown,
         )
@@ -180,25 +187,23 @@ async fn worker_loop(
     registry: Arc<Registry>,
     config: Arc<DaemonConfig>,
     wake: Arc<Notify>,
-    done: mpsc::UnboundedSender<Completion>,
+    slots: Slots,
+    done: mpsc::UnboundedSender<Finished>,
     mut shutdown: watch::Receiver<bool>,
 ) {
-    let slots = Arc::new(Semaphore::new(config.concurrency));
-    let slot_freed = Arc::new(Notify::new());
     let mut running = JoinSet::new();
-    let in_flight = InFlight::default();
     let heartbeat = tokio::spawn(heartbeat_loop(
         queue.clone(),
         config.clone(),
-        in_flight.clone(),
+        slots.in_flight.clone(),
     ));
     let mut failures = 0u32;
     while !*shutdown.borrow() {
         while running.try_join_next().is_some() {}
-        let free = slots.available_permits();
+        let free = slots.permits.available_permits();
         if free == 0 {
             tokio::select! {
-                _ = slot_freed.notified() => continue,
+                _ = slots.freed.notified() => continue,
                 _ = shutdown.changed() => break,
             }
         }
@@ -222,23 +227,25 @@ async fn worker_loop(
         };
         let got = claimed.len();
         for task in claimed {
-            let Ok(permit) = slots.clone().try_acquire_owned() else {
+            let Ok(permit) = slots.permits.clone().try_acquire_owned() else {
                 // Cannot happen: we never claim more than the free permits.
                 tracing::error!(task_id = task.id.0, "no free slot for a claimed task");
                 continue;
             };
             let registry = registry.clone();
             let done = done.clone();
-            let slot_freed = slot_freed.clone();
-            let in_flight = in_flight.clone();
+            let in_flight = slots.in_flight.clone();
             in_flight.insert(&task);
             running.spawn(async move {
                 let id = task.id;
                 let completion = execute(&registry, task).await;
-                in_flight.remove(id);
-                let _ = done.send(completion);
-                drop(permit);
-                slot_freed.notify_one();
+                in_flight.mark_finished(id);
+                // The slot stays taken until the outcome is written (back-pressure: claims
+                // never outrun the completer), see `complete_loop`.
+                let _ = done.send(Finished {
+                    completion,
+                    permit: Some(permit),
+                });
             });
         }
         if got < want as usize && !idle(&wake, config.poll_interval, &mut shutdown).await {
@@ -261,7 +268,7 @@ async fn worker_loop(
             while running.join_next().await.is_some() {}
             // What is still in flight was interrupted: record a failed attempt now rather
             // than leaving it to the lease rescuer.
-            let interrupted = in_flight.drain();
+            let interrupted = slots.in_flight.drain_unfinished();
             tracing::warn!(
                 interrupted = interrupted.len(),
                 "shutdown timeout: interrupting running tasks"
@@ -272,10 +279,11 @@ async fn worker_loop(
                     attempt,
                     max_attempts,
                     started,
+                    ..
                 },
             ) in interrupted
             {
-                let _ = done.send(Completion {
+                let completion = Completion {
                     id,
                     attempt,
                     max_attempts,
@@ -284,6 +292,10 @@ async fn worker_loop(
                         permanent: false,
                     },
                     duration: started.elapsed(),
+                };
+                let _ = done.send(Finished {
+                    completion,
+                    permit: None,
                 });
             }
         }
@@ -292,15 +304,18 @@ async fn worker_loop(
     drop(done);
 }
 
-/// One attempt this daemon is running.
+/// One attempt this daemon holds.
 #[derive(Clone, Copy)]
 struct Attempt {
     attempt: u32,
     max_attempts: u32,
     started: Instant,
+    /// The handler returned; the outcome waits for the completer.
+    finished: bool,
 }
 
-/// The tasks this daemon is running, by id.
+/// The attempts this daemon holds, by id: running, or finished with the outcome not yet
+/// written. Their leases are kept alive until the outcome is written.
 #[derive(Clone, Default)]
 struct InFlight(Arc<std::sync::Mutex<HashMap<TaskId, Attempt>>>);
 
@@ -315,8 +330,14 @@ impl InFlight {
             attempt: task.attempt,
             max_attempts: task.max_attempts,
             started: Instant::now(),
+            finished: false,
         };
         self.lock().insert(task.id, attempt);
+    }
+    fn mark_finished(&self, id: TaskId) {
+        if let Some(a) = self.lock().get_mut(&id) {
+            a.finished = true;
+        }
     }
     fn remove(&self, id: TaskId) {
         self.lock().remove(&id);
@@ -327,9 +348,44 @@ impl InFlight {
     fn ids(&self) -> Vec<TaskId> {
         self.lock().keys().copied().collect()
     }
-    fn drain(&self) -> Vec<(TaskId, Attempt)> {
-        self.lock().drain().collect()
+    /// Removes and returns the attempts whose handler never returned.
+    fn drain_unfinished(&self) -> Vec<(TaskId, Attempt)> {
+        let mut map = self.lock();
+        let unfinished: Vec<_> = map
+            .iter()
+            .filter(|(_, a)| !a.finished)
+            .map(|(id, a)| (*id, *a))
+            .collect();
+        for (id, _) in &unfinished {
+            map.remove(id);
+        }
+        unfinished
     }
+}
+
+/// The daemon's task slots: at most `concurrency` attempts are held at once, counting those
+/// whose outcome is not written yet.
+#[derive(Clone)]
+struct Slots {
+    permits: Arc<Semaphore>,
+    freed: Arc<Notify>,
+    in_flight: InFlight,
+}
+
+impl Slots {
+    fn new(concurrency: usize) -> Self {
+        Slots {
+            permits: Arc::new(Semaphore::new(concurrency)),
+            freed: Arc::new(Notify::new()),
+            in_flight: InFlight::default(),
+        }
+    }
+}
+
+/// A finished attempt on its way to the completer, holding its slot until written.
+struct Finished {
+    completion: Completion,
+    permit: Option<tokio::sync::OwnedSemaphorePermit>,
 }
 
 /// Extends the leases of running tasks every third of a lease, so long tasks are not
@@ -479,26 +535,28 @@ async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
     }
 }
 
-/// Writes outcomes in batches; retries the write until it succeeds or the process stops
-/// (an unwritten outcome is recovered by the lease rescuer).
+/// Writes outcomes in batches, then frees their slots; retries the write until it succeeds
+/// (an outcome never written is recovered by the lease rescuer).
 async fn complete_loop(
     queue: Arc<dyn TaskQueue>,
     config: Arc<DaemonConfig>,
-    mut done: mpsc::UnboundedReceiver<Completion>,
+    slots: Slots,
+    mut done: mpsc::UnboundedReceiver<Finished>,
 ) {
     const BATCH: usize = 512;
     let mut batch = Vec::with_capacity(BATCH);
     while done.recv_many(&mut batch, BATCH).await > 0 {
+        let completions: Vec<Completion> = batch.iter().map(|f| f.completion.clone()).collect();
         let mut failures = 0u32;
         loop {
             match queue
-                .complete(&config.worker_id, &batch, &config.retry)
+                .complete(&config.worker_id, &completions, &config.retry)
                 .await
             {
                 Ok(accepted) => {
-                    if accepted < batch.len() {
+                    if accepted < completions.len() {
                         tracing::warn!(
-                            rejected = batch.len() - accepted,
+                            rejected = completions.len() - accepted,
                             "stale completions rejected (lease lost)"
                         );
                     }
@@ -507,7 +565,7 @@ async fn complete_loop(
                 Err(e) => {
                     failures = failures.saturating_add(1);
                     if failures > 20 {
-                        tracing::error!(error = %e, lost = batch.len(), "giving up writing outcomes; leases will expire");
+                        tracing::error!(error = %e, lost = completions.len(), "giving up writing outcomes; leases will expire");
                         break;
                     }
                     tracing::warn!(error = %e, "writing task outcomes failed; retrying");
@@ -515,6 +573,10 @@ async fn complete_loop(
                 }
             }
         }
-        batch.clear();
+        for f in batch.drain(..) {
+            slots.in_flight.remove(f.completion.id);
+            drop(f.permit);
+        }
+        slots.freed.notify_one();
     }
 }
