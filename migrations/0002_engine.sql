@@ -38,7 +38,7 @@ CREATE TABLE tasks (
     correlation_id    text,
     reprocessed_from  uuid REFERENCES tasks (id),
     lineage_id        uuid NOT NULL,                 -- first task of the reprocessing lineage
-    idempotency_key   text UNIQUE,
+    idempotency_key   text,                          -- unique when set (index below)
     status            text NOT NULL DEFAULT 'pending'
                       CHECK (status IN ('pending', 'running', 'succeeded', 'retrying', 'dead', 'cancelled')),
     attempt           integer NOT NULL DEFAULT 0,
@@ -57,5 +57,16 @@ CREATE TABLE tasks (
 CREATE INDEX tasks_due ON tasks (run_at, id) WHERE status IN ('pending', 'retrying');
 -- The rescuer: running tasks by lease end.
 CREATE INDEX tasks_running_lease ON tasks (locked_until) WHERE status = 'running';
-CREATE INDEX tasks_event ON tasks (event_id);
+-- Partial where NULL is common: a row without a key or an origin event costs these indexes
+-- nothing, on insert and on every (non-HOT) update.
+CREATE UNIQUE INDEX tasks_idempotency_key ON tasks (idempotency_key) WHERE idempotency_key IS NOT NULL;
+CREATE INDEX tasks_event ON tasks (event_id) WHERE event_id IS NOT NULL;
 CREATE INDEX tasks_reprocessed_from ON tasks (reprocessed_from) WHERE reprocessed_from IS NOT NULL;
+
+-- Queue tables churn: every claim and completion leaves a dead row version, and dead entries
+-- in the partial "due" indexes slow the claim queries until vacuum removes them. Vacuum them
+-- early and without throttling.
+ALTER TABLE domain_events SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+                               autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);
+ALTER TABLE tasks SET (autovacuum_vacuum_scale_factor = 0.01, autovacuum_vacuum_threshold = 1000,
+                       autovacuum_vacuum_insert_scale_factor = 0.02, autovacuum_vacuum_cost_delay = 0);

@@ -280,7 +280,7 @@ impl TaskColumns {
              SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[])
                   AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&self.ids)
         .bind(&self.types)

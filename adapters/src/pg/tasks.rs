@@ -54,7 +54,7 @@ impl TaskQueue for PgStore {
              SELECT id, id, task_type, payload, institution_id, correlation_id, max_attempts, key
              FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::int[], $7::text[])
                   AS t(id, task_type, payload, institution_id, correlation_id, max_attempts, key)
-             ON CONFLICT (idempotency_key) DO NOTHING",
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&ids)
         .bind(&types)

@@ -128,6 +128,9 @@ impl Daemon {
     }
 }
 
+/// How long a busy dispatcher lets events gather before its next round.
+const GATHER: Duration = Duration::from_millis(2);
+
 /// Waits for a wake-up, the poll interval or shutdown. Returns false on shutdown.
 async fn idle(wake: &Notify, poll: Duration, shutdown: &mut watch::Receiver<bool>) -> bool {
     tokio::select! {
@@ -162,6 +165,15 @@ async fn dispatch_loop(
                 }
                 if report.events as u32 >= config.dispatch_batch {
                     continue; // more may be waiting
+                }
+                if report.events > 0 {
+                    // Busy: let a few milliseconds of events gather into the next round rather
+                    // than running one tiny round per NOTIFY (at light load this never waits:
+                    // the previous round was empty).
+                    tokio::select! {
+                        _ = tokio::time::sleep(GATHER) => continue,
+                        _ = shutdown.changed() => return,
+                    }
                 }
             }
             Err(e) => {
