@@ -113,6 +113,45 @@ fn at(ts: campus_core::Timestamp) -> chrono::DateTime<chrono::Utc> {
 
 pub struct AcademicApi;
 
+async fn create_member(
+    state: &State,
+    auth: &BearerAuth,
+    req: &Request,
+    body: &CreateMemberRequest,
+    role: Role,
+) -> Result<Created, ApiError> {
+    let inst = auth.0.institution_as(Role::Academic)?;
+    let id = state
+        .accounts
+        .create_member(inst, role, &body.name, &body.email, &event_context(req))
+        .await?;
+    Ok(Created::id(id.0))
+}
+
+async fn list_members(
+    state: &State,
+    auth: &BearerAuth,
+    role: Role,
+    limit: Option<u32>,
+    after: Option<uuid::Uuid>,
+) -> Result<Json<Vec<MemberItem>>, ApiError> {
+    let inst = auth.0.institution_as(Role::Academic)?;
+    let items = state
+        .academic
+        .list_members(inst, role, page(limit, after))
+        .await?;
+    Ok(Json(
+        items
+            .into_iter()
+            .map(|m| MemberItem {
+                id: u(m.id.0),
+                name: m.name,
+                email: m.email,
+            })
+            .collect(),
+    ))
+}
+
 #[OpenApi(tag = "ApiTags::Academic")]
 impl AcademicApi {
     /// Create a teacher (who sets a password through the reset flow)
@@ -124,18 +163,7 @@ impl AcademicApi {
         req: &Request,
         body: Json<CreateMemberRequest>,
     ) -> Result<Created, ApiError> {
-        let inst = auth.0.institution_as(Role::Academic)?;
-        let id = state
-            .accounts
-            .create_member(
-                inst,
-                Role::Teacher,
-                &body.name,
-                &body.email,
-                &event_context(req),
-            )
-            .await?;
-        Ok(Created::id(id.0))
+        create_member(&state, &auth, req, &body, Role::Teacher).await
     }
 
     /// Create a student (who sets a password through the reset flow)
@@ -147,18 +175,7 @@ impl AcademicApi {
         req: &Request,
         body: Json<CreateMemberRequest>,
     ) -> Result<Created, ApiError> {
-        let inst = auth.0.institution_as(Role::Academic)?;
-        let id = state
-            .accounts
-            .create_member(
-                inst,
-                Role::Student,
-                &body.name,
-                &body.email,
-                &event_context(req),
-            )
-            .await?;
-        Ok(Created::id(id.0))
+        create_member(&state, &auth, req, &body, Role::Student).await
     }
 
     /// Create a discipline
@@ -235,21 +252,7 @@ impl AcademicApi {
         /// Items after this id (the last id of the previous page).
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<MemberItem>>, ApiError> {
-        let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state
-            .academic
-            .list_members(inst, Role::Teacher, page(limit.0, after.0))
-            .await?;
-        Ok(Json(
-            items
-                .into_iter()
-                .map(|m| MemberItem {
-                    id: u(m.id.0),
-                    name: m.name,
-                    email: m.email,
-                })
-                .collect(),
-        ))
+        list_members(&state, &auth, Role::Teacher, limit.0, after.0).await
     }
 
     /// List students
@@ -263,21 +266,7 @@ impl AcademicApi {
         /// Items after this id (the last id of the previous page).
         after: Query<Option<uuid::Uuid>>,
     ) -> Result<Json<Vec<MemberItem>>, ApiError> {
-        let inst = auth.0.institution_as(Role::Academic)?;
-        let items = state
-            .academic
-            .list_members(inst, Role::Student, page(limit.0, after.0))
-            .await?;
-        Ok(Json(
-            items
-                .into_iter()
-                .map(|m| MemberItem {
-                    id: u(m.id.0),
-                    name: m.name,
-                    email: m.email,
-                })
-                .collect(),
-        ))
+        list_members(&state, &auth, Role::Student, limit.0, after.0).await
     }
 
     /// List disciplines

@@ -105,6 +105,17 @@ mod tests {
         }
     }
 
+    fn ana(id: UserId) -> User {
+        User::restore(
+            id,
+            None,
+            Role::Adm,
+            Name::parse("n", "Ana").unwrap(),
+            Email::parse("ana@x.org").unwrap(),
+            PasswordHash("h".into()),
+        )
+    }
+
     fn handler(
         users: MockUserRepository,
         sent: MockSentEmailLog,
@@ -129,16 +140,7 @@ mod tests {
     #[tokio::test]
     async fn sends_the_link_once_and_records_it() {
         let mut users = MockUserRepository::new();
-        users.expect_find_user().returning(|id| {
-            Ok(Some(User::restore(
-                id,
-                None,
-                Role::Adm,
-                Name::parse("n", "Ana").unwrap(),
-                Email::parse("ana@x.org").unwrap(),
-                PasswordHash("h".into()),
-            )))
-        });
+        users.expect_find_user().returning(|id| Ok(Some(ana(id))));
         let mut sent = MockSentEmailLog::new();
         sent.expect_was_sent().returning(|_| Ok(false));
         sent.expect_record_sent()
@@ -175,16 +177,7 @@ mod tests {
     #[tokio::test]
     async fn smtp_down_is_retried_and_expired_tokens_are_permanent() {
         let mut users = MockUserRepository::new();
-        users.expect_find_user().returning(|id| {
-            Ok(Some(User::restore(
-                id,
-                None,
-                Role::Adm,
-                Name::parse("n", "Ana").unwrap(),
-                Email::parse("ana@x.org").unwrap(),
-                PasswordHash("h".into()),
-            )))
-        });
+        users.expect_find_user().returning(|id| Ok(Some(ana(id))));
         let mut sent = MockSentEmailLog::new();
         sent.expect_was_sent().returning(|_| Ok(false));
         let mut mailer = MockMailer::new();
