@@ -114,6 +114,7 @@ impl Campus {
             operations: OperationsService {
                 events: Arc::new(store.clone()),
                 tasks: Arc::new(store.clone()),
+                log: Arc::new(store.clone()),
             },
             jwt: JwtKeys::new(&secret, Duration::from_secs(3600)),
             pool: pool.clone(),

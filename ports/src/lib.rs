@@ -4,11 +4,13 @@
 //! Adapters (PostgreSQL, SMTP, argon2, …) implement them; unit tests use the mockall mocks
 //! behind the `mocks` feature.
 
+pub mod admin;
 pub mod engine;
 pub mod error;
 pub mod repositories;
 pub mod services;
 
+pub use admin::*;
 pub use engine::*;
 pub use error::PortError;
 pub use repositories::*;

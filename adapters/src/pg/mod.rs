@@ -3,6 +3,7 @@
 //! (see `outbox`) and send a debounced NOTIFY after commit (see `notify`).
 
 mod academic;
+mod admin;
 mod demo;
 #[cfg(test)]
 mod engine_tests;

@@ -36,13 +36,14 @@ pub type Apis = (
     academic::TeacherApi,
     academic::StudentApi,
     adm::AdmApi,
+    adm::AdmViewsApi,
     ops::OpsApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, ops::OpsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm::AdmViewsApi, ops::OpsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )

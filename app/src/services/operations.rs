@@ -3,7 +3,10 @@
 
 use super::AppError;
 use campus_core::ids::*;
-use campus_ports::{EventStore, TaskFilter, TaskQueue};
+use campus_ports::{
+    EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, TaskDetail,
+    TaskFilter, TaskQuery, TaskQueue, TaskView,
+};
 use std::sync::Arc;
 
 /// Most copies one bulk reprocess makes.
@@ -13,9 +16,48 @@ pub const BULK_LIMIT: u32 = 1000;
 pub struct OperationsService {
     pub events: Arc<dyn EventStore>,
     pub tasks: Arc<dyn TaskQueue>,
+    pub log: Arc<dyn EngineLog>,
 }
 
 impl OperationsService {
+    /// Events matching `query`, newest first, within `scope`.
+    pub async fn events(
+        &self,
+        query: &EventQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, AppError> {
+        Ok(self.log.list_events(query, scope).await?)
+    }
+
+    pub async fn event(
+        &self,
+        id: EventId,
+        scope: Option<InstitutionId>,
+    ) -> Result<EventDetail, AppError> {
+        Ok(self.log.event(id, scope).await?)
+    }
+
+    /// Tasks matching `query`, newest first, within `scope`.
+    pub async fn tasks(
+        &self,
+        query: &TaskQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TaskView>, AppError> {
+        Ok(self.log.list_tasks(query, scope).await?)
+    }
+
+    pub async fn task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+    ) -> Result<TaskDetail, AppError> {
+        Ok(self.log.task(id, scope).await?)
+    }
+
+    pub async fn summary(&self, scope: Option<InstitutionId>) -> Result<EngineSummary, AppError> {
+        Ok(self.log.summary(scope).await?)
+    }
+
     /// Copies a dispatched or dead event; the copy fans out again. `scope` limits the caller
     /// to one institution.
     pub async fn reprocess_event(
@@ -68,7 +110,7 @@ impl OperationsService {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use campus_ports::{MockEventStore, MockTaskQueue};
+    use campus_ports::{MockEngineLog, MockEventStore, MockTaskQueue};
 
     #[tokio::test]
     async fn a_scoped_caller_is_confined_to_their_institution() {
