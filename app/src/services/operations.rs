@@ -123,6 +123,7 @@ mod tests {
         let ops = OperationsService {
             events: Arc::new(MockEventStore::new()),
             tasks: Arc::new(tasks),
+            log: Arc::new(MockEngineLog::new()),
         };
         let n = ops
             .reprocess_tasks(
