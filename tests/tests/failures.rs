@@ -509,3 +509,73 @@ async fn operators_reprocess_events_and_tasks_through_the_api() {
     assert_eq!(student.status, 404);
     app.stop().await;
 }
+
+/// The PostgreSQL backend holding this database's maintenance-leader lock, if any.
+async fn leader_pid(pool: &sqlx::PgPool) -> Option<i32> {
+    // The lock key 0x6361_6d70_7573 appears as classid (high 32 bits) and objid (low 32 bits).
+    sqlx::query_scalar(
+        "SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND granted AND classid = 25441 AND objid = 1836086643
+         AND database = (SELECT oid FROM pg_database WHERE datname = current_database())",
+    )
+    .fetch_optional(pool)
+    .await
+    .unwrap()
+}
+
+#[tokio::test]
+async fn leadership_moves_when_the_leader_dies() {
+    let app = TestApp::spawn().await;
+    let second = app.campus.daemon(app.campus.default_registry());
+    let second = tokio::spawn(second.run(app.shutdown_signal()));
+    let first_leader = eventually("a maintenance leader", Duration::from_secs(15), || {
+        leader_pid(&app.pool)
+    })
+    .await;
+
+    // The leader's connection dies (as when its process is killed).
+    let killed: bool = sqlx::query_scalar("SELECT pg_terminate_backend($1)")
+        .bind(first_leader)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert!(killed);
+    let next_leader = eventually("a new leader", Duration::from_secs(15), || async {
+        leader_pid(&app.pool)
+            .await
+            .filter(|pid| *pid != first_leader)
+    })
+    .await;
+    assert_ne!(next_leader, first_leader);
+
+    // The new leader does the leader's work: a task whose holder vanished is rescued.
+    sqlx::query(
+        "INSERT INTO tasks (id, lineage_id, task_type, payload, status, attempt, locked_by, locked_until, started_at)
+         SELECT u, u, 'ghost', '{}', 'running', 1, 'vanished-worker', now() - interval '1 second', now()
+         FROM gen_random_uuid() AS u",
+    )
+    .execute(&app.pool)
+    .await
+    .unwrap();
+    let errors: serde_json::Value = eventually(
+        "the orphaned task to be rescued",
+        Duration::from_secs(15),
+        || async {
+            sqlx::query_scalar::<_, serde_json::Value>(
+                "SELECT errors FROM tasks WHERE task_type = 'ghost' AND status <> 'running'",
+            )
+            .fetch_optional(&app.pool)
+            .await
+            .unwrap()
+        },
+    )
+    .await;
+    assert!(
+        errors[0]["message"]
+            .as_str()
+            .unwrap()
+            .contains("vanished-worker"),
+        "{errors}"
+    );
+    app.stop().await;
+    let _ = second.await;
+}
