@@ -1,6 +1,7 @@
 //! The event store: appends, and the dispatcher's claim-plan-insert round.
 
 use super::outbox::{insert_rows, EventRow};
+use super::reprocess::{lock_original, Reprocessable};
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
 use campus_core::engine::{
@@ -150,43 +151,8 @@ impl EventStore for PgStore {
         correlation_id: Option<String>,
     ) -> Result<EventId, PortError> {
         let original = uuid::Uuid::from_u128(id.0);
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // Lock the original (it is never modified) so concurrent reprocesses serialize; on a
-        // refusal, roll back at once so the lock does not outlive the answer.
-        let checked: Result<(), PortError> = async {
-            let row = sqlx::query("SELECT status, institution_id FROM domain_events WHERE id = $1 FOR UPDATE")
-                .bind(original)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let Some(row) = row else { return Err(PortError::NotFound("event")) };
-            let institution: Option<uuid::Uuid> = row.get("institution_id");
-            if scope.is_some_and(|s| institution != Some(uuid::Uuid::from_u128(s.0))) {
-                return Err(PortError::NotFound("event"));
-            }
-            let status: String = row.get("status");
-            if !EventStatus::parse(&status).is_some_and(EventStatus::can_reprocess) {
-                return Err(PortError::Conflict(format!(
-                    "the event is {status}; it will be dispatched without help (only dispatched or dead events can be reprocessed)"
-                )));
-            }
-            let waiting: bool = sqlx::query_scalar(
-                "SELECT EXISTS (SELECT 1 FROM domain_events WHERE reprocessed_from = $1 AND status IN ('pending', 'retrying'))",
-            )
-            .bind(original)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if waiting {
-                return Err(PortError::Conflict("a copy of this event is already waiting for dispatch".into()));
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = checked {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = lock_original(tx, &EVENT, original, scope).await?;
         let copy = uuid::Uuid::now_v7();
         sqlx::query(
             "INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, institution_id, payload,
@@ -206,6 +172,16 @@ impl EventStore for PgStore {
         Ok(EventId(copy.as_u128()))
     }
 }
+
+const EVENT: Reprocessable = Reprocessable {
+    table: "domain_events",
+    noun: "event",
+    waiting: "('pending', 'retrying')",
+    can_reprocess: |s| EventStatus::parse(s).is_some_and(EventStatus::can_reprocess),
+    refusal:
+        "it will be dispatched without help (only dispatched or dead events can be reprocessed)",
+    copy_waiting: "a copy of this event is already waiting for dispatch",
+};
 
 /// Plans the tasks of one event and parses their payloads; any failure fails the event
 /// (and only this event) with a message for its error history.

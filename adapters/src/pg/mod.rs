@@ -12,6 +12,7 @@ mod events;
 mod lifecycle_model_tests;
 pub mod notify;
 mod outbox;
+mod reprocess;
 mod tasks;
 pub mod testing;
 mod users;

@@ -1,6 +1,7 @@
 //! The task queue: enqueue, claim with a lease (`FOR UPDATE SKIP LOCKED`), and fenced,
 //! batched completion.
 
+use super::reprocess::{lock_original, Reprocessable};
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
 use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
@@ -16,6 +17,15 @@ use std::time::Duration;
 /// Final statuses (reprocessable) and the statuses of a task still waiting to run, as SQL lists.
 const FINAL: &str = "('succeeded', 'dead', 'cancelled')";
 const WAITING: &str = "('pending', 'running', 'retrying')";
+
+const TASK: Reprocessable = Reprocessable {
+    table: "tasks",
+    noun: "task",
+    waiting: WAITING,
+    can_reprocess: |s| TaskStatus::parse(s).is_some_and(TaskStatus::can_reprocess),
+    refusal: "only succeeded, dead or cancelled tasks can be reprocessed",
+    copy_waiting: "a copy of this task is already waiting to run",
+};
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -277,44 +287,9 @@ impl TaskQueue for PgStore {
         scope: Option<InstitutionId>,
         correlation_id: Option<String>,
     ) -> Result<TaskId, PortError> {
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
         let original = uuid::Uuid::from_u128(id.0);
-        // Lock the original (it is never modified) so concurrent reprocesses serialize; on a
-        // refusal, roll back at once so the lock does not outlive the answer.
-        let checked: Result<(), PortError> = async {
-            let row = sqlx::query("SELECT status, institution_id FROM tasks WHERE id = $1 FOR UPDATE")
-                .bind(original)
-                .fetch_optional(&mut *tx)
-                .await
-                .map_err(db_err)?;
-            let Some(row) = row else { return Err(PortError::NotFound("task")) };
-            let institution: Option<uuid::Uuid> = row.get("institution_id");
-            if scope.is_some_and(|s| institution != Some(uuid::Uuid::from_u128(s.0))) {
-                return Err(PortError::NotFound("task"));
-            }
-            let status: String = row.get("status");
-            if !TaskStatus::parse(&status).is_some_and(TaskStatus::can_reprocess) {
-                return Err(PortError::Conflict(format!(
-                    "the task is {status}; only succeeded, dead or cancelled tasks can be reprocessed"
-                )));
-            }
-            let waiting: bool = sqlx::query_scalar(&format!(
-                "SELECT EXISTS (SELECT 1 FROM tasks WHERE reprocessed_from = $1 AND status IN {WAITING})"
-            ))
-            .bind(original)
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if waiting {
-                return Err(PortError::Conflict("a copy of this task is already waiting to run".into()));
-            }
-            Ok(())
-        }
-        .await;
-        if let Err(e) = checked {
-            let _ = tx.rollback().await;
-            return Err(e);
-        }
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = lock_original(tx, &TASK, original, scope).await?;
         let copy = uuid::Uuid::now_v7();
         insert_copies(&mut tx, &[copy], &[original], correlation_id).await?;
         tx.commit().await.map_err(db_err)?;
