@@ -1,6 +1,6 @@
 //! Read side of the engine for operators: filtered, keyset-paginated lists of events and
 //! tasks, their details with lineage, and a summary. `scope` limits every query to one
-//! institution (`None`: all, for Adm users).
+//! institution (`None`: all, for Adm users). Also the operators' browser sessions.
 
 use crate::PortError;
 use campus_core::engine::{EventStatus, TaskStatus};
@@ -104,16 +104,48 @@ pub struct TaskDetail {
     pub copies: Vec<TaskId>,
 }
 
+/// Filters of the summary. `None` does not filter.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct SummaryQuery {
+    pub institution_id: Option<InstitutionId>,
+    /// Counts of events of this type only.
+    pub event_type: Option<String>,
+    /// Counts of tasks of this type only.
+    pub task_type: Option<String>,
+}
+
+/// How many items are in one status.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusCount {
+    pub status: String,
+    pub count: i64,
+    /// The count is the planner's estimate (only for the bulk status of a large table:
+    /// `dispatched` events, `succeeded` tasks); every other count is exact.
+    pub approximate: bool,
+}
+
+/// One minute of the last hour.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinuteCounts {
+    pub minute: Timestamp,
+    /// Events recorded in this minute.
+    pub events: i64,
+    /// Tasks created in this minute, by what became of them so far.
+    pub tasks_succeeded: i64,
+    pub tasks_failed: i64,
+}
+
 /// Counts for the overview.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct EngineSummary {
-    pub events_by_status: Vec<(String, i64)>,
-    pub tasks_by_status: Vec<(String, i64)>,
-    /// `(task type, status, count)`.
+    pub events_by_status: Vec<StatusCount>,
+    pub tasks_by_status: Vec<StatusCount>,
+    /// `(task type, status, count)` for every status but `succeeded` (the bulk), exact.
     pub tasks_by_type: Vec<(String, String, i64)>,
-    /// `(minute, events, tasks finished, tasks failed)` over the last hour.
-    pub per_minute: Vec<(Timestamp, i64, i64, i64)>,
-    /// Failed attempts / finished attempts over the last hour (0 when idle).
+    /// The last hour, oldest minute first.
+    pub per_minute: Vec<MinuteCounts>,
+    /// Of the tasks created in the last hour that finished or are retrying, the share that
+    /// failed (retrying or dead); 0 when idle.
     pub failure_rate: f64,
     pub oldest_pending_event_age_s: Option<f64>,
     pub oldest_pending_task_age_s: Option<f64>,
@@ -141,5 +173,50 @@ pub trait EngineLog: Send + Sync {
     /// Errors: `NotFound` (also when out of scope).
     async fn task(&self, id: TaskId, scope: Option<InstitutionId>)
         -> Result<TaskDetail, PortError>;
-    async fn summary(&self, scope: Option<InstitutionId>) -> Result<EngineSummary, PortError>;
+    async fn summary(
+        &self,
+        query: &SummaryQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<EngineSummary, PortError>;
+    /// `(id, name)` of the institutions within `scope`, by name, at most `limit`.
+    async fn institutions(
+        &self,
+        scope: Option<InstitutionId>,
+        limit: u32,
+    ) -> Result<Vec<(InstitutionId, String)>, PortError>;
+}
+
+/// A signed-in operator (Adm or Academic) of the admin screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OperatorSession {
+    pub user_id: UserId,
+    pub role: campus_core::values::Role,
+    pub institution_id: Option<InstitutionId>,
+    pub name: String,
+    pub email: String,
+    /// Must come back with every state-changing form of this session.
+    pub csrf_token: String,
+    pub expires_at: Timestamp,
+}
+
+/// Browser sessions of operators, stored by the hash of their token.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait SessionStore: Send + Sync {
+    /// Stores a new session (and forgets expired ones).
+    async fn create_session(
+        &self,
+        token_hash: &str,
+        user: UserId,
+        csrf_token: &str,
+        expires_at: Timestamp,
+    ) -> Result<(), PortError>;
+    /// The session with this token hash, unless it expired by `now`.
+    async fn find_session(
+        &self,
+        token_hash: &str,
+        now: Timestamp,
+    ) -> Result<Option<OperatorSession>, PortError>;
+    /// Ends the session (no error when there is none).
+    async fn delete_session(&self, token_hash: &str) -> Result<(), PortError>;
 }

@@ -198,4 +198,9 @@ pub struct TaskFilter {
     pub status: Option<campus_core::engine::TaskStatus>,
     pub created_from: Option<Timestamp>,
     pub created_to: Option<Timestamp>,
+    /// Only tasks produced by this event.
+    pub event_id: Option<EventId>,
+    pub correlation_id: Option<String>,
+    /// Case-insensitive text searched in the payload.
+    pub text: Option<String>,
 }

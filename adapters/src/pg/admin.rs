@@ -100,6 +100,27 @@ fn scoped(
     }
 }
 
+/// Ids are UUIDv7, minted when the row is written: their first 48 bits are its time in
+/// milliseconds. A time filter therefore also bounds the id, which lets PostgreSQL walk the
+/// primary key instead of the whole table. The margin absorbs clock skew between the hosts
+/// that mint ids and the database that stamps times; the exact time condition still applies.
+const ID_TIME_MARGIN_MS: i64 = 10 * 60 * 1000;
+
+/// The smallest UUIDv7 of millisecond `ms` (clamped to the 48-bit range).
+fn id_floor(ms: i64) -> uuid::Uuid {
+    let ms = ms.clamp(0, (1 << 48) - 1) as u128;
+    uuid::Uuid::from_u128(ms << 80)
+}
+
+/// A LIKE pattern matching `text` anywhere, with LIKE's wildcards escaped.
+pub(crate) fn contains_pattern(text: &str) -> String {
+    let escaped = text
+        .replace('\\', "\\\\")
+        .replace('%', "\\%")
+        .replace('_', "\\_");
+    format!("%{escaped}%")
+}
+
 /// The common filters of both lists.
 struct Common<'a> {
     institution: Option<InstitutionId>,
@@ -119,11 +140,15 @@ fn push_common(qb: &mut QueryBuilder<'_, Postgres>, c: Common<'_>) {
     }
     if let Some(from) = c.from {
         qb.push(format!(" AND {} >= ", c.time_column))
-            .push_bind(crate::dto::time(from));
+            .push_bind(crate::dto::time(from))
+            .push(" AND id >= ")
+            .push_bind(id_floor(from.0 - ID_TIME_MARGIN_MS));
     }
     if let Some(to) = c.to {
         qb.push(format!(" AND {} < ", c.time_column))
-            .push_bind(crate::dto::time(to));
+            .push_bind(crate::dto::time(to))
+            .push(" AND id < ")
+            .push_bind(id_floor(to.0.saturating_add(ID_TIME_MARGIN_MS)));
     }
     if let Some(corr) = c.correlation_id {
         qb.push(" AND correlation_id = ")
@@ -139,16 +164,151 @@ fn push_common(qb: &mut QueryBuilder<'_, Postgres>, c: Common<'_>) {
         None => {}
     }
     if let Some(text) = c.text.filter(|t| !t.is_empty()) {
-        let escaped = text
-            .replace('\\', "\\\\")
-            .replace('%', "\\%")
-            .replace('_', "\\_");
         qb.push(" AND payload::text ILIKE ")
-            .push_bind(format!("%{escaped}%"));
+            .push_bind(contains_pattern(text));
     }
     if let Some(before) = c.before {
         qb.push(" AND id < ")
             .push_bind(uuid::Uuid::from_u128(before));
+    }
+}
+
+/// Above this many rows (the planner's estimate) the bulk status of a table is estimated
+/// instead of counted: counting it would read the whole table on every load.
+const EXACT_COUNT_LIMIT: f64 = 100_000.0;
+
+/// What one table's summary counts differ in.
+struct CountedTable {
+    table: &'static str,
+    type_column: &'static str,
+    /// The status most rows end in; counted exactly only while the table is small.
+    bulk_status: &'static str,
+    /// The other statuses, each group served by a partial index.
+    indexed_groups: &'static [&'static str],
+}
+
+const EVENT_COUNTS: CountedTable = CountedTable {
+    table: "domain_events",
+    type_column: "event_type",
+    bulk_status: "dispatched",
+    indexed_groups: &["('pending', 'retrying')", "('dead')"],
+};
+
+const TASK_COUNTS: CountedTable = CountedTable {
+    table: "tasks",
+    type_column: "task_type",
+    bulk_status: "succeeded",
+    indexed_groups: &[
+        "('pending', 'retrying')",
+        "('running')",
+        "('dead', 'cancelled')",
+    ],
+};
+
+/// `AND` conditions of the summary filters; `$1` is the institution, `$2` the type.
+const SUMMARY_FILTER: &str =
+    "($1::uuid IS NULL OR institution_id = $1) AND ($2::text IS NULL OR {type} = $2)";
+
+impl PgStore {
+    /// `(type, status, count)` of every status but the bulk one, exact; each status group is
+    /// read through its partial index.
+    async fn counts_by_type(
+        &self,
+        t: &CountedTable,
+        institution: Option<uuid::Uuid>,
+        kind: Option<&str>,
+    ) -> Result<Vec<(String, String, i64)>, PortError> {
+        let filter = SUMMARY_FILTER.replace("{type}", t.type_column);
+        let parts: Vec<String> = t
+            .indexed_groups
+            .iter()
+            .map(|group| {
+                format!(
+                    "SELECT {} AS kind, status FROM {} WHERE status IN {group} AND {filter}",
+                    t.type_column, t.table
+                )
+            })
+            .collect();
+        sqlx::query_as(&format!(
+            "SELECT kind, status, count(*) FROM ({}) s GROUP BY kind, status ORDER BY kind, status",
+            parts.join(" UNION ALL ")
+        ))
+        .bind(institution)
+        .bind(kind)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    /// The bulk status's count: exact while the table is small, else the planner's estimate
+    /// for the same filters (from the statistics ANALYZE keeps).
+    async fn bulk_count(
+        &self,
+        t: &CountedTable,
+        institution: Option<uuid::Uuid>,
+        kind: Option<&str>,
+    ) -> Result<StatusCount, PortError> {
+        let rows: f64 = sqlx::query_scalar(
+            "SELECT GREATEST(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::regclass",
+        )
+        .bind(t.table)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let filter = SUMMARY_FILTER.replace("{type}", t.type_column);
+        let select = format!(
+            "SELECT 1 FROM {} WHERE status = '{}' AND {filter}",
+            t.table, t.bulk_status
+        );
+        let (count, approximate) = if rows < EXACT_COUNT_LIMIT {
+            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({select}) s"))
+                .bind(institution)
+                .bind(kind)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+            (n, false)
+        } else {
+            // An unnamed statement is planned with the bound values, like a literal query.
+            let plan: serde_json::Value =
+                sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {select}"))
+                    .bind(institution)
+                    .bind(kind)
+                    .persistent(false)
+                    .fetch_one(&self.pool)
+                    .await
+                    .map_err(db_err)?;
+            let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
+            (estimate.round() as i64, true)
+        };
+        Ok(StatusCount {
+            status: t.bulk_status.to_string(),
+            count,
+            approximate,
+        })
+    }
+
+    /// Counts by status (the bulk one first estimated when large) and by type.
+    async fn status_counts(
+        &self,
+        t: &CountedTable,
+        institution: Option<uuid::Uuid>,
+        kind: Option<&str>,
+    ) -> Result<(Vec<StatusCount>, Vec<(String, String, i64)>), PortError> {
+        let by_type = self.counts_by_type(t, institution, kind).await?;
+        let mut by_status = vec![self.bulk_count(t, institution, kind).await?];
+        for (_, status, n) in &by_type {
+            match by_status.iter_mut().find(|c| &c.status == status) {
+                Some(c) => c.count += n,
+                None => by_status.push(StatusCount {
+                    status: status.clone(),
+                    count: *n,
+                    approximate: false,
+                }),
+            }
+        }
+        by_status.sort_by(|a, b| a.status.cmp(&b.status));
+        Ok((by_status, by_type))
     }
 }
 
@@ -295,60 +455,66 @@ impl EngineLog for PgStore {
         })
     }
 
-    async fn summary(&self, scope: Option<InstitutionId>) -> Result<EngineSummary, PortError> {
-        let inst = scope.map(|s| uuid::Uuid::from_u128(s.0));
-        let by_status = |table: &str| {
-            format!("SELECT status, count(*) FROM {table} WHERE ($1::uuid IS NULL OR institution_id = $1) GROUP BY status ORDER BY status")
+    async fn summary(
+        &self,
+        q: &SummaryQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<EngineSummary, PortError> {
+        let Ok(institution) = scoped(q.institution_id, scope) else {
+            return Ok(EngineSummary::default());
         };
-        let events_by_status: Vec<(String, i64)> = sqlx::query_as(&by_status("domain_events"))
-            .bind(inst)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let tasks_by_status: Vec<(String, i64)> = sqlx::query_as(&by_status("tasks"))
-            .bind(inst)
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
-        let tasks_by_type: Vec<(String, String, i64)> = sqlx::query_as(
-            "SELECT task_type, status, count(*) FROM tasks WHERE ($1::uuid IS NULL OR institution_id = $1)
-             GROUP BY task_type, status ORDER BY task_type, status",
-        )
-        .bind(inst)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
+        let inst = institution.map(|s| uuid::Uuid::from_u128(s.0));
+        let event_type = q.event_type.as_deref();
+        let task_type = q.task_type.as_deref();
+        let (events_by_status, _) = self.status_counts(&EVENT_COUNTS, inst, event_type).await?;
+        let (tasks_by_status, tasks_by_type) =
+            self.status_counts(&TASK_COUNTS, inst, task_type).await?;
+        // The last hour through the primary key: ids are minted at write time (see id_floor).
+        let hour_ago = id_floor(Utc::now().timestamp_millis() - 3_600_000 - ID_TIME_MARGIN_MS);
         let per_minute: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(
             "WITH minutes AS (
                 SELECT generate_series(date_trunc('minute', now()) - interval '59 minutes', date_trunc('minute', now()), interval '1 minute') AS m
              ),
              ev AS (
                 SELECT date_trunc('minute', occurred_at) AS m, count(*) AS n FROM domain_events
-                WHERE occurred_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR institution_id = $1) GROUP BY 1
+                WHERE id >= $4 AND occurred_at >= date_trunc('minute', now()) - interval '59 minutes'
+                  AND ($1::uuid IS NULL OR institution_id = $1) AND ($2::text IS NULL OR event_type = $2)
+                GROUP BY 1
              ),
              tk AS (
-                SELECT date_trunc('minute', finished_at) AS m,
+                SELECT date_trunc('minute', created_at) AS m,
                        count(*) FILTER (WHERE status = 'succeeded') AS ok,
                        count(*) FILTER (WHERE status IN ('retrying', 'dead')) AS failed
-                FROM tasks WHERE finished_at > now() - interval '1 hour' AND ($1::uuid IS NULL OR institution_id = $1) GROUP BY 1
+                FROM tasks
+                WHERE id >= $4 AND created_at >= date_trunc('minute', now()) - interval '59 minutes'
+                  AND ($1::uuid IS NULL OR institution_id = $1) AND ($3::text IS NULL OR task_type = $3)
+                GROUP BY 1
              )
              SELECT minutes.m, COALESCE(ev.n, 0), COALESCE(tk.ok, 0), COALESCE(tk.failed, 0)
              FROM minutes LEFT JOIN ev USING (m) LEFT JOIN tk USING (m) ORDER BY minutes.m",
         )
         .bind(inst)
+        .bind(event_type)
+        .bind(task_type)
+        .bind(hour_ago)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         let (ok, failed) = per_minute
             .iter()
             .fold((0, 0), |(o, f), (_, _, ok, failed)| (o + ok, f + failed));
+        // Both through the partial "due" indexes: only the backlog is read.
         let (oldest_event, oldest_task): (Option<f64>, Option<f64>) = sqlx::query_as(
             "SELECT (SELECT EXTRACT(EPOCH FROM now() - min(occurred_at))::float8 FROM domain_events
-                     WHERE status IN ('pending', 'retrying') AND ($1::uuid IS NULL OR institution_id = $1)),
+                     WHERE status IN ('pending', 'retrying') AND ($1::uuid IS NULL OR institution_id = $1)
+                       AND ($2::text IS NULL OR event_type = $2)),
                     (SELECT EXTRACT(EPOCH FROM now() - min(created_at))::float8 FROM tasks
-                     WHERE status IN ('pending', 'retrying') AND ($1::uuid IS NULL OR institution_id = $1))",
+                     WHERE status IN ('pending', 'retrying') AND ($1::uuid IS NULL OR institution_id = $1)
+                       AND ($3::text IS NULL OR task_type = $3))",
         )
         .bind(inst)
+        .bind(event_type)
+        .bind(task_type)
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
@@ -358,7 +524,12 @@ impl EngineLog for PgStore {
             tasks_by_type,
             per_minute: per_minute
                 .into_iter()
-                .map(|(m, e, o, f)| (ts(m), e, o, f))
+                .map(|(m, events, ok, failed)| MinuteCounts {
+                    minute: ts(m),
+                    events,
+                    tasks_succeeded: ok,
+                    tasks_failed: failed,
+                })
                 .collect(),
             failure_rate: if ok + failed > 0 {
                 failed as f64 / (ok + failed) as f64
@@ -368,5 +539,24 @@ impl EngineLog for PgStore {
             oldest_pending_event_age_s: oldest_event,
             oldest_pending_task_age_s: oldest_task,
         })
+    }
+
+    async fn institutions(
+        &self,
+        scope: Option<InstitutionId>,
+        limit: u32,
+    ) -> Result<Vec<(InstitutionId, String)>, PortError> {
+        let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT id, name FROM institutions WHERE ($1::uuid IS NULL OR id = $1) ORDER BY name, id LIMIT $2",
+        )
+        .bind(scope.map(|s| uuid::Uuid::from_u128(s.0)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| (InstitutionId(id.as_u128()), name))
+            .collect())
     }
 }

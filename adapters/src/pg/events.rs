@@ -141,6 +141,9 @@ impl EventStore for PgStore {
         if report.tasks > 0 {
             self.notifier.poke(Channel::Tasks);
         }
+        if report.events > 0 {
+            self.notifier.poke(Channel::Changes);
+        }
         Ok(report)
     }
 

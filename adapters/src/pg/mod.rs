@@ -13,6 +13,7 @@ mod lifecycle_model_tests;
 pub mod notify;
 mod outbox;
 mod reprocess;
+mod sessions;
 mod tasks;
 pub mod testing;
 mod users;

@@ -2,8 +2,9 @@
 //!
 //! `Notifier` sends NOTIFY *after* commit, debounced per channel (at most one per `window`
 //! per process): a NOTIFY inside a writing transaction would serialize every commit of the
-//! cluster. `Listener` LISTENs on both channels, re-LISTENs after a reconnect and wakes the
-//! daemon's loops; the daemon also polls, so a lost notification only costs latency.
+//! cluster. `Listener` LISTENs on every channel, re-LISTENs after a reconnect and wakes the
+//! daemon's loops (or the admin screen's live view); the daemon also polls, so a lost
+//! notification only costs latency.
 
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
@@ -18,30 +19,47 @@ pub enum Channel {
     Events,
     /// New tasks are due.
     Tasks,
+    /// Events or tasks changed status (dispatched, finished, rescued): for live views only,
+    /// so it is debounced more (see [`CHANGES_WINDOW`]).
+    Changes,
 }
+
+/// Shortest gap between two `campus_changes` notifications of one process.
+pub const CHANGES_WINDOW: Duration = Duration::from_millis(250);
+
+const CHANNELS: [Channel; 3] = [Channel::Events, Channel::Tasks, Channel::Changes];
 
 impl Channel {
     pub fn name(self) -> &'static str {
         match self {
             Channel::Events => "campus_events",
             Channel::Tasks => "campus_tasks",
+            Channel::Changes => "campus_changes",
         }
+    }
+
+    fn named(name: &str) -> Option<Channel> {
+        CHANNELS.into_iter().find(|c| c.name() == name)
     }
 }
 
 /// Sends debounced wake-up notifications after commits. Cloning shares the debouncer.
 #[derive(Clone, Default)]
 pub struct Notifier {
-    inner: Option<Arc<[Arc<Notify>; 2]>>,
+    inner: Option<Arc<[Arc<Notify>; 3]>>,
 }
 
 impl Notifier {
     /// Starts one background sender per channel on the current tokio runtime.
     pub fn spawn(pool: PgPool, window: Duration) -> Self {
-        let pokes = Arc::new([Arc::new(Notify::new()), Arc::new(Notify::new())]);
-        for (i, channel) in [Channel::Events, Channel::Tasks].into_iter().enumerate() {
+        let pokes = Arc::new(CHANNELS.map(|_| Arc::new(Notify::new())));
+        for (i, channel) in CHANNELS.into_iter().enumerate() {
             let poke = pokes[i].clone();
             let pool = pool.clone();
+            let window = match channel {
+                Channel::Changes => window.max(CHANGES_WINDOW),
+                _ => window,
+            };
             tokio::spawn(async move {
                 loop {
                     poke.notified().await;
@@ -79,21 +97,30 @@ impl Notifier {
     }
 }
 
-/// What the listener wakes: the dispatcher (events) and the workers (tasks).
+/// What the listener wakes, one per channel: the dispatcher (events), the workers (tasks),
+/// live views (changes).
 #[derive(Clone, Default)]
 pub struct Wakers {
     pub events: Arc<Notify>,
     pub tasks: Arc<Notify>,
+    pub changes: Arc<Notify>,
 }
 
 impl Wakers {
+    pub fn wake(&self, channel: Channel) {
+        match channel {
+            Channel::Events => self.events.notify_one(),
+            Channel::Tasks => self.tasks.notify_one(),
+            Channel::Changes => self.changes.notify_one(),
+        }
+    }
+
     pub fn wake_all(&self) {
-        self.events.notify_one();
-        self.tasks.notify_one();
+        CHANNELS.into_iter().for_each(|c| self.wake(c));
     }
 }
 
-/// Listens on both channels until `shutdown` turns true.
+/// Listens on every channel until `shutdown` turns true (or its sender is dropped).
 pub struct Listener;
 
 impl Listener {
@@ -117,18 +144,16 @@ impl Listener {
                     continue;
                 }
             };
-            tracing::debug!(
-                "listening on {} and {}",
-                Channel::Events.name(),
-                Channel::Tasks.name()
-            );
+            tracing::debug!("listening on {:?}", CHANNELS.map(Channel::name));
             wakers.wake_all();
             loop {
                 tokio::select! {
                     _ = shutdown.changed() => return,
                     received = listener.try_recv() => match received {
-                        Ok(Some(n)) if n.channel() == Channel::Events.name() => wakers.events.notify_one(),
-                        Ok(Some(_)) => wakers.tasks.notify_one(),
+                        Ok(Some(n)) => match Channel::named(n.channel()) {
+                            Some(channel) => wakers.wake(channel),
+                            None => wakers.wake_all(),
+                        },
                         Ok(None) => {
                             // Connection lost; the next try_recv reconnects and re-LISTENs.
                             tracing::warn!("LISTEN connection lost; reconnecting");
@@ -147,9 +172,7 @@ impl Listener {
 
     async fn connect(pool: &PgPool) -> Result<PgListener, sqlx::Error> {
         let mut listener = PgListener::connect_with(pool).await?;
-        listener
-            .listen_all([Channel::Events.name(), Channel::Tasks.name()])
-            .await?;
+        listener.listen_all(CHANNELS.map(Channel::name)).await?;
         Ok(listener)
     }
 }

@@ -194,6 +194,7 @@ impl TaskQueue for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
+        self.notifier.poke(Channel::Changes);
         Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
     }
 
@@ -318,6 +319,9 @@ impl TaskQueue for PgStore {
                AND ($3::uuid IS NULL OR t.institution_id = $3)
                AND ($4::timestamptz IS NULL OR t.created_at >= $4)
                AND ($5::timestamptz IS NULL OR t.created_at < $5)
+               AND ($7::uuid IS NULL OR t.event_id = $7)
+               AND ($8::text IS NULL OR t.correlation_id = $8)
+               AND ($9::text IS NULL OR t.payload::text ILIKE $9)
                AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.reprocessed_from = t.id AND c.status IN {WAITING})
              ORDER BY t.created_at, t.id
              LIMIT $6
@@ -329,6 +333,24 @@ impl TaskQueue for PgStore {
         .bind(filter.created_from.map(crate::dto::time))
         .bind(filter.created_to.map(crate::dto::time))
         .bind(i64::from(limit))
+        .bind(filter.event_id.map(|e| uuid::Uuid::from_u128(e.0)))
+        .bind(filter.correlation_id.as_deref())
+        .bind(
+            filter
+                .text
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(super::admin::contains_pattern),
+        )
+        .bind(filter.event_id.map(|e| uuid::Uuid::from_u128(e.0)))
+        .bind(filter.correlation_id.as_deref())
+        .bind(
+            filter
+                .text
+                .as_deref()
+                .filter(|t| !t.is_empty())
+                .map(super::admin::contains_pattern),
+        )
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;

@@ -9,7 +9,7 @@ use super::{event_context, State};
 use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
-use campus_ports::{EventQuery, TaskFilter, TaskQuery};
+use campus_ports::{EventQuery, SummaryQuery, TaskFilter, TaskQuery};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::{Path, Query};
@@ -44,6 +44,11 @@ pub struct BulkReprocessRequest {
     pub created_from: Option<chrono::DateTime<chrono::Utc>>,
     /// Created before this instant.
     pub created_to: Option<chrono::DateTime<chrono::Utc>>,
+    /// Only tasks produced by this event.
+    pub event_id: Option<uuid::Uuid>,
+    pub correlation_id: Option<String>,
+    /// Case-insensitive text searched in the payload.
+    pub q: Option<String>,
     /// At most this many copies (1–1000, default 1000).
     pub limit: Option<u32>,
 }
@@ -136,6 +141,9 @@ impl AdmApi {
             }),
             created_from: b.created_from.map(ts),
             created_to: b.created_to.map(ts),
+            event_id: b.event_id.map(|e| EventId(e.as_u128())),
+            correlation_id: b.correlation_id.filter(|c| !c.is_empty()),
+            text: b.q.filter(|t| !t.is_empty()),
         };
         let copies = state
             .operations
@@ -230,6 +238,10 @@ pub struct TaskDetailResponse {
 pub struct StatusCount {
     pub status: String,
     pub count: i64,
+    /// The planner's estimate rather than an exact count: only for the bulk status
+    /// (`dispatched` events, `succeeded` tasks) of a table past 100 000 rows, so that the
+    /// summary never counts a whole large table.
+    pub approximate: bool,
 }
 
 #[derive(Object)]
@@ -242,8 +254,11 @@ pub struct TypeStatusCount {
 #[derive(Object)]
 pub struct MinuteCounts {
     pub minute: chrono::DateTime<chrono::Utc>,
+    /// Events recorded in this minute.
     pub events: i64,
+    /// Tasks created in this minute that succeeded so far.
     pub tasks_succeeded: i64,
+    /// Tasks created in this minute that are retrying or dead.
     pub tasks_failed: i64,
 }
 
@@ -251,10 +266,12 @@ pub struct MinuteCounts {
 pub struct SummaryResponse {
     pub events_by_status: Vec<StatusCount>,
     pub tasks_by_status: Vec<StatusCount>,
+    /// Exact counts by type for every status but `succeeded`.
     pub tasks_by_type: Vec<TypeStatusCount>,
     /// The last 60 minutes, oldest first.
     pub per_minute: Vec<MinuteCounts>,
-    /// Failed / finished task attempts over the last hour.
+    /// Of the tasks created in the last hour that finished or are retrying, the share that
+    /// failed (retrying or dead).
     pub failure_rate: f64,
     pub oldest_pending_event_age_s: Option<f64>,
     pub oldest_pending_task_age_s: Option<f64>,
@@ -499,43 +516,69 @@ impl AdmViewsApi {
     }
 
     /// Counts by status and type, the last hour per minute, failure rate, oldest pending age
+    ///
+    /// Never counts a whole large table: every status is counted exactly through its own
+    /// index except the bulk one (`dispatched`, `succeeded`), which is estimated once the
+    /// table is past 100 000 rows (`approximate: true`).
     #[oai(path = "/adm/summary", method = "get")]
     async fn summary(
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        institution_id: Query<Option<uuid::Uuid>>,
+        /// Counts of events of this type only.
+        event_type: Query<Option<String>>,
+        /// Counts of tasks of this type only.
+        task_type: Query<Option<String>>,
     ) -> Result<Json<SummaryResponse>, ApiError> {
-        let s = state.operations.summary(auth.0.operator_scope()?).await?;
-        let counts = |v: Vec<(String, i64)>| {
-            v.into_iter()
-                .map(|(status, count)| StatusCount { status, count })
-                .collect()
+        let query = SummaryQuery {
+            institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
+            event_type: event_type.0.filter(|t| !t.is_empty()),
+            task_type: task_type.0.filter(|t| !t.is_empty()),
         };
-        Ok(Json(SummaryResponse {
-            events_by_status: counts(s.events_by_status),
-            tasks_by_status: counts(s.tasks_by_status),
-            tasks_by_type: s
-                .tasks_by_type
-                .into_iter()
-                .map(|(task_type, status, count)| TypeStatusCount {
-                    task_type,
-                    status,
-                    count,
-                })
-                .collect(),
-            per_minute: s
-                .per_minute
-                .into_iter()
-                .map(|(m, events, ok, failed)| MinuteCounts {
-                    minute: at(m),
-                    events,
-                    tasks_succeeded: ok,
-                    tasks_failed: failed,
-                })
-                .collect(),
-            failure_rate: s.failure_rate,
-            oldest_pending_event_age_s: s.oldest_pending_event_age_s,
-            oldest_pending_task_age_s: s.oldest_pending_task_age_s,
-        }))
+        let s = state
+            .operations
+            .summary(&query, auth.0.operator_scope()?)
+            .await?;
+        Ok(Json(summary_response(s)))
+    }
+}
+
+/// The wire form of a summary.
+pub fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
+    let counts = |v: Vec<campus_ports::StatusCount>| {
+        v.into_iter()
+            .map(|c| StatusCount {
+                status: c.status,
+                count: c.count,
+                approximate: c.approximate,
+            })
+            .collect()
+    };
+    SummaryResponse {
+        events_by_status: counts(s.events_by_status),
+        tasks_by_status: counts(s.tasks_by_status),
+        tasks_by_type: s
+            .tasks_by_type
+            .into_iter()
+            .map(|(task_type, status, count)| TypeStatusCount {
+                task_type,
+                status,
+                count,
+            })
+            .collect(),
+        per_minute: s
+            .per_minute
+            .into_iter()
+            .map(|m| MinuteCounts {
+                minute: at(m.minute),
+                events: m.events,
+                tasks_succeeded: m.tasks_succeeded,
+                tasks_failed: m.tasks_failed,
+            })
+            .collect(),
+        failure_rate: s.failure_rate,
+        oldest_pending_event_age_s: s.oldest_pending_event_age_s,
+        oldest_pending_task_age_s: s.oldest_pending_task_age_s,
     }
 }

@@ -5,10 +5,12 @@
 pub mod academic;
 pub mod accounts;
 pub mod operations;
+pub mod sessions;
 
 pub use academic::AcademicService;
 pub use accounts::AccountService;
 pub use operations::OperationsService;
+pub use sessions::SessionService;
 
 use campus_core::DomainError;
 use campus_ports::PortError;

@@ -4,8 +4,8 @@
 use super::AppError;
 use campus_core::ids::*;
 use campus_ports::{
-    EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, TaskDetail,
-    TaskFilter, TaskQuery, TaskQueue, TaskView,
+    EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, SummaryQuery,
+    TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView,
 };
 use std::sync::Arc;
 
@@ -54,8 +54,22 @@ impl OperationsService {
         Ok(self.log.task(id, scope).await?)
     }
 
-    pub async fn summary(&self, scope: Option<InstitutionId>) -> Result<EngineSummary, AppError> {
-        Ok(self.log.summary(scope).await?)
+    pub async fn summary(
+        &self,
+        query: &SummaryQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<EngineSummary, AppError> {
+        Ok(self.log.summary(query, scope).await?)
+    }
+
+    /// Institutions an operator may filter by: all for Adm (by name, at most `limit`), their
+    /// own for Academic users.
+    pub async fn institutions(
+        &self,
+        scope: Option<InstitutionId>,
+        limit: u32,
+    ) -> Result<Vec<(InstitutionId, String)>, AppError> {
+        Ok(self.log.institutions(scope, limit).await?)
     }
 
     /// Copies a dispatched or dead event; the copy fans out again. `scope` limits the caller
