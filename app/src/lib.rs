@@ -1,6 +1,7 @@
 //! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
 //! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
 
+pub mod admin;
 pub mod api;
 pub mod bench;
 pub mod config;

@@ -64,6 +64,11 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Daemon => (false, true),
     };
     let campus = Campus::start(cli.settings).await?;
+    let new_adm_password = if with_api {
+        campus.ensure_default_adm().await?
+    } else {
+        None
+    };
     let shutdown = shutdown_signal();
     let daemon = with_daemon.then(|| {
         tokio::spawn(
@@ -82,12 +87,15 @@ async fn run(cli: Cli) -> Result<(), String> {
             },
             Some(Duration::from_secs(10)),
         );
-        println!("{}", campus.banner(true, with_daemon));
+        println!(
+            "{}",
+            campus.banner(true, with_daemon, new_adm_password.as_deref())
+        );
         server
             .await
             .map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))
     } else {
-        println!("{}", campus.banner(false, true));
+        println!("{}", campus.banner(false, true, None));
         let mut stop = shutdown.clone();
         let _ = stop.wait_for(|s| *s).await;
         Ok(())

@@ -1,11 +1,12 @@
 //! Wiring: connects the adapters to the ports, and starts the API and the daemon.
 
+use crate::admin::live::LiveHub;
 use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
 use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
-use crate::services::{AcademicService, AccountService, OperationsService};
+use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::pg::{self, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
@@ -100,15 +101,24 @@ impl Campus {
             academic: shared.clone(),
             notifications: shared.clone(),
             demo: shared.clone(),
-            sent_emails: shared,
+            sent_emails: shared.clone(),
             mailer,
-            vault,
+            vault: vault.clone(),
             hasher: Arc::new(Argon2Hasher),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             public_url: settings.public_url(),
         };
+        let sessions = SessionService {
+            accounts: accounts.clone(),
+            sessions: shared,
+            vault,
+            clock: Arc::new(SystemClock),
+        };
         let state = Arc::new(ApiState {
+            sessions,
+            live: LiveHub::new(pool.clone()),
+            secure_cookies: settings.public_url().starts_with("https://"),
             accounts,
             academic,
             operations: OperationsService {
@@ -129,6 +139,33 @@ impl Campus {
             handler_deps,
             mail,
         })
+    }
+
+    /// Without a configured Adm user (`CAMPUS_ADMIN_EMAIL`), makes sure the default one
+    /// ([`DEFAULT_ADM_EMAIL`]) exists; returns its generated password when it was just
+    /// created (to print once: only its hash is stored).
+    pub async fn ensure_default_adm(&self) -> Result<Option<String>, String> {
+        if self.settings.admin_email.is_some() {
+            return Ok(None);
+        }
+        let email =
+            campus_core::values::Email::parse(DEFAULT_ADM_EMAIL).map_err(|e| e.to_string())?;
+        let users = &self.state.accounts.users;
+        if users
+            .find_user_by_email(&email)
+            .await
+            .map_err(|e| e.to_string())?
+            .is_some()
+        {
+            return Ok(None);
+        }
+        let password = random_password();
+        self.state
+            .accounts
+            .ensure_adm(DEFAULT_ADM_EMAIL, &password)
+            .await
+            .map_err(|e| format!("cannot create the default Adm user: {e}"))?;
+        Ok(Some(password))
     }
 
     /// The built-in handlers (the three seed flows).
@@ -163,8 +200,14 @@ impl Campus {
         api::routes(self.state.clone())
     }
 
-    /// What a person needs to start using Campus.
-    pub fn banner(&self, with_api: bool, with_daemon: bool) -> String {
+    /// What a person needs to start using Campus; `new_adm_password` is the password of a
+    /// default Adm user created by this start.
+    pub fn banner(
+        &self,
+        with_api: bool,
+        with_daemon: bool,
+        new_adm_password: Option<&str>,
+    ) -> String {
         let url = format!("http://{}", self.settings.addr);
         let db = match &self.database.source {
             DatabaseSource::Configured => "DATABASE_URL".to_string(),
@@ -207,12 +250,33 @@ impl Campus {
                  Demo users of a new institution log in with the password `{}`.\n",
                 handlers::demo_seed::DEMO_PASSWORD
             );
-            if let Some(email) = &self.settings.admin_email {
-                out += &format!("  Adm user: {email} (password from CAMPUS_ADMIN_PASSWORD)\n");
-            }
+            out += &format!("\n  Admin screen: {url}/admin\n");
+            out += &match (&self.settings.admin_email, new_adm_password) {
+                (Some(email), _) => format!("    log in as {email} (password from CAMPUS_ADMIN_PASSWORD)\n"),
+                (None, Some(password)) => format!(
+                    "    log in as {DEFAULT_ADM_EMAIL} with the password {password}\n    \
+                     (created now and shown only this once; only its hash is stored)\n"
+                ),
+                (None, None) => format!(
+                    "    log in as {DEFAULT_ADM_EMAIL} (its password was printed when it was created; \
+                     set CAMPUS_ADMIN_EMAIL and CAMPUS_ADMIN_PASSWORD to choose one)\n"
+                ),
+            };
         }
         out
     }
+}
+
+/// The Adm user created on a first start without `CAMPUS_ADMIN_EMAIL`.
+pub const DEFAULT_ADM_EMAIL: &str = "admin@campus.localhost";
+
+fn random_password() -> String {
+    use rand::Rng;
+    const CHARS: &[u8] = b"abcdefghijkmnopqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut rng = rand::thread_rng();
+    (0..20)
+        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
+        .collect()
 }
 
 fn random_secret() -> String {

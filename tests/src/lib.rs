@@ -2,6 +2,8 @@
 //! PostgreSQL database and a real SMTP server (aiosmtpd, speaking SMTP over TCP and storing
 //! what it receives in a Maildir). `TEST_LOG=1` shows the app's logs.
 
+pub mod browser;
+
 use campus::config::Settings;
 use campus::engine::Registry;
 use campus::Campus;
@@ -45,6 +47,16 @@ fn init_logs() {
             .with_test_writer()
             .try_init();
     }
+}
+
+/// The cargo target directory of this build (`target/`).
+pub fn target_dir() -> PathBuf {
+    let exe = std::env::current_exe().expect("test executable path");
+    // target/<profile>/deps/<test> → target
+    exe.ancestors()
+        .nth(3)
+        .expect("the target directory")
+        .to_path_buf()
 }
 
 fn free_port() -> u16 {

@@ -1,5 +1,6 @@
 //! The HTTP API (poem + poem-openapi): endpoints, the OpenAPI document, Swagger UI at
-//! `/docs`, the reset-password page, JSON errors and correlation ids.
+//! `/docs`, the reset-password page, the admin screen (`crate::admin`), JSON errors and
+//! correlation ids.
 
 pub mod academic;
 pub mod adm;
@@ -9,7 +10,8 @@ pub mod ops;
 pub mod pages;
 pub mod public;
 
-use crate::services::{AcademicService, AccountService, OperationsService};
+use crate::admin::live::LiveHub;
+use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use auth::JwtKeys;
 use campus_ports::{EventContext, PageRequest};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
@@ -23,6 +25,12 @@ pub struct ApiState {
     pub accounts: AccountService,
     pub academic: AcademicService,
     pub operations: OperationsService,
+    /// Browser sessions of the admin screen.
+    pub sessions: SessionService,
+    /// Live updates of the admin screen.
+    pub live: LiveHub,
+    /// Whether cookies carry `Secure` (the public URL is https).
+    pub secure_cookies: bool,
     pub jwt: JwtKeys,
     pub pool: PgPool,
 }
@@ -68,6 +76,7 @@ pub fn routes(state: State) -> impl Endpoint {
     Route::new()
         .nest("/", api)
         .nest("/docs", docs)
+        .nest("/admin", crate::admin::routes())
         .at("/openapi.json", spec)
         .at(
             "/reset-password",

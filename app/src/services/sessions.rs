@@ -68,7 +68,10 @@ impl SessionService {
 
     /// Ends the session of a cookie token.
     pub async fn close(&self, token: &str) -> Result<(), AppError> {
-        Ok(self.sessions.delete_session(&self.vault.hash(token)).await?)
+        Ok(self
+            .sessions
+            .delete_session(&self.vault.hash(token))
+            .await?)
     }
 }
 
@@ -165,7 +168,9 @@ mod tests {
             Err(AppError::Forbidden(_))
         ));
         assert!(matches!(
-            service(Role::Adm, no_store()).open("op@x.org", "wrong").await,
+            service(Role::Adm, no_store())
+                .open("op@x.org", "wrong")
+                .await,
             Err(AppError::Unauthorized(_))
         ));
     }

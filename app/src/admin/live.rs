@@ -1,0 +1,77 @@
+//! Live updates of the admin screen: one LISTEN connection per API process (opened when the
+//! first page subscribes) turns the engine's notifications into a version counter, and each
+//! open page gets a server-sent event `changed` (at most one per [`MIN_GAP`]) and re-reads
+//! its own view. NOTIFY is a hint here too: the listener re-LISTENs after a lost connection
+//! and then tells every page to refresh, and a page refreshes when its own stream reconnects.
+
+use campus_adapters::pg::notify::{Listener, Wakers};
+use futures::Stream;
+use poem::web::sse::{Event, SSE};
+use sqlx::PgPool;
+use std::sync::OnceLock;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// Shortest gap between two `changed` events sent to one page.
+const MIN_GAP: Duration = Duration::from_millis(500);
+
+/// Turns engine notifications into a version number pages can wait on.
+pub struct LiveHub {
+    pool: PgPool,
+    started: OnceLock<(watch::Receiver<u64>, watch::Sender<bool>)>,
+}
+
+impl LiveHub {
+    pub fn new(pool: PgPool) -> Self {
+        LiveHub {
+            pool,
+            started: OnceLock::new(),
+        }
+    }
+
+    /// The version counter; starts the listener on first use (needs a tokio runtime).
+    pub fn subscribe(&self) -> watch::Receiver<u64> {
+        let (version, _) = self.started.get_or_init(|| {
+            let (version_tx, version_rx) = watch::channel(0u64);
+            // Dropped with the hub, which stops the listener.
+            let (stop_tx, stop_rx) = watch::channel(false);
+            let wakers = Wakers::default();
+            tokio::spawn(Listener::run(self.pool.clone(), wakers.clone(), stop_rx));
+            tokio::spawn(async move {
+                loop {
+                    tokio::select! {
+                        _ = wakers.events.notified() => {}
+                        _ = wakers.tasks.notified() => {}
+                        _ = wakers.changes.notified() => {}
+                    }
+                    version_tx.send_modify(|v| *v += 1);
+                }
+            });
+            (version_rx, stop_tx)
+        });
+        version.clone()
+    }
+
+    /// The event stream of one page: a `changed` event after each change that follows the
+    /// subscription.
+    pub fn stream(&self) -> SSE {
+        let mut version = self.subscribe();
+        version.borrow_and_update();
+        SSE::new(changes(version)).keep_alive(Duration::from_secs(15))
+    }
+}
+
+fn changes(version: watch::Receiver<u64>) -> impl Stream<Item = Event> + Send + 'static {
+    futures::stream::unfold((version, false), |(mut version, sent)| async move {
+        if sent {
+            // Changes during the gap are coalesced into the next event.
+            tokio::time::sleep(MIN_GAP).await;
+        }
+        version.changed().await.ok()?;
+        let v = *version.borrow_and_update();
+        Some((
+            Event::message(v.to_string()).event_type("changed"),
+            (version, true),
+        ))
+    })
+}

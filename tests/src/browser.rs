@@ -1,0 +1,93 @@
+//! A real headless Chromium driven over WebDriver (chromedriver + fantoccini), for the admin
+//! screen's end-to-end tests. Needs Debian's `chromium` and `chromium-driver` (`.ci/run`
+//! installs them). Screenshots go to `target/screenshots/`.
+
+use fantoccini::{Client, ClientBuilder};
+use hyper_util::client::legacy::connect::HttpConnector;
+use serde_json::json;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// Chromium under chromedriver, each with a fresh profile, stopped on `stop` (or drop).
+pub struct Browser {
+    pub client: Client,
+    driver: tokio::process::Child,
+    profile: PathBuf,
+}
+
+fn program(name: &str, fallback: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| fallback.to_string())
+}
+
+impl Browser {
+    /// Starts chromedriver on a free port and opens a headless Chromium session.
+    pub async fn start() -> Browser {
+        let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
+        let chromium = program("CHROMIUM", "/usr/bin/chromium");
+        let port = super::free_port();
+        let driver = tokio::process::Command::new(&chromedriver)
+            .arg(format!("--port={port}"))
+            .kill_on_drop(true)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| {
+                panic!(
+                    "cannot start {chromedriver} (apt-get install chromium chromium-driver): {e}"
+                )
+            });
+        super::eventually(
+            "chromedriver to accept connections",
+            Duration::from_secs(20),
+            || async move {
+                tokio::net::TcpStream::connect(("127.0.0.1", port))
+                    .await
+                    .ok()
+                    .map(|_| ())
+            },
+        )
+        .await;
+        let profile =
+            std::env::temp_dir().join(format!("campus-chromium-{}", uuid::Uuid::new_v4().simple()));
+        let caps = json!({
+            "goog:chromeOptions": {
+                "binary": chromium,
+                "args": [
+                    "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                    "--disable-background-networking", "--disable-component-update",
+                    "--disable-sync", "--no-first-run", "--window-size=1400,1000",
+                    format!("--user-data-dir={}", profile.display()),
+                ]
+            }
+        });
+        // chromedriver speaks plain HTTP on loopback: no TLS stack needed.
+        let mut builder = ClientBuilder::new(HttpConnector::new());
+        builder.capabilities(caps.as_object().cloned().unwrap_or_default());
+        let client = builder
+            .connect(&format!("http://127.0.0.1:{port}"))
+            .await
+            .expect("a Chromium session from chromedriver");
+        Browser {
+            client,
+            driver,
+            profile,
+        }
+    }
+
+    /// Saves a PNG of the viewport as `target/screenshots/<name>.png` and returns its path.
+    pub async fn screenshot(&self, name: &str) -> PathBuf {
+        let png = self.client.screenshot().await.expect("a screenshot");
+        let dir = super::target_dir().join("screenshots");
+        std::fs::create_dir_all(&dir).expect("create target/screenshots");
+        let path = dir.join(format!("{name}.png"));
+        std::fs::write(&path, png).expect("write the screenshot");
+        path
+    }
+
+    /// Ends the session and stops chromedriver.
+    pub async fn stop(mut self) {
+        let _ = self.client.clone().close().await;
+        let _ = self.driver.kill().await;
+        let _ = std::fs::remove_dir_all(&self.profile);
+    }
+}

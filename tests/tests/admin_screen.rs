@@ -1,0 +1,582 @@
+//! The admin screen at /admin: in real headless Chromium (log in, filter to one institution's
+//! dead tasks, open one, reprocess it and watch the copy succeed without a reload), and over
+//! plain HTTP for sessions, CSRF and tenant scoping.
+
+use async_trait::async_trait;
+use campus::engine::{TaskError, TaskHandler};
+use campus_core::ids::InstitutionId;
+use campus_ports::{ClaimedTask, EventStore, NewEvent};
+use campus_tests::browser::Browser;
+use campus_tests::{eventually, TestApp};
+use fantoccini::Locator;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Fails permanently while the printer is broken.
+struct Printer {
+    broken: Arc<AtomicBool>,
+}
+
+#[async_trait]
+impl TaskHandler for Printer {
+    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
+        if self.broken.load(Ordering::SeqCst) {
+            Err(TaskError::permanent("printer on fire"))
+        } else {
+            Ok(())
+        }
+    }
+}
+
+fn report(inst: &str, what: &str) -> NewEvent {
+    NewEvent {
+        event_type: "ReportRequested".into(),
+        aggregate_type: "Report".into(),
+        aggregate_id: 1,
+        institution_id: Some(InstitutionId(
+            uuid::Uuid::parse_str(inst).unwrap().as_u128(),
+        )),
+        payload: format!(r#"{{"report":"{what}"}}"#),
+        correlation_id: None,
+    }
+}
+
+/// An app whose `ReportRequested` events become `print_report` tasks, with an Adm user and
+/// two institutions; returns the app, the printer switch and the institutions' ids.
+async fn app_with_dead_reports(adm: &str) -> (TestApp, Arc<AtomicBool>, String, String) {
+    let broken = Arc::new(AtomicBool::new(true));
+    let printer = broken.clone();
+    let adm = adm.to_string();
+    let app = TestApp::spawn_custom(
+        move |s| {
+            s.admin_email = Some(adm);
+            s.admin_password = Some("root-password".into());
+        },
+        move |c| {
+            c.default_registry()
+                .on_event("ReportRequested", "print_report", "print_report")
+                .task("print_report", Printer { broken: printer })
+        },
+    )
+    .await;
+    let (a, _) = app
+        .create_institution("Alpha College", "alpha@screen.test", "password-a")
+        .await;
+    let (b, _) = app
+        .create_institution("Beta College", "beta@screen.test", "password-b")
+        .await;
+    app.store()
+        .append(&[
+            report(&a, "grades"),
+            report(&a, "attendance"),
+            report(&b, "grades"),
+        ])
+        .await
+        .unwrap();
+    app.wait_for_idle().await;
+    (app, broken, a, b)
+}
+
+/// The text of the first element matching `css`, read in one step (no stale handles).
+async fn text_of(c: &fantoccini::Client, css: &str) -> Option<String> {
+    let v = c
+        .execute(
+            "const e = document.querySelector(arguments[0]); return e ? e.textContent : null;",
+            vec![serde_json::json!(css)],
+        )
+        .await
+        .ok()?;
+    v.as_str().map(str::to_string)
+}
+
+#[tokio::test]
+async fn an_operator_finds_a_dead_task_and_reprocesses_it_live() {
+    let (app, broken, a, _b) = app_with_dead_reports("root@screen.test").await;
+    let browser = Browser::start().await;
+    let c = &browser.client;
+    let wait = Duration::from_secs(20);
+
+    // Log in: the screen sends us to the login page and back.
+    c.goto(&format!("{}/admin", app.base)).await.unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("form.login"))
+        .await
+        .expect("the login page");
+    c.find(Locator::Css("#email"))
+        .await
+        .unwrap()
+        .send_keys("root@screen.test")
+        .await
+        .unwrap();
+    c.find(Locator::Css("#password"))
+        .await
+        .unwrap()
+        .send_keys("root-password")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.login button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    // Live pages swap their content while the daemon works: read with one script call.
+    let dead = eventually("the overview with dead tasks", wait, || async {
+        text_of(c, "#task-counts a[data-status=dead] .n").await
+    })
+    .await;
+    assert_eq!(dead, "3");
+    let overview = browser.screenshot("admin-overview").await;
+    assert!(std::fs::metadata(&overview).unwrap().len() > 1000);
+
+    // Filter to institution A's dead tasks; the filters land in the URL.
+    c.goto(&format!("{}/admin/tasks", app.base)).await.unwrap();
+    c.find(Locator::Css("select[name=institution_id]"))
+        .await
+        .unwrap()
+        .select_by_value(&a)
+        .await
+        .unwrap();
+    c.find(Locator::Css("select[name=status]"))
+        .await
+        .unwrap()
+        .select_by_value("dead")
+        .await
+        .unwrap();
+    c.find(Locator::Css("form.filters button[type=submit]"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let url = eventually("the filtered list's URL", wait, || async {
+        let url = c.current_url().await.ok()?;
+        url.query()
+            .is_some_and(|q| q.contains("status=dead"))
+            .then_some(url)
+    })
+    .await;
+    assert!(
+        url.as_str().contains(&format!("institution_id={a}")),
+        "{url}"
+    );
+    let rows = c
+        .execute(
+            "return [...document.querySelectorAll('#tasks tbody tr')]
+                 .map(r => [r.dataset.id, r.dataset.status, r.textContent]);",
+            vec![],
+        )
+        .await
+        .unwrap();
+    let rows = rows.as_array().unwrap();
+    assert_eq!(rows.len(), 2, "institution A has two dead tasks: {rows:?}");
+    for row in rows {
+        assert_eq!(row[1], "dead");
+        assert!(row[2].as_str().unwrap().contains("Alpha College"));
+    }
+    browser.screenshot("admin-task-list").await;
+
+    // Open one.
+    let task_id = rows[0][0].as_str().unwrap().to_string();
+    c.find(Locator::Css(&format!(
+        "#tasks tr[data-id='{task_id}'] td:nth-child(2) a"
+    )))
+    .await
+    .unwrap()
+    .click()
+    .await
+    .unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("form#reprocess"))
+        .await
+        .expect("the task page with a reprocess button");
+    let heading = text_of(c, "h1").await.unwrap();
+    assert!(heading.contains(&task_id), "{heading}");
+    let errors = text_of(c, "table.attempts").await.unwrap();
+    assert!(errors.contains("printer on fire"), "{errors}");
+
+    // Reprocess it; the copy appears and succeeds while the page stays loaded.
+    broken.store(false, Ordering::SeqCst);
+    c.execute("window.campusMarker = 'same page'; return true;", vec![])
+        .await
+        .unwrap();
+    c.find(Locator::Css("form#reprocess button"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let copy_id = eventually(
+        "the copy listed and succeeded without a reload",
+        wait,
+        || async {
+            let id = c
+                .execute(
+                    "const r = document.querySelector('#copies tr[data-status=succeeded]');
+                     return r ? r.dataset.id : null;",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            id.as_str().map(str::to_string)
+        },
+    )
+    .await;
+    let marker = c
+        .execute("return window.campusMarker || null;", vec![])
+        .await
+        .unwrap();
+    assert_eq!(marker, "same page", "the page was not reloaded");
+    let refreshes = c
+        .execute("return document.body.dataset.refreshes || '0';", vec![])
+        .await
+        .unwrap();
+    assert!(
+        refreshes.as_str().unwrap().parse::<u32>().unwrap() >= 2,
+        "the form's answer and at least one live update replaced the page's content: {refreshes}"
+    );
+    browser.screenshot("admin-task-reprocessed").await;
+    let (from, status): (String, String) =
+        sqlx::query_as("SELECT reprocessed_from::text, status FROM tasks WHERE id = $1::uuid")
+            .bind(&copy_id)
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    assert_eq!(
+        (from.as_str(), status.as_str()),
+        (task_id.as_str(), "succeeded")
+    );
+    let original: String = sqlx::query_scalar("SELECT status FROM tasks WHERE id = $1::uuid")
+        .bind(&task_id)
+        .fetch_one(&app.pool)
+        .await
+        .unwrap();
+    assert_eq!(original, "dead", "the original never changes");
+
+    // The back button returns to the filtered list.
+    c.back().await.unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#tasks"))
+        .await
+        .unwrap();
+    let selected = c
+        .execute(
+            "return document.querySelector('select[name=institution_id]').value;",
+            vec![],
+        )
+        .await
+        .unwrap();
+    assert_eq!(selected, a.as_str());
+
+    browser.stop().await;
+    app.stop().await;
+}
+
+/// A browser-less client of the admin screen: keeps the session cookie.
+struct WebClient<'a> {
+    app: &'a TestApp,
+    http: reqwest::Client,
+    cookie: String,
+}
+
+fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find_map(|v| {
+            v.split(';')
+                .next()
+                .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
+                .map(str::to_string)
+        })
+}
+
+fn hidden(html: &str, name: &str) -> String {
+    let key = format!(r#"name="{name}" value=""#);
+    let start = html.find(&key).expect("the hidden field") + key.len();
+    html[start..].split('"').next().unwrap().to_string()
+}
+
+impl<'a> WebClient<'a> {
+    /// Logs in through the login form; returns the client and the login's status.
+    async fn login(app: &'a TestApp, email: &str, password: &str) -> (WebClient<'a>, u16) {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap();
+        let form = http
+            .get(format!("{}/admin/login", app.base))
+            .send()
+            .await
+            .unwrap();
+        let login_csrf = cookie_value(&form, "campus_login_csrf").expect("a login CSRF cookie");
+        let csrf = hidden(&form.text().await.unwrap(), "csrf");
+        let resp = http
+            .post(format!("{}/admin/login", app.base))
+            .header("cookie", format!("campus_login_csrf={login_csrf}"))
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("email", email),
+                ("password", password),
+            ])
+            .send()
+            .await
+            .unwrap();
+        let status = resp.status().as_u16();
+        let cookie = cookie_value(&resp, "campus_session")
+            .map(|c| format!("campus_session={c}"))
+            .unwrap_or_default();
+        (WebClient { app, http, cookie }, status)
+    }
+
+    async fn get(&self, path: &str) -> (u16, String) {
+        let r = self
+            .http
+            .get(format!("{}{path}", self.app.base))
+            .header("cookie", &self.cookie)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+
+    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
+        let r = self
+            .http
+            .post(format!("{}{path}", self.app.base))
+            .header("cookie", &self.cookie)
+            .form(form)
+            .send()
+            .await
+            .unwrap();
+        (r.status().as_u16(), r.text().await.unwrap())
+    }
+}
+
+fn task_ids(html: &str) -> Vec<String> {
+    html.split(r#"<tr data-id=""#)
+        .skip(1)
+        .map(|s| s.split('"').next().unwrap().to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn sessions_csrf_and_scoping_hold_on_the_screen() {
+    let (app, broken, a, b) = app_with_dead_reports("root@web.test").await;
+    let dead_of = |inst: String| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, String>(
+                "SELECT id::text FROM tasks WHERE status = 'dead' AND institution_id = $1::uuid ORDER BY id",
+            )
+            .bind(inst)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let a_dead = dead_of(a.clone()).await;
+    let b_dead = dead_of(b.clone()).await;
+    assert_eq!((a_dead.len(), b_dead.len()), (2, 1));
+
+    // No session: pages send to the login page, keeping where they were going.
+    let anonymous = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let r = anonymous
+        .get(format!("{}/admin/tasks?status=dead", app.base))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    assert_eq!(
+        r.headers()["location"],
+        "/admin/login?next=%2Fadmin%2Ftasks%3Fstatus%3Ddead"
+    );
+
+    // Bad credentials and non-operators get no session.
+    let (_, status) = WebClient::login(&app, "root@web.test", "wrong-password").await;
+    assert_eq!(status, 401);
+    let academic_a = app.login("alpha@screen.test", "password-a").await;
+    let student = app
+        .post(
+            "/academic/students",
+            Some(&academic_a),
+            serde_json::json!({"name": "S", "email": "s@web.test"}),
+        )
+        .await;
+    assert_eq!(student.status, 201);
+    app.set_password_by_email("s@web.test", "student-pass")
+        .await;
+    let (student, status) = WebClient::login(&app, "s@web.test", "student-pass").await;
+    assert_eq!(status, 403);
+    assert!(student.cookie.is_empty());
+
+    // The session cookie is HttpOnly and SameSite; only its hash is stored.
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let form = http
+        .get(format!("{}/admin/login", app.base))
+        .send()
+        .await
+        .unwrap();
+    let login_csrf = cookie_value(&form, "campus_login_csrf").unwrap();
+    let csrf = hidden(&form.text().await.unwrap(), "csrf");
+    let resp = http
+        .post(format!("{}/admin/login", app.base))
+        .header("cookie", format!("campus_login_csrf={login_csrf}"))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "beta@screen.test"),
+            ("password", "password-b"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    let set_cookie = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|v| v.starts_with("campus_session="))
+        .unwrap();
+    assert!(set_cookie.contains("HttpOnly") && set_cookie.contains("SameSite=Lax"));
+    let token = cookie_value(&resp, "campus_session").unwrap();
+    let stored: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM operator_sessions WHERE token_hash = $1 OR csrf_token = $1",
+    )
+    .bind(&token)
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(stored, 0, "the token itself is never stored");
+    // A login form without its CSRF cookie is refused.
+    let forged = http
+        .post(format!("{}/admin/login", app.base))
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("email", "beta@screen.test"),
+            ("password", "password-b"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(forged.status().as_u16(), 403);
+
+    // Academic B sees only B, whatever the URL asks for.
+    let (beta, status) = WebClient::login(&app, "beta@screen.test", "password-b").await;
+    assert_eq!(status, 303);
+    let (status, html) = beta.get("/admin/tasks?status=dead").await;
+    assert_eq!(status, 200);
+    assert_eq!(task_ids(&html), b_dead);
+    let (_, html) = beta
+        .get(&format!("/admin/tasks?status=dead&institution_id={a}"))
+        .await;
+    assert!(task_ids(&html).is_empty(), "B asked for A's tasks");
+    assert_eq!(
+        beta.get(&format!("/admin/tasks/{}", a_dead[0])).await.0,
+        404
+    );
+    let (_, overview) = beta.get("/admin").await;
+    assert!(overview.contains("Academic · Beta College"));
+    assert!(!overview.contains("Alpha College"));
+
+    // Reprocessing needs the session's CSRF token; without it nothing changes.
+    let (_, page) = beta.get(&format!("/admin/tasks/{}", b_dead[0])).await;
+    let csrf = hidden(&page, "csrf");
+    let copies = || async {
+        sqlx::query_scalar::<_, i64>(
+            "SELECT count(*) FROM tasks WHERE reprocessed_from IS NOT NULL",
+        )
+        .fetch_one(&app.pool)
+        .await
+        .unwrap()
+    };
+    let path = format!("/admin/tasks/{}/reprocess", b_dead[0]);
+    assert_eq!(beta.post(&path, &[]).await.0, 403);
+    assert_eq!(beta.post(&path, &[("csrf", "forged")]).await.0, 403);
+    assert_eq!(copies().await, 0, "a refused form changes nothing");
+    // B cannot reprocess A's task even with a valid token.
+    let a_path = format!("/admin/tasks/{}/reprocess", a_dead[0]);
+    assert_eq!(beta.post(&a_path, &[("csrf", &csrf)]).await.0, 404);
+    assert_eq!(copies().await, 0);
+
+    // Bulk: needs the confirmation, then copies B's dead tasks only, shown by correlation.
+    broken.store(false, Ordering::SeqCst);
+    let bulk = [("csrf", csrf.as_str()), ("limit", "50")];
+    assert_eq!(beta.post("/admin/tasks/reprocess", &bulk).await.0, 400);
+    assert_eq!(copies().await, 0);
+    let r = beta
+        .http
+        .post(format!("{}/admin/tasks/reprocess", app.base))
+        .header("cookie", &beta.cookie)
+        .form(&[
+            ("csrf", csrf.as_str()),
+            ("limit", "50"),
+            ("confirm", "yes"),
+            ("institution_id", a.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 403, "B asked to copy A's tasks");
+    let r = beta
+        .http
+        .post(format!("{}/admin/tasks/reprocess", app.base))
+        .header("cookie", &beta.cookie)
+        .form(&[("csrf", csrf.as_str()), ("limit", "50"), ("confirm", "yes")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 303);
+    let location = r.headers()["location"].to_str().unwrap().to_string();
+    assert!(location.ends_with("&copies=1"), "{location}");
+    let (_, listed) = beta.get(&location).await;
+    assert!(listed.contains("1 copies created"));
+    assert_eq!(task_ids(&listed).len(), 1);
+    let copied_from: Vec<String> = sqlx::query_scalar(
+        "SELECT reprocessed_from::text FROM tasks WHERE reprocessed_from IS NOT NULL",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(copied_from, b_dead);
+
+    // Bad filters are a clear 400; JSON clients get JSON.
+    let (status, html) = beta.get("/admin/tasks?status=exploded").await;
+    assert_eq!(status, 400);
+    assert!(html.contains("status"));
+    let r = beta
+        .http
+        .get(format!("{}/admin/events?from=yesterday", app.base))
+        .header("cookie", &beta.cookie)
+        .header("accept", "application/json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status().as_u16(), 400);
+    let body: serde_json::Value = r.json().await.unwrap();
+    assert_eq!(body["code"], "invalid_input");
+
+    // Logging out ends the session for good.
+    let (_, page) = beta.get("/admin").await;
+    let csrf = hidden(&page, "csrf");
+    assert_eq!(beta.post("/admin/logout", &[("csrf", &csrf)]).await.0, 303);
+    assert_eq!(beta.get("/admin").await.0, 303);
+    let open: i64 = sqlx::query_scalar(
+        "SELECT count(*) FROM operator_sessions s JOIN users u ON u.id = s.user_id WHERE u.email = 'beta@screen.test'",
+    )
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(open, 1, "only the other login (above) is still open");
+    app.stop().await;
+}
