@@ -187,11 +187,12 @@ struct CsrfForm {
     csrf: String,
 }
 
-fn check_csrf(req: &Request, op: &OperatorSession, given: &str) -> Result<(), Response> {
+/// The refusal of a form whose CSRF token is not the session's.
+fn csrf_refusal(req: &Request, op: &OperatorSession, given: &str) -> Option<Response> {
     if same_secret(&op.csrf_token, given) {
-        Ok(())
+        None
     } else {
-        Err(error_page(
+        Some(error_page(
             req,
             StatusCode::FORBIDDEN,
             "csrf",
@@ -578,7 +579,7 @@ async fn reprocess_task(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(req, &op, &form.csrf) {
+    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
         return r;
     }
     let Ok(task) = path_id(&id) else {
@@ -616,7 +617,7 @@ async fn reprocess_event(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(req, &op, &form.csrf) {
+    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
         return r;
     }
     let Ok(event) = path_id(&id) else {
@@ -663,7 +664,7 @@ async fn reprocess_tasks(
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(req, &op, &form.csrf) {
+    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
         return r;
     }
     if form.confirm.as_deref() != Some("yes") {
@@ -841,7 +842,7 @@ async fn logout(req: &Request, Data(state): Data<&State>, Form(form): Form<CsrfF
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Err(r) = check_csrf(req, &op, &form.csrf) {
+    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
         return r;
     }
     if let Err(e) = state
@@ -908,7 +909,7 @@ mod tests {
             ..Default::default()
         };
         let q = task_query(&f).unwrap();
-        assert_eq!(q.from, Some(Timestamp(1_795_861_800_000)));
+        assert_eq!(q.from, Some(Timestamp(1_795_516_200_000)));
         assert_eq!(q.institution_id, None, "blank fields do not filter");
         let f = FilterValues {
             limit: Some("5000".into()),
