@@ -211,6 +211,46 @@ async fn operators_filter_page_and_inspect() {
         .clone();
     assert_eq!(b_dead, 1);
     assert_eq!(app.get("/adm/summary", None).await.status, 401);
+
+    // Summary filters: by type and by institution; small tables are counted exactly.
+    let by_type = app
+        .get("/adm/summary?task_type=print_report", Some(&adm))
+        .await
+        .body;
+    let types = by_type["tasks_by_type"].as_array().unwrap();
+    assert!(!types.is_empty());
+    assert!(
+        types.iter().all(|t| t["task_type"] == "print_report"),
+        "{by_type}"
+    );
+    let statuses = by_type["tasks_by_status"].as_array().unwrap();
+    assert!(statuses.iter().all(|c| c["approximate"] == false));
+    let total: i64 = statuses.iter().map(|c| c["count"].as_i64().unwrap()).sum();
+    assert_eq!(total, 3, "the two originals and the copy: {by_type}");
+    let of_a = app
+        .get(&format!("/adm/summary?institution_id={a}"), Some(&adm))
+        .await
+        .body;
+    let a_dead = of_a["tasks_by_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "dead")
+        .unwrap()["count"]
+        .clone();
+    assert_eq!(a_dead, 2, "A's original and its copy are dead: {of_a}");
+    let b_asks_for_a = app
+        .get(
+            &format!("/adm/summary?institution_id={a}"),
+            Some(&academic_b),
+        )
+        .await
+        .body;
+    assert_eq!(
+        b_asks_for_a["tasks_by_status"],
+        json!([]),
+        "B sees nothing of A"
+    );
     app.stop().await;
 }
 

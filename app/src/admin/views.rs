@@ -373,7 +373,12 @@ fn list_filters(kind: ListKind, f: &FilterValues, names: &Names, who: &OperatorS
                 ("false".into(), "without errors".into()),
             ]
         ),
-        q = input("q", "Text in payload", &f.q, "size=\"16\" type=\"search\""),
+        q = input(
+            "q",
+            "Text in payload",
+            &f.q,
+            "size=\"16\" type=\"search\" title=\"Reads every row in range: on a large table, add a time range\""
+        ),
     )
 }
 
