@@ -55,6 +55,8 @@ async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
 
     app.create_institution("Only One", "one@x.test", "password1")
         .await;
+    // The demo data task adds users and events of its own; let it finish first.
+    app.wait_for_idle().await;
     let before: i64 = app.scalar(count).await;
     let dup = app
         .post("/institutions", None, json!({"name": "Two", "academic": {"name": "B", "email": "ONE@x.test", "password": "password1"}}))
