@@ -528,16 +528,27 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
         .await
         .unwrap();
     assert_eq!(r.status().as_u16(), 403, "B asked to copy A's tasks");
-    let r = beta
-        .http
-        .post(format!("{}/admin/tasks/reprocess", app.base))
-        .header("cookie", &beta.cookie)
-        .form(&[("csrf", csrf.as_str()), ("limit", "50"), ("confirm", "yes")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status().as_u16(), 303);
-    let location = r.headers()["location"].to_str().unwrap().to_string();
+    let bulk_copy = |q: &'static str| {
+        let request = beta
+            .http
+            .post(format!("{}/admin/tasks/reprocess", app.base))
+            .header("cookie", &beta.cookie)
+            .form(&[
+                ("csrf", csrf.as_str()),
+                ("limit", "50"),
+                ("confirm", "yes"),
+                ("q", q),
+            ]);
+        async move {
+            let r = request.send().await.unwrap();
+            assert_eq!(r.status().as_u16(), 303);
+            r.headers()["location"].to_str().unwrap().to_string()
+        }
+    };
+    // The list's filters narrow the bulk copy too: B has no dead "attendance" report.
+    let location = bulk_copy("attendance").await;
+    assert!(location.ends_with("&copies=0"), "{location}");
+    let location = bulk_copy("grades").await;
     assert!(location.ends_with("&copies=1"), "{location}");
     let (_, listed) = beta.get(&location).await;
     assert!(listed.contains("1 copies created"));

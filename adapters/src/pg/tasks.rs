@@ -342,15 +342,6 @@ impl TaskQueue for PgStore {
                 .filter(|t| !t.is_empty())
                 .map(super::admin::contains_pattern),
         )
-        .bind(filter.event_id.map(|e| uuid::Uuid::from_u128(e.0)))
-        .bind(filter.correlation_id.as_deref())
-        .bind(
-            filter
-                .text
-                .as_deref()
-                .filter(|t| !t.is_empty())
-                .map(super::admin::contains_pattern),
-        )
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;
