@@ -36,17 +36,7 @@ impl Browser {
                     "cannot start {chromedriver} (apt-get install chromium chromium-driver): {e}"
                 )
             });
-        super::eventually(
-            "chromedriver to accept connections",
-            Duration::from_secs(20),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await;
+        super::wait_for_port("chromedriver", port, Duration::from_secs(20)).await;
         let profile =
             std::env::temp_dir().join(format!("campus-chromium-{}", uuid::Uuid::new_v4().simple()));
         let caps = json!({

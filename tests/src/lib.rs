@@ -49,6 +49,21 @@ fn init_logs() {
     }
 }
 
+/// Waits until something accepts TCP connections on `port` of 127.0.0.1.
+pub async fn wait_for_port(what: &str, port: u16, timeout: Duration) {
+    eventually(
+        &format!("{what} to accept connections on port {port}"),
+        timeout,
+        || async move {
+            tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .ok()
+                .map(|_| ())
+        },
+    )
+    .await;
+}
+
 /// The cargo target directory of this build (`target/`).
 pub fn target_dir() -> PathBuf {
     let exe = std::env::current_exe().expect("test executable path");
@@ -132,18 +147,7 @@ impl SmtpServer {
                 panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}")
             });
         self.child = Some(child);
-        let port = self.port;
-        eventually(
-            "aiosmtpd to accept connections",
-            Duration::from_secs(15),
-            || async move {
-                tokio::net::TcpStream::connect(("127.0.0.1", port))
-                    .await
-                    .ok()
-                    .map(|_| ())
-            },
-        )
-        .await;
+        wait_for_port("aiosmtpd", self.port, Duration::from_secs(15)).await;
     }
 
     /// Stops the server (connections are refused until `restart`).

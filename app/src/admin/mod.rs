@@ -476,61 +476,71 @@ fn path_id(raw: &str) -> Result<u128, AppError> {
         .map_err(|_| AppError::NotFound("page"))
 }
 
-/// The task page, with `flash` on top and `status`.
-async fn task_page(
+/// What a detail page shows.
+#[derive(Clone, Copy)]
+enum Item {
+    Event,
+    Task,
+}
+
+impl Item {
+    /// Its part of the URL: `/admin/{path}/{id}`.
+    fn path(self) -> &'static str {
+        match self {
+            Item::Event => "events",
+            Item::Task => "tasks",
+        }
+    }
+}
+
+/// The page of an event or task (with its copies), with `flash` on top and `status`.
+async fn detail_page(
     req: &Request,
     state: &State,
     op: &OperatorSession,
+    item: Item,
     raw_id: &str,
     flash: Flash,
     status: StatusCode,
 ) -> Response {
+    let scope = scope_of(op);
     let loaded = async {
-        let id = TaskId(path_id(raw_id)?);
-        let detail = state.operations.task(id, scope_of(op)).await?;
-        let mut copies = Vec::with_capacity(detail.copies.len());
-        for copy in &detail.copies {
-            copies.push(state.operations.task(*copy, scope_of(op)).await?.task);
-        }
-        Ok::<_, AppError>((detail, copies, names(state, op).await?))
+        let id = path_id(raw_id)?;
+        let names = names(state, op).await?;
+        let (title, section, body) = match item {
+            Item::Task => {
+                let d = state.operations.task(TaskId(id), scope).await?;
+                let mut copies = Vec::with_capacity(d.copies.len());
+                for copy in &d.copies {
+                    copies.push(state.operations.task(*copy, scope).await?.task);
+                }
+                let body = views::task_detail(&d.task, &copies, &names, op);
+                ("Task", Section::Tasks, body)
+            }
+            Item::Event => {
+                let d = state.operations.event(EventId(id), scope).await?;
+                let mut copies = Vec::with_capacity(d.copies.len());
+                for copy in &d.copies {
+                    copies.push(state.operations.event(*copy, scope).await?.event);
+                }
+                let body = views::event_detail(&d, &copies, &names, op);
+                ("Event", Section::Events, body)
+            }
+        };
+        Ok::<_, AppError>((title, section, body, names))
     };
     match loaded.await {
-        Ok((detail, copies, names)) => {
-            let body = views::task_detail(&detail.task, &copies, &names, op);
-            page("Task", Section::Tasks, op, &names, &flash, &body)
-                .with_status(status)
-                .into_response()
-        }
+        Ok((title, section, body, names)) => page(title, section, op, &names, &flash, &body)
+            .with_status(status)
+            .into_response(),
         Err(e) => failure(req, e),
     }
 }
 
-/// The event page, with `flash` on top and `status`.
-async fn event_page(
-    req: &Request,
-    state: &State,
-    op: &OperatorSession,
-    raw_id: &str,
-    flash: Flash,
-    status: StatusCode,
-) -> Response {
-    let loaded = async {
-        let id = EventId(path_id(raw_id)?);
-        let detail = state.operations.event(id, scope_of(op)).await?;
-        let mut copies = Vec::with_capacity(detail.copies.len());
-        for copy in &detail.copies {
-            copies.push(state.operations.event(*copy, scope_of(op)).await?.event);
-        }
-        Ok::<_, AppError>((detail, copies, names(state, op).await?))
-    };
-    match loaded.await {
-        Ok((detail, copies, names)) => {
-            let body = views::event_detail(&detail, &copies, &names, op);
-            page("Event", Section::Events, op, &names, &flash, &body)
-                .with_status(status)
-                .into_response()
-        }
-        Err(e) => failure(req, e),
+async fn show(req: &Request, state: &State, item: Item, id: &str, flash: Flash) -> Response {
+    match operator(req, state).await {
+        Ok(op) => detail_page(req, state, &op, item, id, flash, StatusCode::OK).await,
+        Err(r) => r,
     }
 }
 
@@ -541,10 +551,7 @@ async fn task_detail(
     Path(id): Path<String>,
     Query(flash): Query<FlashParams>,
 ) -> Response {
-    match operator(req, state).await {
-        Ok(op) => task_page(req, state, &op, &id, flash.flash(), StatusCode::OK).await,
-        Err(r) => r,
-    }
+    show(req, state, Item::Task, &id, flash.flash()).await
 }
 
 #[handler]
@@ -554,17 +561,50 @@ async fn event_detail(
     Path(id): Path<String>,
     Query(flash): Query<FlashParams>,
 ) -> Response {
-    match operator(req, state).await {
-        Ok(op) => event_page(req, state, &op, &id, flash.flash(), StatusCode::OK).await,
-        Err(r) => r,
-    }
+    show(req, state, Item::Event, &id, flash.flash()).await
 }
 
-fn refusal(e: &AppError) -> StatusCode {
-    match e {
-        AppError::Conflict(_) => StatusCode::CONFLICT,
-        AppError::Forbidden(_) => StatusCode::FORBIDDEN,
-        _ => StatusCode::BAD_REQUEST,
+/// Inserts a copy of an event or task; on success goes back to its page, which lists the copy.
+async fn reprocess(req: &Request, state: &State, item: Item, id: &str, csrf: &str) -> Response {
+    let op = match operator(req, state).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    if let Some(r) = csrf_refusal(req, &op, csrf) {
+        return r;
+    }
+    let (scope, correlation) = (scope_of(&op), event_context(req).correlation_id);
+    let copy = match (path_id(id), item) {
+        (Err(e), _) => Err(e),
+        (Ok(original), Item::Task) => state
+            .operations
+            .reprocess_task(TaskId(original), scope, correlation)
+            .await
+            .map(|c| c.0),
+        (Ok(original), Item::Event) => state
+            .operations
+            .reprocess_event(EventId(original), scope, correlation)
+            .await
+            .map(|c| c.0),
+    };
+    match copy {
+        Ok(copy) => Redirect::see_other(format!(
+            "/admin/{}/{id}?copied={}",
+            item.path(),
+            views::uuid(copy)
+        ))
+        .into_response(),
+        // Refused (e.g. still running, or a copy is waiting): the page says why.
+        Err(e @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
+            let status = if matches!(e, AppError::Conflict(_)) {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::BAD_REQUEST
+            };
+            let flash = Flash::Error(e.to_string());
+            detail_page(req, state, &op, item, id, flash, status).await
+        }
+        Err(e) => failure(req, e),
     }
 }
 
@@ -575,35 +615,7 @@ async fn reprocess_task(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let op = match operator(req, state).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
-        return r;
-    }
-    let Ok(task) = path_id(&id) else {
-        return failure(req, AppError::NotFound("task"));
-    };
-    match state
-        .operations
-        .reprocess_task(
-            TaskId(task),
-            scope_of(&op),
-            event_context(req).correlation_id,
-        )
-        .await
-    {
-        Ok(copy) => {
-            Redirect::see_other(format!("/admin/tasks/{id}?copied={}", views::uuid(copy.0)))
-                .into_response()
-        }
-        Err(e @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
-            let status = refusal(&e);
-            task_page(req, state, &op, &id, Flash::Error(e.to_string()), status).await
-        }
-        Err(e) => failure(req, e),
-    }
+    reprocess(req, state, Item::Task, &id, &form.csrf).await
 }
 
 #[handler]
@@ -613,35 +625,7 @@ async fn reprocess_event(
     Path(id): Path<String>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let op = match operator(req, state).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
-        return r;
-    }
-    let Ok(event) = path_id(&id) else {
-        return failure(req, AppError::NotFound("event"));
-    };
-    match state
-        .operations
-        .reprocess_event(
-            EventId(event),
-            scope_of(&op),
-            event_context(req).correlation_id,
-        )
-        .await
-    {
-        Ok(copy) => {
-            Redirect::see_other(format!("/admin/events/{id}?copied={}", views::uuid(copy.0)))
-                .into_response()
-        }
-        Err(e @ (AppError::Conflict(_) | AppError::Invalid(_))) => {
-            let status = refusal(&e);
-            event_page(req, state, &op, &id, Flash::Error(e.to_string()), status).await
-        }
-        Err(e) => failure(req, e),
-    }
+    reprocess(req, state, Item::Event, &id, &form.csrf).await
 }
 
 #[derive(Deserialize)]

@@ -458,6 +458,25 @@ fn task_rows(tasks: &[TaskView], names: &Names) -> String {
         .collect()
 }
 
+const TASK_HEAD: &str = "<tr><th>status</th><th>type</th><th>institution</th><th>attempt</th><th>created (UTC)</th><th>duration</th><th>last error</th><th>id</th></tr>";
+const EVENT_HEAD: &str = "<tr><th>status</th><th>type</th><th>institution</th><th>aggregate</th><th>occurred (UTC)</th><th>attempts</th><th>last error</th><th>id</th></tr>";
+
+/// A table of tasks with the HTML id `id`.
+fn task_table(id: &str, tasks: &[TaskView], names: &Names) -> String {
+    format!(
+        r#"<table class="list" id="{id}"><thead>{TASK_HEAD}</thead><tbody>{}</tbody></table>"#,
+        task_rows(tasks, names)
+    )
+}
+
+/// A table of events with the HTML id `id`.
+fn event_table(id: &str, events: &[EventView], names: &Names) -> String {
+    format!(
+        r#"<table class="list" id="{id}"><thead>{EVENT_HEAD}</thead><tbody>{}</tbody></table>"#,
+        event_rows(events, names)
+    )
+}
+
 /// The event list page body.
 pub fn event_list(
     f: &FilterValues,
@@ -469,10 +488,7 @@ pub fn event_list(
     let table = if events.is_empty() {
         r#"<div class="empty">No event matches these filters.</div>"#.to_string()
     } else {
-        format!(
-            r#"<table class="list" id="events"><thead><tr><th>status</th><th>type</th><th>institution</th><th>aggregate</th><th>occurred (UTC)</th><th>attempts</th><th>last error</th><th>id</th></tr></thead><tbody>{}</tbody></table>"#,
-            event_rows(events, names)
-        )
+        event_table("events", events, names)
     };
     format!(
         r#"<h1>Events</h1>{filters}<div id="live">{table}{pager}</div>"#,
@@ -493,10 +509,7 @@ pub fn task_list(
     let table = if tasks.is_empty() {
         r#"<div class="empty">No task matches these filters.</div>"#.to_string()
     } else {
-        format!(
-            r#"<table class="list" id="tasks"><thead><tr><th>status</th><th>type</th><th>institution</th><th>attempt</th><th>created (UTC)</th><th>duration</th><th>last error</th><th>id</th></tr></thead><tbody>{}</tbody></table>"#,
-            task_rows(tasks, names)
-        )
+        task_table("tasks", tasks, names)
     };
     let status = f.status.as_deref().unwrap_or_default();
     let bulk = if status.is_empty() || status == "dead" {
@@ -543,15 +556,7 @@ fn link_id(kind: &str, id: u128) -> String {
     )
 }
 
-fn copies_table(copies: &[TaskView], names: &Names) -> String {
-    if copies.is_empty() {
-        return r#"<p class="muted">Not reprocessed.</p>"#.into();
-    }
-    format!(
-        r#"<table class="list" id="copies"><thead><tr><th>status</th><th>type</th><th>institution</th><th>attempt</th><th>created (UTC)</th><th>duration</th><th>last error</th><th>id</th></tr></thead><tbody>{}</tbody></table>"#,
-        task_rows(copies, names)
-    )
-}
+const NOT_REPROCESSED: &str = r#"<p class="muted">Not reprocessed.</p>"#;
 
 /// The task detail page body.
 pub fn task_detail(
@@ -609,7 +614,11 @@ pub fn task_detail(
             .map(|r| link_id("tasks", r.0))
             .unwrap_or_else(|| "—".into()),
         errors = errors_table(&t.errors),
-        copies = copies_table(copies, names),
+        copies = if copies.is_empty() {
+            NOT_REPROCESSED.to_string()
+        } else {
+            task_table("copies", copies, names)
+        },
         payload = pretty_json(&t.payload),
     )
 }
@@ -631,18 +640,12 @@ pub fn event_detail(
     let tasks = if d.tasks.is_empty() {
         r#"<p class="muted">No task (yet).</p>"#.to_string()
     } else {
-        format!(
-            r#"<table class="list" id="produced"><thead><tr><th>status</th><th>type</th><th>institution</th><th>attempt</th><th>created (UTC)</th><th>duration</th><th>last error</th><th>id</th></tr></thead><tbody>{}</tbody></table>"#,
-            task_rows(&d.tasks, names)
-        )
+        task_table("produced", &d.tasks, names)
     };
     let copies = if copies.is_empty() {
-        r#"<p class="muted">Not reprocessed.</p>"#.to_string()
+        NOT_REPROCESSED.to_string()
     } else {
-        format!(
-            r#"<table class="list" id="copies"><thead><tr><th>status</th><th>type</th><th>institution</th><th>aggregate</th><th>occurred (UTC)</th><th>attempts</th><th>last error</th><th>id</th></tr></thead><tbody>{}</tbody></table>"#,
-            event_rows(copies, names)
-        )
+        event_table("copies", copies, names)
     };
     format!(
         r#"<h1>Event <code>{id}</code></h1><div id="live"><p>{badge} <strong>{type_}</strong></p>{reprocess}
