@@ -112,6 +112,10 @@ pub struct SummaryQuery {
     pub event_type: Option<String>,
     /// Counts of tasks of this type only.
     pub task_type: Option<String>,
+    /// Counts of items recorded (events) or created (tasks) in this range; the per-minute
+    /// series always covers the last hour.
+    pub from: Option<Timestamp>,
+    pub to: Option<Timestamp>,
 }
 
 /// How many items are in one status.

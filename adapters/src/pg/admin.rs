@@ -181,6 +181,7 @@ const EXACT_COUNT_LIMIT: f64 = 100_000.0;
 struct CountedTable {
     table: &'static str,
     type_column: &'static str,
+    time_column: &'static str,
     /// The status most rows end in; counted exactly only while the table is small.
     bulk_status: &'static str,
     /// The other statuses, each group served by a partial index.
@@ -190,6 +191,7 @@ struct CountedTable {
 const EVENT_COUNTS: CountedTable = CountedTable {
     table: "domain_events",
     type_column: "event_type",
+    time_column: "occurred_at",
     bulk_status: "dispatched",
     indexed_groups: &["('pending', 'retrying')", "('dead')"],
 };
@@ -197,6 +199,7 @@ const EVENT_COUNTS: CountedTable = CountedTable {
 const TASK_COUNTS: CountedTable = CountedTable {
     table: "tasks",
     type_column: "task_type",
+    time_column: "created_at",
     bulk_status: "succeeded",
     indexed_groups: &[
         "('pending', 'retrying')",
@@ -205,9 +208,45 @@ const TASK_COUNTS: CountedTable = CountedTable {
     ],
 };
 
-/// `AND` conditions of the summary filters; `$1` is the institution, `$2` the type.
+/// `AND` conditions of the summary filters, bound by [`CountFilter::bind`].
 const SUMMARY_FILTER: &str =
-    "($1::uuid IS NULL OR institution_id = $1) AND ($2::text IS NULL OR {type} = $2)";
+    "($1::uuid IS NULL OR institution_id = $1) AND ($2::text IS NULL OR {type} = $2)
+    AND ($3::timestamptz IS NULL OR {time} >= $3) AND ($4::timestamptz IS NULL OR {time} < $4)
+    AND id >= $5 AND id < $6";
+
+/// The summary's filters of one table, as bind values.
+struct CountFilter<'a> {
+    institution: Option<uuid::Uuid>,
+    kind: Option<&'a str>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+}
+
+type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>;
+
+impl CountFilter<'_> {
+    /// [`SUMMARY_FILTER`] for table `t`.
+    fn sql(t: &CountedTable) -> String {
+        SUMMARY_FILTER
+            .replace("{type}", t.type_column)
+            .replace("{time}", t.time_column)
+    }
+
+    /// Binds `$1`–`$6`; a time range also bounds the id (see [`id_floor`]).
+    fn bind<'q>(&self, q: PgQuery<'q>) -> PgQuery<'q> {
+        q.bind(self.institution)
+            .bind(self.kind.map(str::to_string))
+            .bind(self.from.map(crate::dto::time))
+            .bind(self.to.map(crate::dto::time))
+            .bind(
+                self.from
+                    .map_or(uuid::Uuid::nil(), |f| id_floor(f.0 - ID_TIME_MARGIN_MS)),
+            )
+            .bind(self.to.map_or(uuid::Uuid::max(), |t| {
+                id_floor(t.0.saturating_add(ID_TIME_MARGIN_MS))
+            }))
+    }
+}
 
 impl PgStore {
     /// `(type, status, count)` of every status but the bulk one, exact; each status group is
@@ -215,10 +254,9 @@ impl PgStore {
     async fn counts_by_type(
         &self,
         t: &CountedTable,
-        institution: Option<uuid::Uuid>,
-        kind: Option<&str>,
+        f: &CountFilter<'_>,
     ) -> Result<Vec<(String, String, i64)>, PortError> {
-        let filter = SUMMARY_FILTER.replace("{type}", t.type_column);
+        let filter = CountFilter::sql(t);
         let parts: Vec<String> = t
             .indexed_groups
             .iter()
@@ -229,15 +267,19 @@ impl PgStore {
                 )
             })
             .collect();
-        sqlx::query_as(&format!(
-            "SELECT kind, status, count(*) FROM ({}) s GROUP BY kind, status ORDER BY kind, status",
+        let sql = format!(
+            "SELECT kind, status, count(*) AS n FROM ({}) s GROUP BY kind, status ORDER BY kind, status",
             parts.join(" UNION ALL ")
-        ))
-        .bind(institution)
-        .bind(kind)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)
+        );
+        let rows = f
+            .bind(sqlx::query(&sql))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
+            .collect())
     }
 
     /// The bulk status's count: exact while the table is small, else the planner's estimate
@@ -245,8 +287,7 @@ impl PgStore {
     async fn bulk_count(
         &self,
         t: &CountedTable,
-        institution: Option<uuid::Uuid>,
-        kind: Option<&str>,
+        f: &CountFilter<'_>,
     ) -> Result<StatusCount, PortError> {
         let rows: f64 = sqlx::query_scalar(
             "SELECT GREATEST(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::regclass",
@@ -255,29 +296,30 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        let filter = SUMMARY_FILTER.replace("{type}", t.type_column);
         let select = format!(
-            "SELECT 1 FROM {} WHERE status = '{}' AND {filter}",
-            t.table, t.bulk_status
+            "SELECT 1 FROM {} WHERE status = '{}' AND {}",
+            t.table,
+            t.bulk_status,
+            CountFilter::sql(t)
         );
         let (count, approximate) = if rows < EXACT_COUNT_LIMIT {
-            let n: i64 = sqlx::query_scalar(&format!("SELECT count(*) FROM ({select}) s"))
-                .bind(institution)
-                .bind(kind)
+            let sql = format!("SELECT count(*) FROM ({select}) s");
+            let row = f
+                .bind(sqlx::query(&sql))
                 .fetch_one(&self.pool)
                 .await
                 .map_err(db_err)?;
-            (n, false)
+            (row.get::<i64, _>(0), false)
         } else {
             // An unnamed statement is planned with the bound values, like a literal query.
-            let plan: serde_json::Value =
-                sqlx::query_scalar(&format!("EXPLAIN (FORMAT JSON) {select}"))
-                    .bind(institution)
-                    .bind(kind)
-                    .persistent(false)
-                    .fetch_one(&self.pool)
-                    .await
-                    .map_err(db_err)?;
+            let sql = format!("EXPLAIN (FORMAT JSON) {select}");
+            let row = f
+                .bind(sqlx::query(&sql))
+                .persistent(false)
+                .fetch_one(&self.pool)
+                .await
+                .map_err(db_err)?;
+            let plan: serde_json::Value = row.get(0);
             let estimate = plan[0]["Plan"]["Plan Rows"].as_f64().unwrap_or(0.0);
             (estimate.round() as i64, true)
         };
@@ -288,15 +330,14 @@ impl PgStore {
         })
     }
 
-    /// Counts by status (the bulk one first estimated when large) and by type.
+    /// Counts by status (the bulk one estimated when large) and by type.
     async fn status_counts(
         &self,
         t: &CountedTable,
-        institution: Option<uuid::Uuid>,
-        kind: Option<&str>,
+        f: &CountFilter<'_>,
     ) -> Result<(Vec<StatusCount>, Vec<(String, String, i64)>), PortError> {
-        let by_type = self.counts_by_type(t, institution, kind).await?;
-        let mut by_status = vec![self.bulk_count(t, institution, kind).await?];
+        let by_type = self.counts_by_type(t, f).await?;
+        let mut by_status = vec![self.bulk_count(t, f).await?];
         for (_, status, n) in &by_type {
             match by_status.iter_mut().find(|c| &c.status == status) {
                 Some(c) => c.count += n,
@@ -466,9 +507,17 @@ impl EngineLog for PgStore {
         let inst = institution.map(|s| uuid::Uuid::from_u128(s.0));
         let event_type = q.event_type.as_deref();
         let task_type = q.task_type.as_deref();
-        let (events_by_status, _) = self.status_counts(&EVENT_COUNTS, inst, event_type).await?;
+        let filter = |kind| CountFilter {
+            institution: inst,
+            kind,
+            from: q.from,
+            to: q.to,
+        };
+        let (events_by_status, _) = self
+            .status_counts(&EVENT_COUNTS, &filter(event_type))
+            .await?;
         let (tasks_by_status, tasks_by_type) =
-            self.status_counts(&TASK_COUNTS, inst, task_type).await?;
+            self.status_counts(&TASK_COUNTS, &filter(task_type)).await?;
         // The last hour through the primary key: ids are minted at write time (see id_floor).
         let hour_ago = id_floor(Utc::now().timestamp_millis() - 3_600_000 - ID_TIME_MARGIN_MS);
         let per_minute: Vec<(DateTime<Utc>, i64, i64, i64)> = sqlx::query_as(

@@ -367,12 +367,17 @@ async fn overview(
         Ok(op) => op,
         Err(r) => return r,
     };
-    let query = match parse_uuid("institution_id", &f.institution_id) {
-        Ok(inst) => SummaryQuery {
-            institution_id: inst.map(InstitutionId),
+    let query = (|| {
+        Ok::<_, String>(SummaryQuery {
+            institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
             event_type: text(&f.event_type),
             task_type: text(&f.task_type),
-        },
+            from: parse_time("from", &f.from)?,
+            to: parse_time("to", &f.to)?,
+        })
+    })();
+    let query = match query {
+        Ok(q) => q,
         Err(m) => return bad_input(req, &m),
     };
     let loaded = async {

@@ -299,6 +299,8 @@ fn institution_select(f: &FilterValues, names: &Names, who: &OperatorSession) ->
     select("institution_id", "Institution", &f.institution_id, &options)
 }
 
+const TIME_INPUT: &str = "type=\"datetime-local\" step=\"1\"";
+
 fn status_options(statuses: &[&str]) -> Vec<(String, String)> {
     std::iter::once((String::new(), "any".to_string()))
         .chain(statuses.iter().map(|s| (s.to_string(), s.to_string())))
@@ -349,13 +351,13 @@ fn list_filters(kind: ListKind, f: &FilterValues, names: &Names, who: &OperatorS
             "from",
             "From (UTC)",
             &f.from,
-            "type=\"datetime-local\" step=\"1\""
+            TIME_INPUT
         ),
         to = input(
             "to",
             "To (UTC)",
             &f.to,
-            "type=\"datetime-local\" step=\"1\""
+            TIME_INPUT
         ),
         corr = input(
             "correlation_id",
@@ -771,10 +773,14 @@ pub fn overview(
     names: &Names,
     who: &OperatorSession,
 ) -> String {
-    let scope: Vec<(&str, String)> = vec![(
-        "institution_id",
-        f.institution_id.clone().unwrap_or_default(),
-    )];
+    let scope: Vec<(&str, String)> = vec![
+        (
+            "institution_id",
+            f.institution_id.clone().unwrap_or_default(),
+        ),
+        ("from", f.from.clone().unwrap_or_default()),
+        ("to", f.to.clone().unwrap_or_default()),
+    ];
     let mut event_scope = scope.clone();
     event_scope.push(("event_type", f.event_type.clone().unwrap_or_default()));
     let mut task_scope = scope.clone();
@@ -805,10 +811,12 @@ pub fn overview(
         s.per_minute.iter().map(pick).collect()
     };
     let filters = format!(
-        r#"<form class="filters" method="get" action="/admin">{inst}{et}{tt}<button class="primary" type="submit">Filter</button><a href="/admin">Clear</a></form>"#,
+        r#"<form class="filters" method="get" action="/admin">{inst}{et}{tt}{from}{to}<button class="primary" type="submit">Filter</button><a href="/admin">Clear</a></form>"#,
         inst = institution_select(f, names, who),
         et = input("event_type", "Event type", &f.event_type, "size=\"18\""),
         tt = input("task_type", "Task type", &f.task_type, "size=\"18\""),
+        from = input("from", "Counted from (UTC)", &f.from, TIME_INPUT),
+        to = input("to", "Counted to (UTC)", &f.to, TIME_INPUT),
     );
     format!(
         r#"<h1>Overview</h1>{filters}<div id="live"><div class="cards">

@@ -530,11 +530,18 @@ impl AdmViewsApi {
         event_type: Query<Option<String>>,
         /// Counts of tasks of this type only.
         task_type: Query<Option<String>>,
+        /// Counts of events recorded / tasks created at or after this instant (the
+        /// per-minute series always covers the last hour).
+        from: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// … and before this instant.
+        to: Query<Option<chrono::DateTime<chrono::Utc>>>,
     ) -> Result<Json<SummaryResponse>, ApiError> {
         let query = SummaryQuery {
             institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
             event_type: event_type.0.filter(|t| !t.is_empty()),
             task_type: task_type.0.filter(|t| !t.is_empty()),
+            from: from.0.map(ts),
+            to: to.0.map(ts),
         };
         let s = state
             .operations
