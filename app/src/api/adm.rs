@@ -521,6 +521,7 @@ impl AdmViewsApi {
     /// index except the bulk one (`dispatched`, `succeeded`), which is estimated once the
     /// table is past 100 000 rows (`approximate: true`).
     #[oai(path = "/adm/summary", method = "get")]
+    #[allow(clippy::too_many_arguments)]
     async fn summary(
         &self,
         state: Data<&State>,
