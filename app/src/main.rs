@@ -80,10 +80,12 @@ async fn run(cli: Cli) -> Result<(), String> {
     let result = if with_api {
         let listener = TcpListener::bind(campus.settings.addr);
         let mut stop = shutdown.clone();
+        let state = campus.state.clone();
         let server = poem::Server::new(listener).run_with_graceful_shutdown(
             campus.http(),
             async move {
                 let _ = stop.wait_for(|s| *s).await;
+                state.live.stop();
             },
             Some(Duration::from_secs(10)),
         );

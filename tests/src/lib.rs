@@ -330,6 +330,7 @@ impl TestApp {
         let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
         let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
         let app = campus.http();
+        let state = campus.state.clone();
         let mut stop = rx;
         let server = tokio::spawn(async move {
             let _ = poem::Server::new_with_acceptor(acceptor)
@@ -337,6 +338,7 @@ impl TestApp {
                     app,
                     async move {
                         let _ = stop.wait_for(|s| *s).await;
+                        state.live.stop();
                     },
                     Some(Duration::from_secs(5)),
                 )

@@ -36,13 +36,20 @@ impl LiveHub {
             // Dropped with the hub, which stops the listener.
             let (stop_tx, stop_rx) = watch::channel(false);
             let wakers = Wakers::default();
-            tokio::spawn(Listener::run(self.pool.clone(), wakers.clone(), stop_rx));
+            tokio::spawn(Listener::run(
+                self.pool.clone(),
+                wakers.clone(),
+                stop_rx.clone(),
+            ));
+            let mut stop = stop_rx;
             tokio::spawn(async move {
                 loop {
                     tokio::select! {
                         _ = wakers.events.notified() => {}
                         _ = wakers.tasks.notified() => {}
                         _ = wakers.changes.notified() => {}
+                        // Dropping the version sender ends every page's stream.
+                        _ = stop.wait_for(|s| *s) => return,
                     }
                     version_tx.send_modify(|v| *v += 1);
                 }
@@ -50,6 +57,14 @@ impl LiveHub {
             (version_rx, stop_tx)
         });
         version.clone()
+    }
+
+    /// Ends every page's stream and the listener, so a graceful shutdown need not wait for
+    /// open pages.
+    pub fn stop(&self) {
+        if let Some((_, stop)) = self.started.get() {
+            let _ = stop.send(true);
+        }
     }
 
     /// The event stream of one page: a `changed` event after each change that follows the
@@ -74,4 +89,29 @@ fn changes(version: watch::Receiver<u64>) -> impl Stream<Item = Event> + Send + 
             (version, true),
         ))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use futures::StreamExt;
+
+    #[tokio::test]
+    async fn stopping_the_hub_ends_every_page_stream() {
+        // The listener may or may not reach a server; the streams end either way.
+        let pool = sqlx::postgres::PgPoolOptions::new()
+            .connect_lazy("postgres://postgres@127.0.0.1:5432/postgres")
+            .unwrap();
+        let hub = LiveHub::new(pool);
+        let mut first = Box::pin(changes(hub.subscribe()));
+        let mut second = Box::pin(changes(hub.subscribe()));
+        hub.stop();
+        // A wake-up from the listener connecting may still come through first.
+        let ended = tokio::time::timeout(Duration::from_secs(10), async {
+            while first.next().await.is_some() {}
+            while second.next().await.is_some() {}
+        })
+        .await;
+        assert!(ended.is_ok(), "the streams end once the hub stops");
+    }
 }
