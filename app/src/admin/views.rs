@@ -116,12 +116,12 @@ pub fn message(title: &str, text: &str) -> String {
     )
 }
 
-pub fn badge(status: &str) -> String {
+fn badge(status: &str) -> String {
     let s = escape(status);
     format!(r#"<span class="badge {s}">{s}</span>"#)
 }
 
-pub fn time(t: Timestamp) -> String {
+fn time(t: Timestamp) -> String {
     chrono::DateTime::from_timestamp_millis(t.0)
         .map(|d| d.format("%Y-%m-%d %H:%M:%S").to_string())
         .unwrap_or_default()
@@ -154,7 +154,7 @@ fn institution_cell(names: &Names, id: Option<InstitutionId>) -> String {
 }
 
 /// Percent-encodes a query-string component.
-pub fn encode(raw: &str) -> String {
+fn encode(raw: &str) -> String {
     let mut out = String::with_capacity(raw.len());
     for b in raw.bytes() {
         if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
@@ -309,7 +309,7 @@ fn status_options(statuses: &[&str]) -> Vec<(String, String)> {
 
 /// Which list a filter form is for.
 #[derive(Clone, Copy, PartialEq, Eq)]
-pub enum ListKind {
+enum ListKind {
     Events,
     Tasks,
 }

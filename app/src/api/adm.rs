@@ -553,7 +553,7 @@ impl AdmViewsApi {
 }
 
 /// The wire form of a summary.
-pub fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
+fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
     let counts = |v: Vec<campus_ports::StatusCount>| {
         v.into_iter()
             .map(|c| StatusCount {
