@@ -43,8 +43,8 @@ pub struct BenchArgs {
     /// Concurrent event writers in phase 2.
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
-    /// Tasks the daemon runs at once (512 measured best for no-op tasks on 2 cores).
-    #[arg(long, default_value_t = 512)]
+    /// Tasks the daemon runs at once (1 024 measured best for no-op tasks on 2 cores).
+    #[arg(long, default_value_t = 1024)]
     pub concurrency: usize,
     /// Print one JSON object instead of the table.
     #[arg(long)]

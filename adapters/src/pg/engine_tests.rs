@@ -497,3 +497,116 @@ async fn reprocessing_an_event_fans_out_again() {
     assert_eq!(count(&s, "SELECT count(*) FROM tasks").await, 4);
     drop_database(&url).await.unwrap();
 }
+
+/// The plans of the engine's hot statements, as the engine's pool makes them (generic and
+/// custom), when the statistics were taken while the backlog was nearly empty and nothing
+/// ran: the situation autovacuum leaves behind before a burst. A claim must read `tasks_due` in order
+/// (not sort the backlog) and a completion must look rows up by primary key (not walk
+/// `tasks_running_lease` once per row): either mistake made the drain 3–5 times slower.
+#[tokio::test]
+async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
+    let (url, s) = store().await;
+    sqlx::query(
+        "INSERT INTO tasks (id, lineage_id, task_type, payload, status, finished_at)
+         SELECT u, u, 'old', '{}', 'succeeded', now() FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 20000)) r",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+    sqlx::query("ANALYZE tasks")
+        .execute(s.pool())
+        .await
+        .unwrap();
+    sqlx::query(
+        "INSERT INTO tasks (id, lineage_id, task_type, payload)
+         SELECT u, u, 'burst', '{}' FROM (SELECT gen_random_uuid() AS u FROM generate_series(1, 20000)) r",
+    )
+    .execute(s.pool())
+    .await
+    .unwrap();
+
+    let burst: Vec<uuid::Uuid> =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE task_type = 'burst' LIMIT 256")
+            .fetch_all(s.pool())
+            .await
+            .unwrap();
+    let ids = burst
+        .iter()
+        .map(uuid::Uuid::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+
+    let engine = super::connect_engine(&url, 1).await.unwrap();
+    let mut conn = engine.acquire().await.unwrap();
+    sqlx::query(&format!(
+        "PREPARE claim(text, bigint, float8) AS {}",
+        super::tasks::CLAIM
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    sqlx::query(&format!(
+        "PREPARE complete(uuid[], int[], text[], float8[], text[], float8[], text) AS {}",
+        super::tasks::COMPLETE
+    ))
+    .execute(&mut *conn)
+    .await
+    .unwrap();
+    for mode in ["force_generic_plan", "force_custom_plan"] {
+        sqlx::query(&format!("SET plan_cache_mode = {mode}"))
+            .execute(&mut *conn)
+            .await
+            .unwrap();
+        let claim = sqlx::query_scalar::<_, String>("EXPLAIN EXECUTE claim('w', 256, 30000)")
+            .fetch_all(&mut *conn)
+            .await
+            .unwrap()
+            .join("\n");
+        assert!(
+            claim.contains("Index Scan using tasks_due") && !claim.contains("Sort"),
+            "{mode}: the claim reads tasks_due in order:\n{claim}"
+        );
+        let complete = sqlx::query_scalar::<_, String>(&format!(
+            "EXPLAIN EXECUTE complete('{{{ids}}}', array_fill(1, ARRAY[256]),
+                 array_fill('succeeded'::text, ARRAY[256]), array_fill(0::float8, ARRAY[256]),
+                 array_fill(NULL::text, ARRAY[256]), array_fill(0::float8, ARRAY[256]), 'w')"
+        ))
+        .fetch_all(&mut *conn)
+        .await
+        .unwrap()
+        .join("\n");
+        assert!(
+            complete.contains("tasks_pkey") && !complete.contains("tasks_running_lease"),
+            "{mode}: the completion looks rows up by primary key:\n{complete}"
+        );
+    }
+    drop(conn);
+    engine.close().await;
+    drop_database(&url).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_task_holds_a_lock_exactly_while_it_runs() {
+    let (url, s) = store().await;
+    for (status, locked_by) in [
+        ("running", None),
+        ("pending", Some("w")),
+        ("succeeded", Some("w")),
+    ] {
+        let r = sqlx::query(
+            "INSERT INTO tasks (id, lineage_id, task_type, payload, status, locked_by)
+             SELECT u, u, 't', '{}', $1, $2 FROM gen_random_uuid() AS u",
+        )
+        .bind(status)
+        .bind(locked_by)
+        .execute(s.pool())
+        .await;
+        let e = r.expect_err("the row breaks the lock invariant");
+        assert_eq!(
+            e.as_database_error().and_then(|d| d.constraint()),
+            Some("tasks_locked_while_running"),
+            "{status} with locked_by {locked_by:?}"
+        );
+    }
+    drop_database(&url).await.unwrap();
+}
