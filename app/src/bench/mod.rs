@@ -4,7 +4,10 @@
 //!
 //! Phases: (1) drain queued no-op tasks; (2) concurrent writers commit events that fan out to
 //! two tasks each, while single tasks are sampled for latency under load; (3) latency at light
-//! load, one task or event at a time; (4) API latency at a fixed request rate.
+//! load, one task or event at a time; (4) API latency at a fixed request rate. E-mails go to
+//! an SMTP sink in this process (see `smtp_sink`).
+
+mod smtp_sink;
 
 use crate::config::Settings;
 use crate::database;
@@ -14,6 +17,7 @@ use campus_adapters::pg::{Notifier, PgStore};
 use campus_ports::{EventStore, NewEvent, NewTask, TaskQueue};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
+use smtp_sink::SmtpSink;
 use sqlx::PgPool;
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -78,6 +82,8 @@ pub struct BenchReport {
     pub api_p99_ms: f64,
     pub api_rate_per_s: u32,
     pub api_errors: usize,
+    /// E-mails the daemon delivered to the bench's SMTP sink (reset links of phase 4).
+    pub emails_received: usize,
     pub daemon_peak_rss_mb: f64,
 }
 
@@ -119,6 +125,7 @@ struct Scratch {
     pool: PgPool,
     store: PgStore,
     dir: PathBuf,
+    smtp: SmtpSink,
     children: Vec<Child>,
 }
 
@@ -131,7 +138,7 @@ impl Scratch {
             .env("CAMPUS_DATA_DIR", &self.dir)
             .env("CAMPUS_CONCURRENCY", concurrency.to_string())
             .env("RUST_LOG", "warn")
-            .env_remove("SMTP_URL")
+            .env("SMTP_URL", &self.smtp.url)
             .env_remove("CAMPUS_ADMIN_EMAIL")
             .env_remove("CAMPUS_ADMIN_PASSWORD")
             .stdout(std::process::Stdio::null())
@@ -179,11 +186,15 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
         Notifier::spawn(pool.clone(), Duration::from_millis(1)),
     );
     let dir = std::env::temp_dir().join(format!("campus-bench-{}", uuid::Uuid::new_v4().simple()));
+    let smtp = SmtpSink::start()
+        .await
+        .map_err(|e| format!("cannot start the SMTP sink: {e}"))?;
     let mut scratch = Scratch {
         db_url,
         pool,
         store,
         dir,
+        smtp,
         children: Vec::new(),
     };
     let result = phases(&mut scratch, args).await;
@@ -588,6 +599,8 @@ async fn api_phase(
     (report.api_reset_token_p50_ms, report.api_reset_token_p99_ms) = (reset.0.p50, reset.0.p99);
     (report.api_grade_note_p50_ms, report.api_grade_note_p99_ms) = (notes.0.p50, notes.0.p99);
     report.api_p99_ms = reset.0.p99.max(notes.0.p99);
+    wait_until_idle(&s.pool, Duration::from_secs(120), false).await?;
+    report.emails_received = s.smtp.received();
     Ok(())
 }
 
@@ -677,8 +690,8 @@ pub fn table(r: &BenchReport) -> String {
     row(
         &format!("POST /auth/reset-password-token at {}/s", r.api_rate_per_s),
         format!(
-            "p50 {:.2} ms, p99 {:.2} ms",
-            r.api_reset_token_p50_ms, r.api_reset_token_p99_ms
+            "p50 {:.2} ms, p99 {:.2} ms ({} e-mails delivered over SMTP)",
+            r.api_reset_token_p50_ms, r.api_reset_token_p99_ms, r.emails_received
         ),
     );
     row(
