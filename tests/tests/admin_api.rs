@@ -18,6 +18,17 @@ impl TaskHandler for Broken {
     }
 }
 
+/// The count of dead tasks in a `/adm/summary` body.
+fn dead_tasks(summary: &serde_json::Value) -> serde_json::Value {
+    summary["tasks_by_status"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["status"] == "dead")
+        .unwrap()["count"]
+        .clone()
+}
+
 fn event(inst: InstitutionId, payload: &str, corr: &str) -> NewEvent {
     NewEvent {
         event_type: "ReportRequested".into(),
@@ -191,24 +202,12 @@ async fn operators_filter_page_and_inspect() {
     // Summary.
     let summary = app.get("/adm/summary", Some(&adm)).await;
     assert_eq!(summary.status, 200);
-    let dead_count = summary.body["tasks_by_status"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["status"] == "dead")
-        .unwrap()["count"]
-        .clone();
+    let dead_count = dead_tasks(&summary.body);
     assert_eq!(dead_count, 3, "{summary:?}");
     assert_eq!(summary.body["per_minute"].as_array().unwrap().len(), 60);
     assert!(summary.body["failure_rate"].as_f64().unwrap() > 0.0);
     let scoped = app.get("/adm/summary", Some(&academic_b)).await.body;
-    let b_dead = scoped["tasks_by_status"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["status"] == "dead")
-        .unwrap()["count"]
-        .clone();
+    let b_dead = dead_tasks(&scoped);
     assert_eq!(b_dead, 1);
     assert_eq!(app.get("/adm/summary", None).await.status, 401);
 
@@ -231,13 +230,7 @@ async fn operators_filter_page_and_inspect() {
         .get(&format!("/adm/summary?institution_id={a}"), Some(&adm))
         .await
         .body;
-    let a_dead = of_a["tasks_by_status"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|c| c["status"] == "dead")
-        .unwrap()["count"]
-        .clone();
+    let a_dead = dead_tasks(&of_a);
     assert_eq!(a_dead, 2, "A's original and its copy are dead: {of_a}");
     let b_asks_for_a = app
         .get(

@@ -31,8 +31,15 @@ pub static MIGRATOR: sqlx::migrate::Migrator = sqlx::migrate!("../migrations");
 
 /// Opens a pool. Errors: `Unavailable` with a readable reason.
 pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?;
+    open_pool(connect_options(url)?, max_connections).await
+}
+
+fn connect_options(url: &str) -> Result<PgConnectOptions, PortError> {
+    PgConnectOptions::from_str(url)
+        .map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))
+}
+
+async fn open_pool(options: PgConnectOptions, max_connections: u32) -> Result<PgPool, PortError> {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
@@ -54,19 +61,12 @@ pub async fn connect(url: &str, max_connections: u32) -> Result<PgPool, PortErro
 /// statement is written for (measured: 3 to 5 times slower drains). Both stay possible where
 /// no index serves a query; they are only priced out.
 pub async fn connect_engine(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
-    let options = PgConnectOptions::from_str(url)
-        .map_err(|e| PortError::Unavailable(format!("invalid DATABASE_URL: {e}")))?
-        .options([
-            ("synchronous_commit", "off"),
-            ("enable_sort", "off"),
-            ("enable_seqscan", "off"),
-        ]);
-    PgPoolOptions::new()
-        .max_connections(max_connections)
-        .acquire_timeout(Duration::from_secs(10))
-        .connect_with(options)
-        .await
-        .map_err(db_err)
+    let options = connect_options(url)?.options([
+        ("synchronous_commit", "off"),
+        ("enable_sort", "off"),
+        ("enable_seqscan", "off"),
+    ]);
+    open_pool(options, max_connections).await
 }
 
 /// Applies pending migrations.
