@@ -8,7 +8,7 @@ use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
-use campus_adapters::pg::{self, Notifier, PgStore};
+use campus_adapters::pg::{self, notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::Mailer;
 use sqlx::PgPool;
@@ -48,7 +48,7 @@ impl Campus {
             .await
             .map_err(|e| e.to_string())?;
         pg::migrate(&pool).await.map_err(|e| e.to_string())?;
-        let notifier = Notifier::spawn(pool.clone(), Duration::from_millis(1));
+        let notifier = Notifier::spawn(pool.clone(), NOTIFY_WINDOW);
         let store = PgStore::new(pool.clone(), notifier.clone());
         let engine_pool = pg::connect_engine(&database.url, 10)
             .await

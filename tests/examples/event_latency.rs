@@ -40,7 +40,10 @@ async fn main() {
     .await;
     let store = campus_adapters::pg::PgStore::new(
         app.pool.clone(),
-        campus_adapters::pg::Notifier::spawn(app.pool.clone(), Duration::from_millis(1)),
+        campus_adapters::pg::Notifier::spawn(
+            app.pool.clone(),
+            campus_adapters::pg::notify::NOTIFY_WINDOW,
+        ),
     );
     let event = NewEvent {
         event_type: "Pinged".into(),

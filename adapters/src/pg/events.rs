@@ -126,16 +126,8 @@ impl EventStore for PgStore {
             }
         }
 
-        report.tasks = tasks.insert(&mut tx).await?;
         if !dispatched.is_empty() {
-            sqlx::query(
-                "UPDATE domain_events SET status = 'dispatched', dispatched_at = now(), attempts = attempts + 1
-                 WHERE id = ANY($1)",
-            )
-            .bind(&dispatched)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
+            report.tasks = tasks.insert_dispatching(&dispatched, &mut tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         if report.tasks > 0 {
@@ -244,17 +236,20 @@ impl TaskColumns {
             .push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
     }
 
-    /// Inserts every task; a task whose idempotency key exists is skipped. Returns how many
+    /// Marks `events` dispatched and inserts every task, in one statement (one round trip per
+    /// dispatch round); a task whose idempotency key exists is skipped. Returns how many tasks
     /// were inserted.
-    async fn insert(
+    async fn insert_dispatching(
         self,
+        events: &[uuid::Uuid],
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ) -> Result<usize, PortError> {
-        if self.ids.is_empty() {
-            return Ok(0);
-        }
         let r = sqlx::query(
-            "INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
+            "WITH dispatched AS (
+                 UPDATE domain_events SET status = 'dispatched', dispatched_at = now(), attempts = attempts + 1
+                 WHERE id = ANY($10)
+             )
+             INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
                                 idempotency_key, max_attempts)
              SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[])
@@ -270,6 +265,7 @@ impl TaskColumns {
         .bind(&self.correlations)
         .bind(&self.keys)
         .bind(&self.max_attempts)
+        .bind(events)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;

@@ -13,7 +13,7 @@ use crate::config::Settings;
 use crate::database;
 use crate::handlers::{demo_seed::DEMO_PASSWORD, noop, BENCHMARK_EVENT};
 use campus_adapters::pg::testing::{drop_database, fresh_database_on};
-use campus_adapters::pg::{Notifier, PgStore};
+use campus_adapters::pg::{notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_ports::{EventStore, NewEvent, NewTask, TaskQueue};
 use chrono::{DateTime, Utc};
 use serde::Serialize;
@@ -181,10 +181,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
         "scratch database {}",
         database::redact_url(&db_url)
     ));
-    let store = PgStore::new(
-        pool.clone(),
-        Notifier::spawn(pool.clone(), Duration::from_millis(1)),
-    );
+    let store = PgStore::new(pool.clone(), Notifier::spawn(pool.clone(), NOTIFY_WINDOW));
     let dir = std::env::temp_dir().join(format!("campus-bench-{}", uuid::Uuid::new_v4().simple()));
     let smtp = SmtpSink::start()
         .await

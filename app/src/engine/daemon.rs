@@ -177,10 +177,12 @@ async fn dispatch_loop(
                 }
                 if report.events > 0 {
                     // Busy: let a few milliseconds of events gather into the next round rather
-                    // than running one tiny round per NOTIFY (at light load this never waits:
-                    // the previous round was empty).
+                    // than running one tiny round per NOTIFY. The round was not full, so it
+                    // took every due event no other dispatcher holds; a later one NOTIFYs after its
+                    // commit, which leaves a wake-up for `idle` below (no empty round to
+                    // find that out; polling still covers a lost NOTIFY).
                     tokio::select! {
-                        _ = tokio::time::sleep(GATHER) => continue,
+                        _ = tokio::time::sleep(GATHER) => {}
                         _ = shutdown.changed() => return,
                     }
                 }
