@@ -365,11 +365,27 @@ impl InFlight {
     fn remove(&self, id: TaskId) {
         self.lock().remove(&id);
     }
-    fn contains(&self, id: TaskId) -> bool {
-        self.lock().contains_key(&id)
+    /// Every attempt held, as (task, attempt number).
+    fn snapshot(&self) -> Vec<(TaskId, u32)> {
+        self.lock().iter().map(|(id, a)| (*id, a.attempt)).collect()
     }
-    fn ids(&self) -> Vec<TaskId> {
-        self.lock().keys().copied().collect()
+    /// How many of the `asked` attempts have really lost their lease: the heartbeat did not
+    /// hold them and their handler is still running here. An attempt whose handler returned
+    /// may have had its outcome written (clearing its lock) while the heartbeat ran, so it
+    /// does not count; if its lease was really lost, the completer says so when the write is
+    /// rejected.
+    fn lost(&self, asked: &[(TaskId, u32)], held: &[TaskId]) -> usize {
+        let held: std::collections::HashSet<&TaskId> = held.iter().collect();
+        let map = self.lock();
+        asked
+            .iter()
+            .filter(|(id, attempt)| {
+                !held.contains(id)
+                    && map
+                        .get(id)
+                        .is_some_and(|a| a.attempt == *attempt && !a.finished)
+            })
+            .count()
     }
     /// Removes and returns the attempts whose handler never returned.
     fn drain_unfinished(&self) -> Vec<(TaskId, Attempt)> {
@@ -417,18 +433,14 @@ async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, in
     let every = (config.lease / 3).max(Duration::from_millis(50));
     loop {
         tokio::time::sleep(every).await;
-        let ids = in_flight.ids();
-        if ids.is_empty() {
+        let asked = in_flight.snapshot();
+        if asked.is_empty() {
             continue;
         }
+        let ids: Vec<TaskId> = asked.iter().map(|(id, _)| *id).collect();
         match queue.heartbeat(&config.worker_id, &ids, config.lease).await {
             Ok(held) => {
-                // Tasks that finished meanwhile are not running any more; only the ones still
-                // in flight here have really lost their lease.
-                let lost = ids
-                    .iter()
-                    .filter(|id| !held.contains(id) && in_flight.contains(**id))
-                    .count();
+                let lost = in_flight.lost(&asked, &held);
                 if lost > 0 {
                     tracing::warn!(
                         lost,
@@ -627,4 +639,48 @@ async fn write_outcomes(
         drop(f.permit);
     }
     slots.freed.notify_one();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn hold(in_flight: &InFlight, id: u128, attempt: u32) -> (TaskId, u32) {
+        let held = Attempt {
+            attempt,
+            max_attempts: 5,
+            started: Instant::now(),
+            finished: false,
+        };
+        in_flight.lock().insert(TaskId(id), held);
+        (TaskId(id), attempt)
+    }
+
+    #[test]
+    fn only_running_attempts_the_heartbeat_missed_count_as_lost() {
+        let in_flight = InFlight::default();
+        let kept = hold(&in_flight, 1, 1);
+        let running = hold(&in_flight, 2, 1);
+        let finished = hold(&in_flight, 3, 1);
+        let written = hold(&in_flight, 4, 1);
+        let retried = hold(&in_flight, 5, 1);
+        let asked = in_flight.snapshot();
+        assert_eq!(asked.len(), 5);
+
+        // While the heartbeat ran: 3 finished and its outcome was written (unlocking it, but
+        // not yet forgotten here), 4 was written and forgotten, 5 was written as a retry and
+        // claimed again as attempt 2.
+        in_flight.mark_finished(finished.0);
+        in_flight.remove(written.0);
+        in_flight.remove(retried.0);
+        hold(&in_flight, 5, 2);
+        let held = [kept.0];
+
+        assert_eq!(
+            in_flight.lost(&asked, &held),
+            1,
+            "only task 2 lost its lease"
+        );
+        assert_eq!(in_flight.lost(&asked, &[kept.0, running.0]), 0);
+    }
 }
