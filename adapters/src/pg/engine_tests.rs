@@ -297,6 +297,32 @@ async fn concurrent_claims_never_overlap() {
 }
 
 #[tokio::test]
+async fn a_heartbeat_skips_rows_being_written_instead_of_waiting_for_them() {
+    let (url, s) = store().await;
+    s.enqueue(&[task(None), task(None)]).await.unwrap();
+    let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(claimed.len(), 2);
+    // A completion of the first task is being written (its row is locked, not committed).
+    let mut writing = s.pool().begin().await.unwrap();
+    sqlx::query("UPDATE tasks SET duration_ms = 1 WHERE id = $1")
+        .bind(uuid::Uuid::from_u128(claimed[0].id.0))
+        .execute(&mut *writing)
+        .await
+        .unwrap();
+    let ids = [claimed[0].id, claimed[1].id];
+    let held = tokio::time::timeout(
+        Duration::from_secs(10),
+        s.heartbeat("w1", &ids, Duration::from_secs(30)),
+    )
+    .await
+    .expect("the heartbeat waited for the locked row")
+    .unwrap();
+    assert_eq!(held, vec![claimed[1].id]);
+    writing.rollback().await.unwrap();
+    drop_database(&url).await.unwrap();
+}
+
+#[tokio::test]
 async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
     let (url, s) = store().await;
     s.enqueue(&[task(None), task(None)]).await.unwrap();

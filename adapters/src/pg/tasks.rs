@@ -215,9 +215,14 @@ impl TaskQueue for PgStore {
             return Ok(Vec::new());
         }
         let ids: Vec<uuid::Uuid> = tasks.iter().map(|t| uuid::Uuid::from_u128(t.0)).collect();
+        // A heartbeat never waits for a row lock: it skips the rows a completion of the same
+        // daemon is writing (they are finished anyway). Waiting made heartbeat and completion,
+        // which lock their rows in different orders, deadlock now and then (each time a
+        // second's stall until PostgreSQL's deadlock check aborted one of them).
         let held: Vec<uuid::Uuid> = sqlx::query_scalar(
             "UPDATE tasks SET locked_until = now() + $3 * interval '1 millisecond'
-             WHERE id = ANY($1) AND locked_by = $2
+             WHERE id IN (SELECT id FROM tasks WHERE id = ANY($1) AND locked_by = $2
+                          FOR UPDATE SKIP LOCKED)
              RETURNING id",
         )
         .bind(&ids)
