@@ -8,6 +8,7 @@
 //! - `dto`: JSON shapes of domain events (what handlers and the admin read).
 
 pub mod dto;
+pub mod keys;
 pub mod mail;
 pub mod pg;
 pub mod security;

@@ -74,10 +74,55 @@ pub struct Settings {
     )]
     pub mail_from: String,
 
-    /// Secret that signs access tokens and seals reset tokens. Unset: one is generated on
-    /// first start and kept in the database, shared by every process.
+    /// Master secret (at least 16 characters), or `kid:secret,kid:secret` to rotate: the
+    /// first signs access tokens and seals reset tokens, all verify and unseal; purpose keys
+    /// are derived from it. Unset: a key generated once into `<data dir>/master.key` (fine on
+    /// one machine; set it in production, where every API and daemon needs the same one).
     #[arg(long, env = "CAMPUS_JWT_SECRET", global = true, hide_env_values = true)]
     pub jwt_secret: Option<String>,
+
+    /// Refuse to start without CAMPUS_JWT_SECRET (instead of using a generated key file).
+    #[arg(long, env = "CAMPUS_REQUIRE_SECRET", global = true, default_value_t = false, action = clap::ArgAction::Set)]
+    pub require_secret: bool,
+
+    /// Password of the demo users seeded into every new institution. Unset: demo users
+    /// cannot log in (a published password would let any student act as a demo teacher).
+    #[arg(
+        long,
+        env = "CAMPUS_DEMO_PASSWORD",
+        global = true,
+        hide_env_values = true
+    )]
+    pub demo_password: Option<String>,
+
+    /// Abuse limits, e.g. `login-ip=30/1m,login-account=10/10m,reset-ip=30/1h,
+    /// reset-account=3/1h,signup-ip=10/1h` (those are the defaults; name only the ones to
+    /// change; `name=off` or just `off` disables).
+    #[arg(long, env = "CAMPUS_RATE_LIMITS", global = true, default_value = "", value_parser = crate::api::limits::RateLimits::parse)]
+    pub rate_limits: crate::api::limits::RateLimits,
+
+    /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
+    /// names the client. Unset: the peer address is the client.
+    #[arg(long, env = "CAMPUS_TRUSTED_PROXIES", global = true, default_value = "", value_parser = crate::api::limits::parse_proxies)]
+    pub trusted_proxies: crate::api::limits::TrustedProxies,
+
+    /// A user gets at most one reset link per this long (further requests are answered the
+    /// same way but send nothing).
+    #[arg(long, env = "CAMPUS_RESET_COOLDOWN", global = true, default_value = "5m", value_parser = parse_duration)]
+    pub reset_cooldown: Duration,
+
+    /// Longest a query of the admin screen or `/adm` API may run before it is cancelled.
+    #[arg(long, env = "CAMPUS_ADMIN_QUERY_TIMEOUT", global = true, default_value = "5s", value_parser = parse_duration)]
+    pub admin_query_timeout: Duration,
+
+    /// Admin list and summary requests one user may have running at once.
+    #[arg(
+        long,
+        env = "CAMPUS_ADMIN_CONCURRENCY",
+        global = true,
+        default_value_t = 2
+    )]
+    pub admin_concurrency: usize,
 
     /// With CAMPUS_ADMIN_PASSWORD: start-up makes sure an Adm user with these credentials exists.
     #[arg(long, env = "CAMPUS_ADMIN_EMAIL", global = true)]

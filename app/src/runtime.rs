@@ -1,12 +1,14 @@
 //! Wiring: connects the adapters to the ports, and starts the API and the daemon.
 
 use crate::admin::live::LiveHub;
+use crate::api::limits::Limiter;
 use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
 use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
+use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::pg::{self, notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
@@ -53,15 +55,16 @@ impl Campus {
         let engine_pool = pg::connect_engine(&database.url, 10)
             .await
             .map_err(|e| e.to_string())?;
+        let admin_pool = pg::connect_admin(&database.url, 5, settings.admin_query_timeout)
+            .await
+            .map_err(|e| e.to_string())?;
+        let admin_store = PgStore::new(admin_pool, notifier.clone());
         let engine_store = PgStore::new(engine_pool, notifier);
-        let secret = match &settings.jwt_secret {
-            Some(s) if s.len() >= 16 => s.clone(),
-            Some(_) => return Err("CAMPUS_JWT_SECRET must have at least 16 characters".into()),
-            None => store
-                .setting_or_init("jwt_secret", &random_secret())
-                .await
-                .map_err(|e| e.to_string())?,
-        };
+        let keys = master_keys(&settings, &database)?;
+        store
+            .check_key_fingerprints(&keys.fingerprints())
+            .await
+            .map_err(|e| e.to_string())?;
         let (mailer, mail): (Arc<dyn Mailer>, MailTarget) = match &settings.smtp_url {
             Some(url) => (
                 Arc::new(SmtpMailer::new(url, &settings.mail_from)?),
@@ -76,13 +79,15 @@ impl Campus {
             }
         };
         let shared = Arc::new(store.clone());
-        let vault = Arc::new(SecretVault::new(&secret));
+        let vault = Arc::new(SecretVault::new(&keys));
+        let hasher = Arc::new(Argon2Hasher::for_this_machine());
         let accounts = AccountService {
             users: shared.clone(),
-            hasher: Arc::new(Argon2Hasher),
+            hasher: hasher.clone(),
             vault: vault.clone(),
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
+            reset_cooldown: settings.reset_cooldown,
         };
         let academic = AcademicService {
             users: shared.clone(),
@@ -104,10 +109,11 @@ impl Campus {
             sent_emails: shared.clone(),
             mailer,
             vault: vault.clone(),
-            hasher: Arc::new(Argon2Hasher),
+            hasher,
             clock: Arc::new(SystemClock),
             ids: Arc::new(UuidV7Ids),
             public_url: settings.public_url(),
+            demo_password: settings.demo_password.clone(),
         };
         let sessions = SessionService {
             accounts: accounts.clone(),
@@ -122,11 +128,16 @@ impl Campus {
             accounts,
             academic,
             operations: OperationsService {
-                events: Arc::new(store.clone()),
-                tasks: Arc::new(store.clone()),
-                log: Arc::new(store.clone()),
+                events: Arc::new(admin_store.clone()),
+                tasks: Arc::new(admin_store.clone()),
+                log: Arc::new(admin_store),
             },
-            jwt: JwtKeys::new(&secret, Duration::from_secs(3600)),
+            jwt: JwtKeys::new(&keys, Duration::from_secs(3600)),
+            limiter: Limiter::new(
+                &settings.rate_limits,
+                settings.trusted_proxies.clone(),
+                settings.admin_concurrency,
+            ),
             pool: pool.clone(),
         });
         Ok(Campus {
@@ -246,9 +257,12 @@ impl Campus {
                  curl -s -X POST {url}/institutions -H 'content-type: application/json' \\\n      \
                  -d '{{\"name\":\"My College\",\"academic\":{{\"name\":\"Ana\",\"email\":\"ana@example.org\",\"password\":\"change-me-now\"}}}}'\n    \
                  curl -s -X POST {url}/auth/login -H 'content-type: application/json' \\\n      \
-                 -d '{{\"email\":\"ana@example.org\",\"password\":\"change-me-now\"}}'\n  \
-                 Demo users of a new institution log in with the password `{}`.\n",
-                handlers::demo_seed::DEMO_PASSWORD
+                 -d '{{\"email\":\"ana@example.org\",\"password\":\"change-me-now\"}}'\n  {}\n",
+                if self.settings.demo_password.is_some() {
+                    "Demo users of a new institution log in with the password in CAMPUS_DEMO_PASSWORD."
+                } else {
+                    "Demo users of a new institution cannot log in (set CAMPUS_DEMO_PASSWORD to let them)."
+                }
             );
             out += &format!("\n  Admin screen: {url}/admin\n");
             out += &match (&self.settings.admin_email, new_adm_password) {
@@ -279,8 +293,30 @@ fn random_password() -> String {
         .collect()
 }
 
-fn random_secret() -> String {
-    (0..4)
-        .map(|_| format!("{:016x}", rand::random::<u64>()))
-        .collect()
+/// The master keys: `CAMPUS_JWT_SECRET`, else the key file under the data directory, which
+/// is fine for the local defaults but warned about loudly (or refused, with
+/// `CAMPUS_REQUIRE_SECRET`) once Campus runs against a configured database.
+fn master_keys(settings: &Settings, database: &ResolvedDatabase) -> Result<KeyRing, String> {
+    if let Some(raw) = &settings.jwt_secret {
+        return KeyRing::parse(raw);
+    }
+    if settings.require_secret {
+        return Err(
+            "CAMPUS_REQUIRE_SECRET is set but CAMPUS_JWT_SECRET is not: set CAMPUS_JWT_SECRET \
+             to a random secret of at least 16 characters (e.g. `openssl rand -hex 32`), the \
+             same for every API and daemon"
+                .into(),
+        );
+    }
+    let path = settings.data_dir.join("master.key");
+    if matches!(database.source, DatabaseSource::Configured) {
+        tracing::warn!(
+            key_file = %path.display(),
+            "CAMPUS_JWT_SECRET is not set: access tokens and reset links are protected by a key \
+             generated into the key file. Every API and daemon on this database needs the same \
+             key; set CAMPUS_JWT_SECRET in production (and CAMPUS_REQUIRE_SECRET=true to make \
+             its absence an error)"
+        );
+    }
+    KeyRing::parse(&load_or_create_key_file(&path)?)
 }

@@ -51,6 +51,14 @@ impl RecordsEvents for Institution {
 #[derive(Clone, PartialEq, Eq)]
 pub struct PasswordHash(pub String);
 
+impl PasswordHash {
+    /// A hash no password matches (no hasher parses it): the account cannot log in until a
+    /// password is set through the reset flow. `nonce` keeps such hashes distinct.
+    pub fn unusable(nonce: u128) -> Self {
+        PasswordHash(format!("!unusable:{nonce:032x}"))
+    }
+}
+
 impl std::fmt::Debug for PasswordHash {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("PasswordHash(***)")

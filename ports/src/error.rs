@@ -17,4 +17,7 @@ pub enum PortError {
     /// and never contains secrets.
     #[error("infrastructure unavailable: {0}")]
     Unavailable(String),
+    /// Too much of this work is already waiting; the caller should try again shortly.
+    #[error("busy: {0}")]
+    Busy(String),
 }

@@ -77,25 +77,36 @@ pub trait UserRepository: Send + Sync {
         role: Role,
         page: PageRequest,
     ) -> Result<Vec<UserSummary>, PortError>;
+    /// Saves `token` and the event it recorded, unless its user was issued another token
+    /// after `not_since`; returns whether it was saved. With `None` (an e-mail nobody has)
+    /// it runs the same statement, which then writes nothing, so that both cases take the
+    /// same time.
     async fn save_reset_token(
         &self,
-        token: &mut ResetPasswordToken,
+        token: Option<ResetPasswordToken>,
+        not_since: Timestamp,
         ctx: &EventContext,
-    ) -> Result<(), PortError>;
+    ) -> Result<bool, PortError>;
     async fn find_reset_token(
         &self,
         token_hash: &str,
     ) -> Result<Option<ResetPasswordToken>, PortError>;
-    /// Stores the consumed token and the user's new password together. Errors: `Conflict`
-    /// if the token was consumed concurrently.
+    /// Stores the consumed token and the user's new password together, and revokes what the
+    /// old password gave: the user's other reset tokens, their admin sessions and their
+    /// access tokens (see `access_version`). Errors: `Conflict` if the token was consumed
+    /// concurrently.
     async fn reset_password(
         &self,
         token: &ResetPasswordToken,
         user: &mut User,
         ctx: &EventContext,
     ) -> Result<(), PortError>;
-    /// Saves a user's new password hash and the events it recorded (`PasswordChanged`).
+    /// Saves a user's new password hash and the events it recorded (`PasswordChanged`), and
+    /// revokes their reset tokens, sessions and access tokens as `reset_password` does.
     async fn set_password(&self, user: &mut User, ctx: &EventContext) -> Result<(), PortError>;
+    /// The version access tokens of `user` must carry (`None`: no such user). It changes
+    /// whenever the password does.
+    async fn access_version(&self, user: UserId) -> Result<Option<i64>, PortError>;
 }
 
 /// Disciplines, classes, enrollments and grade notes of an institution.

@@ -18,13 +18,15 @@ pub trait IdGenerator: Send + Sync {
     fn new_id(&self) -> u128;
 }
 
-/// Password hashing (argon2 in production).
+/// Password hashing (argon2 in production): deliberately slow, so it runs off the async
+/// workers and refuses work beyond what the machine can do soon.
 #[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
 pub trait PasswordHasher: Send + Sync {
-    /// Errors: `Unavailable` if hashing itself fails.
-    fn hash(&self, password: &Password) -> Result<PasswordHash, PortError>;
-    /// Whether `password` matches `hash`; a malformed hash never matches.
-    fn verify(&self, password: &str, hash: &PasswordHash) -> bool;
+    /// Errors: `Busy` when too many hashings already wait; `Unavailable` if hashing fails.
+    async fn hash(&self, password: &Password) -> Result<PasswordHash, PortError>;
+    /// Whether `password` matches `hash`; a malformed hash never matches. Errors: `Busy`.
+    async fn verify(&self, password: &str, hash: &PasswordHash) -> Result<bool, PortError>;
 }
 
 /// A freshly minted reset token: the plain text goes to the user, the hash to the database,

@@ -16,6 +16,12 @@ use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+/// The master key of test apps (processes a test starts beside one need the same).
+pub const TEST_SECRET: &str = "test:campus-test-secret-0123456789";
+
+/// Password of the demo users of test apps (`CAMPUS_DEMO_PASSWORD`).
+pub const DEMO_PASSWORD: &str = "campus-demo-test";
+
 /// Polls `check` every 25 ms until it returns `Some`, or panics after `timeout` naming `what`.
 pub async fn eventually<T, F, Fut>(what: &str, timeout: Duration, mut check: F) -> T
 where
@@ -324,6 +330,10 @@ impl TestApp {
         settings.retry_cap = Duration::from_secs(1);
         settings.admin_email = None;
         settings.admin_password = None;
+        settings.jwt_secret = Some(TEST_SECRET.into());
+        settings.demo_password = Some(DEMO_PASSWORD.into());
+        // Tests log in and sign up far faster than people; the hostile-input suite sets them.
+        settings.rate_limits = campus::api::limits::RateLimits::off();
         configure(&mut settings);
         let campus = Campus::start(settings).await.expect("Campus starts");
         let (shutdown, rx) = watch::channel(false);

@@ -54,8 +54,7 @@ async fn a_new_institution_gets_demo_data_once() {
 
     // Demo users can log in; their grades produced notifications through the engine.
     let email = teachers[0]["email"].as_str().unwrap();
-    app.login(email, campus::handlers::demo_seed::DEMO_PASSWORD)
-        .await;
+    app.login(email, campus_tests::DEMO_PASSWORD).await;
     let count_rows = "SELECT (SELECT count(*) FROM users) + (SELECT count(*) FROM disciplines)
                            + (SELECT count(*) FROM classes) + (SELECT count(*) FROM enrollments)";
     app.wait_for_idle().await;

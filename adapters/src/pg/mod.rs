@@ -48,6 +48,20 @@ async fn open_pool(options: PgConnectOptions, max_connections: u32) -> Result<Pg
         .map_err(db_err)
 }
 
+/// Opens the pool of the admin screen's and `/adm` API's reads: every statement is cancelled
+/// after `statement_timeout`, so an expensive filter cannot hold a connection (nor the
+/// database) for long, and being a pool of its own, slow reads never take the connections
+/// of the API's writes and the handlers.
+pub async fn connect_admin(
+    url: &str,
+    max_connections: u32,
+    statement_timeout: Duration,
+) -> Result<PgPool, PortError> {
+    let timeout = statement_timeout.as_millis().max(1).to_string();
+    let options = connect_options(url)?.options([("statement_timeout", timeout.as_str())]);
+    open_pool(options, max_connections).await
+}
+
 /// Opens the pool of the engine's own bookkeeping (dispatch, claims, completions, leases)
 /// with `synchronous_commit = off`: a crash of PostgreSQL may forget the last few hundred
 /// milliseconds of that bookkeeping, which only means some work is done again — dispatch is
@@ -129,21 +143,54 @@ impl PgStore {
 }
 
 impl PgStore {
-    /// The value of a shared setting, storing `initial` first if the key has none. Safe when
-    /// several processes start at once: the first insert wins and all read the same value.
-    pub async fn setting_or_init(&self, key: &str, initial: &str) -> Result<String, PortError> {
-        sqlx::query(
-            "INSERT INTO settings (key, value) VALUES ($1, $2) ON CONFLICT (key) DO NOTHING",
+    /// Makes sure this process's master keys agree with those of the processes that used
+    /// this database before: it records each key's fingerprint (never the key) on first
+    /// sight, and refuses a key id whose secret differs, or a set of keys sharing no key with
+    /// the recorded ones. Safe when several processes start at once.
+    /// Errors: `Conflict` saying which keys differ; `Unavailable`.
+    pub async fn check_key_fingerprints(
+        &self,
+        fingerprints: &[(String, String)],
+    ) -> Result<(), PortError> {
+        let known: Vec<(String, String)> = sqlx::query_as(
+            "SELECT substr(key, 17), value FROM settings WHERE key LIKE 'key_fingerprint:%'",
         )
-        .bind(key)
-        .bind(initial)
-        .execute(&self.pool)
+        .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
-        sqlx::query_scalar("SELECT value FROM settings WHERE key = $1")
-            .bind(key)
+        if !known.is_empty()
+            && !fingerprints
+                .iter()
+                .any(|(kid, _)| known.iter().any(|(k, _)| k == kid))
+        {
+            let known: Vec<_> = known.iter().map(|(k, _)| k.as_str()).collect();
+            let ours: Vec<_> = fingerprints.iter().map(|(k, _)| k.as_str()).collect();
+            return Err(PortError::Conflict(format!(
+                "this database was used with the key(s) {} and this process has {}: start every \
+                 API and daemon with the same CAMPUS_JWT_SECRET (to rotate, list the new key \
+                 first and keep the old one after it: new:…,old:…)",
+                known.join(", "),
+                ours.join(", ")
+            )));
+        }
+        for (kid, fingerprint) in fingerprints {
+            let stored: String = sqlx::query_scalar(
+                "INSERT INTO settings (key, value) VALUES ($1, $2)
+                 ON CONFLICT (key) DO UPDATE SET key = EXCLUDED.key RETURNING value",
+            )
+            .bind(format!("key_fingerprint:{kid}"))
+            .bind(fingerprint)
             .fetch_one(&self.pool)
             .await
-            .map_err(db_err)
+            .map_err(db_err)?;
+            if stored != *fingerprint {
+                return Err(PortError::Conflict(format!(
+                    "the key {kid} of CAMPUS_JWT_SECRET is not the one the other processes on \
+                     this database use (its fingerprint differs): start every API and daemon \
+                     with the same CAMPUS_JWT_SECRET"
+                )));
+            }
+        }
+        Ok(())
     }
 }

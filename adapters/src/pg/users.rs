@@ -139,19 +139,41 @@ impl UserRepository for PgStore {
 
     async fn save_reset_token(
         &self,
-        token: &mut ResetPasswordToken,
+        token: Option<ResetPasswordToken>,
+        not_since: Timestamp,
         ctx: &EventContext,
-    ) -> Result<(), PortError> {
+    ) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("INSERT INTO reset_password_tokens (id, user_id, token_hash, expires_at) VALUES ($1, $2, $3, $4)")
-            .bind(uuid(token.id.0))
-            .bind(uuid(token.user_id.0))
-            .bind(&token.token_hash)
-            .bind(time(token.expires_at))
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-        self.commit_with_events(tx, token.take_events(), ctx).await
+        let row = token.as_ref().map(|t| {
+            (
+                uuid(t.id.0),
+                uuid(t.user_id.0),
+                t.token_hash.clone(),
+                time(t.expires_at),
+            )
+        });
+        let inserted = sqlx::query(
+            "INSERT INTO reset_password_tokens (id, user_id, token_hash, expires_at)
+             SELECT $1, $2, $3, $4
+             WHERE $1::uuid IS NOT NULL AND NOT EXISTS (
+                 SELECT 1 FROM reset_password_tokens WHERE user_id = $2 AND created_at > $5)",
+        )
+        .bind(row.as_ref().map(|r| r.0))
+        .bind(row.as_ref().map(|r| r.1))
+        .bind(row.as_ref().map(|r| r.2.clone()))
+        .bind(row.as_ref().map(|r| r.3))
+        .bind(time(not_since))
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?
+        .rows_affected()
+            == 1;
+        let events = match (inserted, token) {
+            (true, Some(mut token)) => token.take_events(),
+            _ => Vec::new(),
+        };
+        self.commit_with_events(tx, events, ctx).await?;
+        Ok(inserted)
     }
 
     async fn find_reset_token(
@@ -195,23 +217,54 @@ impl UserRepository for PgStore {
         if consumed.rows_affected() != 1 {
             return Err(PortError::Conflict("the token was already used".into()));
         }
-        update_password(&mut tx, user).await?;
+        update_password(&mut tx, user, used_at).await?;
         self.commit_with_events(tx, user.take_events(), ctx).await
     }
 
     async fn set_password(&self, user: &mut User, ctx: &EventContext) -> Result<(), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        update_password(&mut tx, user).await?;
+        let now = Timestamp(chrono::Utc::now().timestamp_millis());
+        update_password(&mut tx, user, now).await?;
         self.commit_with_events(tx, user.take_events(), ctx).await
+    }
+
+    async fn access_version(&self, user: UserId) -> Result<Option<i64>, PortError> {
+        sqlx::query_scalar("SELECT access_version FROM users WHERE id = $1")
+            .bind(uuid(user.0))
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)
     }
 }
 
-async fn update_password(tx: &mut Transaction<'_, Postgres>, user: &User) -> Result<(), PortError> {
-    sqlx::query("UPDATE users SET password_hash = $2 WHERE id = $1")
-        .bind(uuid(user.id.0))
-        .bind(&user.password_hash.0)
+/// Writes a new password hash and revokes everything the old one gave: access tokens (by
+/// bumping `access_version`), admin sessions, and reset tokens still unused at `now`.
+async fn update_password(
+    tx: &mut Transaction<'_, Postgres>,
+    user: &User,
+    now: Timestamp,
+) -> Result<(), PortError> {
+    let id = uuid(user.id.0);
+    sqlx::query(
+        "UPDATE users SET password_hash = $2, access_version = access_version + 1 WHERE id = $1",
+    )
+    .bind(id)
+    .bind(&user.password_hash.0)
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
+    sqlx::query("DELETE FROM operator_sessions WHERE user_id = $1")
+        .bind(id)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;
+    sqlx::query(
+        "UPDATE reset_password_tokens SET used_at = $2 WHERE user_id = $1 AND used_at IS NULL",
+    )
+    .bind(id)
+    .bind(time(now))
+    .execute(&mut **tx)
+    .await
+    .map_err(db_err)?;
     Ok(())
 }

@@ -7,6 +7,8 @@
 pub mod live;
 pub mod views;
 
+use crate::api::error::ApiError;
+use crate::api::limits::Limit;
 use crate::api::{event_context, State};
 use crate::services::operations::BULK_LIMIT;
 use crate::services::AppError;
@@ -139,12 +141,31 @@ fn failure(req: &Request, e: AppError) -> Response {
             tracing::error!(%detail, "admin page failed on infrastructure");
             (StatusCode::SERVICE_UNAVAILABLE, "unavailable")
         }
+        AppError::Busy(_) => (StatusCode::SERVICE_UNAVAILABLE, "overloaded"),
     };
     let message = match e {
         AppError::Unavailable(_) => "the service is temporarily unavailable; try again".into(),
         other => other.to_string(),
     };
     error_page(req, status, code, &message)
+}
+
+/// A refusal of the abuse limits (429 with `Retry-After`) as a page or JSON.
+fn limited(req: &Request, refusal: ApiError) -> Response {
+    match refusal {
+        ApiError::TooManyRequests(body, seconds) => {
+            let mut resp = error_page(
+                req,
+                StatusCode::TOO_MANY_REQUESTS,
+                &body.code,
+                &body.message,
+            );
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            resp
+        }
+        other => other.into_response(),
+    }
 }
 
 fn bad_input(req: &Request, message: &str) -> Response {
@@ -367,6 +388,11 @@ async fn overview(
         Ok(op) => op,
         Err(r) => return r,
     };
+    // One slot of the operator's few concurrent reads, held until the page is rendered.
+    let _slot = match state.limiter.admin_read(op.user_id.0) {
+        Ok(slot) => slot,
+        Err(refusal) => return limited(req, refusal),
+    };
     let query = (|| {
         Ok::<_, String>(SummaryQuery {
             institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
@@ -416,6 +442,11 @@ async fn event_list(
         Ok(op) => op,
         Err(r) => return r,
     };
+    // One slot of the operator's few concurrent reads, held until the page is rendered.
+    let _slot = match state.limiter.admin_read(op.user_id.0) {
+        Ok(slot) => slot,
+        Err(refusal) => return limited(req, refusal),
+    };
     let query = match event_query(&f) {
         Ok(q) => q,
         Err(m) => return bad_input(req, &m),
@@ -450,6 +481,11 @@ async fn task_list(
     let op = match operator(req, state).await {
         Ok(op) => op,
         Err(r) => return r,
+    };
+    // One slot of the operator's few concurrent reads, held until the page is rendered.
+    let _slot = match state.limiter.admin_read(op.user_id.0) {
+        Ok(slot) => slot,
+        Err(refusal) => return limited(req, refusal),
     };
     let query = match task_query(&f) {
         Ok(q) => q,
@@ -796,6 +832,25 @@ async fn login(req: &Request, Data(state): Data<&State>, Form(form): Form<LoginF
             Some("The login form expired. Please try again."),
             StatusCode::FORBIDDEN,
         );
+    }
+    if let Err(refusal) =
+        state
+            .limiter
+            .check_both(req, Limit::LoginIp, Limit::LoginAccount, &form.email)
+    {
+        let mut resp = login_page(
+            state,
+            expected,
+            &next,
+            &form.email,
+            Some("Too many log-in attempts. Please wait a few minutes and try again."),
+            StatusCode::TOO_MANY_REQUESTS,
+        );
+        if let ApiError::TooManyRequests(_, seconds) = refusal {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        return resp;
     }
     match state.sessions.open(&form.email, &form.password).await {
         Ok((token, _)) => {

@@ -382,6 +382,7 @@ impl AdmViewsApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<EventPage>, ApiError> {
         let scope = auth.0.operator_scope()?;
+        let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let status =
             match status.0.as_deref() {
                 None | Some("") => None,
@@ -460,6 +461,7 @@ impl AdmViewsApi {
         limit: Query<Option<u32>>,
     ) -> Result<Json<TaskPage>, ApiError> {
         let scope = auth.0.operator_scope()?;
+        let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let status = match status.0.as_deref() {
             None | Some("") => None,
             Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
@@ -537,6 +539,8 @@ impl AdmViewsApi {
         /// … and before this instant.
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
     ) -> Result<Json<SummaryResponse>, ApiError> {
+        let scope = auth.0.operator_scope()?;
+        let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let query = SummaryQuery {
             institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
             event_type: event_type.0.filter(|t| !t.is_empty()),
@@ -544,10 +548,7 @@ impl AdmViewsApi {
             from: from.0.map(ts),
             to: to.0.map(ts),
         };
-        let s = state
-            .operations
-            .summary(&query, auth.0.operator_scope()?)
-            .await?;
+        let s = state.operations.summary(&query, scope).await?;
         Ok(Json(summary_response(s)))
     }
 }

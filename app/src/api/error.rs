@@ -41,9 +41,24 @@ pub enum ApiError {
     /// Conflicts with existing data.
     #[oai(status = 409)]
     Conflict(Json<ErrorBody>),
-    /// A dependency (the database) is unavailable; try again.
+    /// Too many requests from this client or for this account; try again after
+    /// `Retry-After` seconds.
+    #[oai(status = 429)]
+    TooManyRequests(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again.
+        #[oai(header = "Retry-After")]
+        u64,
+    ),
+    /// A dependency (the database) is unavailable or the server is saturated; try again
+    /// (after `Retry-After` seconds when given).
     #[oai(status = 503)]
-    Unavailable(Json<ErrorBody>),
+    Unavailable(
+        Json<ErrorBody>,
+        /// Seconds to wait before trying again, when the server is saturated.
+        #[oai(header = "Retry-After")]
+        Option<u64>,
+    ),
 }
 
 fn bad_request(err: poem::Error) -> ApiError {
@@ -53,6 +68,17 @@ fn bad_request(err: poem::Error) -> ApiError {
 impl ApiError {
     pub fn forbidden(message: impl Into<String>) -> Self {
         ApiError::Forbidden(ErrorBody::new("forbidden", message))
+    }
+
+    /// 503 `unavailable` without a `Retry-After`.
+    pub fn unavailable(message: impl Into<String>) -> Self {
+        ApiError::Unavailable(ErrorBody::new("unavailable", message), None)
+    }
+
+    /// 429 `rate_limited`, to retry after `retry_after` (at least one second).
+    pub fn too_many(message: impl Into<String>, retry_after: std::time::Duration) -> Self {
+        let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
+        ApiError::TooManyRequests(ErrorBody::new("rate_limited", message), seconds.max(1))
     }
 }
 
@@ -70,11 +96,12 @@ impl From<AppError> for ApiError {
             AppError::Conflict(m) => ApiError::Conflict(ErrorBody::new("conflict", m)),
             AppError::Unavailable(detail) => {
                 tracing::error!(%detail, "request failed on infrastructure");
-                ApiError::Unavailable(ErrorBody::new(
-                    "unavailable",
-                    "the service is temporarily unavailable; try again",
-                ))
+                ApiError::unavailable("the service is temporarily unavailable; try again")
             }
+            AppError::Busy(detail) => ApiError::Unavailable(
+                ErrorBody::new("overloaded", format!("{detail}; try again in a second")),
+                Some(1),
+            ),
         }
     }
 }
@@ -90,6 +117,7 @@ pub async fn json_error(err: poem::Error) -> poem::Response {
         StatusCode::METHOD_NOT_ALLOWED => "method_not_allowed",
         StatusCode::PAYLOAD_TOO_LARGE => "payload_too_large",
         StatusCode::UNSUPPORTED_MEDIA_TYPE => "unsupported_media_type",
+        StatusCode::TOO_MANY_REQUESTS => "rate_limited",
         s if s.is_client_error() => "invalid_request",
         _ => "internal_error",
     };

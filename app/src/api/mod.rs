@@ -6,6 +6,7 @@ pub mod academic;
 pub mod adm;
 pub mod auth;
 pub mod error;
+pub mod limits;
 pub mod ops;
 pub mod pages;
 pub mod public;
@@ -32,6 +33,8 @@ pub struct ApiState {
     /// Whether cookies carry `Secure` (the public URL is https).
     pub secure_cookies: bool,
     pub jwt: JwtKeys,
+    /// Abuse limits and the client address.
+    pub limiter: limits::Limiter,
     pub pool: PgPool,
 }
 

@@ -32,16 +32,16 @@ impl OpsApi {
             Ok(true) => Ok(Json(Health {
                 status: "ok".into(),
             })),
-            Ok(false) => Err(ApiError::Unavailable(ErrorBody::new(
-                "not_ready",
-                "migrations are not applied",
-            ))),
+            Ok(false) => Err(ApiError::Unavailable(
+                ErrorBody::new("not_ready", "migrations are not applied"),
+                None,
+            )),
             Err(e) => {
                 tracing::warn!(error = %e, "readiness check failed");
-                Err(ApiError::Unavailable(ErrorBody::new(
-                    "not_ready",
-                    "the database is not reachable",
-                )))
+                Err(ApiError::Unavailable(
+                    ErrorBody::new("not_ready", "the database is not reachable"),
+                    None,
+                ))
             }
         }
     }

@@ -1,6 +1,7 @@
 //! Public endpoints: create an institution, log in, reset a password.
 
 use super::error::ApiError;
+use super::limits::Limit;
 use super::{event_context, State};
 use poem::web::Data;
 use poem::Request;
@@ -105,6 +106,9 @@ impl PublicApi {
         req: &Request,
         body: Json<CreateInstitutionRequest>,
     ) -> Result<InstitutionCreated, ApiError> {
+        state
+            .limiter
+            .check(Limit::SignupIp, &state.limiter.client(req))?;
         let b = body.0;
         let (institution, user) = state
             .accounts
@@ -129,11 +133,16 @@ impl PublicApi {
     async fn login(
         &self,
         state: Data<&State>,
+        req: &Request,
         body: Json<LoginRequest>,
     ) -> Result<Json<LoginResponse>, ApiError> {
+        state
+            .limiter
+            .check_both(req, Limit::LoginIp, Limit::LoginAccount, &body.email)?;
         let user = state.accounts.login(&body.email, &body.password).await?;
+        let version = state.accounts.access_version(&user).await?;
         Ok(Json(LoginResponse {
-            access_token: state.jwt.issue(&user)?,
+            access_token: state.jwt.issue(&user, version)?,
             token_type: "Bearer".into(),
             expires_in: state.jwt.ttl.as_secs(),
         }))
@@ -143,7 +152,9 @@ impl PublicApi {
     ///
     /// Always 202 for a well-formed address: the answer never reveals whether it belongs to a
     /// user. For a user, a single-use token valid for one hour is created and
-    /// `ResetPasswordTokenCreated` is recorded; a task e-mails the link.
+    /// `ResetPasswordTokenCreated` is recorded; a task e-mails the link. A user gets at most
+    /// one link per `CAMPUS_RESET_COOLDOWN` (5 minutes by default); requests within it are
+    /// answered the same way and send nothing.
     #[oai(path = "/auth/reset-password-token", method = "post")]
     async fn reset_password_token(
         &self,
@@ -151,6 +162,9 @@ impl PublicApi {
         req: &Request,
         body: Json<ResetPasswordTokenRequest>,
     ) -> Result<Accepted, ApiError> {
+        state
+            .limiter
+            .check_both(req, Limit::ResetIp, Limit::ResetAccount, &body.email)?;
         state
             .accounts
             .request_password_reset(&body.email, &event_context(req))

@@ -11,7 +11,7 @@ mod smtp_sink;
 
 use crate::config::Settings;
 use crate::database;
-use crate::handlers::{demo_seed::DEMO_PASSWORD, noop, BENCHMARK_EVENT};
+use crate::handlers::{noop, BENCHMARK_EVENT};
 use campus_adapters::pg::testing::{drop_database, fresh_database_on};
 use campus_adapters::pg::{notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_ports::{EventStore, NewEvent, NewTask, TaskQueue};
@@ -126,8 +126,14 @@ struct Scratch {
     store: PgStore,
     dir: PathBuf,
     smtp: SmtpSink,
+    /// The master key every process of the run shares.
+    secret: String,
     children: Vec<Child>,
 }
+
+/// Password of the demo users in the bench's scratch database (the API phase logs in as a
+/// demo teacher).
+const DEMO_PASSWORD: &str = "bench-demo-password";
 
 impl Scratch {
     fn command(&self, sub: &str, concurrency: usize) -> Result<Command, String> {
@@ -139,6 +145,10 @@ impl Scratch {
             .env("CAMPUS_CONCURRENCY", concurrency.to_string())
             .env("RUST_LOG", "warn")
             .env("SMTP_URL", &self.smtp.url)
+            .env("CAMPUS_JWT_SECRET", &self.secret)
+            .env("CAMPUS_DEMO_PASSWORD", DEMO_PASSWORD)
+            // The bench's client is one address sending 500 requests a second.
+            .env("CAMPUS_RATE_LIMITS", "off")
             .env_remove("CAMPUS_ADMIN_EMAIL")
             .env_remove("CAMPUS_ADMIN_PASSWORD")
             .stdout(std::process::Stdio::null())
@@ -192,6 +202,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
         store,
         dir,
         smtp,
+        secret: campus_adapters::keys::KeyRing::generate(),
         children: Vec::new(),
     };
     let result = phases(&mut scratch, args).await;

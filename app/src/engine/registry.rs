@@ -37,7 +37,9 @@ impl TaskError {
 impl From<campus_ports::PortError> for TaskError {
     fn from(e: campus_ports::PortError) -> Self {
         match e {
-            campus_ports::PortError::Unavailable(_) => TaskError::transient(e),
+            campus_ports::PortError::Unavailable(_) | campus_ports::PortError::Busy(_) => {
+                TaskError::transient(e)
+            }
             _ => TaskError::permanent(e),
         }
     }

@@ -15,9 +15,6 @@ use std::sync::Arc;
 
 pub const TASK_TYPE: &str = "seed_demo_data";
 
-/// Password of every demo user, so a person can log in as any of them.
-pub const DEMO_PASSWORD: &str = "campus-demo";
-
 const TEACHERS: [&str; 3] = ["Ada Lovelace", "Alan Turing", "Grace Hopper"];
 const STUDENTS: [&str; 8] = [
     "Ana Souza",
@@ -40,6 +37,7 @@ pub struct SeedDemoData {
     demo: Arc<dyn DemoDataRepository>,
     hasher: Arc<dyn PasswordHasher>,
     ids: Arc<dyn IdGenerator>,
+    password: Option<String>,
 }
 
 impl SeedDemoData {
@@ -48,6 +46,7 @@ impl SeedDemoData {
             demo: d.demo.clone(),
             hasher: d.hasher.clone(),
             ids: d.ids.clone(),
+            password: d.demo_password.clone(),
         }
     }
 }
@@ -122,8 +121,15 @@ impl TaskHandler for SeedDemoData {
     async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
         let p: InstitutionCreatedPayload = payload(task)?;
         let institution = InstitutionId(p.institution_id.as_u128());
-        let password = Password::parse(DEMO_PASSWORD).map_err(TaskError::permanent)?;
-        let hash = self.hasher.hash(&password)?;
+        // Demo users log in only where the operator chose their password; anywhere else a
+        // published password would let any student of the institution act as a teacher.
+        let hash = match &self.password {
+            Some(password) => {
+                let password = Password::parse(password).map_err(TaskError::permanent)?;
+                self.hasher.hash(&password).await?
+            }
+            None => PasswordHash::unusable(self.ids.new_id()),
+        };
         // The institution id's random tail keeps demo e-mails unique across institutions.
         let tag = &p.institution_id.simple().to_string()[20..];
         let data = build_demo_data(institution, tag, &hash, || self.ids.new_id())

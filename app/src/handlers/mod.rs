@@ -40,6 +40,8 @@ pub struct HandlerDeps {
     pub ids: Arc<dyn IdGenerator>,
     /// Base of links in e-mails, without a trailing slash.
     pub public_url: String,
+    /// Password of demo users (`CAMPUS_DEMO_PASSWORD`); without it they cannot log in.
+    pub demo_password: Option<String>,
 }
 
 /// The probe event of `campus bench`: two handlers, each planning a `noop` task.

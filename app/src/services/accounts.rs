@@ -4,14 +4,10 @@ use super::AppError;
 use campus_core::ids::*;
 use campus_core::user::{Institution, PasswordHash, ResetPasswordToken, User};
 use campus_core::values::{Email, Name, Password, Role};
+use campus_core::Timestamp;
 use campus_ports::{Clock, EventContext, IdGenerator, PasswordHasher, TokenVault, UserRepository};
 use std::sync::Arc;
-
-/// A hash no password matches (argon2 cannot parse it): users created by an Academic start
-/// with it and set a password through the reset flow.
-fn unusable_password(ids: &dyn IdGenerator) -> PasswordHash {
-    PasswordHash(format!("!unusable:{:032x}", ids.new_id()))
-}
+use std::time::Duration;
 
 /// Account use cases.
 #[derive(Clone)]
@@ -21,6 +17,8 @@ pub struct AccountService {
     pub vault: Arc<dyn TokenVault>,
     pub clock: Arc<dyn Clock>,
     pub ids: Arc<dyn IdGenerator>,
+    /// A user gets at most one reset link per this long.
+    pub reset_cooldown: Duration,
 }
 
 impl AccountService {
@@ -44,7 +42,7 @@ impl AccountService {
             Role::Academic,
             academic_name,
             email,
-            self.hasher.hash(&password)?,
+            self.hasher.hash(&password).await?,
         )?;
         let mut institution = Institution::create(institution_id, name, &academic)?;
         self.users
@@ -53,47 +51,57 @@ impl AccountService {
         Ok((institution_id, academic.id))
     }
 
-    /// Checks credentials. The same error (and similar timing) whether the e-mail is unknown
-    /// or the password wrong.
+    /// Checks credentials. The same error and the same work (one password verification;
+    /// the hasher spends it on a dummy hash when there is nothing to verify) whether the
+    /// e-mail is unknown, its user has no password yet, or the password is wrong.
     pub async fn login(&self, email: &str, password: &str) -> Result<User, AppError> {
         let denied = || AppError::Unauthorized("invalid e-mail or password".into());
-        let Ok(email) = Email::parse(email) else {
-            return Err(denied());
+        let user = match Email::parse(email) {
+            Ok(email) => self.users.find_user_by_email(&email).await?,
+            Err(_) => None,
         };
-        match self.users.find_user_by_email(&email).await? {
-            Some(user) if self.hasher.verify(password, &user.password_hash) => Ok(user),
-            Some(_) => Err(denied()),
-            None => {
-                // Spend about the time a real verification takes.
-                let _ = self
-                    .hasher
-                    .verify(password, &PasswordHash(DUMMY_HASH.into()));
-                Err(denied())
-            }
+        let no_password = PasswordHash(String::new());
+        let hash = user.as_ref().map_or(&no_password, |u| &u.password_hash);
+        match (self.hasher.verify(password, hash).await?, user) {
+            (true, Some(user)) => Ok(user),
+            _ => Err(denied()),
         }
     }
 
-    /// Creates a single-use reset token for the user with this e-mail, if any; records
-    /// `ResetPasswordTokenCreated`. Says nothing about whether the user exists.
+    /// The access version tokens of `user` carry (see `UserRepository::access_version`).
+    pub async fn access_version(&self, user: &User) -> Result<i64, AppError> {
+        self.users
+            .access_version(user.id)
+            .await?
+            .ok_or(AppError::Unauthorized("invalid e-mail or password".into()))
+    }
+
+    /// Creates a single-use reset token for the user with this e-mail, if any, and at most
+    /// one per `reset_cooldown`; records `ResetPasswordTokenCreated`. Says nothing about
+    /// whether the user exists, neither in the answer nor in the work it does: an unknown
+    /// e-mail mints a token and runs the same write, which saves nothing.
     pub async fn request_password_reset(
         &self,
         email: &str,
         ctx: &EventContext,
     ) -> Result<(), AppError> {
         let email = Email::parse(email)?;
-        let Some(user) = self.users.find_user_by_email(&email).await? else {
-            return Ok(());
-        };
+        let user = self.users.find_user_by_email(&email).await?;
         let minted = self.vault.mint();
-        let mut token = ResetPasswordToken::issue(
-            TokenId(self.ids.new_id()),
-            &user,
-            minted.hash,
-            minted.sealed,
-            self.clock.now(),
-            ResetPasswordToken::DEFAULT_TTL,
-        );
-        self.users.save_reset_token(&mut token, ctx).await?;
+        let now = self.clock.now();
+        let token = user.map(|user| {
+            ResetPasswordToken::issue(
+                TokenId(self.ids.new_id()),
+                &user,
+                minted.hash,
+                minted.sealed,
+                now,
+                ResetPasswordToken::DEFAULT_TTL,
+            )
+        });
+        let cooldown = i64::try_from(self.reset_cooldown.as_millis()).unwrap_or(i64::MAX);
+        let not_since = Timestamp(now.0.saturating_sub(cooldown));
+        self.users.save_reset_token(token, not_since, ctx).await?;
         Ok(())
     }
 
@@ -121,14 +129,16 @@ impl AccountService {
             .find_user(stored.user_id)
             .await?
             .ok_or_else(|| unusable("unknown token"))?;
-        user.change_password(self.hasher.hash(&password)?);
+        user.change_password(self.hasher.hash(&password).await?);
         match self.users.reset_password(&stored, &mut user, ctx).await {
             Err(campus_ports::PortError::Conflict(_)) => Err(unusable("already used")),
             other => Ok(other?),
         }
     }
 
-    /// Makes sure an Adm user with this e-mail exists and has this password.
+    /// Makes sure an Adm user with this e-mail exists and has this password. Safe when
+    /// several processes start at once: the one that loses the race to create the user
+    /// finds it made by the other.
     pub async fn ensure_adm(&self, email: &str, password: &str) -> Result<UserId, AppError> {
         let email = Email::parse(email)?;
         let password = Password::parse(password)?;
@@ -140,8 +150,12 @@ impl AccountService {
                 "{email} already belongs to a non-Adm user"
             ))),
             Some(mut user) => {
-                if !self.hasher.verify(password.expose(), &user.password_hash) {
-                    user.change_password(self.hasher.hash(&password)?);
+                if !self
+                    .hasher
+                    .verify(password.expose(), &user.password_hash)
+                    .await?
+                {
+                    user.change_password(self.hasher.hash(&password).await?);
                     self.users.set_password(&mut user, &ctx).await?;
                 }
                 Ok(user.id)
@@ -152,11 +166,22 @@ impl AccountService {
                     None,
                     Role::Adm,
                     Name::parse("name", "Administrator")?,
-                    email,
-                    self.hasher.hash(&password)?,
+                    email.clone(),
+                    self.hasher.hash(&password).await?,
                 )?;
-                self.users.create_user(&mut user, &ctx).await?;
-                Ok(user.id)
+                match self.users.create_user(&mut user, &ctx).await {
+                    Ok(()) => Ok(user.id),
+                    // Another process created it a moment ago.
+                    Err(campus_ports::PortError::Conflict(_)) => {
+                        match self.users.find_user_by_email(&email).await? {
+                            Some(user) if user.role == Role::Adm => Ok(user.id),
+                            _ => Err(AppError::Conflict(format!(
+                                "{email} already belongs to a non-Adm user"
+                            ))),
+                        }
+                    }
+                    Err(e) => Err(e.into()),
+                }
             }
         }
     }
@@ -181,15 +206,13 @@ impl AccountService {
             role,
             Name::parse("name", name)?,
             Email::parse(email)?,
-            unusable_password(self.ids.as_ref()),
+            // They set a password through the reset flow.
+            PasswordHash::unusable(self.ids.new_id()),
         )?;
         self.users.create_user(&mut user, ctx).await?;
         Ok(user.id)
     }
 }
-
-/// A valid argon2id hash of a random password, used to equalise log-in timing.
-const DUMMY_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$2l2ZP0cGx4mJ2cHoqkSXrNt0yT3QzLKIqNbvuCHUvJs";
 
 #[cfg(test)]
 mod tests {
@@ -221,6 +244,7 @@ mod tests {
             vault: Arc::new(vault),
             clock: Arc::new(clock),
             ids: Arc::new(ids),
+            reset_cooldown: Duration::from_secs(300),
         }
     }
 
@@ -235,12 +259,28 @@ mod tests {
         )
     }
 
+    fn minted() -> MintedToken {
+        MintedToken {
+            plain: "PLAIN".into(),
+            hash: "HASH".into(),
+            sealed: SealedSecret("SEALED".into()),
+        }
+    }
+
+    /// The same work as for a real user (a minted token, one write that saves nothing), so
+    /// timing does not say whether the e-mail has an account.
     #[tokio::test]
-    async fn reset_request_for_unknown_email_creates_nothing() {
+    async fn reset_request_for_unknown_email_saves_nothing_after_the_same_work() {
         let mut users = MockUserRepository::new();
         users.expect_find_user_by_email().returning(|_| Ok(None));
-        users.expect_save_reset_token().never();
-        let s = service(users, MockPasswordHasher::new(), MockTokenVault::new());
+        users
+            .expect_save_reset_token()
+            .withf(|t, _, _| t.is_none())
+            .times(1)
+            .returning(|_, _, _| Ok(false));
+        let mut vault = MockTokenVault::new();
+        vault.expect_mint().times(1).returning(minted);
+        let s = service(users, MockPasswordHasher::new(), vault);
         s.request_password_reset("nobody@x.org", &EventContext::default())
             .await
             .unwrap();
@@ -254,21 +294,22 @@ mod tests {
             .returning(|_| Ok(Some(student())));
         users
             .expect_save_reset_token()
-            .withf(|t, ctx| t.token_hash == "HASH" && ctx.correlation_id.as_deref() == Some("c1"))
+            .withf(|t, not_since, ctx| {
+                // The clock says 1 000 000 ms; the cooldown is 300 s.
+                t.as_ref().is_some_and(|t| t.token_hash == "HASH")
+                    && *not_since == Timestamp(1_000_000 - 300_000)
+                    && ctx.correlation_id.as_deref() == Some("c1")
+            })
             .times(1)
-            .returning(|t, _| {
+            .returning(|t, _, _| {
                 use campus_core::events::RecordsEvents;
-                let events = t.take_events();
+                let events = t.expect("a token").take_events();
                 assert_eq!(events.len(), 1);
                 assert_eq!(events[0].event_type(), "ResetPasswordTokenCreated");
-                Ok(())
+                Ok(true)
             });
         let mut vault = MockTokenVault::new();
-        vault.expect_mint().returning(|| MintedToken {
-            plain: "PLAIN".into(),
-            hash: "HASH".into(),
-            sealed: SealedSecret("SEALED".into()),
-        });
+        vault.expect_mint().returning(minted);
         let s = service(users, MockPasswordHasher::new(), vault);
         let ctx = EventContext {
             correlation_id: Some("c1".into()),
@@ -310,11 +351,41 @@ mod tests {
         let mut users = MockUserRepository::new();
         users.expect_find_user_by_email().returning(|_| Ok(None));
         let mut hasher = MockPasswordHasher::new();
-        hasher.expect_verify().returning(|_, _| false);
+        hasher.expect_verify().times(1).returning(|_, _| Ok(false));
         let s = service(users, hasher, MockTokenVault::new());
         assert!(matches!(
             s.login("a@x.org", "whatever1").await,
             Err(AppError::Unauthorized(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_verification_that_matches_without_a_user_logs_no_one_in() {
+        let mut users = MockUserRepository::new();
+        users.expect_find_user_by_email().returning(|_| Ok(None));
+        let mut hasher = MockPasswordHasher::new();
+        hasher.expect_verify().returning(|_, _| Ok(true));
+        let s = service(users, hasher, MockTokenVault::new());
+        assert!(matches!(
+            s.login("a@x.org", "whatever1").await,
+            Err(AppError::Unauthorized(_))
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_busy_hasher_is_a_503_not_a_401() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_find_user_by_email()
+            .returning(|_| Ok(Some(student())));
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_verify()
+            .returning(|_, _| Err(PortError::Busy("queue full".into())));
+        let s = service(users, hasher, MockTokenVault::new());
+        assert!(matches!(
+            s.login("bia@x.org", "whatever1").await,
+            Err(AppError::Busy(_))
         ));
     }
 

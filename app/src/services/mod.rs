@@ -35,6 +35,9 @@ pub enum AppError {
     /// Infrastructure failure (503); details are logged, not returned.
     #[error("service temporarily unavailable")]
     Unavailable(String),
+    /// Too much work of this kind is waiting (503 with `Retry-After`); try again shortly.
+    #[error("{0}")]
+    Busy(String),
 }
 
 impl From<PortError> for AppError {
@@ -44,6 +47,7 @@ impl From<PortError> for AppError {
             PortError::Conflict(m) => AppError::Conflict(m),
             PortError::Domain(d) => AppError::Invalid(d),
             PortError::Unavailable(m) => AppError::Unavailable(m),
+            PortError::Busy(m) => AppError::Busy(m),
         }
     }
 }

@@ -102,7 +102,7 @@ mod tests {
         let mut hasher = MockPasswordHasher::new();
         hasher
             .expect_verify()
-            .returning(|password, _| password == "right");
+            .returning(|password, _| Ok(password == "right"));
         let mut vault = MockTokenVault::new();
         let mut n = 0;
         vault.expect_mint().returning(move || {
@@ -125,6 +125,7 @@ mod tests {
                 vault: vault.clone(),
                 clock: clock.clone(),
                 ids: Arc::new(MockIdGenerator::new()),
+                reset_cooldown: std::time::Duration::from_secs(300),
             },
             sessions: Arc::new(sessions),
             vault,
