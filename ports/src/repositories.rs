@@ -151,7 +151,8 @@ pub trait AcademicRepository: Send + Sync {
         class: ClassId,
         student: UserId,
     ) -> Result<Option<Enrollment>, PortError>;
-    /// Saves the notes and the events the change recorded.
+    /// Saves the notes that changed and the events the change recorded, each only if it still
+    /// holds the value it was read with. Errors: `Conflict` when one changed meanwhile.
     async fn save_notes(
         &self,
         enrollment: &mut Enrollment,

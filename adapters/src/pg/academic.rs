@@ -7,7 +7,7 @@ use campus_core::academic::{Class, Discipline, Enrollment};
 use campus_core::events::RecordsEvents;
 use campus_core::ids::*;
 use campus_core::values::{Name, Note};
-use campus_core::DomainError;
+use campus_core::{DomainError, DomainEvent};
 use campus_ports::{AcademicRepository, ClassSummary, EventContext, PageRequest, PortError};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -225,23 +225,115 @@ impl AcademicRepository for PgStore {
         )))
     }
 
+    /// Writes only the notes that changed, each on the condition that it still holds the
+    /// value the change was decided from: two requests grading different exams of one
+    /// student never revert each other, and a concurrent change of the same exam is a
+    /// `Conflict` (the caller reads again) rather than an event with a wrong `previous`.
     async fn save_notes(
         &self,
         enrollment: &mut Enrollment,
         ctx: &EventContext,
     ) -> Result<(), PortError> {
-        let [n1, n2, n3] = enrollment.notes().map(|n| n.map(Note::value));
+        let events = enrollment.take_events();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
-        sqlx::query("UPDATE enrollments SET n1 = $3, n2 = $4, n3 = $5 WHERE class_id = $1 AND student_id = $2")
+        for event in &events {
+            let DomainEvent::ExamGradeNoteAdded {
+                exam,
+                note,
+                previous,
+                ..
+            } = event
+            else {
+                continue;
+            };
+            let column = ["n1", "n2", "n3"][exam.index()];
+            let updated = sqlx::query(&format!(
+                "UPDATE enrollments SET {column} = $3
+                 WHERE class_id = $1 AND student_id = $2 AND {column} IS NOT DISTINCT FROM $4"
+            ))
             .bind(uuid(enrollment.class_id.0))
             .bind(uuid(enrollment.student_id.0))
-            .bind(n1)
-            .bind(n2)
-            .bind(n3)
+            .bind(note)
+            .bind(previous)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        self.commit_with_events(tx, enrollment.take_events(), ctx)
-            .await
+            if updated.rows_affected() != 1 {
+                return Err(PortError::Conflict(format!(
+                    "the {} note changed meanwhile",
+                    exam.as_str()
+                )));
+            }
+        }
+        self.commit_with_events(tx, events, ctx).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pg::testing::{drop_database, fresh_database};
+    use crate::pg::Notifier;
+    use campus_core::values::Exam;
+
+    /// Two requests grade different exams of one student from the same (stale) read: both
+    /// notes stay. Writing all three columns from the read lost the first one.
+    #[tokio::test]
+    async fn concurrent_notes_of_different_exams_are_both_kept() {
+        let (url, pool) = fresh_database("campus_adapter_test").await.unwrap();
+        let store = PgStore::new(pool.clone(), Notifier::disabled());
+        let [inst, teacher, student, discipline, class] =
+            [1u128, 2, 3, 4, 5].map(|n| uuid::Uuid::from_u128(n));
+        for sql in [
+            "INSERT INTO institutions (id, name) VALUES ($1, 'U')",
+            "INSERT INTO users (id, institution_id, role, name, email, password_hash) VALUES ($2, $1, 'teacher', 'T', 't@x.org', 'h')",
+            "INSERT INTO users (id, institution_id, role, name, email, password_hash) VALUES ($3, $1, 'student', 'S', 's@x.org', 'h')",
+            "INSERT INTO disciplines (id, institution_id, name) VALUES ($4, $1, 'D')",
+            "INSERT INTO classes (id, institution_id, discipline_id, teacher_id, period) VALUES ($5, $1, $4, $2, '2026.1')",
+            "INSERT INTO enrollments (class_id, student_id, institution_id) VALUES ($5, $3, $1)",
+        ] {
+            sqlx::query(sql)
+                .bind(inst)
+                .bind(teacher)
+                .bind(student)
+                .bind(discipline)
+                .bind(class)
+                .execute(&pool)
+                .await
+                .unwrap();
+        }
+        let (class, student) = (ClassId(5), UserId(3));
+        let read = || async {
+            store
+                .find_enrollment(class, student)
+                .await
+                .unwrap()
+                .unwrap()
+        };
+        let (mut first, mut second, mut third) = (read().await, read().await, read().await);
+        let ctx = EventContext::default();
+        first.set_note(Exam::N1, Note::parse(7.0).unwrap());
+        second.set_note(Exam::N2, Note::parse(8.5).unwrap());
+        store.save_notes(&mut first, &ctx).await.unwrap();
+        store.save_notes(&mut second, &ctx).await.unwrap();
+        let now = read().await.notes().map(|n| n.map(Note::value));
+        assert_eq!(now, [Some(7.0), Some(8.5), None]);
+        // The same exam changed from a stale read: refused, nothing written.
+        third.set_note(Exam::N1, Note::parse(2.0).unwrap());
+        assert!(matches!(
+            store.save_notes(&mut third, &ctx).await,
+            Err(PortError::Conflict(_))
+        ));
+        let now = read().await.notes().map(|n| n.map(Note::value));
+        assert_eq!(now, [Some(7.0), Some(8.5), None]);
+        let events: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM domain_events WHERE event_type = 'ExamGradeNoteAdded'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        assert_eq!(events, 2);
+        pool.close().await;
+        drop_database(&url).await.unwrap();
     }
 }

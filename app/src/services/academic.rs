@@ -8,7 +8,7 @@ use campus_core::values::{Exam, Name, Note, Period, Role};
 use campus_core::DomainError;
 use campus_ports::{
     AcademicRepository, ClassSummary, EventContext, IdGenerator, NotificationRepository,
-    NotificationView, PageRequest, UserRepository, UserSummary,
+    NotificationView, PageRequest, PortError, UserRepository, UserSummary,
 };
 use std::sync::Arc;
 
@@ -123,16 +123,23 @@ impl AcademicService {
             .await?
             .filter(|c| c.teacher_id == teacher)
             .ok_or(AppError::NotFound("class"))?;
-        let mut enrollment = self
-            .academic
-            .find_enrollment(class.id, student)
-            .await?
-            .ok_or(AppError::NotFound("enrollment"))?;
-        if !enrollment.set_note(exam, note) {
-            return Ok(false);
+        // The write is conditional on the note read (see `save_notes`); a concurrent change
+        // of the same exam makes it read again and decide anew.
+        let mut attempts = 0;
+        loop {
+            let mut enrollment = self
+                .academic
+                .find_enrollment(class.id, student)
+                .await?
+                .ok_or(AppError::NotFound("enrollment"))?;
+            if !enrollment.set_note(exam, note) {
+                return Ok(false);
+            }
+            match self.academic.save_notes(&mut enrollment, ctx).await {
+                Err(PortError::Conflict(_)) if attempts < 3 => attempts += 1,
+                other => return other.map(|()| true).map_err(AppError::from),
+            }
         }
-        self.academic.save_notes(&mut enrollment, ctx).await?;
-        Ok(true)
     }
 
     pub async fn list_members(
