@@ -1298,6 +1298,75 @@ mod tests {
         dropped.expect("drop the test database");
     }
 
+    #[test]
+    fn trust_is_found_only_in_active_lines() {
+        let dir =
+            std::env::temp_dir().join(format!("campus_hba_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create a directory");
+        let hba = dir.join("pg_hba.conf");
+        let cases = [
+            (SCRAM_HBA, false),
+            (
+                "# trust nobody\nlocal all all scram-sha-256 # not trust\n",
+                false,
+            ),
+            ("local all all trust\n", true),
+            (
+                "local all all scram-sha-256\nhost all all 127.0.0.1/32 trust\n",
+                true,
+            ),
+            ("host all all 127.0.0.1 255.255.255.255 trust\n", true),
+        ];
+        let found: Vec<bool> = cases
+            .iter()
+            .map(|(text, _)| {
+                std::fs::write(&hba, text).expect("write pg_hba.conf");
+                hba_trusts(&dir).expect("read pg_hba.conf")
+            })
+            .collect();
+        let _ = std::fs::remove_dir_all(&dir);
+        let expected: Vec<bool> = cases.iter().map(|(_, trusts)| *trusts).collect();
+        assert_eq!(found, expected);
+    }
+
+    #[test]
+    fn the_password_file_is_private_and_written_once() {
+        let dir =
+            std::env::temp_dir().join(format!("campus_pgpass_{}", uuid::Uuid::new_v4().simple()));
+        std::fs::create_dir_all(&dir).expect("create a directory");
+        let pgpass = dir.join(PASSWORD_FILE);
+        let absent = ClusterPasswords::read(&pgpass).expect("read a missing file");
+        let first = ClusterPasswords::create(&pgpass).expect("create the file");
+        let second = ClusterPasswords::create(&pgpass).expect("create it again");
+        let read = ClusterPasswords::read(&pgpass)
+            .expect("read the file")
+            .expect("the file exists");
+        let mode = std::fs::metadata(&pgpass)
+            .expect("stat the file")
+            .permissions();
+        let leftovers = std::fs::read_dir(&dir).expect("list the directory").count();
+        let _ = std::fs::remove_dir_all(&dir);
+
+        assert!(absent.is_none());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            assert_eq!(mode.mode() & 0o777, 0o600);
+        }
+        assert_eq!(leftovers, 1, "temporary files were left behind");
+        assert_eq!(first.app.len(), 32);
+        assert_ne!(first.app, first.superuser);
+        assert!(first.app.chars().all(|c| c.is_ascii_alphanumeric()));
+        // A second creation (a concurrent start) keeps the first file's passwords.
+        assert_eq!(
+            (&second.superuser, &second.app),
+            (&first.superuser, &first.app)
+        );
+        assert_eq!((&read.superuser, &read.app), (&first.superuser, &first.app));
+        let shown = format!("{first:?}");
+        assert!(!shown.contains(&first.app) && !shown.contains(&first.superuser));
+    }
+
     /// A free TCP port on 127.0.0.1 for a scratch cluster.
     fn free_port() -> u16 {
         std::net::TcpListener::bind("127.0.0.1:0")
@@ -1470,6 +1539,16 @@ mod tests {
         pool.close().await;
         let connection = assert_app_role_is_least_privileged(&resolved.url).await;
         close(connection).await;
+
+        // `campus bench` makes and drops scratch databases on the cluster it resolves.
+        let (scratch_url, scratch_pool) =
+            campus_adapters::pg::testing::fresh_database_on(&resolved.url, "campus_scratch")
+                .await
+                .expect("the app's role creates and migrates a scratch database");
+        scratch_pool.close().await;
+        campus_adapters::pg::testing::drop_database(&scratch_url)
+            .await
+            .expect("the app's role drops its scratch database");
 
         // A second start finds the cluster running and the same credentials.
         let again = start_embedded(&scratch.data_dir, port)
