@@ -50,6 +50,8 @@ const EMBEDDED_CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 const UNDEFINED_DATABASE: &str = "3D000";
 /// SQLSTATE `duplicate_database`: someone else created it first.
 const DUPLICATE_DATABASE: &str = "42P04";
+/// SQLSTATE `invalid_password`: password authentication failed.
+const INVALID_PASSWORD: &str = "28P01";
 /// SQLSTATE `unique_violation`: what a `CREATE DATABASE` racing another one can also report.
 const UNIQUE_VIOLATION: &str = "23505";
 
@@ -571,9 +573,14 @@ async fn provision(
     let superuser_shown = format!("postgres://{POSTGRES_USER}:***@127.0.0.1:{port}/postgres");
     let mut admin = connect(&superuser, &superuser_shown, EMBEDDED_CONNECT_TIMEOUT)
         .await
-        .map_err(|error| DatabaseError::WrongPasswords {
-            pgpass: pgpass.to_path_buf(),
-            detail: error.to_string(),
+        .map_err(|error| match error {
+            DatabaseError::Connect { source, .. } if has_sqlstate(&source, INVALID_PASSWORD) => {
+                DatabaseError::WrongPasswords {
+                    pgpass: pgpass.to_path_buf(),
+                    detail: source.to_string(),
+                }
+            }
+            other => other,
         })?;
     let prepared = prepare_roles(&mut admin, passwords).await;
     let prepared = match prepared {
@@ -1428,7 +1435,7 @@ mod tests {
                 panic!("{user} connected to {database} without a password");
             }
             Err(error) => assert!(
-                has_sqlstate(&error, "28P01") || has_sqlstate(&error, "28000"),
+                has_sqlstate(&error, INVALID_PASSWORD) || has_sqlstate(&error, "28000"),
                 "{user} without a password: expected an authentication failure, got {error}"
             ),
         }
@@ -1565,6 +1572,15 @@ mod tests {
         match refused {
             Err(DatabaseError::MissingPasswordFile { .. }) => {}
             other => panic!("expected a missing password file error, got {other:?}"),
+        }
+        // With another cluster's password file, it says the passwords are wrong.
+        std::fs::rename(&pgpass, &moved).expect("move the password file away");
+        ClusterPasswords::create(&pgpass).expect("write other passwords");
+        let refused = start_embedded(&scratch.data_dir, port).await;
+        std::fs::rename(&moved, &pgpass).expect("put the password file back");
+        match refused {
+            Err(DatabaseError::WrongPasswords { .. }) => {}
+            other => panic!("expected a wrong passwords error, got {other:?}"),
         }
         resolved.embedded.expect("a cluster").stop();
     }
