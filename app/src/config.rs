@@ -115,6 +115,19 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_ADMIN_QUERY_TIMEOUT", global = true, default_value = "5s", value_parser = parse_duration)]
     pub admin_query_timeout: Duration,
 
+    /// HTTP connections silent for this long are closed (slow or abandoned clients).
+    #[arg(long, env = "CAMPUS_IDLE_TIMEOUT", global = true, default_value = "30s", value_parser = parse_duration)]
+    pub idle_timeout: Duration,
+
+    /// HTTP connections one client address may hold open at once (trusted proxies excepted).
+    #[arg(
+        long,
+        env = "CAMPUS_MAX_CONNECTIONS_PER_CLIENT",
+        global = true,
+        default_value_t = 64
+    )]
+    pub max_connections_per_client: usize,
+
     /// Admin list and summary requests one user may have running at once.
     #[arg(
         long,

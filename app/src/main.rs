@@ -3,9 +3,7 @@
 use campus::config::{Cli, Command};
 use campus::{shutdown_signal, Campus};
 use clap::Parser;
-use poem::listener::TcpListener;
 use std::process::ExitCode;
-use std::time::Duration;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -64,6 +62,15 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Daemon => (false, true),
     };
     let campus = Campus::start(cli.settings).await?;
+    // Bound before anything starts, so a busy port is an error at once, not after a signal.
+    let listener = if with_api {
+        let addr = campus.settings.addr;
+        Some(std::net::TcpListener::bind(addr).map_err(|e| {
+            format!("cannot listen on {addr}: {e} (another process uses it? set CAMPUS_ADDR)")
+        })?)
+    } else {
+        None
+    };
     let new_adm_password = if with_api {
         campus.ensure_default_adm().await?
     } else {
@@ -77,18 +84,11 @@ async fn run(cli: Cli) -> Result<(), String> {
                 .run(shutdown.clone()),
         )
     });
-    let result = if with_api {
-        let listener = TcpListener::bind(campus.settings.addr);
+    let result = if let Some(listener) = listener {
         let mut stop = shutdown.clone();
-        let state = campus.state.clone();
-        let server = poem::Server::new(listener).run_with_graceful_shutdown(
-            campus.http(),
-            async move {
-                let _ = stop.wait_for(|s| *s).await;
-                state.live.stop();
-            },
-            Some(Duration::from_secs(10)),
-        );
+        let server = campus.serve_http(listener, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
         println!(
             "{}",
             campus.banner(true, with_daemon, new_adm_password.as_deref())

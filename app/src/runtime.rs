@@ -2,6 +2,7 @@
 
 use crate::admin::live::LiveHub;
 use crate::api::limits::Limiter;
+use crate::api::listener::CappedAcceptor;
 use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
 use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
@@ -154,7 +155,8 @@ impl Campus {
 
     /// Without a configured Adm user (`CAMPUS_ADMIN_EMAIL`), makes sure the default one
     /// ([`DEFAULT_ADM_EMAIL`]) exists; returns its generated password when it was just
-    /// created (to print once: only its hash is stored).
+    /// created by this process (to hand over once: only its hash is stored). Of two
+    /// processes starting together, only the one whose user was saved returns a password.
     pub async fn ensure_default_adm(&self) -> Result<Option<String>, String> {
         if self.settings.admin_email.is_some() {
             return Ok(None);
@@ -171,12 +173,13 @@ impl Campus {
             return Ok(None);
         }
         let password = random_password();
-        self.state
+        let created = self
+            .state
             .accounts
-            .ensure_adm(DEFAULT_ADM_EMAIL, &password)
+            .create_adm(DEFAULT_ADM_EMAIL, &password)
             .await
             .map_err(|e| format!("cannot create the default Adm user: {e}"))?;
-        Ok(Some(password))
+        Ok(created.then_some(password))
     }
 
     /// The built-in handlers (the three seed flows).
@@ -209,6 +212,42 @@ impl Campus {
     /// The HTTP application.
     pub fn http(&self) -> impl poem::Endpoint {
         api::routes(self.state.clone())
+    }
+
+    /// Serves the API on `listener` until `shutdown` completes (then lets requests finish for
+    /// up to 10 s), closing idle connections after `CAMPUS_IDLE_TIMEOUT` and capping each
+    /// client's open connections (see `api::listener`).
+    pub fn serve_http(
+        &self,
+        listener: std::net::TcpListener,
+        shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+    ) -> impl std::future::Future<Output = std::io::Result<()>> + Send + 'static {
+        let state = self.state.clone();
+        let app = self.http();
+        let (idle, per_client, proxies) = (
+            self.settings.idle_timeout,
+            self.settings.max_connections_per_client,
+            self.settings.trusted_proxies.clone(),
+        );
+        async move {
+            listener.set_nonblocking(true)?;
+            let acceptor = CappedAcceptor::new(
+                poem::listener::TcpAcceptor::from_std(listener)?,
+                per_client,
+                proxies,
+            );
+            poem::Server::new_with_acceptor(acceptor)
+                .idle_timeout(idle)
+                .run_with_graceful_shutdown(
+                    app,
+                    async move {
+                        shutdown.await;
+                        state.live.stop();
+                    },
+                    Some(Duration::from_secs(10)),
+                )
+                .await
+        }
     }
 
     /// What a person needs to start using Campus; `new_adm_password` is the password of a
@@ -267,10 +306,21 @@ impl Campus {
             out += &format!("\n  Admin screen: {url}/admin\n");
             out += &match (&self.settings.admin_email, new_adm_password) {
                 (Some(email), _) => format!("    log in as {email} (password from CAMPUS_ADMIN_PASSWORD)\n"),
-                (None, Some(password)) => format!(
-                    "    log in as {DEFAULT_ADM_EMAIL} with the password {password}\n    \
-                     (created now and shown only this once; only its hash is stored)\n"
-                ),
+                (None, Some(password)) => match self.hand_over_adm_password(password) {
+                    AdmPassword::Shown(password) => format!(
+                        "    log in as {DEFAULT_ADM_EMAIL} with the password {password}\n    \
+                         (created now and shown only this once; only its hash is stored)\n"
+                    ),
+                    AdmPassword::Saved(path) => format!(
+                        "    log in as {DEFAULT_ADM_EMAIL} with the password created now and written to \
+                         {} (readable only by this user;\n    delete it once you have read it; only its hash is stored)\n",
+                        path.display()
+                    ),
+                    AdmPassword::Lost(why) => format!(
+                        "    log in as {DEFAULT_ADM_EMAIL}: its password was created now, but it could not be shown \
+                         nor saved ({why});\n    set CAMPUS_ADMIN_EMAIL and CAMPUS_ADMIN_PASSWORD to choose one\n"
+                    ),
+                },
                 (None, None) => format!(
                     "    log in as {DEFAULT_ADM_EMAIL} (its password was printed when it was created; \
                      set CAMPUS_ADMIN_EMAIL and CAMPUS_ADMIN_PASSWORD to choose one)\n"
@@ -278,6 +328,39 @@ impl Campus {
             };
         }
         out
+    }
+}
+
+/// Where the generated password of the default Adm user went.
+enum AdmPassword<'a> {
+    /// To the terminal (standard output is one).
+    Shown(&'a str),
+    /// Into this file (mode 0600): standard output goes to a log or a pipe.
+    Saved(std::path::PathBuf),
+    /// Nowhere, for this reason.
+    Lost(String),
+}
+
+impl Campus {
+    /// A password belongs on a person's terminal, never in a log: shown when standard output
+    /// is a terminal, else written to `<data dir>/admin-password` for its owner only.
+    fn hand_over_adm_password<'a>(&self, password: &'a str) -> AdmPassword<'a> {
+        use std::io::{IsTerminal, Write};
+        if std::io::stdout().is_terminal() {
+            return AdmPassword::Shown(password);
+        }
+        let path = self.settings.data_dir.join("admin-password");
+        let mut options = std::fs::OpenOptions::new();
+        options.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+        let written = std::fs::create_dir_all(&self.settings.data_dir)
+            .and_then(|()| options.open(&path))
+            .and_then(|mut f| writeln!(f, "{DEFAULT_ADM_EMAIL} {password}"));
+        match written {
+            Ok(()) => AdmPassword::Saved(path),
+            Err(e) => AdmPassword::Lost(format!("{}: {e}", path.display())),
+        }
     }
 }
 

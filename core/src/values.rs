@@ -19,10 +19,10 @@ impl Name {
                 "must be at most 200 characters",
             ));
         }
-        if t.chars().any(char::is_control) {
+        if t.chars().any(|c| c.is_control() || is_invisible_format(c)) {
             return Err(DomainError::invalid(
                 field,
-                "must not contain control characters",
+                "must not contain control, bidirectional or invisible characters",
             ));
         }
         Ok(Name(t.to_string()))
@@ -30,6 +30,22 @@ impl Name {
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Characters that change how the text around them is shown without showing themselves:
+/// bidirectional overrides and isolates (which can make "moc.evil" read "evil.com" in an
+/// e-mail) and zero-width characters (which make look-alike names).
+fn is_invisible_format(c: char) -> bool {
+    matches!(c,
+        '\u{00AD}'                       // soft hyphen
+        | '\u{061C}'                     // Arabic letter mark
+        | '\u{180E}'                     // Mongolian vowel separator
+        | '\u{200B}'..='\u{200F}'       // zero-width space, joiners, LRM, RLM
+        | '\u{202A}'..='\u{202E}'       // bidi embeddings and overrides
+        | '\u{2060}'..='\u{2064}'       // word joiner, invisible operators
+        | '\u{2066}'..='\u{2069}'       // bidi isolates
+        | '\u{FEFF}'                     // zero-width no-break space
+    )
 }
 
 /// A lower-cased e-mail address with one `@`, a non-empty local part and a dotted domain.
@@ -41,7 +57,19 @@ impl Email {
         let t = raw.trim().to_lowercase();
         let invalid =
             || DomainError::invalid("email", "must be an e-mail address like name@example.org");
-        if t.len() > 254 || t.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        // No whitespace, controls or invisible characters, and none of the characters that
+        // separate or quote addresses in a mail header (`Name <a@b>, c@d`).
+        if t.len() > 254
+            || t.chars().any(|c| {
+                c.is_whitespace()
+                    || c.is_control()
+                    || is_invisible_format(c)
+                    || matches!(
+                        c,
+                        '<' | '>' | ',' | ';' | '"' | '(' | ')' | '[' | ']' | '\\'
+                    )
+            })
+        {
             return Err(invalid());
         }
         let (local, domain) = t.split_once('@').ok_or_else(invalid)?;
@@ -214,8 +242,44 @@ mod tests {
             "a b@x.org",
             "a@x..org",
             "a@@x.org",
+            "Eve <eve@x.org>",
+            "a@x.org,b@y.org",
+            "a@x.org;b@y.org",
+            "\"a\"@x.org",
+            "a\u{200B}@x.org",
+            "a@x\u{202E}gro.org",
         ] {
             assert!(Email::parse(bad).is_err(), "{bad:?} should be rejected");
+        }
+        assert!(Email::parse("first.last+tag@sub.example.org").is_ok());
+    }
+
+    #[test]
+    fn names_refuse_invisible_and_reordering_characters() {
+        for bad in [
+            "Ana\u{202E}gro.live",
+            "Ana\u{2066}x\u{2069}",
+            "A\u{200B}na",
+            "Ana\u{FEFF}",
+            "Ana\u{200F}",
+            "Ana\u{00AD}",
+        ] {
+            assert!(
+                Name::parse("name", bad).is_err(),
+                "{bad:?} should be rejected"
+            );
+        }
+        for good in [
+            "Ana Souza",
+            "José Ñandú",
+            "محمد",
+            "李小龍",
+            "Zoë-Louise O'Neil",
+        ] {
+            assert!(
+                Name::parse("name", good).is_ok(),
+                "{good:?} should be accepted"
+            );
         }
     }
 

@@ -314,9 +314,6 @@ impl TestApp {
             .expect("a fresh test database");
         let smtp = SmtpServer::start().await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
         let addr = listener.local_addr().expect("local address");
         let mut settings = Settings::defaults();
         settings.database_url = Some(db_url.clone());
@@ -338,21 +335,12 @@ impl TestApp {
         let campus = Campus::start(settings).await.expect("Campus starts");
         let (shutdown, rx) = watch::channel(false);
         let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
-        let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
-        let app = campus.http();
-        let state = campus.state.clone();
         let mut stop = rx;
+        let serving = campus.serve_http(listener, async move {
+            let _ = stop.wait_for(|s| *s).await;
+        });
         let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    app,
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                        state.live.stop();
-                    },
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
+            let _ = serving.await;
         });
         TestApp {
             base: format!("http://{addr}"),

@@ -180,7 +180,8 @@ pub fn parse_proxies(raw: &str) -> Result<TrustedProxies, String> {
 }
 
 impl TrustedProxies {
-    fn trusts(&self, ip: &IpAddr) -> bool {
+    /// Whether `ip` is one of the trusted proxies.
+    pub fn trusts(&self, ip: &IpAddr) -> bool {
         self.0.iter().any(|net| net.contains(ip))
     }
 

@@ -7,6 +7,7 @@ pub mod adm;
 pub mod auth;
 pub mod error;
 pub mod limits;
+pub mod listener;
 pub mod ops;
 pub mod pages;
 pub mod public;
@@ -83,7 +84,9 @@ pub fn routes(state: State) -> impl Endpoint {
         .at("/openapi.json", spec)
         .at(
             "/reset-password",
-            poem::get(pages::reset_form).post(pages::reset_submit),
+            poem::get(pages::reset_form)
+                .post(pages::reset_submit)
+                .around(pages::secure_headers),
         )
         .data(state.jwt.clone())
         .data(state)

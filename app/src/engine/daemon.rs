@@ -215,11 +215,7 @@ async fn worker_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut running = JoinSet::new();
-    let heartbeat = tokio::spawn(heartbeat_loop(
-        queue.clone(),
-        config.clone(),
-        slots.in_flight.clone(),
-    ));
+    let heartbeat = tokio::spawn(heartbeat_loop(queue.clone(), config.clone(), slots.clone()));
     let mut failures = 0u32;
     while !*shutdown.borrow() {
         while running.try_join_next().is_some() {}
@@ -258,18 +254,22 @@ async fn worker_loop(
             let registry = registry.clone();
             let done = done.clone();
             let in_flight = slots.in_flight.clone();
+            let id = task.id;
             in_flight.insert(&task);
-            running.spawn(async move {
-                let id = task.id;
-                let completion = execute(&registry, task).await;
-                in_flight.mark_finished(id);
-                // The slot stays taken until the outcome is written (back-pressure: claims
-                // never outrun the completer), see `complete_loop`.
-                let _ = done.send(Finished {
-                    completion,
-                    permit: Some(permit),
-                });
+            let handle = running.spawn({
+                let in_flight = in_flight.clone();
+                async move {
+                    let completion = execute(&registry, task).await;
+                    in_flight.mark_finished(id);
+                    // The slot stays taken until the outcome is written (back-pressure:
+                    // claims never outrun the completer), see `complete_loop`.
+                    let _ = done.send(Finished {
+                        completion,
+                        permit: Some(permit),
+                    });
+                }
             });
+            in_flight.set_abort(id, handle);
         }
         if got < want as usize && !idle(&wake, config.poll_interval, &mut shutdown).await {
             break;
@@ -328,13 +328,15 @@ async fn worker_loop(
 }
 
 /// One attempt this daemon holds.
-#[derive(Clone, Copy)]
+#[derive(Clone)]
 struct Attempt {
     attempt: u32,
     max_attempts: u32,
     started: Instant,
     /// The handler returned; the outcome waits for the completer.
     finished: bool,
+    /// Stops the handler (when its lease is lost).
+    abort: Option<tokio::task::AbortHandle>,
 }
 
 /// The attempts this daemon holds, by id: running, or finished with the outcome not yet
@@ -354,8 +356,14 @@ impl InFlight {
             max_attempts: task.max_attempts,
             started: Instant::now(),
             finished: false,
+            abort: None,
         };
         self.lock().insert(task.id, attempt);
+    }
+    fn set_abort(&self, id: TaskId, handle: tokio::task::AbortHandle) {
+        if let Some(a) = self.lock().get_mut(&id) {
+            a.abort = Some(handle);
+        }
     }
     fn mark_finished(&self, id: TaskId) {
         if let Some(a) = self.lock().get_mut(&id) {
@@ -369,23 +377,30 @@ impl InFlight {
     fn snapshot(&self) -> Vec<(TaskId, u32)> {
         self.lock().iter().map(|(id, a)| (*id, a.attempt)).collect()
     }
-    /// How many of the `asked` attempts have really lost their lease: the heartbeat did not
-    /// hold them and their handler is still running here. An attempt whose handler returned
-    /// may have had its outcome written (clearing its lock) while the heartbeat ran, so it
-    /// does not count; if its lease was really lost, the completer says so when the write is
-    /// rejected.
-    fn lost(&self, asked: &[(TaskId, u32)], held: &[TaskId]) -> usize {
+    /// Forgets and stops the attempts among `asked` that have really lost their lease: the
+    /// heartbeat did not hold them and their handler is still running here (the leader gave
+    /// the task to someone else, whose attempt now counts; this one's outcome would be
+    /// refused, and its effects would double those of the new holder). An attempt whose
+    /// handler returned may have had its outcome written (clearing its lock) while the
+    /// heartbeat ran, so it does not count; if its lease was really lost, the completer says
+    /// so when the write is rejected. Returns how many were stopped.
+    fn stop_lost(&self, asked: &[(TaskId, u32)], held: &[TaskId]) -> usize {
         let held: std::collections::HashSet<&TaskId> = held.iter().collect();
-        let map = self.lock();
-        asked
-            .iter()
-            .filter(|(id, attempt)| {
-                !held.contains(id)
-                    && map
-                        .get(id)
-                        .is_some_and(|a| a.attempt == *attempt && !a.finished)
-            })
-            .count()
+        let mut map = self.lock();
+        let mut stopped = 0;
+        for (id, attempt) in asked {
+            let lost = !held.contains(id)
+                && map
+                    .get(id)
+                    .is_some_and(|a| a.attempt == *attempt && !a.finished);
+            if lost {
+                if let Some(handle) = map.remove(id).and_then(|a| a.abort) {
+                    handle.abort();
+                }
+                stopped += 1;
+            }
+        }
+        stopped
     }
     /// Removes and returns the attempts whose handler never returned.
     fn drain_unfinished(&self) -> Vec<(TaskId, Attempt)> {
@@ -393,7 +408,7 @@ impl InFlight {
         let unfinished: Vec<_> = map
             .iter()
             .filter(|(_, a)| !a.finished)
-            .map(|(id, a)| (*id, *a))
+            .map(|(id, a)| (*id, a.clone()))
             .collect();
         for (id, _) in &unfinished {
             map.remove(id);
@@ -428,9 +443,10 @@ struct Finished {
 }
 
 /// Extends the leases of running tasks every third of a lease, so long tasks are not
-/// mistaken for abandoned ones.
-async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, in_flight: InFlight) {
+/// mistaken for abandoned ones; stops the handlers whose lease was lost anyway.
+async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, slots: Slots) {
     let every = (config.lease / 3).max(Duration::from_millis(50));
+    let in_flight = &slots.in_flight;
     loop {
         tokio::time::sleep(every).await;
         let asked = in_flight.snapshot();
@@ -440,12 +456,14 @@ async fn heartbeat_loop(queue: Arc<dyn TaskQueue>, config: Arc<DaemonConfig>, in
         let ids: Vec<TaskId> = asked.iter().map(|(id, _)| *id).collect();
         match queue.heartbeat(&config.worker_id, &ids, config.lease).await {
             Ok(held) => {
-                let lost = in_flight.lost(&asked, &held);
+                let lost = in_flight.stop_lost(&asked, &held);
                 if lost > 0 {
                     tracing::warn!(
                         lost,
-                        "leases lost (rescued by the leader); their outcomes will be rejected"
+                        "leases lost (rescued by the leader): their handlers were stopped"
                     );
+                    // Their slots came back with the stopped handlers.
+                    slots.freed.notify_one();
                 }
             }
             Err(e) => tracing::warn!(error = %e, "heartbeat failed"),
@@ -651,6 +669,7 @@ mod tests {
             max_attempts: 5,
             started: Instant::now(),
             finished: false,
+            abort: None,
         };
         in_flight.lock().insert(TaskId(id), held);
         (TaskId(id), attempt)
@@ -677,10 +696,37 @@ mod tests {
         let held = [kept.0];
 
         assert_eq!(
-            in_flight.lost(&asked, &held),
+            in_flight.stop_lost(&asked, &[kept.0, running.0]),
+            0,
+            "nothing lost while both running attempts are held"
+        );
+        assert_eq!(
+            in_flight.stop_lost(&asked, &held),
             1,
             "only task 2 lost its lease"
         );
-        assert_eq!(in_flight.lost(&asked, &[kept.0, running.0]), 0);
+        assert!(in_flight.lock().get(&running.0).is_none(), "forgotten");
+    }
+
+    #[tokio::test]
+    async fn a_handler_whose_lease_is_lost_is_stopped() {
+        let in_flight = InFlight::default();
+        let asked = [hold(&in_flight, 1, 1)];
+        let (dropped_tx, dropped_rx) = tokio::sync::oneshot::channel::<()>();
+        let mut running = JoinSet::new();
+        let handle = running.spawn(async move {
+            // Stands for a handler sending e-mails for a long time; the sender is dropped
+            // only when the future is.
+            let _guard = dropped_tx;
+            std::future::pending::<()>().await;
+        });
+        in_flight.set_abort(TaskId(1), handle);
+        assert_eq!(in_flight.stop_lost(&asked, &[]), 1);
+        let joined = running.join_next().await.expect("the handler's task");
+        assert!(joined.unwrap_err().is_cancelled());
+        assert!(
+            dropped_rx.await.is_err(),
+            "the handler's future was dropped"
+        );
     }
 }

@@ -9,6 +9,13 @@ use campus_ports::{Clock, EventContext, IdGenerator, PasswordHasher, TokenVault,
 use std::sync::Arc;
 use std::time::Duration;
 
+/// The context of what start-up records.
+fn startup() -> EventContext {
+    EventContext {
+        correlation_id: Some("startup".into()),
+    }
+}
+
 /// Account use cases.
 #[derive(Clone)]
 pub struct AccountService {
@@ -137,52 +144,53 @@ impl AccountService {
     }
 
     /// Makes sure an Adm user with this e-mail exists and has this password. Safe when
-    /// several processes start at once: the one that loses the race to create the user
-    /// finds it made by the other.
+    /// several processes start at once with the same settings.
     pub async fn ensure_adm(&self, email: &str, password: &str) -> Result<UserId, AppError> {
-        let email = Email::parse(email)?;
-        let password = Password::parse(password)?;
-        let ctx = EventContext {
-            correlation_id: Some("startup".into()),
-        };
-        match self.users.find_user_by_email(&email).await? {
+        let parsed = Email::parse(email)?;
+        let secret = Password::parse(password)?;
+        match self.users.find_user_by_email(&parsed).await? {
             Some(user) if user.role != Role::Adm => Err(AppError::Conflict(format!(
-                "{email} already belongs to a non-Adm user"
+                "{parsed} already belongs to a non-Adm user"
             ))),
             Some(mut user) => {
                 if !self
                     .hasher
-                    .verify(password.expose(), &user.password_hash)
+                    .verify(secret.expose(), &user.password_hash)
                     .await?
                 {
-                    user.change_password(self.hasher.hash(&password).await?);
-                    self.users.set_password(&mut user, &ctx).await?;
+                    user.change_password(self.hasher.hash(&secret).await?);
+                    self.users.set_password(&mut user, &startup()).await?;
                 }
                 Ok(user.id)
             }
             None => {
-                let mut user = User::register(
-                    UserId(self.ids.new_id()),
-                    None,
-                    Role::Adm,
-                    Name::parse("name", "Administrator")?,
-                    email.clone(),
-                    self.hasher.hash(&password).await?,
-                )?;
-                match self.users.create_user(&mut user, &ctx).await {
-                    Ok(()) => Ok(user.id),
-                    // Another process created it a moment ago.
-                    Err(campus_ports::PortError::Conflict(_)) => {
-                        match self.users.find_user_by_email(&email).await? {
-                            Some(user) if user.role == Role::Adm => Ok(user.id),
-                            _ => Err(AppError::Conflict(format!(
-                                "{email} already belongs to a non-Adm user"
-                            ))),
-                        }
-                    }
-                    Err(e) => Err(e.into()),
+                self.create_adm(email, password).await?;
+                match self.users.find_user_by_email(&parsed).await? {
+                    Some(user) if user.role == Role::Adm => Ok(user.id),
+                    _ => Err(AppError::Conflict(format!(
+                        "{parsed} already belongs to a non-Adm user"
+                    ))),
                 }
             }
+        }
+    }
+
+    /// Creates an Adm user with this e-mail and password unless a user has the e-mail;
+    /// returns whether this call created it (a process that loses a race to another gets
+    /// `false`).
+    pub async fn create_adm(&self, email: &str, password: &str) -> Result<bool, AppError> {
+        let mut user = User::register(
+            UserId(self.ids.new_id()),
+            None,
+            Role::Adm,
+            Name::parse("name", "Administrator")?,
+            Email::parse(email)?,
+            self.hasher.hash(&Password::parse(password)?).await?,
+        )?;
+        match self.users.create_user(&mut user, &startup()).await {
+            Ok(()) => Ok(true),
+            Err(campus_ports::PortError::Conflict(_)) => Ok(false),
+            Err(e) => Err(e.into()),
         }
     }
 
