@@ -283,7 +283,7 @@ mod tests {
         let (url, pool) = fresh_database("campus_adapter_test").await.unwrap();
         let store = PgStore::new(pool.clone(), Notifier::disabled());
         let [inst, teacher, student, discipline, class] =
-            [1u128, 2, 3, 4, 5].map(|n| uuid::Uuid::from_u128(n));
+            [1u128, 2, 3, 4, 5].map(uuid::Uuid::from_u128);
         for sql in [
             "INSERT INTO institutions (id, name) VALUES ($1, 'U')",
             "INSERT INTO users (id, institution_id, role, name, email, password_hash) VALUES ($2, $1, 'teacher', 'T', 't@x.org', 'h')",
