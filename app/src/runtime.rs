@@ -234,10 +234,10 @@ impl Campus {
             let acceptor = CappedAcceptor::new(
                 poem::listener::TcpAcceptor::from_std(listener)?,
                 per_client,
+                idle,
                 proxies,
             );
             poem::Server::new_with_acceptor(acceptor)
-                .idle_timeout(idle)
                 .run_with_graceful_shutdown(
                     app,
                     async move {

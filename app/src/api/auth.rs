@@ -86,6 +86,11 @@ impl JwtKeys {
         }
     }
 
+    /// The id of the key that signs.
+    pub fn kid(&self) -> &str {
+        &self.kid
+    }
+
     /// A token for `user` at access version `version`.
     pub fn issue(&self, user: &User, version: i64) -> Result<String, ApiError> {
         let now = chrono::Utc::now().timestamp();

@@ -1,20 +1,24 @@
 //! The API's listening socket. A slow client (one that opens connections and sends its
-//! headers a byte at a time, or not at all) must not hold the server's connections: idle
-//! connections are closed after `CAMPUS_IDLE_TIMEOUT` (the server's own timer), and one
-//! client address may hold at most `CAMPUS_MAX_CONNECTIONS_PER_CLIENT` connections at once
-//! (further ones are closed as soon as they are accepted). Trusted proxies are not capped:
-//! every client behind them shares their address.
+//! headers a byte at a time, or not at all) must not hold the server's connections: a
+//! connection on which nothing moved for `CAMPUS_IDLE_TIMEOUT` is closed (even in the middle
+//! of a request's headers, which the HTTP server's own idle timer waits for), and one client
+//! address may hold at most `CAMPUS_MAX_CONNECTIONS_PER_CLIENT` connections at once (further
+//! ones are closed as soon as they are accepted). Trusted proxies are not capped: every
+//! client behind them shares their address.
 
 use super::limits::TrustedProxies;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use std::collections::HashMap;
+use std::future::Future;
 use std::io;
 use std::net::IpAddr;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
+use std::time::Duration;
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::time::{Instant, Sleep};
 
 type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 
@@ -22,15 +26,17 @@ type OpenCounts = Arc<Mutex<HashMap<IpAddr, usize>>>;
 pub struct CappedAcceptor<A> {
     inner: A,
     per_client: usize,
+    idle: Duration,
     proxies: TrustedProxies,
     open: OpenCounts,
 }
 
 impl<A> CappedAcceptor<A> {
-    pub fn new(inner: A, per_client: usize, proxies: TrustedProxies) -> Self {
+    pub fn new(inner: A, per_client: usize, idle: Duration, proxies: TrustedProxies) -> Self {
         CappedAcceptor {
             inner,
             per_client: per_client.max(1),
+            idle,
             proxies,
             open: Arc::default(),
         }
@@ -65,16 +71,28 @@ impl<A: Acceptor> Acceptor for CappedAcceptor<A> {
             let io = Counted {
                 io,
                 client: client.map(|ip| (ip, self.open.clone())),
+                idle: self.idle,
+                deadline: Box::pin(tokio::time::sleep(self.idle)),
             };
             return Ok((io, local, remote, scheme));
         }
     }
 }
 
-/// A connection that gives its slot back when it closes.
+/// A connection that fails once nothing moved on it for `idle`, and gives its slot back
+/// when it closes.
 pub struct Counted<T> {
     io: T,
     client: Option<(IpAddr, OpenCounts)>,
+    idle: Duration,
+    deadline: Pin<Box<Sleep>>,
+}
+
+impl<T> Counted<T> {
+    fn moved(&mut self) {
+        let next = Instant::now() + self.idle;
+        self.deadline.as_mut().reset(next);
+    }
 }
 
 impl<T> Drop for Counted<T> {
@@ -97,7 +115,22 @@ impl<T: AsyncRead + Unpin> AsyncRead for Counted<T> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_read(cx, buf)
+        let before = buf.filled().len();
+        match Pin::new(&mut self.io).poll_read(cx, buf) {
+            Poll::Ready(result) => {
+                if buf.filled().len() > before {
+                    self.moved();
+                }
+                Poll::Ready(result)
+            }
+            Poll::Pending => match self.deadline.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(io::Error::new(
+                    io::ErrorKind::TimedOut,
+                    "nothing moved on the connection for CAMPUS_IDLE_TIMEOUT",
+                ))),
+                Poll::Pending => Poll::Pending,
+            },
+        }
     }
 }
 
@@ -107,7 +140,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
+        let written = Pin::new(&mut self.io).poll_write(cx, buf);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        written
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
@@ -123,7 +160,11 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for Counted<T> {
         cx: &mut Context<'_>,
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+        let written = Pin::new(&mut self.io).poll_write_vectored(cx, bufs);
+        if matches!(written, Poll::Ready(Ok(n)) if n > 0) {
+            self.moved();
+        }
+        written
     }
 
     fn is_write_vectored(&self) -> bool {
