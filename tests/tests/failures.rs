@@ -40,6 +40,8 @@ fn spawn_daemon(db_url: &str, data_dir: &std::path::Path) -> tokio::process::Chi
         .env("CAMPUS_DATA_DIR", data_dir)
         .env("CAMPUS_LEASE", "2s")
         .env("CAMPUS_CONCURRENCY", "32")
+        // 4 + 2 pooled connections, plus LISTEN and leader: about 9 per daemon.
+        .env("CAMPUS_DB_CONNECTIONS", "4")
         .env("CAMPUS_POLL_INTERVAL", "200ms")
         .env("CAMPUS_RETRY_BASE", "100ms")
         .env("CAMPUS_RETRY_CAP", "1s")
