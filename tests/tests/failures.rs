@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use campus::engine::{TaskError, TaskHandler};
-use campus_adapters::pg::testing::{drop_database, fresh_database};
+use campus_adapters::pg::testing::{drop_database, fresh_database, DropOnPanic};
 use campus_adapters::pg::{Notifier, PgStore};
 use campus_ports::{ClaimedTask, EventStore, NewEvent, NewTask, TaskQueue};
 use campus_tests::{campus_binary, eventually, TestApp};
@@ -58,6 +58,7 @@ fn spawn_daemon(db_url: &str, data_dir: &std::path::Path) -> tokio::process::Chi
 async fn killing_daemons_with_sigkill_loses_no_task() {
     const TASKS: usize = 10_000;
     let (url, pool) = fresh_database("campus_e2e_kill").await.unwrap();
+    let url = DropOnPanic(url);
     let store = PgStore::new(pool.clone(), Notifier::disabled());
     for chunk in noop_tasks(TASKS, 10).chunks(2_000) {
         store.enqueue(chunk).await.unwrap();
@@ -118,6 +119,7 @@ async fn killing_daemons_with_sigkill_loses_no_task() {
 #[tokio::test]
 async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
     let (url, pool) = fresh_database("campus_e2e_term").await.unwrap();
+    let url = DropOnPanic(url);
     let store = PgStore::new(pool.clone(), Notifier::disabled());
     store.enqueue(&noop_tasks(4, 1_500)).await.unwrap();
     let data_dir =

@@ -1,7 +1,7 @@
 //! The outbox, the event store and the task queue against a real PostgreSQL (one fresh
 //! database per test).
 
-use super::testing::{drop_database, fresh_database};
+use super::testing::{drop_database, fresh_database, DropOnPanic};
 use super::{Notifier, PgStore};
 use campus_core::engine::{EventEnvelope, PlannedTask, RetryPolicy};
 use campus_core::ids::*;
@@ -39,11 +39,11 @@ impl EventPlanner for TwoHandlers {
     }
 }
 
-async fn store() -> (String, PgStore) {
+async fn store() -> (DropOnPanic, PgStore) {
     let (url, pool) = fresh_database("campus_adapter_test")
         .await
         .expect("test database");
-    (url, PgStore::new(pool, Notifier::disabled()))
+    (DropOnPanic(url), PgStore::new(pool, Notifier::disabled()))
 }
 
 fn event(t: &str) -> NewEvent {

@@ -108,6 +108,35 @@ fn made_at(name: &str) -> Option<std::time::SystemTime> {
     Some(std::time::UNIX_EPOCH + std::time::Duration::new(secs, nanos))
 }
 
+/// The URL of a scratch database that is dropped should the test panic before it drops the
+/// database itself (derefs to the URL, so `drop_database(&guard)` works).
+pub struct DropOnPanic(pub String);
+
+impl std::ops::Deref for DropOnPanic {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Drop for DropOnPanic {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            return;
+        }
+        let url = self.0.clone();
+        // On a thread of its own: the test's runtime may be the one unwinding.
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .ok()?;
+            rt.block_on(drop_database(&url)).ok()
+        })
+        .join();
+    }
+}
+
 /// Drops a database made by [`fresh_database`] (closing its connections first).
 pub async fn drop_database(url: &str) -> Result<(), PortError> {
     let Some(name) = url
