@@ -1264,11 +1264,13 @@ mod tests {
         assert_eq!(versions, vec![vec![9, 6], vec![15], vec![16]]);
     }
 
-    /// Needs the PostgreSQL server of this machine on 127.0.0.1:5432 (user postgres, trust auth).
+    /// Needs the test server (`CAMPUS_TEST_DATABASE_URL`, default 127.0.0.1:5432, user
+    /// postgres, trust auth).
     #[tokio::test]
     async fn resolve_creates_the_configured_database() {
         let name = format!("campus_dbtest_{}", uuid::Uuid::new_v4().simple());
-        let url = format!("postgres://postgres@127.0.0.1:5432/{name}");
+        let server = campus_adapters::pg::testing::server_url();
+        let url = campus_adapters::pg::testing::with_database(&server, &name);
         let data_dir = std::env::temp_dir().join(&name);
 
         let resolved = resolve(Some(&url), &data_dir)
@@ -1285,7 +1287,7 @@ mod tests {
             "a configured database needs no data directory"
         );
 
-        let mut admin = PgConnection::connect("postgres://postgres@127.0.0.1:5432/postgres")
+        let mut admin = PgConnection::connect(&server)
             .await
             .expect("connect to the postgres database");
         let exists: bool =

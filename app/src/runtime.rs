@@ -47,13 +47,13 @@ impl Campus {
         let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
             .await
             .map_err(|e| e.to_string())?;
-        let pool = pg::connect(&database.url, 20)
+        let pool = pg::connect(&database.url, settings.db_connections)
             .await
             .map_err(|e| e.to_string())?;
         pg::migrate(&pool).await.map_err(|e| e.to_string())?;
         let notifier = Notifier::spawn(pool.clone(), NOTIFY_WINDOW);
         let store = PgStore::new(pool.clone(), notifier.clone());
-        let engine_pool = pg::connect_engine(&database.url, 10)
+        let engine_pool = pg::connect_engine(&database.url, (settings.db_connections / 2).max(1))
             .await
             .map_err(|e| e.to_string())?;
         let admin_pool = pg::connect_admin(&database.url, 5, settings.admin_query_timeout)

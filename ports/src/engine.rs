@@ -179,7 +179,8 @@ pub trait TaskQueue: Send + Sync {
     ) -> Result<TaskId, PortError>;
 
     /// Copies up to `limit` finished tasks matching `filter` (oldest first), skipping those
-    /// with a copy still waiting to run. Returns how many copies it made. Errors: `Conflict`
+    /// with a copy still waiting to run and, unless the filter asks for succeeded tasks, those
+    /// a later copy of their lineage already fixed (it succeeded). Returns how many copies it made. Errors: `Conflict`
     /// when the filter's status is not final.
     async fn reprocess_tasks(
         &self,

@@ -20,15 +20,15 @@ fn program(name: &str, fallback: &str) -> String {
 }
 
 impl Browser {
-    /// Starts chromedriver on a free port and opens a headless Chromium session.
+    /// Starts chromedriver on a port it picks and opens a headless Chromium session.
     pub async fn start() -> Browser {
         let chromedriver = program("CHROMEDRIVER", "/usr/bin/chromedriver");
         let chromium = program("CHROMIUM", "/usr/bin/chromium");
-        let port = super::free_port();
-        let driver = tokio::process::Command::new(&chromedriver)
-            .arg(format!("--port={port}"))
+        // Port 0: chromedriver binds a free port itself and says which.
+        let mut driver = tokio::process::Command::new(&chromedriver)
+            .arg("--port=0")
             .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
+            .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap_or_else(|e| {
@@ -36,6 +36,16 @@ impl Browser {
                     "cannot start {chromedriver} (apt-get install chromium chromium-driver): {e}"
                 )
             });
+        let port = super::announced_port(&mut driver, |line| {
+            line.split("started successfully on port ")
+                .nth(1)?
+                .trim_end_matches('.')
+                .trim()
+                .parse()
+                .ok()
+        })
+        .await
+        .expect("chromedriver to say which port it listens on");
         super::wait_for_port("chromedriver", port, Duration::from_secs(20)).await;
         let profile =
             std::env::temp_dir().join(format!("campus-chromium-{}", uuid::Uuid::new_v4().simple()));

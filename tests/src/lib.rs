@@ -80,12 +80,49 @@ pub fn target_dir() -> PathBuf {
         .to_path_buf()
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
+/// Reads `child`'s standard output until `port_of` finds the port it listens on in a line;
+/// `None` when the output ends first (the child failed to bind and exited) or after 20 s.
+/// Servers bind the port themselves (port 0 or a port they retry), so no other process can
+/// take it between a reservation and its use.
+async fn announced_port(
+    child: &mut tokio::process::Child,
+    port_of: impl Fn(&str) -> Option<u16>,
+) -> Option<u16> {
+    use tokio::io::AsyncBufReadExt;
+    let stdout = child.stdout.take()?;
+    let mut lines = tokio::io::BufReader::new(stdout).lines();
+    let port = tokio::time::timeout(Duration::from_secs(20), async {
+        while let Ok(Some(line)) = lines.next_line().await {
+            if let Some(port) = port_of(&line) {
+                return Some(port);
+            }
+        }
+        None
+    })
+    .await
+    .ok()
+    .flatten()?;
+    // Keep draining the output so the child never blocks on a full pipe.
+    tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
+    Some(port)
 }
+
+/// aiosmtpd (its SMTP protocol and Maildir handler) on a socket it binds itself: port 0 picks
+/// a free port, announced on the first line of output.
+const SMTP_SERVER: &str = r#"
+import asyncio, sys
+from aiosmtpd.handlers import Mailbox
+from aiosmtpd.smtp import SMTP
+
+async def main():
+    handler = Mailbox(sys.argv[2])
+    server = await asyncio.get_running_loop().create_server(
+        lambda: SMTP(handler), "127.0.0.1", int(sys.argv[1]))
+    print(server.sockets[0].getsockname()[1], flush=True)
+    await server.serve_forever()
+
+asyncio.run(main())
+"#;
 
 /// Installs aiosmtpd from PyPI (once per test process) if `python` lacks it, so the test
 /// command works on a fresh machine.
@@ -117,42 +154,50 @@ pub struct SmtpServer {
 }
 
 impl SmtpServer {
-    /// Starts aiosmtpd on a free port and waits until it accepts connections.
+    /// Starts aiosmtpd on a port it picks and waits until it accepts connections.
     pub async fn start() -> SmtpServer {
-        let port = free_port();
         let maildir =
             std::env::temp_dir().join(format!("campus-maildir-{}", uuid::Uuid::new_v4().simple()));
         let mut server = SmtpServer {
             child: None,
-            port,
+            port: 0,
             maildir,
         };
         server.spawn().await;
         server
     }
 
+    /// Starts the server on `self.port` (0: any free port). A restart needs the same port
+    /// (the app's SMTP URL names it); should another process hold it meanwhile, binding is
+    /// retried until it is free again, and never shared.
     async fn spawn(&mut self) {
         let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
         ensure_aiosmtpd(&python);
-        let child = tokio::process::Command::new(&python)
-            .args([
-                "-m",
-                "aiosmtpd",
-                "-n",
-                "-l",
-                &format!("127.0.0.1:{}", self.port),
-                "-c",
-                "aiosmtpd.handlers.Mailbox",
-            ])
-            .arg(&self.maildir)
-            .kill_on_drop(true)
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::piped())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}")
-            });
-        self.child = Some(child);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
+        loop {
+            let mut child = tokio::process::Command::new(&python)
+                .args(["-c", SMTP_SERVER, &self.port.to_string()])
+                .arg(&self.maildir)
+                .kill_on_drop(true)
+                .stdout(std::process::Stdio::piped())
+                .stderr(std::process::Stdio::null())
+                .spawn()
+                .unwrap_or_else(|e| {
+                    panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}")
+                });
+            if let Some(port) = announced_port(&mut child, |l| l.trim().parse().ok()).await {
+                self.port = port;
+                self.child = Some(child);
+                break;
+            }
+            let _ = child.kill().await;
+            assert!(
+                tokio::time::Instant::now() < deadline,
+                "aiosmtpd could not listen on port {} of 127.0.0.1",
+                self.port
+            );
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
         wait_for_port("aiosmtpd", self.port, Duration::from_secs(15)).await;
     }
 
@@ -281,6 +326,28 @@ pub struct TestApp {
     shutdown: watch::Sender<bool>,
     daemon: Option<JoinHandle<()>>,
     server: JoinHandle<()>,
+    /// Set once `stop` dropped the database; otherwise (a failed test) `Drop` drops it.
+    dropped: bool,
+}
+
+impl Drop for TestApp {
+    /// A test that panicked never reached `stop`: drop its database anyway (on a thread of
+    /// its own, as the test's runtime may be unwinding), so failed runs leave nothing behind.
+    fn drop(&mut self) {
+        if self.dropped {
+            return;
+        }
+        let _ = self.shutdown.send(true);
+        let url = self.db_url.clone();
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("a runtime to drop the test database");
+            rt.block_on(drop_database(&url))
+        })
+        .join();
+    }
 }
 
 /// A JSON response: status and body.
@@ -325,6 +392,9 @@ impl TestApp {
         settings.poll_interval = Duration::from_millis(200);
         settings.retry_base = Duration::from_millis(200);
         settings.retry_cap = Duration::from_secs(1);
+        // 6 + 3 pooled connections, plus LISTEN, leader and live-page connections: with the
+        // test's own pool about 16 per app (see .config/nextest.toml).
+        settings.db_connections = 6;
         settings.admin_email = None;
         settings.admin_password = None;
         settings.jwt_secret = Some(TEST_SECRET.into());
@@ -352,6 +422,7 @@ impl TestApp {
             shutdown,
             daemon: Some(daemon),
             server,
+            dropped: false,
         }
     }
 
@@ -378,6 +449,7 @@ impl TestApp {
         drop_database(&self.db_url)
             .await
             .expect("drop the test database");
+        self.dropped = true;
     }
 
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {

@@ -22,6 +22,8 @@ async fn bench_runs_and_cleans_up() {
             "1",
         ])
         .env("DATABASE_URL", &server)
+        // The bench's `campus daemon` and `campus api` children inherit it: small pools.
+        .env("CAMPUS_DB_CONNECTIONS", "6")
         .env("RUST_LOG", "error")
         .output()
         .await

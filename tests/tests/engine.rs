@@ -39,6 +39,35 @@ impl TaskHandler for Fails {
     }
 }
 
+/// Fails every attempt, recording for each retry the delay the policy chose before it
+/// (its row's `run_at` minus the time of the previous failure).
+#[derive(Clone)]
+struct FailsTimed {
+    pool: sqlx::PgPool,
+    delays: Arc<Mutex<Vec<(u32, f64)>>>,
+}
+
+#[async_trait]
+impl TaskHandler for FailsTimed {
+    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
+        if task.attempt > 1 {
+            let delay: f64 = sqlx::query_scalar(
+                "SELECT (extract(epoch FROM run_at - (errors->-1->>'at')::timestamptz) * 1000)::float8
+                 FROM tasks WHERE id = $1",
+            )
+            .bind(uuid::Uuid::from_u128(task.id.0))
+            .fetch_one(&self.pool)
+            .await
+            .expect("the task's row");
+            self.delays.lock().unwrap().push((task.attempt, delay));
+        }
+        Err(TaskError::transient(format!(
+            "attempt {} failed",
+            task.attempt
+        )))
+    }
+}
+
 struct Panics;
 
 #[async_trait]
@@ -116,11 +145,18 @@ async fn a_registered_synthetic_event_fans_out_to_every_handler() {
 
 #[tokio::test]
 async fn failures_are_retried_then_dead_and_permanent_failures_die_at_once() {
-    let app = TestApp::spawn_with(|campus| {
+    let delays = Arc::new(Mutex::new(Vec::new()));
+    let seen = delays.clone();
+    // The harness's policy: 200 ms base, doubling, capped at 1 s.
+    let app = TestApp::spawn_with(move |campus| {
+        let flaky = FailsTimed {
+            pool: campus.pool.clone(),
+            delays: seen,
+        };
         campus
             .default_registry()
             .on_event("Flaky", "flaky", "flaky")
-            .task_arc("flaky", Arc::new(Fails { permanent: false }), Some(3))
+            .task_arc("flaky", Arc::new(flaky), Some(3))
             .on_event("Doomed", "doomed", "doomed")
             .task("doomed", Fails { permanent: true })
             .on_event("Buggy", "buggy", "buggy")
@@ -168,27 +204,78 @@ async fn failures_are_retried_then_dead_and_permanent_failures_die_at_once() {
         messages,
         ["attempt 1 failed", "attempt 2 failed", "attempt 3 failed"]
     );
-    assert!(errors
+    let numbers: Vec<_> = errors
         .as_array()
         .unwrap()
         .iter()
-        .all(|e| e["at"].is_string()));
+        .map(|e| e["attempt"].as_i64().unwrap())
+        .collect();
+    assert_eq!(numbers, [1, 2, 3]);
+    // Each retry waited the policy's delay for its attempt: within [raw / 2, raw] of
+    // 200 ms * 2^(attempt - 1), so the windows double; and no attempt ran before it.
+    let policy = campus_core::engine::RetryPolicy {
+        base: Duration::from_millis(200),
+        cap: Duration::from_secs(1),
+        max_attempts: 3,
+    };
+    let delays = delays.lock().unwrap().clone();
+    assert_eq!(
+        delays.iter().map(|(a, _)| *a).collect::<Vec<_>>(),
+        [2, 3],
+        "{delays:?}"
+    );
+    let failed_at: Vec<f64> = sqlx::query_scalar(
+        "SELECT (extract(epoch FROM (e->>'at')::timestamptz) * 1000)::float8
+         FROM tasks, jsonb_array_elements(errors) e WHERE task_type = 'flaky'
+         ORDER BY (e->>'attempt')::int",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    let at = |i: usize| failed_at[i];
+    for (i, (attempt, delay)) in delays.iter().enumerate() {
+        let raw = policy.raw_delay(attempt - 1).as_secs_f64() * 1000.0;
+        assert!(
+            *delay >= raw / 2.0 - 0.001 && *delay <= raw + 0.001,
+            "attempt {attempt} was scheduled {delay} ms after the failure before it, outside [{}, {raw}] ms",
+            raw / 2.0
+        );
+        assert!(
+            at(i + 1) - at(i) >= *delay - 0.001,
+            "attempt {attempt} failed {} ms after the one before, sooner than its delay of {delay} ms",
+            at(i + 1) - at(i)
+        );
+    }
 
     let (status, attempt, errors) = row("doomed").await;
+    assert_eq!((status.as_str(), attempt), ("dead", 1));
     assert_eq!(
-        (status.as_str(), attempt, errors.as_array().unwrap().len()),
-        ("dead", 1, 1)
+        errors.as_array().unwrap().len(),
+        1,
+        "a permanent failure is not retried: {errors}"
+    );
+    assert_eq!(
+        (errors[0]["attempt"].as_i64(), errors[0]["message"].as_str()),
+        (Some(1), Some("attempt 1 failed"))
     );
 
     let (status, attempt, errors) = row("buggy").await;
     assert_eq!((status.as_str(), attempt), ("dead", 2));
-    assert!(
-        errors[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("handler panicked: handler bug"),
-        "{errors}"
-    );
+    let panics: Vec<_> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["message"]
+                    .as_str()
+                    .unwrap()
+                    .contains("handler panicked: handler bug"),
+            )
+        })
+        .collect();
+    assert_eq!(panics, [(1, true), (2, true)], "{errors}");
 
     let (status, _, _) = row("healthy").await;
     assert_eq!(status, "succeeded", "other tasks are not affected");

@@ -3,7 +3,7 @@
 
 use async_trait::async_trait;
 use campus::engine::{TaskError, TaskHandler};
-use campus_adapters::pg::testing::{drop_database, fresh_database};
+use campus_adapters::pg::testing::{drop_database, fresh_database, DropOnPanic};
 use campus_adapters::pg::{Notifier, PgStore};
 use campus_ports::{ClaimedTask, EventStore, NewEvent, NewTask, TaskQueue};
 use campus_tests::{campus_binary, eventually, TestApp};
@@ -40,6 +40,8 @@ fn spawn_daemon(db_url: &str, data_dir: &std::path::Path) -> tokio::process::Chi
         .env("CAMPUS_DATA_DIR", data_dir)
         .env("CAMPUS_LEASE", "2s")
         .env("CAMPUS_CONCURRENCY", "32")
+        // 4 + 2 pooled connections, plus LISTEN and leader: about 9 per daemon.
+        .env("CAMPUS_DB_CONNECTIONS", "4")
         .env("CAMPUS_POLL_INTERVAL", "200ms")
         .env("CAMPUS_RETRY_BASE", "100ms")
         .env("CAMPUS_RETRY_CAP", "1s")
@@ -56,6 +58,7 @@ fn spawn_daemon(db_url: &str, data_dir: &std::path::Path) -> tokio::process::Chi
 async fn killing_daemons_with_sigkill_loses_no_task() {
     const TASKS: usize = 10_000;
     let (url, pool) = fresh_database("campus_e2e_kill").await.unwrap();
+    let url = DropOnPanic(url);
     let store = PgStore::new(pool.clone(), Notifier::disabled());
     for chunk in noop_tasks(TASKS, 10).chunks(2_000) {
         store.enqueue(chunk).await.unwrap();
@@ -116,6 +119,7 @@ async fn killing_daemons_with_sigkill_loses_no_task() {
 #[tokio::test]
 async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
     let (url, pool) = fresh_database("campus_e2e_term").await.unwrap();
+    let url = DropOnPanic(url);
     let store = PgStore::new(pool.clone(), Notifier::disabled());
     store.enqueue(&noop_tasks(4, 1_500)).await.unwrap();
     let data_dir =
@@ -130,14 +134,29 @@ async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
         },
     )
     .await;
-    // More work arrives, then SIGTERM: the running tasks finish, the new ones are not claimed.
-    store.enqueue(&noop_tasks(3, 0)).await.unwrap();
+    // SIGTERM; once the daemon has taken the signal (its LISTEN connection closes), more
+    // work arrives: the running tasks finish, the new ones are never claimed.
+    let listeners = "SELECT count(*) FROM pg_stat_activity
+         WHERE datname = current_database() AND query LIKE 'LISTEN %'";
+    assert_eq!(count(&pool, listeners).await, 1, "the daemon listens");
     let pid = daemon.id().expect("daemon pid");
     let sent = std::process::Command::new("kill")
         .args(["-TERM", &pid.to_string()])
         .status()
         .unwrap();
     assert!(sent.success());
+    eventually(
+        "the daemon to take the signal (its LISTEN connection closes)",
+        Duration::from_secs(10),
+        || async { (count(&pool, listeners).await == 0).then_some(()) },
+    )
+    .await;
+    assert_eq!(
+        count(&pool, "SELECT count(*) FROM tasks WHERE status = 'running'").await,
+        4,
+        "the long tasks are still running when the new work arrives"
+    );
+    store.enqueue(&noop_tasks(3, 0)).await.unwrap();
     let exit = tokio::time::timeout(Duration::from_secs(20), daemon.wait())
         .await
         .expect("the daemon exits")
@@ -148,9 +167,10 @@ async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
         "SELECT count(*) FROM tasks WHERE status = 'succeeded' AND payload->>'sleep_ms' = '1500'",
     )
     .await;
-    let stranded = count(
+    let untouched = count(
         &pool,
-        "SELECT count(*) FROM tasks WHERE status <> 'succeeded' AND NOT (status = 'pending' AND attempt = 0)",
+        "SELECT count(*) FROM tasks WHERE payload->>'sleep_ms' = '0' AND status = 'pending'
+           AND attempt = 0 AND started_at IS NULL AND locked_by IS NULL",
     )
     .await;
     let held = count(
@@ -159,12 +179,8 @@ async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
     )
     .await;
     assert_eq!(finished, 4, "running tasks finished before exit");
-    // The 3 new tasks either ran (if claimed in the instant before SIGTERM) or wait untouched.
-    assert_eq!(
-        (held, stranded),
-        (0, 0),
-        "nothing is left claimed, half-done or failed"
-    );
+    assert_eq!(held, 0, "nothing is left claimed");
+    assert_eq!(untouched, 3, "a stopping daemon claims nothing new");
     pool.close().await;
     drop_database(&url).await.unwrap();
     let _ = std::fs::remove_dir_all(data_dir);
@@ -431,10 +447,19 @@ async fn operators_reprocess_events_and_tasks_through_the_api() {
     // Only operators of the right scope may reprocess.
     let path = format!("/adm/tasks/{task_id}/reprocess");
     assert_eq!(app.post(&path, None, json!({})).await.status, 401);
+    let rows = || async {
+        (
+            app.scalar::<i64>("SELECT count(*) FROM domain_events")
+                .await,
+            app.scalar::<i64>("SELECT count(*) FROM tasks").await,
+        )
+    };
+    let before = rows().await;
+    let refused = app.post(&path, Some(&academic_b), json!({})).await.status;
     assert_eq!(
-        app.post(&path, Some(&academic_b), json!({})).await.status,
-        404,
-        "B cannot see A's task"
+        (refused, rows().await),
+        (404, before),
+        "B cannot see A's task, and its refused reprocess wrote no row"
     );
     broken.store(false, Ordering::SeqCst);
     let copy = app.post(&path, Some(&academic_a), json!({})).await;
@@ -460,7 +485,24 @@ async fn operators_reprocess_events_and_tasks_through_the_api() {
         "the original is untouched"
     );
 
-    // Bulk: the other dead print_report task (the first one is not dead-without-copy any more).
+    // Bulk of a status that cannot be reprocessed: refused, and nothing is copied (the
+    // second dead task would be, were the status ignored).
+    let before = rows().await;
+    let bad = app
+        .post(
+            "/adm/tasks/reprocess",
+            Some(&adm),
+            json!({"task_type": "print_report", "status": "running"}),
+        )
+        .await;
+    assert_eq!(
+        (bad.status, rows().await),
+        (400, before),
+        "a refused bulk reprocess wrote no row: {bad:?}"
+    );
+
+    // Bulk of the dead ones: only the second task is copied; the first one's copy already
+    // succeeded, so a reprocess already fixed it.
     let bulk = app
         .post(
             "/adm/tasks/reprocess",
@@ -470,17 +512,17 @@ async fn operators_reprocess_events_and_tasks_through_the_api() {
         .await;
     assert_eq!(
         (bulk.status, bulk.body["copies"].as_u64()),
-        (200, Some(2)),
+        (200, Some(1)),
         "{bulk:?}"
     );
-    let bad = app
-        .post(
-            "/adm/tasks/reprocess",
-            Some(&adm),
-            json!({"status": "running"}),
-        )
-        .await;
-    assert_eq!(bad.status, 400);
+    let copied: Vec<uuid::Uuid> = sqlx::query_scalar(
+        "SELECT reprocessed_from FROM tasks WHERE task_type = 'print_report' AND reprocessed_from IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(copied, [task_id, dead[1].0], "one copy of each dead task");
+    app.wait_for_idle().await;
 
     // An event copy fans out again.
     let ev = app
@@ -499,14 +541,19 @@ async fn operators_reprocess_events_and_tasks_through_the_api() {
         ))
         .await;
     assert_eq!(fanned, 1);
-    let student = app
+    let before = rows().await;
+    let other_tenant = app
         .post(
             &format!("/adm/events/{event_id}/reprocess"),
             Some(&academic_b),
             json!({}),
         )
         .await;
-    assert_eq!(student.status, 404);
+    assert_eq!(
+        (other_tenant.status, rows().await),
+        (404, before),
+        "B cannot see A's event, and its refused reprocess wrote no row"
+    );
     app.stop().await;
 }
 
@@ -539,13 +586,31 @@ async fn leadership_moves_when_the_leader_dies() {
         .await
         .unwrap();
     assert!(killed);
-    let next_leader = eventually("a new leader", Duration::from_secs(15), || async {
-        leader_pid(&app.pool)
+    let alive = |pid: i32| {
+        let pool = app.pool.clone();
+        async move {
+            sqlx::query_scalar::<_, bool>(
+                "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE pid = $1)",
+            )
+            .bind(pid)
+            .fetch_one(&pool)
             .await
-            .filter(|pid| *pid != first_leader)
+            .unwrap()
+        }
+    };
+    eventually(
+        "the old leader's backend to exit",
+        Duration::from_secs(15),
+        || async { (!alive(first_leader).await).then_some(()) },
+    )
+    .await;
+    // Whoever holds the lock now (no filter on who): a live backend, not the old one.
+    let next_leader = eventually("a leader again", Duration::from_secs(15), || {
+        leader_pid(&app.pool)
     })
     .await;
-    assert_ne!(next_leader, first_leader);
+    assert_ne!(next_leader, first_leader, "the lock moved");
+    assert!(alive(next_leader).await, "the new leader is a live backend");
 
     // The new leader does the leader's work: a task whose holder vanished is rescued.
     sqlx::query(

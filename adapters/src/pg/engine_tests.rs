@@ -1,7 +1,7 @@
 //! The outbox, the event store and the task queue against a real PostgreSQL (one fresh
 //! database per test).
 
-use super::testing::{drop_database, fresh_database};
+use super::testing::{drop_database, fresh_database, DropOnPanic};
 use super::{Notifier, PgStore};
 use campus_core::engine::{EventEnvelope, PlannedTask, RetryPolicy};
 use campus_core::ids::*;
@@ -39,11 +39,11 @@ impl EventPlanner for TwoHandlers {
     }
 }
 
-async fn store() -> (String, PgStore) {
+async fn store() -> (DropOnPanic, PgStore) {
     let (url, pool) = fresh_database("campus_adapter_test")
         .await
         .expect("test database");
-    (url, PgStore::new(pool, Notifier::disabled()))
+    (DropOnPanic(url), PgStore::new(pool, Notifier::disabled()))
 }
 
 fn event(t: &str) -> NewEvent {
@@ -62,6 +62,45 @@ async fn count(store: &PgStore, sql: &str) -> i64 {
         .fetch_one(store.pool())
         .await
         .unwrap()
+}
+
+/// Calls `check` every 5 ms until it returns `Some`, or panics after 10 s naming `what`.
+async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// An error's `at` in milliseconds since the epoch.
+fn at_ms(at: &serde_json::Value) -> f64 {
+    let raw = at.as_str().expect("a timestamp");
+    chrono::DateTime::parse_from_rfc3339(raw)
+        .unwrap_or_else(|e| panic!("{raw}: {e}"))
+        .timestamp_micros() as f64
+        / 1000.0
+}
+
+/// Asserts that `delay_ms`, chosen after failed attempt `attempt`, lies in the policy's
+/// equal-jitter window `[raw / 2, raw]` (1 µs of rounding allowed).
+fn assert_in_window(p: &RetryPolicy, attempt: u32, delay_ms: f64) {
+    let raw = p.raw_delay(attempt).as_secs_f64() * 1000.0;
+    assert!(
+        delay_ms >= raw / 2.0 - 0.001 && delay_ms <= raw + 0.001,
+        "the delay after attempt {attempt} was {delay_ms} ms, outside [{}, {raw}] ms",
+        raw / 2.0
+    );
 }
 
 fn policy() -> RetryPolicy {
@@ -152,44 +191,93 @@ async fn dispatch_fans_out_once_per_handler_even_when_repeated() {
     drop_database(&url).await.unwrap();
 }
 
+/// A policy whose delays are long enough to measure and short enough not to wait for:
+/// 20–40 ms, 40–80 ms, then dead.
+fn measurable_policy() -> RetryPolicy {
+    RetryPolicy {
+        base: Duration::from_millis(40),
+        cap: Duration::from_secs(1),
+        max_attempts: 3,
+    }
+}
+
+const POISON: &str = "SELECT status, attempts, errors,
+        (extract(epoch FROM next_attempt_at - (errors->-1->>'at')::timestamptz) * 1000)::float8
+     FROM domain_events WHERE event_type = 'Poison'";
+
 #[tokio::test]
 async fn a_poison_event_does_not_block_its_batch() {
     let (url, s) = store().await;
+    let p = measurable_policy();
     s.append(&[event("Happened"), event("Poison"), event("Happened")])
         .await
         .unwrap();
     let r = s
-        .dispatch_pending(100, Arc::new(TwoHandlers), &policy())
+        .dispatch_pending(100, Arc::new(TwoHandlers), &p)
         .await
         .unwrap();
     assert_eq!((r.events, r.tasks, r.failed), (3, 4, 1));
-    let (status, attempts, errors): (String, i32, serde_json::Value) = sqlx::query_as(
-        "SELECT status, attempts, errors FROM domain_events WHERE event_type = 'Poison'",
-    )
-    .fetch_one(s.pool())
-    .await
-    .unwrap();
-    assert_eq!((status.as_str(), attempts), ("retrying", 1));
-    assert!(
-        errors[0]["message"]
-            .as_str()
-            .unwrap()
-            .contains("cannot plan"),
-        "{errors}"
-    );
-    // Retried until dead (max 3 attempts).
-    for _ in 0..10 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-        s.dispatch_pending(100, Arc::new(TwoHandlers), &policy())
-            .await
-            .unwrap();
-    }
-    let status: String =
-        sqlx::query_scalar("SELECT status FROM domain_events WHERE event_type = 'Poison'")
+    // Each failure is recorded, then retried after the policy's delay, until dead after
+    // max_attempts = 3.
+    let mut seen = Vec::new();
+    loop {
+        let row: (String, i32, serde_json::Value, f64) =
+            sqlx::query_as(POISON).fetch_one(s.pool()).await.unwrap();
+        seen.push(row.clone());
+        if row.0 == "dead" || seen.len() > 3 {
+            break;
+        }
+        let attempts = row.1;
+        until("the poison event's next attempt", || async {
+            s.dispatch_pending(100, Arc::new(TwoHandlers), &p)
+                .await
+                .unwrap();
+            let now: i32 = sqlx::query_scalar(
+                "SELECT attempts FROM domain_events WHERE event_type = 'Poison'",
+            )
             .fetch_one(s.pool())
             .await
             .unwrap();
-    assert_eq!(status, "dead");
+            (now > attempts).then_some(())
+        })
+        .await;
+    }
+    let statuses: Vec<(&str, i32)> = seen.iter().map(|r| (r.0.as_str(), r.1)).collect();
+    assert_eq!(
+        statuses,
+        [("retrying", 1), ("retrying", 2), ("dead", 3)],
+        "one attempt per dispatch, dead after the third"
+    );
+    let errors = seen[2].2.as_array().unwrap().clone();
+    let numbered: Vec<(i64, bool)> = errors
+        .iter()
+        .map(|e| {
+            let m = e["message"].as_str().unwrap();
+            (
+                e["attempt"].as_i64().unwrap(),
+                m.contains("h1") && m.contains("cannot plan"),
+            )
+        })
+        .collect();
+    assert_eq!(numbered, [(1, true), (2, true), (3, true)], "{errors:?}");
+    // The delays grow as the policy says: each in its window, and no attempt came early.
+    let at = |i: usize| at_ms(&errors[i]["at"]);
+    for (i, row) in seen.iter().take(2).enumerate() {
+        let attempt = i as u32 + 1;
+        assert_in_window(&p, attempt, row.3);
+        assert!(
+            at(i + 1) - at(i) >= row.3 - 0.001,
+            "attempt {} ran {} ms after attempt {attempt}, before its delay of {} ms",
+            attempt + 1,
+            at(i + 1) - at(i),
+            row.3
+        );
+    }
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM tasks").await,
+        4,
+        "the other events planned their tasks; the poison one none"
+    );
     drop_database(&url).await.unwrap();
 }
 
@@ -242,25 +330,63 @@ async fn completion_is_fenced_and_failures_retry_then_die() {
         0,
         "a stranger cannot complete it"
     );
-    assert_eq!(s.complete("w1", &[fail(1)], &policy()).await.unwrap(), 1);
+    let p = measurable_policy();
+    assert_eq!(s.complete("w1", &[fail(1)], &p).await.unwrap(), 1);
     assert_eq!(
-        s.complete("w1", &[fail(1)], &policy()).await.unwrap(),
+        s.complete("w1", &[fail(1)], &p).await.unwrap(),
         0,
         "the same attempt completes once"
     );
-
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let again = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
-    assert_eq!(again[0].attempt, 2);
-    assert_eq!(s.complete("w1", &[fail(2)], &policy()).await.unwrap(), 1);
-    let (status, errors): (String, serde_json::Value) =
-        sqlx::query_as("SELECT status, errors FROM tasks")
-            .fetch_one(s.pool())
+    let (status, attempt, delay): (String, i32, f64) = sqlx::query_as(
+        "SELECT status, attempt,
+                (extract(epoch FROM run_at - (errors->-1->>'at')::timestamptz) * 1000)::float8
+         FROM tasks",
+    )
+    .fetch_one(s.pool())
+    .await
+    .unwrap();
+    assert_eq!((status.as_str(), attempt), ("retrying", 1));
+    assert_in_window(&p, 1, delay);
+    assert!(
+        s.claim("w1", 10, Duration::from_secs(30))
             .await
-            .unwrap();
-    assert_eq!(status, "dead", "max_attempts = 2");
-    assert_eq!(errors.as_array().unwrap().len(), 2);
-    assert_eq!(errors[1]["attempt"], 2);
+            .unwrap()
+            .is_empty(),
+        "a retrying task waits for its delay"
+    );
+
+    let again = until("the retry to be due", || async {
+        let got = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
+    assert_eq!(again[0].attempt, 2);
+    assert_eq!(s.complete("w1", &[fail(2)], &p).await.unwrap(), 1);
+    let (status, attempt, errors, started): (String, i32, serde_json::Value, f64) =
+        sqlx::query_as(
+            "SELECT status, attempt, errors, (extract(epoch FROM started_at) * 1000)::float8 FROM tasks",
+        )
+        .fetch_one(s.pool())
+        .await
+        .unwrap();
+    assert_eq!((status.as_str(), attempt), ("dead", 2), "max_attempts = 2");
+    let attempts: Vec<(i64, &str)> = errors
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| {
+            (
+                e["attempt"].as_i64().unwrap(),
+                e["message"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(attempts, [(1, "boom"), (2, "boom")]);
+    assert!(
+        started - at_ms(&errors[0]["at"]) >= delay - 0.001,
+        "the second attempt started {} ms after the first failed, before its delay of {delay} ms",
+        started - at_ms(&errors[0]["at"])
+    );
     drop_database(&url).await.unwrap();
 }
 
@@ -370,8 +496,11 @@ async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
         duration: Duration::from_millis(1),
     };
     assert_eq!(s.complete("w1", &[late], &policy()).await.unwrap(), 0);
-    tokio::time::sleep(Duration::from_millis(20)).await;
-    let again = s.claim("w2", 10, Duration::from_secs(30)).await.unwrap();
+    let again = until("the rescued task to be due", || async {
+        let got = s.claim("w2", 10, Duration::from_secs(30)).await.unwrap();
+        (!got.is_empty()).then_some(got)
+    })
+    .await;
     assert_eq!((again.len(), again[0].attempt), (1, 2));
     // Expired on its last attempt: dead.
     sqlx::query(
@@ -478,6 +607,53 @@ async fn reprocessing_copies_and_never_edits() {
     };
     assert_eq!(s.reprocess_tasks(&filter, 1000, None).await.unwrap(), 1);
     assert_eq!(s.reprocess_tasks(&filter, 1000, None).await.unwrap(), 0);
+
+    // The first copy succeeds, the second fails and waits for a retry: a bulk reprocess of
+    // the dead tasks copies neither original (one is fixed, the other has a copy waiting).
+    let copies = s.claim("w", 10, Duration::from_secs(30)).await.unwrap();
+    assert_eq!(copies.len(), 2);
+    let outcome = |c: &ClaimedTask, outcome| Completion {
+        id: c.id,
+        attempt: c.attempt,
+        max_attempts: c.max_attempts,
+        outcome,
+        duration: Duration::ZERO,
+    };
+    let (fixed, failing) = if copies[0].id == copy {
+        (&copies[0], &copies[1])
+    } else {
+        (&copies[1], &copies[0])
+    };
+    s.complete(
+        "w",
+        &[
+            outcome(fixed, TaskOutcome::Succeeded),
+            outcome(
+                failing,
+                TaskOutcome::Failed {
+                    message: "again".into(),
+                    permanent: false,
+                },
+            ),
+        ],
+        &policy(),
+    )
+    .await
+    .unwrap();
+    let tasks_before = count(&s, "SELECT count(*) FROM tasks").await;
+    assert_eq!(
+        s.reprocess_tasks(&filter, 1000, None).await.unwrap(),
+        0,
+        "a dead task whose copy succeeded is not copied again"
+    );
+    assert_eq!(count(&s, "SELECT count(*) FROM tasks").await, tasks_before);
+    // Asking for succeeded tasks still copies them (a deliberate re-run).
+    let succeeded = TaskFilter {
+        task_type: Some("t".into()),
+        status: Some(campus_core::engine::TaskStatus::Succeeded),
+        ..Default::default()
+    };
+    assert_eq!(s.reprocess_tasks(&succeeded, 1000, None).await.unwrap(), 1);
     let running = TaskFilter {
         status: Some(campus_core::engine::TaskStatus::Running),
         ..Default::default()

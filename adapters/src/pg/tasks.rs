@@ -335,6 +335,11 @@ impl TaskQueue for PgStore {
                AND ($8::text IS NULL OR t.correlation_id = $8)
                AND ($9::text IS NULL OR t.payload::text ILIKE $9)
                AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.reprocessed_from = t.id AND c.status IN {WAITING})
+               -- A failed or cancelled task that a later copy in its lineage already fixed
+               -- (it succeeded) is not copied again.
+               AND ($10 OR NOT EXISTS (SELECT 1 FROM tasks c
+                        WHERE c.reprocessed_from IS NOT NULL AND c.lineage_id = t.lineage_id
+                          AND c.status = 'succeeded' AND c.created_at > t.created_at))
              ORDER BY t.created_at, t.id
              LIMIT $6
              FOR UPDATE OF t SKIP LOCKED"
@@ -354,6 +359,7 @@ impl TaskQueue for PgStore {
                 .filter(|t| !t.is_empty())
                 .map(super::admin::contains_pattern),
         )
+        .bind(status == TaskStatus::Succeeded)
         .fetch_all(&mut *tx)
         .await
         .map_err(db_err)?;

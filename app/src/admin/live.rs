@@ -100,7 +100,7 @@ mod tests {
     async fn stopping_the_hub_ends_every_page_stream() {
         // The listener may or may not reach a server; the streams end either way.
         let pool = sqlx::postgres::PgPoolOptions::new()
-            .connect_lazy("postgres://postgres@127.0.0.1:5432/postgres")
+            .connect_lazy(&campus_adapters::pg::testing::server_url())
             .unwrap();
         let hub = LiveHub::new(pool);
         let mut first = Box::pin(changes(hub.subscribe()));

@@ -258,9 +258,107 @@ mod tests {
         );
     }
 
+    /// Every transition the lifecycle allows, written out independently of `apply`: from a
+    /// status, a transition, and the status it leads to. `Fail`/`LeaseExpired` lead to
+    /// `Retrying` while attempts are left and to `Dead` on the last one; `Release` gives the
+    /// attempt back. Anything not listed here must be refused.
+    const ALLOWED: &[(TaskStatus, &str, &str)] = &[
+        (TaskStatus::Pending, "claim", "running"),
+        (TaskStatus::Retrying, "claim", "running"),
+        (TaskStatus::Running, "succeed", "succeeded"),
+        (TaskStatus::Running, "fail", "retrying or dead"),
+        (TaskStatus::Running, "fail permanently", "dead"),
+        (TaskStatus::Running, "lease expired", "retrying or dead"),
+        (TaskStatus::Running, "release", "pending or retrying"),
+        (TaskStatus::Pending, "cancel", "cancelled"),
+        (TaskStatus::Retrying, "cancel", "cancelled"),
+    ];
+
+    fn name(t: TaskTransition) -> &'static str {
+        match t {
+            TaskTransition::Claim => "claim",
+            TaskTransition::Succeed => "succeed",
+            TaskTransition::Fail { permanent: false } => "fail",
+            TaskTransition::Fail { permanent: true } => "fail permanently",
+            TaskTransition::LeaseExpired => "lease expired",
+            TaskTransition::Release => "release",
+            TaskTransition::Cancel => "cancel",
+        }
+    }
+
+    const TRANSITIONS: [TaskTransition; 7] = [
+        TaskTransition::Claim,
+        TaskTransition::Succeed,
+        TaskTransition::Fail { permanent: false },
+        TaskTransition::Fail { permanent: true },
+        TaskTransition::LeaseExpired,
+        TaskTransition::Release,
+        TaskTransition::Cancel,
+    ];
+
+    /// What the table says `t` does to `s`: the next state, or `None` for a refusal.
+    fn expected(s: TaskState, t: TaskTransition) -> Option<TaskState> {
+        let (_, _, to) = ALLOWED
+            .iter()
+            .find(|(from, tr, _)| *from == s.status && *tr == name(t))?;
+        let last = s.attempt >= s.max_attempts;
+        let (status, attempt) = match *to {
+            "running" => (TaskStatus::Running, s.attempt + 1),
+            "succeeded" => (TaskStatus::Succeeded, s.attempt),
+            "dead" => (TaskStatus::Dead, s.attempt),
+            "cancelled" => (TaskStatus::Cancelled, s.attempt),
+            "retrying or dead" if last => (TaskStatus::Dead, s.attempt),
+            "retrying or dead" => (TaskStatus::Retrying, s.attempt),
+            "pending or retrying" if s.attempt <= 1 => (TaskStatus::Pending, 0),
+            "pending or retrying" => (TaskStatus::Retrying, s.attempt - 1),
+            other => unreachable!("unknown target {other}"),
+        };
+        Some(TaskState {
+            status,
+            attempt,
+            ..s
+        })
+    }
+
+    /// Every status, attempt count and transition against the table: the allowed ones are
+    /// accepted with the table's outcome, every other one is refused.
+    #[test]
+    fn every_transition_matches_the_table() {
+        let (mut accepted, mut refused) = (0, 0);
+        for status in TaskStatus::ALL {
+            for max_attempts in 1..4 {
+                for attempt in 0..=max_attempts {
+                    let s = TaskState {
+                        status,
+                        attempt,
+                        max_attempts,
+                    };
+                    for t in TRANSITIONS {
+                        match (s.apply(t), expected(s, t)) {
+                            (Ok(next), Some(want)) => {
+                                assert_eq!(next, want, "{t:?} on {s:?}");
+                                accepted += 1;
+                            }
+                            (Err(e), None) => {
+                                assert_eq!((e.from, e.transition), (status, t));
+                                refused += 1;
+                            }
+                            (got, want) => {
+                                panic!("{t:?} on {s:?}: got {got:?}, the table says {want:?}")
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        assert!(accepted > 0 && refused > 0, "{accepted} / {refused}");
+    }
+
     proptest! {
-        /// Whatever sequence of events happens, the state stays valid: attempts never exceed
-        /// the maximum, final states are never left, running always has a counted attempt.
+        /// Whatever sequence of transitions happens, each one is accepted exactly when the
+        /// table allows it and leads where the table says; the state stays valid: attempts
+        /// never exceed the maximum, final states are never left, running always has a
+        /// counted attempt.
         #[test]
         fn task_state_machine_never_reaches_an_invalid_state(
             max in 1u32..8,
@@ -268,8 +366,10 @@ mod tests {
         ) {
             let mut s = TaskState::new(max);
             for t in ts {
+                let want = expected(s, t);
                 match s.apply(t) {
                     Ok(next) => {
+                        prop_assert_eq!(Some(next), want, "{:?} on {:?}", t, s);
                         prop_assert!(!s.status.is_final(), "left final state {:?}", s.status);
                         prop_assert!(next.attempt <= next.max_attempts);
                         if next.status == TaskStatus::Running { prop_assert!(next.attempt >= 1); }
@@ -277,7 +377,10 @@ mod tests {
                         if next.status == TaskStatus::Pending { prop_assert_eq!(next.attempt, 0); }
                         s = next;
                     }
-                    Err(e) => prop_assert_eq!(e.from, s.status),
+                    Err(e) => {
+                        prop_assert_eq!(want, None, "{:?} on {:?} was refused", t, s);
+                        prop_assert_eq!(e.from, s.status);
+                    }
                 }
             }
         }

@@ -87,6 +87,22 @@ mod tests {
         assert_eq!(p.decide(5, false, 0.5), RetryDecision::Dead);
     }
 
+    /// The smallest delays the policy allows (a 1 ms base, no jitter) keep the equal-jitter
+    /// bounds: at least half the raw delay, at most all of it.
+    #[test]
+    fn tiny_delays_keep_the_jitter_bounds() {
+        let p = RetryPolicy {
+            base: Duration::from_millis(1),
+            cap: Duration::from_millis(1),
+            max_attempts: 3,
+        };
+        for (jitter, expected) in [(0.0, 500), (1.0, 1000), (f64::NAN, 500)] {
+            let d = p.delay(1, jitter);
+            assert_eq!(d, Duration::from_micros(expected), "jitter {jitter}");
+            assert!(d + Duration::from_micros(1) >= p.raw_delay(1) / 2);
+        }
+    }
+
     proptest! {
         #[test]
         fn raw_delay_is_non_decreasing(p in policy(), a in 1u32..100) {
@@ -98,7 +114,9 @@ mod tests {
             let d = p.delay(a, j);
             prop_assert!(d <= p.cap);
             prop_assert!(d <= p.raw_delay(a));
-            prop_assert!(d >= p.raw_delay(a) / 2 - Duration::from_millis(1));
+            // Half the raw delay, give or take the rounding of `mul_f64` (no subtraction: a raw
+            // delay under 2 ms would underflow).
+            prop_assert!(d + Duration::from_micros(1) >= p.raw_delay(a) / 2);
         }
 
         #[test]
