@@ -183,7 +183,8 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_SHUTDOWN_TIMEOUT", global = true, default_value = "10s", value_parser = parse_duration)]
     pub shutdown_timeout: Duration,
 
-    /// Connections of the database pool; the daemon's bookkeeping pool gets half as many.
+    /// Connections of the database pool; the daemon's bookkeeping pool gets half as many,
+    /// the admin screen's reads a quarter (at least 2).
     #[arg(long, env = "CAMPUS_DB_CONNECTIONS", global = true, default_value_t = 20, value_parser = clap::value_parser!(u32).range(2..=1000))]
     pub db_connections: u32,
 

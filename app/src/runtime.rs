@@ -56,9 +56,13 @@ impl Campus {
         let engine_pool = pg::connect_engine(&database.url, (settings.db_connections / 2).max(1))
             .await
             .map_err(|e| e.to_string())?;
-        let admin_pool = pg::connect_admin(&database.url, 5, settings.admin_query_timeout)
-            .await
-            .map_err(|e| e.to_string())?;
+        let admin_pool = pg::connect_admin(
+            &database.url,
+            (settings.db_connections / 4).max(2),
+            settings.admin_query_timeout,
+        )
+        .await
+        .map_err(|e| e.to_string())?;
         let admin_store = PgStore::new(admin_pool, notifier.clone());
         let engine_store = PgStore::new(engine_pool, notifier);
         let keys = master_keys(&settings, &database)?;
