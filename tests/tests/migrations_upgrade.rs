@@ -164,6 +164,7 @@ async fn a_database_with_rows_at_each_earlier_migration_upgrades_and_works() {
         };
 
         // Start-up upgrades it (Campus::start migrates), then API and daemon run on it.
+        println!("upgrading a database left at migration {version}, with rows");
         let app = TestApp::spawn_on(&url, |_| {}, |c| c.default_registry()).await;
         let at = format!("(database at migration {version})");
         assert!(migrations_applied(&app.pool).await.unwrap(), "{at}");
