@@ -175,13 +175,6 @@ impl WebClient {
             .unwrap();
         (r.status().as_u16(), r.text().await.unwrap())
     }
-
-    /// The session's CSRF token, read from the overview page.
-    pub async fn csrf(&self) -> String {
-        let (status, page) = self.get("/admin").await;
-        assert_eq!(status, 200, "the overview: {page}");
-        hidden(&page, "csrf")
-    }
 }
 
 /// A child process (the `campus` binary, possibly behind a wrapper) whose standard output and

@@ -2,6 +2,11 @@
 //! printed once) on the first start and only named on later starts; and with no database
 //! configured and no server on localhost:5432, `serve` starts a private PostgreSQL cluster,
 //! creates its database, serves on it and stops the cluster when it stops.
+//!
+//! The private-cluster test needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`)
+//! and root, as CI has: it runs `campus serve` in a network namespace of its own (`unshare
+//! --net`, so that no server answers on localhost:5432 there) and talks to it through
+//! `nsenter` + `curl`.
 
 use campus_adapters::pg::testing::{drop_database, fresh_database};
 use campus_tests::extra::{campus_command, free_addr, Process};
