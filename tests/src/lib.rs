@@ -3,6 +3,7 @@
 //! what it receives in a Maildir). `TEST_LOG=1` shows the app's logs.
 
 pub mod browser;
+pub mod extra;
 
 use campus::config::Settings;
 use campus::engine::Registry;
