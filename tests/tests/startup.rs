@@ -60,18 +60,36 @@ async fn login(base: &str, email: &str, password: &str) -> (u16, Option<String>)
     (status, body["access_token"].as_str().map(str::to_string))
 }
 
-/// The password printed by the banner of a first start.
-fn printed_password(stdout: &str) -> String {
-    let marker = format!("log in as {DEFAULT_ADM} with the password ");
-    let start = stdout
-        .find(&marker)
-        .unwrap_or_else(|| panic!("the banner prints the new password:\n{stdout}"))
-        + marker.len();
-    stdout[start..]
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string()
+/// The password a first start handed over: standard output is a pipe here, not a
+/// terminal, so it is not printed but written to a file only its owner can read, which the
+/// banner names.
+fn handed_over_password(stdout: &str, data_dir: &Path) -> String {
+    let file = data_dir.join("admin-password");
+    assert!(
+        stdout.contains(&format!("written to {}", file.display())),
+        "the banner names the password file:\n{stdout}"
+    );
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&file).unwrap().permissions().mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "only its owner reads the password file"
+        );
+    }
+    let content = std::fs::read_to_string(&file).unwrap();
+    let password = content
+        .strip_prefix(&format!("{DEFAULT_ADM} "))
+        .unwrap_or_else(|| panic!("e-mail and password in {}", file.display()))
+        .trim()
+        .to_string();
+    assert!(
+        !stdout.contains(&password),
+        "the password never reaches the log"
+    );
+    password
 }
 
 #[tokio::test]
@@ -91,9 +109,9 @@ async fn the_first_start_creates_the_default_adm_and_later_starts_only_name_it()
     };
     assert!(adm_users().await.is_empty());
 
-    // First start: the user is created and its generated password printed once.
+    // First start: the user is created and its generated password handed over once.
     let (first, base) = serve(&url, &smtp, &data_dir, &[]).await;
-    let password = printed_password(&first.stdout());
+    let password = handed_over_password(&first.stdout(), &data_dir);
     assert!(password.len() >= 16, "a strong generated password");
     let users = adm_users().await;
     assert_eq!(users.len(), 1);
