@@ -1,82 +1,15 @@
-//! Helpers for the tests of behaviours end to end: the app on a database the test prepared,
-//! a cookie-keeping client of the admin screen, the `campus` binary as a child process
+//! Helpers for the tests of behaviours end to end: a cookie-keeping client of the admin screen, the `campus` binary as a child process
 //! (its output captured, stopped with SIGTERM) and a task handler the test holds and releases.
 
-use crate::{campus_binary, eventually, init_logs, SmtpServer, TestApp};
+use crate::{campus_binary, eventually, TestApp};
 use async_trait::async_trait;
-use campus::config::Settings;
-use campus::engine::{Registry, TaskError, TaskHandler};
-use campus::Campus;
+use campus::engine::{TaskError, TaskHandler};
 use campus_ports::ClaimedTask;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::io::AsyncBufReadExt;
 use tokio::sync::watch;
-
-impl TestApp {
-    /// Campus (API + daemon + SMTP server) on the existing database `db_url`, which start-up
-    /// migrates like a real start would; `stop` drops it afterwards.
-    pub async fn spawn_on(
-        db_url: &str,
-        configure: impl FnOnce(&mut Settings),
-        registry: impl FnOnce(&Campus) -> Registry,
-    ) -> TestApp {
-        init_logs();
-        let smtp = SmtpServer::start().await;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        listener
-            .set_nonblocking(true)
-            .expect("non-blocking listener");
-        let addr = listener.local_addr().expect("local address");
-        let mut settings = Settings::defaults();
-        settings.database_url = Some(db_url.to_string());
-        settings.addr = addr;
-        settings.public_url = Some(format!("http://{addr}"));
-        settings.smtp_url = Some(smtp.url());
-        settings.data_dir =
-            std::env::temp_dir().join(format!("campus-e2e-{}", uuid::Uuid::new_v4().simple()));
-        settings.poll_interval = Duration::from_millis(200);
-        settings.retry_base = Duration::from_millis(200);
-        settings.retry_cap = Duration::from_secs(1);
-        settings.admin_email = None;
-        settings.admin_password = None;
-        configure(&mut settings);
-        let campus = Campus::start(settings).await.expect("Campus starts");
-        let pool = campus_adapters::pg::connect(db_url, 5)
-            .await
-            .expect("a pool on the test database");
-        let (shutdown, rx) = watch::channel(false);
-        let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
-        let acceptor = poem::listener::TcpAcceptor::from_std(listener).expect("acceptor");
-        let app = campus.http();
-        let state = campus.state.clone();
-        let mut stop = rx;
-        let server = tokio::spawn(async move {
-            let _ = poem::Server::new_with_acceptor(acceptor)
-                .run_with_graceful_shutdown(
-                    app,
-                    async move {
-                        let _ = stop.wait_for(|s| *s).await;
-                        state.live.stop();
-                    },
-                    Some(Duration::from_secs(5)),
-                )
-                .await;
-        });
-        TestApp {
-            base: format!("http://{addr}"),
-            db_url: db_url.to_string(),
-            pool,
-            http: reqwest::Client::new(),
-            smtp,
-            campus,
-            shutdown,
-            daemon: Some(daemon),
-            server,
-        }
-    }
-}
 
 /// A browser-less client of the admin screen (`/admin`) that keeps its session cookie.
 pub struct WebClient {
@@ -475,9 +408,6 @@ impl Tenants {
         .fetch_one(&self.app.pool)
         .await
         .unwrap_or_else(|e| panic!("a demo {role} of {institution}: {e}"));
-        (
-            email,
-            campus::handlers::demo_seed::DEMO_PASSWORD.to_string(),
-        )
+        (email, crate::DEMO_PASSWORD.to_string())
     }
 }

@@ -380,6 +380,29 @@ impl TestApp {
         let (db_url, pool) = fresh_database("campus_e2e")
             .await
             .expect("a fresh test database");
+        Self::start(db_url, pool, configure, registry).await
+    }
+
+    /// Campus (API + daemon + SMTP server) on the existing database `db_url`, which start-up
+    /// migrates like a real start would; `stop` drops it afterwards.
+    pub async fn spawn_on(
+        db_url: &str,
+        configure: impl FnOnce(&mut Settings),
+        registry: impl FnOnce(&Campus) -> Registry,
+    ) -> TestApp {
+        init_logs();
+        let pool = campus_adapters::pg::connect(db_url, 4)
+            .await
+            .expect("a pool on the test database");
+        Self::start(db_url.to_string(), pool, configure, registry).await
+    }
+
+    async fn start(
+        db_url: String,
+        pool: PgPool,
+        configure: impl FnOnce(&mut Settings),
+        registry: impl FnOnce(&Campus) -> Registry,
+    ) -> TestApp {
         let smtp = SmtpServer::start().await;
         let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
         let addr = listener.local_addr().expect("local address");
