@@ -75,6 +75,31 @@ impl Browser {
     }
 
     /// Saves a PNG of the viewport as `target/screenshots/<name>.png` and returns its path.
+    /// Fills and sends the admin screen's login form, which the current page must be (or lead
+    /// to within `wait`).
+    pub async fn log_in(&self, email: &str, password: &str, wait: std::time::Duration) {
+        let c = &self.client;
+        c.wait()
+            .at_most(wait)
+            .for_element(fantoccini::Locator::Css("form.login"))
+            .await
+            .expect("the login page");
+        for (field, value) in [("#email", email), ("#password", password)] {
+            c.find(fantoccini::Locator::Css(field))
+                .await
+                .unwrap()
+                .send_keys(value)
+                .await
+                .unwrap();
+        }
+        c.find(fantoccini::Locator::Css("form.login button"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = super::target_dir().join("screenshots");

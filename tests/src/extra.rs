@@ -17,6 +17,8 @@ pub struct WebClient {
     pub http: reqwest::Client,
     /// `campus_session=…`, empty when the login was refused.
     pub cookie: String,
+    /// The `Retry-After` of a refused login.
+    pub retry_after: Option<u64>,
 }
 
 /// The value of the cookie `name` set by `resp`.
@@ -78,10 +80,15 @@ impl WebClient {
         let cookie = cookie_value(&resp, "campus_session")
             .map(|c| format!("campus_session={c}"))
             .unwrap_or_default();
+        let retry_after = resp
+            .headers()
+            .get("retry-after")
+            .and_then(|v| v.to_str().ok()?.parse().ok());
         let client = WebClient {
             base: base.to_string(),
             http,
             cookie,
+            retry_after,
         };
         (client, status)
     }

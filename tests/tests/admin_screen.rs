@@ -7,6 +7,7 @@ use campus::engine::{TaskError, TaskHandler};
 use campus_core::ids::InstitutionId;
 use campus_ports::{ClaimedTask, EventStore, NewEvent};
 use campus_tests::browser::Browser;
+use campus_tests::extra::{cookie_value, hidden, row_ids, WebClient};
 use campus_tests::{eventually, TestApp};
 use fantoccini::Locator;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -99,29 +100,9 @@ async fn an_operator_finds_a_dead_task_and_reprocesses_it_live() {
 
     // Log in: the screen sends us to the login page and back.
     c.goto(&format!("{}/admin", app.base)).await.unwrap();
-    c.wait()
-        .at_most(wait)
-        .for_element(Locator::Css("form.login"))
-        .await
-        .expect("the login page");
-    c.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("root@screen.test")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys("root-password")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .log_in("root@screen.test", "root-password", wait)
+        .await;
     // Live pages swap their content while the daemon works: read with one script call.
     let dead = eventually("the overview with dead tasks", wait, || async {
         text_of(c, "#task-counts a[data-status=dead] .n").await
@@ -341,97 +322,52 @@ async fn an_operator_finds_a_dead_task_and_reprocesses_it_live() {
         .unwrap();
     assert_eq!(selected, a.as_str());
 
+    // A text search walks the table, so live updates do not re-run it: the page says so and
+    // stays as loaded while changes are announced (seen here by a listener of the test's own).
+    c.goto(&format!("{}/admin/tasks?q=grades", app.base))
+        .await
+        .unwrap();
+    c.wait()
+        .at_most(wait)
+        .for_element(Locator::Css("#tasks"))
+        .await
+        .unwrap();
+    c.execute(
+        "window.campusChanges = 0;
+         const probe = new EventSource('/admin/live');
+         probe.addEventListener('changed', () => window.campusChanges++);
+         return true;",
+        vec![],
+    )
+    .await
+    .unwrap();
+    app.store().append(&[report(&a, "grades")]).await.unwrap();
+    let (changes, refreshes, title) =
+        eventually("a change announced to the page", wait, || async {
+            let v = c
+                .execute(
+                    "return [window.campusChanges, Number(document.body.dataset.refreshes || 0),
+                         document.getElementById('live-dot').title];",
+                    vec![],
+                )
+                .await
+                .ok()?;
+            let changes = v[0].as_u64()?;
+            (changes > 0).then(|| {
+                (
+                    changes,
+                    v[1].as_u64().unwrap(),
+                    v[2].as_str().unwrap().to_string(),
+                )
+            })
+        })
+        .await;
+    assert!(changes > 0);
+    assert_eq!(refreshes, 0, "the search was not re-run");
+    assert!(title.contains("pause"), "{title}");
+
     browser.stop().await;
     app.stop().await;
-}
-
-/// A browser-less client of the admin screen: keeps the session cookie.
-struct WebClient<'a> {
-    app: &'a TestApp,
-    http: reqwest::Client,
-    cookie: String,
-}
-
-fn cookie_value(resp: &reqwest::Response, name: &str) -> Option<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .find_map(|v| {
-            v.split(';')
-                .next()
-                .and_then(|kv| kv.strip_prefix(&format!("{name}=")))
-                .map(str::to_string)
-        })
-}
-
-fn hidden(html: &str, name: &str) -> String {
-    let key = format!(r#"name="{name}" value=""#);
-    let start = html.find(&key).expect("the hidden field") + key.len();
-    html[start..].split('"').next().unwrap().to_string()
-}
-
-impl<'a> WebClient<'a> {
-    /// Logs in through the login form; returns the client and the login's status.
-    async fn login(app: &'a TestApp, email: &str, password: &str) -> (WebClient<'a>, u16) {
-        let http = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .unwrap();
-        let form = http
-            .get(format!("{}/admin/login", app.base))
-            .send()
-            .await
-            .unwrap();
-        let login_csrf = cookie_value(&form, "campus_login_csrf").expect("a login CSRF cookie");
-        let csrf = hidden(&form.text().await.unwrap(), "csrf");
-        let resp = http
-            .post(format!("{}/admin/login", app.base))
-            .header("cookie", format!("campus_login_csrf={login_csrf}"))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("email", email),
-                ("password", password),
-            ])
-            .send()
-            .await
-            .unwrap();
-        let status = resp.status().as_u16();
-        let cookie = cookie_value(&resp, "campus_session")
-            .map(|c| format!("campus_session={c}"))
-            .unwrap_or_default();
-        (WebClient { app, http, cookie }, status)
-    }
-
-    async fn get(&self, path: &str) -> (u16, String) {
-        let r = self
-            .http
-            .get(format!("{}{path}", self.app.base))
-            .header("cookie", &self.cookie)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-
-    async fn post(&self, path: &str, form: &[(&str, &str)]) -> (u16, String) {
-        let r = self
-            .http
-            .post(format!("{}{path}", self.app.base))
-            .header("cookie", &self.cookie)
-            .form(form)
-            .send()
-            .await
-            .unwrap();
-        (r.status().as_u16(), r.text().await.unwrap())
-    }
-}
-
-fn task_ids(html: &str) -> Vec<String> {
-    html.split(r#"<tr data-id=""#)
-        .skip(1)
-        .map(|s| s.split('"').next().unwrap().to_string())
-        .collect()
 }
 
 #[tokio::test]
@@ -470,7 +406,7 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
     );
 
     // Bad credentials and non-operators get no session.
-    let (_, status) = WebClient::login(&app, "root@web.test", "wrong-password").await;
+    let (_, status) = WebClient::login(&app.base, "root@web.test", "wrong-password").await;
     assert_eq!(status, 401);
     let academic_a = app.login("alpha@screen.test", "password-a").await;
     let student = app
@@ -483,7 +419,7 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
     assert_eq!(student.status, 201);
     app.set_password_by_email("s@web.test", "student-pass")
         .await;
-    let (student, status) = WebClient::login(&app, "s@web.test", "student-pass").await;
+    let (student, status) = WebClient::login(&app.base, "s@web.test", "student-pass").await;
     assert_eq!(status, 403);
     assert!(student.cookie.is_empty());
 
@@ -541,15 +477,15 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
     assert_eq!(forged.status().as_u16(), 403);
 
     // Academic B sees only B, whatever the URL asks for.
-    let (beta, status) = WebClient::login(&app, "beta@screen.test", "password-b").await;
+    let (beta, status) = WebClient::login(&app.base, "beta@screen.test", "password-b").await;
     assert_eq!(status, 303);
     let (status, html) = beta.get("/admin/tasks?status=dead").await;
     assert_eq!(status, 200);
-    assert_eq!(task_ids(&html), b_dead);
+    assert_eq!(row_ids(&html), b_dead);
     let (_, html) = beta
         .get(&format!("/admin/tasks?status=dead&institution_id={a}"))
         .await;
-    assert!(task_ids(&html).is_empty(), "B asked for A's tasks");
+    assert!(row_ids(&html).is_empty(), "B asked for A's tasks");
     assert_eq!(
         beta.get(&format!("/admin/tasks/{}", a_dead[0])).await.0,
         404
@@ -621,7 +557,7 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
     assert!(location.ends_with("&copies=1"), "{location}");
     let (_, listed) = beta.get(&location).await;
     assert!(listed.contains("1 copies created"));
-    assert_eq!(task_ids(&listed).len(), 1);
+    assert_eq!(row_ids(&listed).len(), 1);
     let copied_from: Vec<String> = sqlx::query_scalar(
         "SELECT reprocessed_from::text FROM tasks WHERE reprocessed_from IS NOT NULL",
     )

@@ -94,29 +94,9 @@ async fn bulk_reprocess_goes_through_the_browsers_confirmation_box() {
     ))
     .await
     .unwrap();
-    c.wait()
-        .at_most(wait)
-        .for_element(Locator::Css("form.login"))
-        .await
-        .expect("the login page");
-    c.find(Locator::Css("#email"))
-        .await
-        .unwrap()
-        .send_keys("alpha@bulk-screen.test")
-        .await
-        .unwrap();
-    c.find(Locator::Css("#password"))
-        .await
-        .unwrap()
-        .send_keys("password-a")
-        .await
-        .unwrap();
-    c.find(Locator::Css("form.login button"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
+    browser
+        .log_in("alpha@bulk-screen.test", "password-a", wait)
+        .await;
     c.wait()
         .at_most(wait)
         .for_element(Locator::Css("details.bulk summary"))

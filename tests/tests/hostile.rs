@@ -5,6 +5,7 @@
 use campus::api::limits::RateLimits;
 use campus::config::Settings;
 use campus::Campus;
+use campus_tests::extra::WebClient;
 use campus_tests::{eventually, reset_link, token_of, wait_for_port, TestApp, TEST_SECRET};
 use serde_json::{json, Value};
 use std::collections::BTreeMap;
@@ -216,41 +217,11 @@ async fn the_admin_login_form_is_rate_limited() {
         |c| c.default_registry(),
     )
     .await;
-    let http = reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap();
     let mut statuses = Vec::new();
     for _ in 0..3 {
-        let form = http
-            .get(format!("{}/admin/login", app.base))
-            .send()
-            .await
-            .unwrap();
-        let csrf_cookie = form
-            .headers()
-            .get_all("set-cookie")
-            .iter()
-            .filter_map(|v| v.to_str().ok())
-            .find_map(|v| v.split(';').next()?.strip_prefix("campus_login_csrf="))
-            .unwrap()
-            .to_string();
-        let html = form.text().await.unwrap();
-        let key = r#"name="csrf" value=""#;
-        let start = html.find(key).unwrap() + key.len();
-        let csrf = html[start..].split('"').next().unwrap().to_string();
-        let r = http
-            .post(format!("{}/admin/login", app.base))
-            .header("cookie", format!("campus_login_csrf={csrf_cookie}"))
-            .form(&[
-                ("csrf", csrf.as_str()),
-                ("email", "admin@campus.localhost"),
-                ("password", "guess-guess"),
-            ])
-            .send()
-            .await
-            .unwrap();
-        statuses.push((r.status().as_u16(), r.headers().contains_key("retry-after")));
+        let (client, status) =
+            WebClient::login(&app.base, "admin@campus.localhost", "guess-guess").await;
+        statuses.push((status, client.retry_after.is_some()));
     }
     assert_eq!(statuses, [(401, false), (401, false), (429, true)]);
     app.stop().await;

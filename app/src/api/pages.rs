@@ -36,29 +36,36 @@ pub fn escape(raw: &str) -> String {
     out
 }
 
-/// The page carries a token in its URL: it is never cached, framed, or sent on as a
-/// referrer, and it loads nothing (its one inline style is all it may use).
-pub async fn secure_headers<E: poem::Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+/// The headers of a server-rendered page: `csp`, never framed, sniffed or cached (unless the
+/// page says otherwise), and `referrer` as the Referrer-Policy.
+pub fn protect_page(resp: &mut Response, csp: &'static str, referrer: &'static str) {
     use poem::http::{header, HeaderValue};
-    let mut resp = next.call(req).await?.into_response();
     let h = resp.headers_mut();
     h.insert(
         header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(
-            "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
-             frame-ancestors 'none'; base-uri 'none'",
-        ),
+        HeaderValue::from_static(csp),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     h.insert(
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    h.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+}
+
+/// The page carries a token in its URL: it is never cached, framed, or sent on as a
+/// referrer, and it loads nothing (its one inline style is all it may use).
+pub async fn secure_headers<E: poem::Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+    let mut resp = next.call(req).await?.into_response();
+    protect_page(
+        &mut resp,
+        "default-src 'none'; style-src 'unsafe-inline'; form-action 'self'; \
+         frame-ancestors 'none'; base-uri 'none'",
+        "no-referrer",
     );
-    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     Ok(resp)
 }
 

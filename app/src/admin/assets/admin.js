@@ -16,16 +16,34 @@
     document.body.dataset.refreshes = String(Number(document.body.dataset.refreshes || 0) + 1);
   }
 
-  let busy = false, again = false;
+  // A change re-reads the page at most once per interval that grows with what the page
+  // costs (twice its last load, from half a second up to five), never while the tab is
+  // hidden, and never by itself for text searches: those walk the table, so they run when
+  // asked.
+  let busy = false, again = false, cost = 0, last = 0;
   async function scheduleRefresh() {
-    if (busy) { again = true; return; }
+    if (busy || document.hidden) { again = true; return; }
+    const wait = last + Math.min(5000, Math.max(500, 2 * cost)) - Date.now();
+    if (wait > 0) { busy = true; setTimeout(function () { busy = false; scheduleRefresh(); }, wait); return; }
     busy = true;
+    const started = Date.now();
     try { await refresh(); } catch (e) { /* the next change retries */ }
+    last = Date.now();
+    cost = last - started;
     busy = false;
     if (again) { again = false; scheduleRefresh(); }
   }
+  document.addEventListener("visibilitychange", function () {
+    if (!document.hidden && again) { again = false; scheduleRefresh(); }
+  });
 
-  if (document.getElementById("live") && window.EventSource) {
+  const params = new URLSearchParams(location.search);
+  const searching = params.get("q") || params.get("correlation_id");
+  if (searching && dot) {
+    dot.className = "live-dot off";
+    dot.title = "live updates pause during text searches; reload to search again";
+  }
+  if (document.getElementById("live") && window.EventSource && !searching) {
     const events = new EventSource("/admin/live");
     let lost = false;
     events.addEventListener("changed", scheduleRefresh);
