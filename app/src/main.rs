@@ -50,11 +50,25 @@ async fn run(cli: Cli) -> Result<(), String> {
             return Ok(());
         }
         Command::Migrate => {
-            let campus = Campus::start(cli.settings).await?;
+            // Only the schema: no keys are needed (nor checked) to migrate.
+            let settings = &cli.settings;
+            let database =
+                campus::database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+                    .await
+                    .map_err(|e| e.to_string())?;
+            let pool = campus_adapters::pg::connect(&database.url, 2)
+                .await
+                .map_err(|e| e.to_string())?;
+            campus_adapters::pg::migrate(&pool)
+                .await
+                .map_err(|e| e.to_string())?;
             println!(
                 "Migrations applied to {}.",
-                campus::database::redact_url(&campus.database.url)
+                campus::database::redact_url(&database.url)
             );
+            if let Some(pg) = &database.embedded {
+                pg.stop();
+            }
             return Ok(());
         }
         Command::Serve => (true, true),

@@ -6,7 +6,7 @@ use campus_core::academic::{Class, Discipline, Enrollment};
 use campus_core::ids::*;
 use campus_core::notification::Notification;
 use campus_core::user::{Institution, ResetPasswordToken, User};
-use campus_core::values::{Email, Role};
+use campus_core::values::{Email, Exam, Note, Role};
 use campus_core::Timestamp;
 
 /// Metadata stored with every event a request records.
@@ -146,18 +146,19 @@ pub trait AcademicRepository: Send + Sync {
         enrollment: &mut Enrollment,
         ctx: &EventContext,
     ) -> Result<(), PortError>;
-    async fn find_enrollment(
+    /// Reads the enrollment under a row lock, runs `Enrollment::set_note` on it, and saves
+    /// the note and the event it recorded in that one transaction: concurrent grades of one
+    /// student take turns, none is reverted, and every event's `previous` is the note it
+    /// replaced. Returns what `set_note` returned (`false`: the same note, nothing saved), or
+    /// `None` when there is no such enrollment.
+    async fn set_note(
         &self,
         class: ClassId,
         student: UserId,
-    ) -> Result<Option<Enrollment>, PortError>;
-    /// Saves the notes that changed and the events the change recorded, each only if it still
-    /// holds the value it was read with. Errors: `Conflict` when one changed meanwhile.
-    async fn save_notes(
-        &self,
-        enrollment: &mut Enrollment,
+        exam: Exam,
+        note: Note,
         ctx: &EventContext,
-    ) -> Result<(), PortError>;
+    ) -> Result<Option<bool>, PortError>;
 }
 
 /// Notifications of users.

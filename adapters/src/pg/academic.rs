@@ -6,8 +6,8 @@ use async_trait::async_trait;
 use campus_core::academic::{Class, Discipline, Enrollment};
 use campus_core::events::RecordsEvents;
 use campus_core::ids::*;
-use campus_core::values::{Name, Note};
-use campus_core::{DomainError, DomainEvent};
+use campus_core::values::{Exam, Name, Note};
+use campus_core::DomainError;
 use campus_ports::{AcademicRepository, ClassSummary, EventContext, PageRequest, PortError};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, Row, Transaction};
@@ -201,71 +201,51 @@ impl AcademicRepository for PgStore {
             .await
     }
 
-    async fn find_enrollment(
+    async fn set_note(
         &self,
         class: ClassId,
         student: UserId,
-    ) -> Result<Option<Enrollment>, PortError> {
-        let row = sqlx::query("SELECT institution_id, n1, n2, n3 FROM enrollments WHERE class_id = $1 AND student_id = $2")
-            .bind(uuid(class.0))
-            .bind(uuid(student.0))
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?;
+        exam: Exam,
+        note: Note,
+        ctx: &EventContext,
+    ) -> Result<Option<bool>, PortError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        let row = sqlx::query(
+            "SELECT institution_id, n1, n2, n3 FROM enrollments
+             WHERE class_id = $1 AND student_id = $2 FOR UPDATE",
+        )
+        .bind(uuid(class.0))
+        .bind(uuid(student.0))
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
         let Some(r) = row else { return Ok(None) };
-        let note = |col: &str| {
+        let stored = |col: &str| {
             r.get::<Option<f64>, _>(col)
                 .and_then(|v| Note::parse(v).ok())
         };
-        Ok(Some(Enrollment::restore(
+        let mut enrollment = Enrollment::restore(
             class,
             student,
             InstitutionId(id(&r, "institution_id")),
-            [note("n1"), note("n2"), note("n3")],
-        )))
-    }
-
-    /// Writes only the notes that changed, each on the condition that it still holds the
-    /// value the change was decided from: two requests grading different exams of one
-    /// student never revert each other, and a concurrent change of the same exam is a
-    /// `Conflict` (the caller reads again) rather than an event with a wrong `previous`.
-    async fn save_notes(
-        &self,
-        enrollment: &mut Enrollment,
-        ctx: &EventContext,
-    ) -> Result<(), PortError> {
-        let events = enrollment.take_events();
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        for event in &events {
-            let DomainEvent::ExamGradeNoteAdded {
-                exam,
-                note,
-                previous,
-                ..
-            } = event
-            else {
-                continue;
-            };
-            let column = ["n1", "n2", "n3"][exam.index()];
-            let updated = sqlx::query(&format!(
-                "UPDATE enrollments SET {column} = $3
-                 WHERE class_id = $1 AND student_id = $2 AND {column} IS NOT DISTINCT FROM $4"
-            ))
-            .bind(uuid(enrollment.class_id.0))
-            .bind(uuid(enrollment.student_id.0))
-            .bind(note)
-            .bind(previous)
-            .execute(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if updated.rows_affected() != 1 {
-                return Err(PortError::Conflict(format!(
-                    "the {} note changed meanwhile",
-                    exam.as_str()
-                )));
-            }
+            [stored("n1"), stored("n2"), stored("n3")],
+        );
+        if !enrollment.set_note(exam, note) {
+            return Ok(Some(false));
         }
-        self.commit_with_events(tx, events, ctx).await
+        let column = ["n1", "n2", "n3"][exam.index()];
+        sqlx::query(&format!(
+            "UPDATE enrollments SET {column} = $3 WHERE class_id = $1 AND student_id = $2"
+        ))
+        .bind(uuid(class.0))
+        .bind(uuid(student.0))
+        .bind(note.value())
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        self.commit_with_events(tx, enrollment.take_events(), ctx)
+            .await?;
+        Ok(Some(true))
     }
 }
 
@@ -274,12 +254,11 @@ mod tests {
     use super::*;
     use crate::pg::testing::{drop_database, fresh_database};
     use crate::pg::Notifier;
-    use campus_core::values::Exam;
 
-    /// Two requests grade different exams of one student from the same (stale) read: both
-    /// notes stay. Writing all three columns from the read lost the first one.
+    /// Many requests grade the three exams of one student at once: they take turns on the
+    /// row, no note is reverted, and each event's `previous` is the note it replaced.
     #[tokio::test]
-    async fn concurrent_notes_of_different_exams_are_both_kept() {
+    async fn concurrent_notes_take_turns_and_none_is_lost() {
         let (url, pool) = fresh_database("campus_adapter_test").await.unwrap();
         let store = PgStore::new(pool.clone(), Notifier::disabled());
         let [inst, teacher, student, discipline, class] =
@@ -303,36 +282,48 @@ mod tests {
                 .unwrap();
         }
         let (class, student) = (ClassId(5), UserId(3));
-        let read = || async {
-            store
-                .find_enrollment(class, student)
-                .await
-                .unwrap()
-                .unwrap()
-        };
-        let (mut first, mut second, mut third) = (read().await, read().await, read().await);
         let ctx = EventContext::default();
-        first.set_note(Exam::N1, Note::parse(7.0).unwrap());
-        second.set_note(Exam::N2, Note::parse(8.5).unwrap());
-        store.save_notes(&mut first, &ctx).await.unwrap();
-        store.save_notes(&mut second, &ctx).await.unwrap();
-        let now = read().await.notes().map(|n| n.map(Note::value));
-        assert_eq!(now, [Some(7.0), Some(8.5), None]);
-        // The same exam changed from a stale read: refused, nothing written.
-        third.set_note(Exam::N1, Note::parse(2.0).unwrap());
-        assert!(matches!(
-            store.save_notes(&mut third, &ctx).await,
-            Err(PortError::Conflict(_))
-        ));
-        let now = read().await.notes().map(|n| n.map(Note::value));
-        assert_eq!(now, [Some(7.0), Some(8.5), None]);
-        let events: i64 = sqlx::query_scalar(
-            "SELECT count(*) FROM domain_events WHERE event_type = 'ExamGradeNoteAdded'",
+        let writes = (0..30).map(|i| {
+            let (store, ctx) = (store.clone(), ctx.clone());
+            let exam = Exam::ALL[i % 3];
+            let note = Note::parse(1.0 + (i / 3) as f64 / 2.0).unwrap();
+            tokio::spawn(async move { store.set_note(class, student, exam, note, &ctx).await })
+        });
+        for w in writes.collect::<Vec<_>>() {
+            assert_eq!(w.await.unwrap().unwrap(), Some(true));
+        }
+        let notes: (f64, f64, f64) =
+            sqlx::query_as("SELECT n1, n2, n3 FROM enrollments WHERE class_id = $1")
+                .bind(uuid(5))
+                .fetch_one(&pool)
+                .await
+                .unwrap();
+        // The writes of one exam may land in any order, but every exam has a note, and the
+        // events of each exam chain: each `previous` is the note of the event before it.
+        let chains: Vec<(String, Option<f64>, f64)> = sqlx::query_as(
+            "SELECT payload->>'exam', (payload->>'previous')::float8, (payload->>'note')::float8
+             FROM domain_events WHERE event_type = 'ExamGradeNoteAdded' ORDER BY id",
         )
-        .fetch_one(&pool)
+        .fetch_all(&pool)
         .await
         .unwrap();
-        assert_eq!(events, 2);
+        assert_eq!(chains.len(), 30);
+        for (n, exam) in [(notes.0, "N1"), (notes.1, "N2"), (notes.2, "N3")] {
+            let chain: Vec<_> = chains.iter().filter(|c| c.0 == exam).collect();
+            assert_eq!(chain[0].1, None, "{exam} starts empty");
+            for pair in chain.windows(2) {
+                assert_eq!(
+                    pair[1].1,
+                    Some(pair[0].2),
+                    "{exam}: previous is the last note"
+                );
+            }
+            assert_eq!(
+                chain.last().unwrap().2,
+                n,
+                "{exam} holds its last event's note"
+            );
+        }
         pool.close().await;
         drop_database(&url).await.unwrap();
     }

@@ -8,7 +8,7 @@ use campus_core::values::{Exam, Name, Note, Period, Role};
 use campus_core::DomainError;
 use campus_ports::{
     AcademicRepository, ClassSummary, EventContext, IdGenerator, NotificationRepository,
-    NotificationView, PageRequest, PortError, UserRepository, UserSummary,
+    NotificationView, PageRequest, UserRepository, UserSummary,
 };
 use std::sync::Arc;
 
@@ -123,23 +123,10 @@ impl AcademicService {
             .await?
             .filter(|c| c.teacher_id == teacher)
             .ok_or(AppError::NotFound("class"))?;
-        // The write is conditional on the note read (see `save_notes`); a concurrent change
-        // of the same exam makes it read again and decide anew.
-        let mut attempts = 0;
-        loop {
-            let mut enrollment = self
-                .academic
-                .find_enrollment(class.id, student)
-                .await?
-                .ok_or(AppError::NotFound("enrollment"))?;
-            if !enrollment.set_note(exam, note) {
-                return Ok(false);
-            }
-            match self.academic.save_notes(&mut enrollment, ctx).await {
-                Err(PortError::Conflict(_)) if attempts < 3 => attempts += 1,
-                other => return other.map(|()| true).map_err(AppError::from),
-            }
-        }
+        self.academic
+            .set_note(class.id, student, exam, note, ctx)
+            .await?
+            .ok_or(AppError::NotFound("enrollment"))
     }
 
     pub async fn list_members(
@@ -210,16 +197,11 @@ mod tests {
         academic
             .expect_find_class()
             .returning(|_, _| Ok(Some(class(3))));
-        academic.expect_find_enrollment().returning(|c, s| {
-            let n = Note::parse(7.5).unwrap();
-            Ok(Some(Enrollment::restore(
-                c,
-                s,
-                InstitutionId(1),
-                [Some(n), None, None],
-            )))
-        });
-        academic.expect_save_notes().never();
+        academic
+            .expect_set_note()
+            .withf(|_, _, exam, note, _| *exam == Exam::N1 && note.value() == 7.5)
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(Some(false)));
         let s = service(academic);
         let changed = s
             .set_note(
@@ -245,13 +227,15 @@ mod tests {
             .expect_find_class()
             .returning(|_, _| Ok(Some(class(3))));
         academic
-            .expect_find_enrollment()
-            .returning(|c, s| Ok(Some(Enrollment::restore(c, s, InstitutionId(1), [None; 3]))));
-        academic.expect_save_notes().times(1).returning(|e, _| {
-            use campus_core::events::RecordsEvents;
-            assert_eq!(e.take_events()[0].event_type(), "ExamGradeNoteAdded");
-            Ok(())
-        });
+            .expect_set_note()
+            .withf(|class, student, exam, note, _| {
+                *class == ClassId(5)
+                    && *student == UserId(8)
+                    && *exam == Exam::N2
+                    && note.value() == 9.0
+            })
+            .times(1)
+            .returning(|_, _, _, _, _| Ok(Some(true)));
         let s = service(academic);
         assert!(s
             .set_note(
@@ -275,7 +259,7 @@ mod tests {
         academic
             .expect_find_class()
             .returning(|_, _| Ok(Some(class(99))));
-        academic.expect_find_enrollment().never();
+        academic.expect_set_note().never();
         let s = service(academic);
         let err = s
             .set_note(

@@ -397,6 +397,23 @@ mod tests {
         ));
     }
 
+    /// Two processes starting together: the one whose insert loses gets `false`, so it does
+    /// not hand over a password that is not the user's.
+    #[tokio::test]
+    async fn creating_the_adm_a_second_time_says_it_did_not() {
+        let mut users = MockUserRepository::new();
+        users
+            .expect_create_user()
+            .times(1)
+            .returning(|_, _| Err(PortError::Conflict("duplicate e-mail".into())));
+        let mut hasher = MockPasswordHasher::new();
+        hasher
+            .expect_hash()
+            .returning(|_| Ok(PasswordHash("h".into())));
+        let s = service(users, hasher, MockTokenVault::new());
+        assert!(!s.create_adm("adm@x.org", "password-1").await.unwrap());
+    }
+
     #[tokio::test]
     async fn duplicate_email_is_a_conflict() {
         let mut users = MockUserRepository::new();
