@@ -3,7 +3,6 @@
 //! each refused request.
 
 use campus::api::limits::RateLimits;
-use campus::config::Settings;
 use campus::Campus;
 use campus_tests::extra::WebClient;
 use campus_tests::{eventually, reset_link, token_of, wait_for_port, TestApp, TEST_SECRET};
@@ -79,13 +78,12 @@ async fn keys_never_live_in_the_database_and_mismatched_processes_refuse_to_star
     }
 
     // A process with another secret (another data directory, no CAMPUS_JWT_SECRET).
-    let other_dir = |s: &mut Settings| {
-        s.data_dir = std::env::temp_dir().join(format!("campus-other-{}", uuid::Uuid::new_v4()));
-    };
+    let other_dir = std::env::temp_dir().join(format!("campus-other-{}", uuid::Uuid::new_v4()));
     let mut settings = app.campus.settings.clone();
-    other_dir(&mut settings);
+    settings.data_dir = other_dir.clone();
     let err = Campus::start(settings).await.err().expect("refused");
     assert!(err.contains("CAMPUS_JWT_SECRET"), "{err}");
+    std::fs::remove_dir_all(&other_dir).unwrap();
     // The same key id with another secret.
     let kid = app.campus.state.jwt.kid().to_string();
     let mut settings = app.campus.settings.clone();
