@@ -308,6 +308,20 @@ impl TaskHandler for Printer {
     }
 }
 
+/// A `ReportRequested` event of `institution` (one `print_report` task each in [`Tenants`]).
+pub fn report(institution: &str, what: &str) -> campus_ports::NewEvent {
+    campus_ports::NewEvent {
+        event_type: "ReportRequested".into(),
+        aggregate_type: "Report".into(),
+        aggregate_id: 1,
+        institution_id: Some(campus_core::ids::InstitutionId(
+            uuid::Uuid::parse_str(institution).unwrap().as_u128(),
+        )),
+        payload: format!(r#"{{"report":"{what}"}}"#),
+        correlation_id: None,
+    }
+}
+
 /// Two institutions, each with dead `print_report` tasks, and an Adm user.
 pub struct Tenants {
     pub app: TestApp,
@@ -346,16 +360,6 @@ impl Tenants {
         let (b, _) = app
             .create_institution("Beta College", &format!("beta@{domain}"), "password-b")
             .await;
-        let report = |inst: &str, what: &str| campus_ports::NewEvent {
-            event_type: "ReportRequested".into(),
-            aggregate_type: "Report".into(),
-            aggregate_id: 1,
-            institution_id: Some(campus_core::ids::InstitutionId(
-                uuid::Uuid::parse_str(inst).unwrap().as_u128(),
-            )),
-            payload: format!(r#"{{"report":"{what}"}}"#),
-            correlation_id: None,
-        };
         app.store()
             .append(&[
                 report(&a, "grades"),

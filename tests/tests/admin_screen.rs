@@ -2,82 +2,13 @@
 //! dead tasks, open one, reprocess it and watch the copy succeed without a reload), and over
 //! plain HTTP for sessions, CSRF and tenant scoping.
 
-use async_trait::async_trait;
-use campus::engine::{TaskError, TaskHandler};
-use campus_core::ids::InstitutionId;
-use campus_ports::{ClaimedTask, EventStore, NewEvent};
+use campus_ports::EventStore;
 use campus_tests::browser::Browser;
-use campus_tests::extra::{cookie_value, hidden, row_ids, WebClient};
-use campus_tests::{eventually, TestApp};
+use campus_tests::eventually;
+use campus_tests::extra::{cookie_value, hidden, report, row_ids, Tenants, WebClient};
 use fantoccini::Locator;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
-
-/// Fails permanently while the printer is broken.
-struct Printer {
-    broken: Arc<AtomicBool>,
-}
-
-#[async_trait]
-impl TaskHandler for Printer {
-    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
-        if self.broken.load(Ordering::SeqCst) {
-            Err(TaskError::permanent("printer on fire"))
-        } else {
-            Ok(())
-        }
-    }
-}
-
-fn report(inst: &str, what: &str) -> NewEvent {
-    NewEvent {
-        event_type: "ReportRequested".into(),
-        aggregate_type: "Report".into(),
-        aggregate_id: 1,
-        institution_id: Some(InstitutionId(
-            uuid::Uuid::parse_str(inst).unwrap().as_u128(),
-        )),
-        payload: format!(r#"{{"report":"{what}"}}"#),
-        correlation_id: None,
-    }
-}
-
-/// An app whose `ReportRequested` events become `print_report` tasks, with an Adm user and
-/// two institutions; returns the app, the printer switch and the institutions' ids.
-async fn app_with_dead_reports(adm: &str) -> (TestApp, Arc<AtomicBool>, String, String) {
-    let broken = Arc::new(AtomicBool::new(true));
-    let printer = broken.clone();
-    let adm = adm.to_string();
-    let app = TestApp::spawn_custom(
-        move |s| {
-            s.admin_email = Some(adm);
-            s.admin_password = Some("root-password".into());
-        },
-        move |c| {
-            c.default_registry()
-                .on_event("ReportRequested", "print_report", "print_report")
-                .task("print_report", Printer { broken: printer })
-        },
-    )
-    .await;
-    let (a, _) = app
-        .create_institution("Alpha College", "alpha@screen.test", "password-a")
-        .await;
-    let (b, _) = app
-        .create_institution("Beta College", "beta@screen.test", "password-b")
-        .await;
-    app.store()
-        .append(&[
-            report(&a, "grades"),
-            report(&a, "attendance"),
-            report(&b, "grades"),
-        ])
-        .await
-        .unwrap();
-    app.wait_for_idle().await;
-    (app, broken, a, b)
-}
 
 /// The text of the first element matching `css`, read in one step (no stale handles).
 async fn text_of(c: &fantoccini::Client, css: &str) -> Option<String> {
@@ -93,7 +24,7 @@ async fn text_of(c: &fantoccini::Client, css: &str) -> Option<String> {
 
 #[tokio::test]
 async fn an_operator_finds_a_dead_task_and_reprocesses_it_live() {
-    let (app, broken, a, _b) = app_with_dead_reports("root@screen.test").await;
+    let Tenants { app, broken, a, .. } = Tenants::spawn("screen.test").await;
     let browser = Browser::start().await;
     let c = &browser.client;
     let wait = Duration::from_secs(20);
@@ -372,7 +303,7 @@ async fn an_operator_finds_a_dead_task_and_reprocesses_it_live() {
 
 #[tokio::test]
 async fn sessions_csrf_and_scoping_hold_on_the_screen() {
-    let (app, broken, a, b) = app_with_dead_reports("root@web.test").await;
+    let Tenants { app, broken, a, b } = Tenants::spawn("screen.test").await;
     let dead_of = |inst: String| {
         let pool = app.pool.clone();
         async move {
@@ -406,7 +337,7 @@ async fn sessions_csrf_and_scoping_hold_on_the_screen() {
     );
 
     // Bad credentials and non-operators get no session.
-    let (_, status) = WebClient::login(&app.base, "root@web.test", "wrong-password").await;
+    let (_, status) = WebClient::login(&app.base, "root@screen.test", "wrong-password").await;
     assert_eq!(status, 401);
     let academic_a = app.login("alpha@screen.test", "password-a").await;
     let student = app
