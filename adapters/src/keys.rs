@@ -8,7 +8,6 @@
 use hkdf::Hkdf;
 use sha2::Sha256;
 use std::fmt;
-use std::io::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -171,31 +170,9 @@ pub fn load_or_create_key_file(path: &Path) -> Result<String, String> {
         std::fs::create_dir_all(dir)
             .map_err(|e| format!("cannot create {}: {e}", dir.display()))?;
     }
-    // Written under a temporary name, then linked into place: a reader never sees a partial
-    // file, and of two processes racing, the first link wins and the other reads it.
-    let tmp = path.with_extension(format!("tmp-{}", std::process::id()));
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let written = options.open(&tmp).and_then(|mut f| {
-        f.write_all(KeyRing::generate().as_bytes())
-            .and(f.sync_all())
-    });
-    if let Err(e) = written {
-        let _ = std::fs::remove_file(&tmp);
-        return Err(format!("cannot write the key file {}: {e}", tmp.display()));
-    }
-    let linked = std::fs::hard_link(&tmp, path);
-    let _ = std::fs::remove_file(&tmp);
-    match linked {
-        Ok(()) => read(path),
-        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => read(path),
-        Err(e) => Err(format!(
-            "cannot create the key file {}: {e}",
-            path.display()
-        )),
-    }
+    crate::files::create_private_once(path, &KeyRing::generate())
+        .map_err(|e| format!("cannot create the key file {}: {e}", path.display()))?;
+    read(path)
 }
 
 #[cfg(test)]

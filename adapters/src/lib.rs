@@ -6,8 +6,10 @@
 //! - `mail`: SMTP (lettre on tokio) and the file-based dev mailbox.
 //! - `security`: argon2 password hashing, reset-token minting/sealing, clock and ids.
 //! - `dto`: JSON shapes of domain events (what handlers and the admin read).
+//! - `keys`: the server's key ring; `files`: owner-only files for generated secrets.
 
 pub mod dto;
+pub mod files;
 pub mod keys;
 pub mod mail;
 pub mod pg;

@@ -887,28 +887,21 @@ impl ClusterPasswords {
              *:*:*:{POSTGRES_USER}:{}\n*:*:*:{APP_ROLE}:{}\n",
             passwords.superuser, passwords.app
         );
-        // Written whole under a temporary name, then linked into place: the file appears
-        // complete or not at all, and a concurrent start keeps the first one.
-        let temporary = pgpass.with_file_name(format!(
-            ".{PASSWORD_FILE}.{}.tmp",
-            uuid::Uuid::new_v4().simple()
-        ));
-        write_private(&temporary, &text)?;
-        let linked = std::fs::hard_link(&temporary, pgpass);
-        let _ = std::fs::remove_file(&temporary);
-        match linked {
-            Ok(()) => Ok(passwords),
-            Err(error) if error.kind() == std::io::ErrorKind::AlreadyExists => {
-                ClusterPasswords::read(pgpass)?.ok_or_else(|| DatabaseError::Io {
-                    context: format!("{} vanished", pgpass.display()),
-                    source: std::io::ErrorKind::NotFound.into(),
-                })
-            }
-            Err(source) => Err(DatabaseError::Io {
-                context: format!("cannot create {}", pgpass.display()),
-                source,
-            }),
+        // A concurrent start that wrote the file first wins: its passwords are the ones.
+        let created =
+            campus_adapters::files::create_private_once(pgpass, &text).map_err(|source| {
+                DatabaseError::Io {
+                    context: format!("cannot create {}", pgpass.display()),
+                    source,
+                }
+            })?;
+        if created {
+            return Ok(passwords);
         }
+        ClusterPasswords::read(pgpass)?.ok_or_else(|| DatabaseError::Io {
+            context: format!("{} vanished", pgpass.display()),
+            source: std::io::ErrorKind::NotFound.into(),
+        })
     }
 }
 
@@ -918,26 +911,12 @@ fn random_password() -> String {
     Alphanumeric.sample_string(&mut rand::rngs::OsRng, 32)
 }
 
-/// Creates `path` (which must not exist) with `text`, readable and writable by its owner only.
+/// [`campus_adapters::files::write_private`], with the error this module reports.
 fn write_private(path: &Path, text: &str) -> Result<(), DatabaseError> {
-    use std::io::Write;
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        options.mode(0o600);
-    }
-    options
-        .open(path)
-        .and_then(|mut file| {
-            file.write_all(text.as_bytes())?;
-            file.sync_all()
-        })
-        .map_err(|source| DatabaseError::Io {
-            context: format!("cannot write {}", path.display()),
-            source,
-        })
+    campus_adapters::files::write_private(path, text).map_err(|source| DatabaseError::Io {
+        context: format!("cannot write {}", path.display()),
+        source,
+    })
 }
 
 /// Creates the data directories and, when the cluster runs as `postgres`, hands them over.

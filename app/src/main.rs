@@ -51,17 +51,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         }
         Command::Migrate => {
             // Only the schema: no keys are needed (nor checked) to migrate.
-            let settings = &cli.settings;
-            let database =
-                campus::database::resolve(settings.database_url.as_deref(), &settings.data_dir)
-                    .await
-                    .map_err(|e| e.to_string())?;
-            let pool = campus_adapters::pg::connect(&database.url, 2)
-                .await
-                .map_err(|e| e.to_string())?;
-            campus_adapters::pg::migrate(&pool)
-                .await
-                .map_err(|e| e.to_string())?;
+            let (database, _) = campus::runtime::migrated_database(&cli.settings, 2).await?;
             println!(
                 "Migrations applied to {}.",
                 campus::database::redact_url(&database.url)
@@ -90,6 +80,9 @@ async fn run(cli: Cli) -> Result<(), String> {
     } else {
         None
     };
+    let handed_over = new_adm_password
+        .as_deref()
+        .map(|password| campus.hand_over_adm_password(password));
     let shutdown = shutdown_signal();
     let daemon = with_daemon.then(|| {
         tokio::spawn(
@@ -103,10 +96,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         let server = campus.serve_http(listener, async move {
             let _ = stop.wait_for(|s| *s).await;
         });
-        println!(
-            "{}",
-            campus.banner(true, with_daemon, new_adm_password.as_deref())
-        );
+        println!("{}", campus.banner(true, with_daemon, handed_over.as_ref()));
         server
             .await
             .map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))

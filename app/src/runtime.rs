@@ -44,13 +44,7 @@ impl Campus {
     /// Resolves and migrates the database, loads the shared secret, builds the services and
     /// makes sure the configured Adm user exists.
     pub async fn start(settings: Settings) -> Result<Campus, String> {
-        let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
-            .await
-            .map_err(|e| e.to_string())?;
-        let pool = pg::connect(&database.url, settings.db_connections)
-            .await
-            .map_err(|e| e.to_string())?;
-        pg::migrate(&pool).await.map_err(|e| e.to_string())?;
+        let (database, pool) = migrated_database(&settings, settings.db_connections).await?;
         let notifier = Notifier::spawn(pool.clone(), NOTIFY_WINDOW);
         let store = PgStore::new(pool.clone(), notifier.clone());
         let engine_pool = pg::connect_engine(&database.url, (settings.db_connections / 2).max(1))
@@ -254,13 +248,13 @@ impl Campus {
         }
     }
 
-    /// What a person needs to start using Campus; `new_adm_password` is the password of a
-    /// default Adm user created by this start.
+    /// What a person needs to start using Campus; `new_adm_password` says where the password
+    /// of a default Adm user created by this start went (see `hand_over_adm_password`).
     pub fn banner(
         &self,
         with_api: bool,
         with_daemon: bool,
-        new_adm_password: Option<&str>,
+        new_adm_password: Option<&AdmPassword<'_>>,
     ) -> String {
         let url = format!("http://{}", self.settings.addr);
         let db = match &self.database.source {
@@ -310,7 +304,7 @@ impl Campus {
             out += &format!("\n  Admin screen: {url}/admin\n");
             out += &match (&self.settings.admin_email, new_adm_password) {
                 (Some(email), _) => format!("    log in as {email} (password from CAMPUS_ADMIN_PASSWORD)\n"),
-                (None, Some(password)) => match self.hand_over_adm_password(password) {
+                (None, Some(password)) => match password {
                     AdmPassword::Shown(password) => format!(
                         "    log in as {DEFAULT_ADM_EMAIL} with the password {password}\n    \
                          (created now and shown only this once; only its hash is stored)\n"
@@ -335,8 +329,24 @@ impl Campus {
     }
 }
 
+/// Resolves the database (see `database::resolve`), opens a pool of `connections` on it and
+/// applies the pending migrations.
+pub async fn migrated_database(
+    settings: &Settings,
+    connections: u32,
+) -> Result<(ResolvedDatabase, PgPool), String> {
+    let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+        .await
+        .map_err(|e| e.to_string())?;
+    let pool = pg::connect(&database.url, connections)
+        .await
+        .map_err(|e| e.to_string())?;
+    pg::migrate(&pool).await.map_err(|e| e.to_string())?;
+    Ok((database, pool))
+}
+
 /// Where the generated password of the default Adm user went.
-enum AdmPassword<'a> {
+pub enum AdmPassword<'a> {
     /// To the terminal (standard output is one).
     Shown(&'a str),
     /// Into this file (mode 0600): standard output goes to a log or a pipe.
@@ -348,19 +358,24 @@ enum AdmPassword<'a> {
 impl Campus {
     /// A password belongs on a person's terminal, never in a log: shown when standard output
     /// is a terminal, else written to `<data dir>/admin-password` for its owner only.
-    fn hand_over_adm_password<'a>(&self, password: &'a str) -> AdmPassword<'a> {
-        use std::io::{IsTerminal, Write};
+    /// A file left by an earlier creation is replaced.
+    pub fn hand_over_adm_password<'a>(&self, password: &'a str) -> AdmPassword<'a> {
+        use std::io::IsTerminal;
         if std::io::stdout().is_terminal() {
             return AdmPassword::Shown(password);
         }
         let path = self.settings.data_dir.join("admin-password");
-        let mut options = std::fs::OpenOptions::new();
-        options.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
         let written = std::fs::create_dir_all(&self.settings.data_dir)
-            .and_then(|()| options.open(&path))
-            .and_then(|mut f| writeln!(f, "{DEFAULT_ADM_EMAIL} {password}"));
+            .and_then(|()| match std::fs::remove_file(&path) {
+                Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e),
+                _ => Ok(()),
+            })
+            .and_then(|()| {
+                campus_adapters::files::write_private(
+                    &path,
+                    &format!("{DEFAULT_ADM_EMAIL} {password}\n"),
+                )
+            });
         match written {
             Ok(()) => AdmPassword::Saved(path),
             Err(e) => AdmPassword::Lost(format!("{}: {e}", path.display())),
