@@ -5,7 +5,6 @@ pub mod admin;
 pub mod api;
 pub mod bench;
 pub mod config;
-pub mod database;
 pub mod engine;
 pub mod handlers;
 pub mod runtime;

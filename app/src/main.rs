@@ -54,7 +54,7 @@ async fn run(cli: Cli) -> Result<(), String> {
             let (database, _) = campus::runtime::migrated_database(&cli.settings, 2).await?;
             println!(
                 "Migrations applied to {}.",
-                campus::database::redact_url(&database.url)
+                campus_adapters::pg::cluster::redact_url(&database.url)
             );
             if let Some(pg) = &database.embedded {
                 pg.stop();

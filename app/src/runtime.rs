@@ -5,12 +5,12 @@ use crate::api::limits::Limiter;
 use crate::api::listener::CappedAcceptor;
 use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
-use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
+use campus_adapters::pg::cluster::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use campus_adapters::pg::{self, notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::Mailer;
@@ -329,13 +329,13 @@ impl Campus {
     }
 }
 
-/// Resolves the database (see `database::resolve`), opens a pool of `connections` on it and
+/// Resolves the database (see `campus_adapters::pg::cluster::resolve`), opens a pool of `connections` on it and
 /// applies the pending migrations.
 pub async fn migrated_database(
     settings: &Settings,
     connections: u32,
 ) -> Result<(ResolvedDatabase, PgPool), String> {
-    let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+    let database = cluster::resolve(settings.database_url.as_deref(), &settings.data_dir)
         .await
         .map_err(|e| e.to_string())?;
     let pool = pg::connect(&database.url, connections)

@@ -4,6 +4,7 @@
 
 mod academic;
 mod admin;
+pub mod cluster;
 mod demo;
 #[cfg(test)]
 mod engine_tests;

@@ -10,8 +10,8 @@
 mod smtp_sink;
 
 use crate::config::Settings;
-use crate::database;
 use crate::handlers::{noop, BENCHMARK_EVENT};
+use campus_adapters::pg::cluster;
 use campus_adapters::pg::testing::{drop_database, fresh_database_on};
 use campus_adapters::pg::{notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_ports::{EventStore, NewEvent, NewTask, TaskQueue};
@@ -184,7 +184,7 @@ impl Scratch {
 
 /// Runs every phase and returns the report (also printed by the CLI).
 pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, String> {
-    let resolved = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+    let resolved = cluster::resolve(settings.database_url.as_deref(), &settings.data_dir)
         .await
         .map_err(err)?;
     let (db_url, pool) = fresh_database_on(&resolved.url, "campus_bench")
@@ -192,7 +192,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
         .map_err(err)?;
     progress(&format!(
         "scratch database {}",
-        database::redact_url(&db_url)
+        cluster::redact_url(&db_url)
     ));
     let store = PgStore::new(pool.clone(), Notifier::spawn(pool.clone(), NOTIFY_WINDOW));
     let dir = std::env::temp_dir().join(format!("campus-bench-{}", uuid::Uuid::new_v4().simple()));
