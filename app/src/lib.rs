@@ -1,15 +1,21 @@
 //! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
-//! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
+//! configuration, wiring (`runtime`), start-up (`application`) and logs (`telemetry`). The
+//! `campus` binary (`main.rs`, commands in `cli`) is a thin CLI over this.
 
 pub mod admin;
 pub mod api;
+pub mod application;
+#[cfg(feature = "bench")]
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod handlers;
 pub mod runtime;
 pub mod services;
+pub mod telemetry;
 
+pub use application::Application;
 pub use runtime::Campus;
 
 /// Resolves to `true` on Ctrl-C or SIGTERM: the shutdown signal of every long-running command.

@@ -7,12 +7,13 @@ pub mod extra;
 
 use campus::config::Settings;
 use campus::engine::Registry;
-use campus::Campus;
+use campus::{Application, Campus};
 use campus_adapters::pg::testing::{drop_database, fresh_database};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,20 +40,6 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn init_logs() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        let filter = if filter == "1" {
-            "info,sqlx=warn".to_string()
-        } else {
-            filter
-        };
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_test_writer()
-            .try_init();
     }
 }
 
@@ -323,10 +310,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub smtp: SmtpServer,
     /// The wired application (e.g. to start more daemons on the same database).
-    pub campus: Campus,
+    pub campus: Arc<Campus>,
     shutdown: watch::Sender<bool>,
-    daemon: Option<JoinHandle<()>>,
-    server: JoinHandle<()>,
+    /// The application's run (API and daemon), until `shutdown`.
+    running: Option<JoinHandle<()>>,
     /// Set once `stop` dropped the database; otherwise (a failed test) `Drop` drops it.
     dropped: bool,
 }
@@ -376,7 +363,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        init_logs();
+        campus::telemetry::init_for_tests();
         let (db_url, pool) = fresh_database("campus_e2e")
             .await
             .expect("a fresh test database");
@@ -390,7 +377,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        init_logs();
+        campus::telemetry::init_for_tests();
         let pool = campus_adapters::pg::connect(db_url, 4)
             .await
             .expect("a pool on the test database");
@@ -426,15 +413,13 @@ impl TestApp {
         // Tests log in and sign up far faster than people; the hostile-input suite sets them.
         settings.rate_limits = campus::api::limits::RateLimits::off();
         configure(&mut settings);
-        let campus = Campus::start(settings).await.expect("Campus starts");
+        let app = Application::build_with_listener(settings, listener, registry)
+            .await
+            .expect("Campus starts");
+        let campus = app.campus().clone();
         let (shutdown, rx) = watch::channel(false);
-        let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
-        let mut stop = rx;
-        let serving = campus.serve_http(listener, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(async move {
-            let _ = serving.await;
+        let running = tokio::spawn(async move {
+            let _ = app.run(rx).await;
         });
         TestApp {
             base: format!("http://{addr}"),
@@ -444,8 +429,7 @@ impl TestApp {
             smtp,
             campus,
             shutdown,
-            daemon: Some(daemon),
-            server,
+            running: Some(running),
             dropped: false,
         }
     }
@@ -463,10 +447,10 @@ impl TestApp {
     /// Stops the app and the daemon and drops the database.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(d) = self.daemon.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), d).await;
+        // The daemon lets running tasks finish, the API its requests (each up to 10 s).
+        if let Some(running) = self.running.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(25), running).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         self.pool.close().await;
         self.campus.pool.close().await;
         self.campus.engine_store.pool().close().await;
