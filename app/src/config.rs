@@ -191,18 +191,20 @@ impl Settings {
     }
 }
 
-/// Parses durations written like `250ms`, `5s`, `2m`, `1h` (humantime's syntax: also `1h 30m`,
-/// `2days`, `1.5s`; a number needs a unit, and there is no space between a number and its
-/// unit). Values too large for a `Duration` are refused, not wrapped.
+/// Parses durations written like `250ms`, `5s`, `2m`, `1h`, with humantime; several parts
+/// (`1h 30m`) and fractions (`1.5s`) work too. Only those four units are accepted, as before
+/// (`1d`, `5 days` are refused: rate limits use this syntax too), every number needs one, and
+/// values too large for a `Duration` are refused instead of wrapping.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    const UNITS: [&str; 4] = ["ms", "s", "m", "h"];
     let raw = raw.trim();
     let example = "a duration like 250ms, 5s, 2m or 1h";
-    // humantime also reads `5 days`; a space inside a value is more likely a mistake.
-    let spaced = raw
-        .split_whitespace()
-        .any(|word| word.starts_with(|c: char| !c.is_ascii_digit()));
-    if spaced {
-        return Err(format!("{raw:?} is not {example} (no space before a unit)"));
+    let units: Vec<&str> = raw
+        .split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+        .filter(|unit| !unit.is_empty())
+        .collect();
+    if units.is_empty() || units.iter().any(|unit| !UNITS.contains(unit)) {
+        return Err(format!("{raw:?} is not {example} (units: ms, s, m, h)"));
     }
     humantime::parse_duration(raw).map_err(|e| format!("{raw:?} is not {example}: {e}"))
 }
@@ -245,6 +247,10 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        for other_unit in ["1d", "2days", "1w", "0", "5 days", "3M"] {
+            assert!(parse_duration(other_unit).is_err(), "{other_unit}");
+        }
     }
 
     #[test]
