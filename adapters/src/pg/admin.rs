@@ -2,6 +2,7 @@
 
 use super::{db_err, PgStore};
 use async_trait::async_trait;
+use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::*;
@@ -47,14 +48,22 @@ fn errors(raw: &str) -> Vec<AttemptError> {
         .unwrap_or_default()
 }
 
-fn event_view(r: &PgRow) -> EventView {
-    EventView {
+/// A status read from the database (its CHECK constraint admits only known ones).
+fn status<S: ListStatus>(raw: &str) -> Result<S, PortError> {
+    parse_status(Some(raw))
+        .ok()
+        .flatten()
+        .ok_or_else(|| PortError::Unavailable(format!("database: unknown status {raw:?}")))
+}
+
+fn event_view(r: &PgRow) -> Result<EventView, PortError> {
+    Ok(EventView {
         id: EventId(id(r, "id")),
         event_type: r.get("event_type"),
         aggregate_type: r.get("aggregate_type"),
         aggregate_id: id(r, "aggregate_id"),
         institution_id: opt_id(r, "institution_id").map(InstitutionId),
-        status: r.get("status"),
+        status: status(r.get("status"))?,
         attempts: u32::try_from(r.get::<i32, _>("attempts")).unwrap_or(0),
         correlation_id: r.get("correlation_id"),
         occurred_at: ts(r.get("occurred_at")),
@@ -62,17 +71,17 @@ fn event_view(r: &PgRow) -> EventView {
         reprocessed_from: opt_id(r, "reprocessed_from").map(EventId),
         errors: errors(r.get("errors")),
         payload: r.get("payload"),
-    }
+    })
 }
 
-fn task_view(r: &PgRow) -> TaskView {
-    TaskView {
+fn task_view(r: &PgRow) -> Result<TaskView, PortError> {
+    Ok(TaskView {
         id: TaskId(id(r, "id")),
         task_type: r.get("task_type"),
         handler: r.get("handler"),
         institution_id: opt_id(r, "institution_id").map(InstitutionId),
         event_id: opt_id(r, "event_id").map(EventId),
-        status: r.get("status"),
+        status: status(r.get("status"))?,
         attempt: u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0),
         max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(0),
         correlation_id: r.get("correlation_id"),
@@ -85,7 +94,7 @@ fn task_view(r: &PgRow) -> TaskView {
         duration_ms: r.get("duration_ms"),
         errors: errors(r.get("errors")),
         payload: r.get("payload"),
-    }
+    })
 }
 
 /// The institution filter after scoping: `Err(())` when the caller asks for another
@@ -121,40 +130,35 @@ pub(crate) fn contains_pattern(text: &str) -> String {
     format!("%{escaped}%")
 }
 
-/// The common filters of both lists.
-struct Common<'a> {
+/// The conditions of the filters both lists share: `institution` (after scoping), `f`'s
+/// others with times on `time_column`, and `before` (the keyset).
+fn push_common(
+    qb: &mut QueryBuilder<'_, Postgres>,
     institution: Option<InstitutionId>,
-    time_column: &'static str,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-    correlation_id: Option<&'a str>,
-    has_errors: Option<bool>,
-    text: Option<&'a str>,
+    f: &ListFilter,
+    time_column: &str,
     before: Option<u128>,
-}
-
-fn push_common(qb: &mut QueryBuilder<'_, Postgres>, c: Common<'_>) {
-    if let Some(i) = c.institution {
+) {
+    if let Some(i) = institution {
         qb.push(" AND institution_id = ")
             .push_bind(uuid::Uuid::from_u128(i.0));
     }
-    if let Some(from) = c.from {
-        qb.push(format!(" AND {} >= ", c.time_column))
+    if let Some(from) = f.from {
+        qb.push(format!(" AND {time_column} >= "))
             .push_bind(crate::dto::time(from))
             .push(" AND id >= ")
             .push_bind(id_floor(from.0 - ID_TIME_MARGIN_MS));
     }
-    if let Some(to) = c.to {
-        qb.push(format!(" AND {} < ", c.time_column))
+    if let Some(to) = f.to {
+        qb.push(format!(" AND {time_column} < "))
             .push_bind(crate::dto::time(to))
             .push(" AND id < ")
             .push_bind(id_floor(to.0.saturating_add(ID_TIME_MARGIN_MS)));
     }
-    if let Some(corr) = c.correlation_id {
-        qb.push(" AND correlation_id = ")
-            .push_bind(corr.to_string());
+    if let Some(corr) = &f.correlation_id {
+        qb.push(" AND correlation_id = ").push_bind(corr.clone());
     }
-    match c.has_errors {
+    match f.has_errors {
         Some(true) => {
             qb.push(" AND errors <> '[]'::jsonb");
         }
@@ -163,11 +167,11 @@ fn push_common(qb: &mut QueryBuilder<'_, Postgres>, c: Common<'_>) {
         }
         None => {}
     }
-    if let Some(text) = c.text.filter(|t| !t.is_empty()) {
+    if let Some(text) = f.text.as_deref().filter(|t| !t.is_empty()) {
         qb.push(" AND payload::text ILIKE ")
             .push_bind(contains_pattern(text));
     }
-    if let Some(before) = c.before {
+    if let Some(before) = before {
         qb.push(" AND id < ")
             .push_bind(uuid::Uuid::from_u128(before));
     }
@@ -178,29 +182,29 @@ fn push_common(qb: &mut QueryBuilder<'_, Postgres>, c: Common<'_>) {
 const EXACT_COUNT_LIMIT: f64 = 100_000.0;
 
 /// What one table's summary counts differ in.
-struct CountedTable {
+struct CountedTable<S> {
     table: &'static str,
     type_column: &'static str,
     time_column: &'static str,
     /// The status most rows end in; counted exactly only while the table is small.
-    bulk_status: &'static str,
+    bulk_status: S,
     /// The other statuses, each group served by a partial index.
     indexed_groups: &'static [&'static str],
 }
 
-const EVENT_COUNTS: CountedTable = CountedTable {
+const EVENT_COUNTS: CountedTable<EventStatus> = CountedTable {
     table: "domain_events",
     type_column: "event_type",
     time_column: "occurred_at",
-    bulk_status: "dispatched",
+    bulk_status: EventStatus::Dispatched,
     indexed_groups: &["('pending', 'retrying')", "('dead')"],
 };
 
-const TASK_COUNTS: CountedTable = CountedTable {
+const TASK_COUNTS: CountedTable<TaskStatus> = CountedTable {
     table: "tasks",
     type_column: "task_type",
     time_column: "created_at",
-    bulk_status: "succeeded",
+    bulk_status: TaskStatus::Succeeded,
     indexed_groups: &[
         "('pending', 'retrying')",
         "('running')",
@@ -226,7 +230,7 @@ type PgQuery<'q> = sqlx::query::Query<'q, Postgres, sqlx::postgres::PgArguments>
 
 impl CountFilter<'_> {
     /// [`SUMMARY_FILTER`] for table `t`.
-    fn sql(t: &CountedTable) -> String {
+    fn sql<S>(t: &CountedTable<S>) -> String {
         SUMMARY_FILTER
             .replace("{type}", t.type_column)
             .replace("{time}", t.time_column)
@@ -251,11 +255,11 @@ impl CountFilter<'_> {
 impl PgStore {
     /// `(type, status, count)` of every status but the bulk one, exact; each status group is
     /// read through its partial index.
-    async fn counts_by_type(
+    async fn counts_by_type<S: ListStatus>(
         &self,
-        t: &CountedTable,
+        t: &CountedTable<S>,
         f: &CountFilter<'_>,
-    ) -> Result<Vec<(String, String, i64)>, PortError> {
+    ) -> Result<Vec<(String, S, i64)>, PortError> {
         let filter = CountFilter::sql(t);
         let parts: Vec<String> = t
             .indexed_groups
@@ -276,19 +280,18 @@ impl PgStore {
             .fetch_all(&self.pool)
             .await
             .map_err(db_err)?;
-        Ok(rows
-            .iter()
-            .map(|r| (r.get("kind"), r.get("status"), r.get("n")))
-            .collect())
+        rows.iter()
+            .map(|r| Ok((r.get("kind"), status(r.get("status"))?, r.get("n"))))
+            .collect()
     }
 
     /// The bulk status's count: exact while the table is small, else the planner's estimate
     /// for the same filters (from the statistics ANALYZE keeps).
-    async fn bulk_count(
+    async fn bulk_count<S: ListStatus>(
         &self,
-        t: &CountedTable,
+        t: &CountedTable<S>,
         f: &CountFilter<'_>,
-    ) -> Result<StatusCount, PortError> {
+    ) -> Result<StatusCount<S>, PortError> {
         let rows: f64 = sqlx::query_scalar(
             "SELECT GREATEST(reltuples, 0)::float8 FROM pg_class WHERE oid = $1::regclass",
         )
@@ -299,7 +302,7 @@ impl PgStore {
         let select = format!(
             "SELECT 1 FROM {} WHERE status = '{}' AND {}",
             t.table,
-            t.bulk_status,
+            t.bulk_status.as_str(),
             CountFilter::sql(t)
         );
         let (count, approximate) = if rows < EXACT_COUNT_LIMIT {
@@ -324,31 +327,31 @@ impl PgStore {
             (estimate.round() as i64, true)
         };
         Ok(StatusCount {
-            status: t.bulk_status.to_string(),
+            status: t.bulk_status,
             count,
             approximate,
         })
     }
 
     /// Counts by status (the bulk one estimated when large) and by type.
-    async fn status_counts(
+    async fn status_counts<S: ListStatus>(
         &self,
-        t: &CountedTable,
+        t: &CountedTable<S>,
         f: &CountFilter<'_>,
-    ) -> Result<(Vec<StatusCount>, Vec<(String, String, i64)>), PortError> {
+    ) -> Result<(Vec<StatusCount<S>>, Vec<(String, S, i64)>), PortError> {
         let by_type = self.counts_by_type(t, f).await?;
         let mut by_status = vec![self.bulk_count(t, f).await?];
         for (_, status, n) in &by_type {
-            match by_status.iter_mut().find(|c| &c.status == status) {
+            match by_status.iter_mut().find(|c| c.status == *status) {
                 Some(c) => c.count += n,
                 None => by_status.push(StatusCount {
-                    status: status.clone(),
+                    status: *status,
                     count: *n,
                     approximate: false,
                 }),
             }
         }
-        by_status.sort_by(|a, b| a.status.cmp(&b.status));
+        by_status.sort_by_key(|c| c.status.as_str());
         Ok((by_status, by_type))
     }
 }
@@ -360,7 +363,7 @@ impl EngineLog for PgStore {
         q: &EventQuery,
         scope: Option<InstitutionId>,
     ) -> Result<Vec<EventView>, PortError> {
-        let Ok(institution) = scoped(q.institution_id, scope) else {
+        let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
         let mut qb = QueryBuilder::new(format!(
@@ -374,21 +377,15 @@ impl EngineLog for PgStore {
         }
         push_common(
             &mut qb,
-            Common {
-                institution,
-                time_column: "occurred_at",
-                from: q.from,
-                to: q.to,
-                correlation_id: q.correlation_id.as_deref(),
-                has_errors: q.has_errors,
-                text: q.text.as_deref(),
-                before: q.before.map(|b| b.0),
-            },
+            institution,
+            &q.filter,
+            "occurred_at",
+            q.before.map(|b| b.0),
         );
         qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.clamp(1, 200)));
+            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
-        Ok(rows.iter().map(event_view).collect())
+        rows.iter().map(event_view).collect()
     }
 
     async fn event(
@@ -405,7 +402,7 @@ impl EngineLog for PgStore {
         .await
         .map_err(db_err)?
         .ok_or(PortError::NotFound("event"))?;
-        let event = event_view(&row);
+        let event = event_view(&row)?;
         if scope.is_some() && event.institution_id != scope {
             return Err(PortError::NotFound("event"));
         }
@@ -425,7 +422,7 @@ impl EngineLog for PgStore {
         .map_err(db_err)?;
         Ok(EventDetail {
             event,
-            tasks: tasks.iter().map(task_view).collect(),
+            tasks: tasks.iter().map(task_view).collect::<Result<_, _>>()?,
             copies: copies.into_iter().map(|c| EventId(c.as_u128())).collect(),
         })
     }
@@ -435,7 +432,7 @@ impl EngineLog for PgStore {
         q: &TaskQuery,
         scope: Option<InstitutionId>,
     ) -> Result<Vec<TaskView>, PortError> {
-        let Ok(institution) = scoped(q.institution_id, scope) else {
+        let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
         let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE true"));
@@ -451,21 +448,15 @@ impl EngineLog for PgStore {
         }
         push_common(
             &mut qb,
-            Common {
-                institution,
-                time_column: "created_at",
-                from: q.from,
-                to: q.to,
-                correlation_id: q.correlation_id.as_deref(),
-                has_errors: q.has_errors,
-                text: q.text.as_deref(),
-                before: q.before.map(|b| b.0),
-            },
+            institution,
+            &q.filter,
+            "created_at",
+            q.before.map(|b| b.0),
         );
         qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.clamp(1, 200)));
+            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
         let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
-        Ok(rows.iter().map(task_view).collect())
+        rows.iter().map(task_view).collect()
     }
 
     async fn task(
@@ -480,7 +471,7 @@ impl EngineLog for PgStore {
             .await
             .map_err(db_err)?
             .ok_or(PortError::NotFound("task"))?;
-        let task = task_view(&row);
+        let task = task_view(&row)?;
         if scope.is_some() && task.institution_id != scope {
             return Err(PortError::NotFound("task"));
         }

@@ -12,10 +12,11 @@ use crate::api::limits::Limit;
 use crate::api::{event_context, State};
 use crate::services::operations::BULK_LIMIT;
 use crate::services::AppError;
-use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::engine::TaskStatus;
 use campus_core::ids::*;
-use campus_core::Timestamp;
-use campus_ports::{EventQuery, OperatorSession, SummaryQuery, TaskFilter, TaskQuery};
+use campus_ports::{
+    parse_limit, EventQuery, FilterFields, OperatorSession, SummaryQuery, TaskQuery,
+};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::web::{Data, Form, Html, Path, Query, Redirect};
 use poem::{handler, Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -230,105 +231,27 @@ fn page(
 }
 
 // ---------------------------------------------------------------------------------------
-// Parsing the filters of the URL
+// The filters of the URL
 
-fn text(v: &Option<String>) -> Option<String> {
-    v.as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-        .map(str::to_string)
-}
-
-fn parse_uuid(field: &str, v: &Option<String>) -> Result<Option<u128>, String> {
-    text(v)
-        .map(|s| {
-            uuid::Uuid::parse_str(&s)
-                .map(|u| u.as_u128())
-                .map_err(|_| format!("{field}: {s:?} is not an id"))
-        })
-        .transpose()
-}
-
-/// `2026-11-24T10:30`, `2026-11-24T10:30:15` (UTC, as a datetime-local field sends them) or
-/// RFC 3339.
-fn parse_time(field: &str, v: &Option<String>) -> Result<Option<Timestamp>, String> {
-    let Some(s) = text(v) else { return Ok(None) };
-    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(&s) {
-        return Ok(Some(Timestamp(t.timestamp_millis())));
+impl FilterFields for FilterValues {
+    fn field(&self, name: &str) -> Option<&str> {
+        let value = match name {
+            "institution_id" => &self.institution_id,
+            "event_type" => &self.event_type,
+            "task_type" => &self.task_type,
+            "status" => &self.status,
+            "event_id" => &self.event_id,
+            "from" => &self.from,
+            "to" => &self.to,
+            "correlation_id" => &self.correlation_id,
+            "has_errors" => &self.has_errors,
+            "q" => &self.q,
+            "before" => &self.before,
+            "limit" => &self.limit,
+            _ => return None,
+        };
+        value.as_deref()
     }
-    [
-        "%Y-%m-%dT%H:%M:%S",
-        "%Y-%m-%dT%H:%M",
-        "%Y-%m-%d %H:%M:%S",
-        "%Y-%m-%d %H:%M",
-    ]
-    .iter()
-    .find_map(|f| chrono::NaiveDateTime::parse_from_str(&s, f).ok())
-    .map(|t| Some(Timestamp(t.and_utc().timestamp_millis())))
-    .ok_or_else(|| format!("{field}: {s:?} is not a time like 2026-11-24T10:30 (UTC)"))
-}
-
-fn parse_bool(field: &str, v: &Option<String>) -> Result<Option<bool>, String> {
-    match text(v).as_deref() {
-        None => Ok(None),
-        Some("true") => Ok(Some(true)),
-        Some("false") => Ok(Some(false)),
-        Some(other) => Err(format!("{field}: {other:?} must be true or false")),
-    }
-}
-
-fn parse_limit(v: &Option<String>, default: u32, max: u32) -> Result<u32, String> {
-    match text(v) {
-        None => Ok(default),
-        Some(s) => s
-            .parse::<u32>()
-            .ok()
-            .filter(|n| (1..=max).contains(n))
-            .ok_or_else(|| format!("limit: {s:?} must be a number from 1 to {max}")),
-    }
-}
-
-fn parse_status<S>(
-    v: &Option<String>,
-    parse: fn(&str) -> Option<S>,
-    all: &[&str],
-) -> Result<Option<S>, String> {
-    text(v)
-        .map(|s| {
-            parse(&s).ok_or_else(|| format!("status: {s:?} must be one of {}", all.join(", ")))
-        })
-        .transpose()
-}
-
-fn event_query(f: &FilterValues) -> Result<EventQuery, String> {
-    Ok(EventQuery {
-        institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
-        event_type: text(&f.event_type),
-        status: parse_status(&f.status, EventStatus::parse, &views::EVENT_STATUSES)?,
-        from: parse_time("from", &f.from)?,
-        to: parse_time("to", &f.to)?,
-        correlation_id: text(&f.correlation_id),
-        has_errors: parse_bool("has_errors", &f.has_errors)?,
-        text: text(&f.q),
-        before: parse_uuid("before", &f.before)?.map(EventId),
-        limit: parse_limit(&f.limit, 50, 200)?,
-    })
-}
-
-fn task_query(f: &FilterValues) -> Result<TaskQuery, String> {
-    Ok(TaskQuery {
-        institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
-        task_type: text(&f.task_type),
-        status: parse_status(&f.status, TaskStatus::parse, &views::TASK_STATUSES)?,
-        event_id: parse_uuid("event_id", &f.event_id)?.map(EventId),
-        from: parse_time("from", &f.from)?,
-        to: parse_time("to", &f.to)?,
-        correlation_id: text(&f.correlation_id),
-        has_errors: parse_bool("has_errors", &f.has_errors)?,
-        text: text(&f.q),
-        before: parse_uuid("before", &f.before)?.map(TaskId),
-        limit: parse_limit(&f.limit, 50, 200)?,
-    })
 }
 
 /// What the last action said, carried in the URL it redirected to.
@@ -379,18 +302,9 @@ async fn overview(
         Ok(slot) => slot,
         Err(refusal) => return limited(req, refusal),
     };
-    let query = (|| {
-        Ok::<_, String>(SummaryQuery {
-            institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
-            event_type: text(&f.event_type),
-            task_type: text(&f.task_type),
-            from: parse_time("from", &f.from)?,
-            to: parse_time("to", &f.to)?,
-        })
-    })();
-    let query = match query {
+    let query = match SummaryQuery::parse(&f) {
         Ok(q) => q,
-        Err(m) => return bad_input(req, &m),
+        Err(e) => return bad_input(req, &e.to_string()),
     };
     let loaded = async {
         let summary = state.operations.summary(&query, scope_of(&op)).await?;
@@ -409,15 +323,6 @@ async fn overview(
     }
 }
 
-/// The next page's `before`: the last id when the page is full.
-fn next_before(
-    ids: impl DoubleEndedIterator<Item = u128> + ExactSizeIterator,
-    limit: u32,
-) -> Option<u128> {
-    let full = ids.len() as u32 >= limit;
-    ids.last().filter(|_| full)
-}
-
 #[handler]
 async fn event_list(
     req: &Request,
@@ -433,9 +338,9 @@ async fn event_list(
         Ok(slot) => slot,
         Err(refusal) => return limited(req, refusal),
     };
-    let query = match event_query(&f) {
+    let query = match EventQuery::parse(&f) {
         Ok(q) => q,
-        Err(m) => return bad_input(req, &m),
+        Err(e) => return bad_input(req, &e.to_string()),
     };
     let loaded = async {
         let events = state.operations.events(&query, scope_of(&op)).await?;
@@ -443,7 +348,7 @@ async fn event_list(
     };
     match loaded.await {
         Ok((events, names)) => {
-            let next = next_before(events.iter().map(|e| e.id.0), query.limit);
+            let next = query.next_before(&events).map(|e| e.0);
             page(
                 "Events",
                 Section::Events,
@@ -473,9 +378,9 @@ async fn task_list(
         Ok(slot) => slot,
         Err(refusal) => return limited(req, refusal),
     };
-    let query = match task_query(&f) {
+    let query = match TaskQuery::parse(&f) {
         Ok(q) => q,
-        Err(m) => return bad_input(req, &m),
+        Err(e) => return bad_input(req, &e.to_string()),
     };
     let loaded = async {
         let tasks = state.operations.tasks(&query, scope_of(&op)).await?;
@@ -483,7 +388,7 @@ async fn task_list(
     };
     match loaded.await {
         Ok((tasks, names)) => {
-            let next = next_before(tasks.iter().map(|t| t.id.0), query.limit);
+            let next = query.next_before(&tasks).map(|t| t.0);
             page(
                 "Tasks",
                 Section::Tasks,
@@ -681,22 +586,20 @@ async fn reprocess_tasks(
     if form.confirm.as_deref() != Some("yes") {
         return bad_input(req, "Tick the confirmation box to reprocess tasks in bulk.");
     }
-    let f = &form.filters;
-    let filter = (|| {
-        Ok::<_, String>(TaskFilter {
-            task_type: text(&f.task_type),
-            institution_id: parse_uuid("institution_id", &f.institution_id)?.map(InstitutionId),
-            status: Some(TaskStatus::Dead),
-            created_from: parse_time("from", &f.from)?,
-            created_to: parse_time("to", &f.to)?,
-            event_id: parse_uuid("event_id", &f.event_id)?.map(EventId),
-            correlation_id: text(&f.correlation_id),
-            text: text(&f.q),
-        })
-    })();
-    let (filter, limit) = match (filter, parse_limit(&form.limit, 100, BULK_LIMIT)) {
+    // The list's filters select the dead tasks; its status, paging and `has_errors` do not
+    // apply (the form does not send them).
+    let filters = FilterValues {
+        status: None,
+        has_errors: None,
+        before: None,
+        limit: None,
+        ..form.filters
+    };
+    let filter = TaskQuery::parse(&filters).map(|q| q.bulk_filter(TaskStatus::Dead));
+    let limit = parse_limit(form.limit.as_deref(), 100, BULK_LIMIT);
+    let (filter, limit) = match (filter, limit) {
         (Ok(filter), Ok(limit)) => (filter, limit),
-        (Err(m), _) | (_, Err(m)) => return bad_input(req, &m),
+        (Err(e), _) | (_, Err(e)) => return bad_input(req, &e.to_string()),
     };
     let correlation = event_context(req).correlation_id.unwrap_or_default();
     match state
@@ -927,25 +830,25 @@ mod tests {
     }
 
     #[test]
-    fn filters_are_validated_with_clear_messages() {
+    fn the_form_fields_reach_the_filters() {
         let f = FilterValues {
+            status: Some("dead".into()),
+            q: Some(" zebra ".into()),
+            before: Some(uuid::Uuid::from_u128(9).to_string()),
+            ..Default::default()
+        };
+        let q = TaskQuery::parse(&f).unwrap();
+        assert_eq!(q.status, Some(TaskStatus::Dead));
+        assert_eq!(q.filter.text.as_deref(), Some("zebra"));
+        assert_eq!(q.before, Some(TaskId(9)));
+        let bad = FilterValues {
             status: Some("exploded".into()),
             ..Default::default()
         };
-        assert!(task_query(&f).unwrap_err().contains("status"));
-        let f = FilterValues {
-            from: Some("2026-11-24T10:30".into()),
-            institution_id: Some(" ".into()),
-            ..Default::default()
-        };
-        let q = task_query(&f).unwrap();
-        assert_eq!(q.from, Some(Timestamp(1_795_516_200_000)));
-        assert_eq!(q.institution_id, None, "blank fields do not filter");
-        let f = FilterValues {
-            limit: Some("5000".into()),
-            ..Default::default()
-        };
-        assert!(event_query(&f).unwrap_err().contains("limit"));
+        assert!(TaskQuery::parse(&bad)
+            .unwrap_err()
+            .to_string()
+            .contains("status"));
     }
 
     #[test]

@@ -6,10 +6,14 @@ use super::auth::BearerAuth;
 use super::error::ApiError;
 use super::public::ApiTags;
 use super::{event_context, State};
-use campus_core::engine::{EventStatus, TaskStatus};
+use crate::services::AppError;
+use campus_core::engine::TaskStatus;
 use campus_core::ids::*;
 use campus_core::Timestamp;
-use campus_ports::{EventQuery, SummaryQuery, TaskFilter, TaskQuery};
+use campus_ports::{
+    clamp_limit, parse_status, EventQuery, ListFilter, ListStatus, SummaryQuery, TaskFilter,
+    TaskQuery,
+};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::{Path, Query};
@@ -308,7 +312,7 @@ fn event_item(e: campus_ports::EventView) -> EventItem {
         aggregate_type: e.aggregate_type,
         aggregate_id: u(e.aggregate_id),
         institution_id: e.institution_id.map(|i| u(i.0)),
-        status: e.status,
+        status: e.status.as_str().to_string(),
         attempts: e.attempts,
         correlation_id: e.correlation_id,
         occurred_at: at(e.occurred_at),
@@ -326,7 +330,7 @@ fn task_item(t: campus_ports::TaskView) -> TaskItem {
         handler: t.handler,
         institution_id: t.institution_id.map(|i| u(i.0)),
         event_id: t.event_id.map(|i| u(i.0)),
-        status: t.status,
+        status: t.status.as_str().to_string(),
         attempt: t.attempt,
         max_attempts: t.max_attempts,
         correlation_id: t.correlation_id,
@@ -341,18 +345,23 @@ fn task_item(t: campus_ports::TaskView) -> TaskItem {
     }
 }
 
-fn bad(field: &str, message: &str) -> ApiError {
-    ApiError::BadRequest(super::error::ErrorBody::new(
-        "invalid_input",
-        format!("{field}: {message}"),
-    ))
-}
-
-/// The next page's `before`: the last id when the page is full.
-fn next_before(ids: &[uuid::Uuid], limit: u32) -> Option<uuid::Uuid> {
-    (ids.len() as u32 >= limit)
-        .then(|| ids.last().copied())
-        .flatten()
+/// The filters both lists share, from the typed query parameters.
+fn list_filter(
+    institution_id: Option<uuid::Uuid>,
+    from: Option<chrono::DateTime<chrono::Utc>>,
+    to: Option<chrono::DateTime<chrono::Utc>>,
+    correlation_id: Option<String>,
+    has_errors: Option<bool>,
+    q: Option<String>,
+) -> ListFilter {
+    ListFilter {
+        institution_id: institution_id.map(|i| InstitutionId(i.as_u128())),
+        from: from.map(ts),
+        to: to.map(ts),
+        correlation_id: correlation_id.filter(|c| !c.is_empty()),
+        has_errors,
+        text: q,
+    }
 }
 
 pub struct AdmViewsApi;
@@ -383,37 +392,24 @@ impl AdmViewsApi {
     ) -> Result<Json<EventPage>, ApiError> {
         let scope = auth.0.operator_scope()?;
         let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
-        let status =
-            match status.0.as_deref() {
-                None | Some("") => None,
-                Some(s) => Some(EventStatus::parse(s).ok_or_else(|| {
-                    bad("status", "must be pending, dispatched, retrying or dead")
-                })?),
-            };
-        let limit = limit.0.unwrap_or(50).clamp(1, 200);
         let query = EventQuery {
-            institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
             event_type: event_type.0.filter(|t| !t.is_empty()),
-            status,
-            from: from.0.map(ts),
-            to: to.0.map(ts),
-            correlation_id: correlation_id.0.filter(|c| !c.is_empty()),
-            has_errors: has_errors.0,
-            text: q.0,
+            status: parse_status(status.0.as_deref()).map_err(AppError::from)?,
+            filter: list_filter(
+                institution_id.0,
+                from.0,
+                to.0,
+                correlation_id.0,
+                has_errors.0,
+                q.0,
+            ),
             before: before.0.map(|b| EventId(b.as_u128())),
-            limit,
+            limit: clamp_limit(limit.0),
         };
-        let items: Vec<EventItem> = state
-            .operations
-            .events(&query, scope)
-            .await?
-            .into_iter()
-            .map(event_item)
-            .collect();
-        let ids: Vec<_> = items.iter().map(|i| i.id).collect();
+        let events = state.operations.events(&query, scope).await?;
         Ok(Json(EventPage {
-            next_before: next_before(&ids, limit),
-            items,
+            next_before: query.next_before(&events).map(|b| u(b.0)),
+            items: events.into_iter().map(event_item).collect(),
         }))
     }
 
@@ -462,40 +458,25 @@ impl AdmViewsApi {
     ) -> Result<Json<TaskPage>, ApiError> {
         let scope = auth.0.operator_scope()?;
         let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
-        let status = match status.0.as_deref() {
-            None | Some("") => None,
-            Some(s) => Some(TaskStatus::parse(s).ok_or_else(|| {
-                bad(
-                    "status",
-                    "must be pending, running, succeeded, retrying, dead or cancelled",
-                )
-            })?),
-        };
-        let limit = limit.0.unwrap_or(50).clamp(1, 200);
         let query = TaskQuery {
-            institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
             task_type: task_type.0.filter(|t| !t.is_empty()),
-            status,
+            status: parse_status(status.0.as_deref()).map_err(AppError::from)?,
             event_id: event_id.0.map(|e| EventId(e.as_u128())),
-            from: from.0.map(ts),
-            to: to.0.map(ts),
-            correlation_id: correlation_id.0.filter(|c| !c.is_empty()),
-            has_errors: has_errors.0,
-            text: q.0,
+            filter: list_filter(
+                institution_id.0,
+                from.0,
+                to.0,
+                correlation_id.0,
+                has_errors.0,
+                q.0,
+            ),
             before: before.0.map(|b| TaskId(b.as_u128())),
-            limit,
+            limit: clamp_limit(limit.0),
         };
-        let items: Vec<TaskItem> = state
-            .operations
-            .tasks(&query, scope)
-            .await?
-            .into_iter()
-            .map(task_item)
-            .collect();
-        let ids: Vec<_> = items.iter().map(|i| i.id).collect();
+        let tasks = state.operations.tasks(&query, scope).await?;
         Ok(Json(TaskPage {
-            next_before: next_before(&ids, limit),
-            items,
+            next_before: query.next_before(&tasks).map(|b| u(b.0)),
+            items: tasks.into_iter().map(task_item).collect(),
         }))
     }
 
@@ -555,15 +536,15 @@ impl AdmViewsApi {
 
 /// The wire form of a summary.
 fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
-    let counts = |v: Vec<campus_ports::StatusCount>| {
+    fn counts<S: ListStatus>(v: Vec<campus_ports::StatusCount<S>>) -> Vec<StatusCount> {
         v.into_iter()
             .map(|c| StatusCount {
-                status: c.status,
+                status: c.status.as_str().to_string(),
                 count: c.count,
                 approximate: c.approximate,
             })
             .collect()
-    };
+    }
     SummaryResponse {
         events_by_status: counts(s.events_by_status),
         tasks_by_status: counts(s.tasks_by_status),
@@ -572,7 +553,7 @@ fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
             .into_iter()
             .map(|(task_type, status, count)| TypeStatusCount {
                 task_type,
-                status,
+                status: status.as_str().to_string(),
                 count,
             })
             .collect(),

@@ -154,10 +154,11 @@ pub fn event_context(req: &Request) -> EventContext {
     }
 }
 
-/// Page parameters: `limit` 1..=200 (default 50), `after` an item id.
+/// Page parameters: `limit` within the lists' bounds (see [`campus_ports::clamp_limit`]),
+/// `after` an item id.
 pub fn page(limit: Option<u32>, after: Option<uuid::Uuid>) -> PageRequest {
     PageRequest {
-        limit: limit.unwrap_or(50).clamp(1, 200),
+        limit: campus_ports::clamp_limit(limit),
         after: after.map(|a| a.as_u128()),
     }
 }
