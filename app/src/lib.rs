@@ -1,4 +1,5 @@
-//! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
+//! The Campus application: HTTP API (`api`), admin screen (`admin`), what both share
+//! (`web`) and the router over them (`routes`), daemon runtime, handlers of the seed flows,
 //! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
 
 pub mod admin;
@@ -8,8 +9,10 @@ pub mod config;
 pub mod database;
 pub mod engine;
 pub mod handlers;
+pub mod routes;
 pub mod runtime;
 pub mod services;
+pub mod web;
 
 pub use runtime::Campus;
 

@@ -4,14 +4,13 @@
 //! over server-sent events (`live`). An Adm user sees every institution, an Academic user
 //! only their own: the scope comes from the session, never from the page.
 
-pub mod live;
 pub mod views;
 
-use crate::api::error::ApiError;
-use crate::api::limits::Limit;
-use crate::api::{event_context, State};
 use crate::services::operations::BULK_LIMIT;
 use crate::services::AppError;
+use crate::web::error::ApiError;
+use crate::web::limits::Limit;
+use crate::web::{event_context, State};
 use campus_core::engine::TaskStatus;
 use campus_core::ids::*;
 use campus_ports::{
@@ -50,7 +49,7 @@ pub fn routes() -> impl Endpoint {
 /// Pages are never cached, framed, or allowed to load anything from elsewhere.
 async fn secure_headers<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
     let mut resp = next.call(req).await?.into_response();
-    crate::api::pages::protect_page(
+    crate::web::page::protect_page(
         &mut resp,
         "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
          connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",

@@ -2,7 +2,7 @@
 //! operators' read models. Everything a page shows that can change lives in `#live`, which
 //! the page's script swaps in place when the engine reports changes.
 
-use crate::api::pages::escape;
+use crate::web::page::escape;
 use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::InstitutionId;
 use campus_core::Timestamp;

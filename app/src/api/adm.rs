@@ -3,10 +3,10 @@
 
 use super::academic::IdResponse;
 use super::auth::BearerAuth;
-use super::error::ApiError;
 use super::public::ApiTags;
-use super::{event_context, State};
 use crate::services::AppError;
+use crate::web::error::ApiError;
+use crate::web::{event_context, State};
 use campus_core::engine::TaskStatus;
 use campus_core::ids::*;
 use campus_core::Timestamp;
