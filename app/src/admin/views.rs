@@ -155,30 +155,13 @@ fn institution_cell(names: &Names, id: Option<InstitutionId>) -> String {
         .unwrap_or_else(|| r#"<span class="muted">—</span>"#.into())
 }
 
-/// Percent-encodes a query-string component.
-fn encode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// `path?k=v&…` from the non-empty pairs.
+/// `path?k=v&…` from the non-empty pairs, form-urlencoded.
 pub fn link(path: &str, pairs: &[(&str, String)]) -> String {
-    let query: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect();
-    if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", query.join("&"))
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()));
+    match query.finish() {
+        q if q.is_empty() => path.to_string(),
+        q => format!("{path}?{q}"),
     }
 }
 
@@ -857,8 +840,12 @@ mod tests {
                 "/admin/tasks",
                 &[("q", "a&b c".into()), ("status", String::new())]
             ),
-            "/admin/tasks?q=a%26b%20c"
+            "/admin/tasks?q=a%26b+c"
         );
+        let query = link("/admin/tasks", &[("q", "a&b c=é".into())]);
+        let (_, encoded) = query.split_once('?').unwrap();
+        let decoded: Vec<_> = form_urlencoded::parse(encoded.as_bytes()).collect();
+        assert_eq!(decoded, [("q".into(), "a&b c=é".into())]);
         assert_eq!(link("/admin/tasks", &[]), "/admin/tasks");
     }
 
