@@ -4,6 +4,7 @@
 
 pub mod academic;
 pub mod adm;
+pub mod adm_read;
 pub mod auth;
 pub mod listener;
 pub mod ops;
@@ -20,14 +21,14 @@ pub type Apis = (
     academic::TeacherApi,
     academic::StudentApi,
     adm::AdmApi,
-    adm::AdmViewsApi,
+    adm_read::AdmViewsApi,
     ops::OpsApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm::AdmViewsApi, ops::OpsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, ops::OpsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )
