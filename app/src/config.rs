@@ -66,13 +66,13 @@ pub struct Settings {
     /// Abuse limits, e.g. `login-ip=30/1m,login-account=10/10m,reset-ip=30/1h,
     /// reset-account=3/1h,signup-ip=10/1h` (those are the defaults; name only the ones to
     /// change; `name=off` or just `off` disables).
-    #[arg(long, env = "CAMPUS_RATE_LIMITS", global = true, default_value = "", value_parser = crate::api::limits::RateLimits::parse)]
-    pub rate_limits: crate::api::limits::RateLimits,
+    #[arg(long, env = "CAMPUS_RATE_LIMITS", global = true, default_value = "", value_parser = crate::web::limits::RateLimits::parse)]
+    pub rate_limits: crate::web::limits::RateLimits,
 
     /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
     /// names the client. Unset: the peer address is the client.
-    #[arg(long, env = "CAMPUS_TRUSTED_PROXIES", global = true, default_value = "", value_parser = crate::api::limits::parse_proxies)]
-    pub trusted_proxies: crate::api::limits::TrustedProxies,
+    #[arg(long, env = "CAMPUS_TRUSTED_PROXIES", global = true, default_value = "", value_parser = crate::web::limits::parse_proxies)]
+    pub trusted_proxies: crate::web::limits::TrustedProxies,
 
     /// A user gets at most one reset link per this long (further requests are answered the
     /// same way but send nothing).

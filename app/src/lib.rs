@@ -1,4 +1,5 @@
-//! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
+//! The Campus application: HTTP API (`api`), admin screen (`admin`), what both share
+//! (`web`) and the router over them (`routes`), daemon runtime, handlers of the seed flows,
 //! configuration, wiring (`runtime`), start-up (`application`) and logs (`telemetry`). The
 //! `campus` binary (`main.rs`, commands in `cli`) is a thin CLI over this.
 
@@ -11,9 +12,11 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod handlers;
+pub mod routes;
 pub mod runtime;
 pub mod services;
 pub mod telemetry;
+pub mod web;
 
 pub use application::Application;
 pub use runtime::Campus;

@@ -1,13 +1,14 @@
 //! Wiring: connects the adapters to the ports, and starts the API and the daemon.
 
-use crate::admin::live::LiveHub;
-use crate::api::limits::Limiter;
 use crate::api::listener::CappedAcceptor;
-use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
+use crate::web::limits::Limiter;
+use crate::web::live::LiveHub;
+use crate::web::tokens::JwtKeys;
+use crate::web::{self, AppState};
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::pg::cluster::{self, redact_url, DatabaseSource, ResolvedDatabase};
@@ -35,7 +36,7 @@ pub struct Campus {
     /// `campus_adapters::pg::connect_engine`); daemons use it for dispatch, claims and
     /// completions.
     pub engine_store: PgStore,
-    pub state: api::State,
+    pub state: web::State,
     pub handler_deps: HandlerDeps,
     pub mail: MailTarget,
 }
@@ -120,7 +121,7 @@ impl Campus {
             vault,
             clock: Arc::new(SystemClock),
         };
-        let state = Arc::new(ApiState {
+        let state = Arc::new(AppState {
             sessions,
             live: LiveHub::new(pool.clone()),
             secure_cookies: settings.public_url().starts_with("https://"),
@@ -209,7 +210,7 @@ impl Campus {
 
     /// The HTTP application.
     pub fn http(&self) -> impl poem::Endpoint {
-        api::routes(self.state.clone())
+        crate::routes::routes(self.state.clone())
     }
 
     /// Serves the API on `listener` until `shutdown` completes (then lets requests finish for

@@ -260,7 +260,7 @@ impl TestApp {
         settings.jwt_secret = Some(TEST_SECRET.into());
         settings.demo_password = Some(DEMO_PASSWORD.into());
         // Tests log in and sign up far faster than people; the hostile-input suite sets them.
-        settings.rate_limits = campus::api::limits::RateLimits::off();
+        settings.rate_limits = campus::web::limits::RateLimits::off();
         configure(&mut settings);
         let app = Application::build_with_listener(settings, listener, registry)
             .await

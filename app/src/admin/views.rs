@@ -2,11 +2,13 @@
 //! operators' read models. Everything a page shows that can change lives in `#live`, which
 //! the page's script swaps in place when the engine reports changes.
 
-use crate::api::pages::escape;
+use crate::web::page::escape;
+use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::InstitutionId;
 use campus_core::Timestamp;
 use campus_ports::{
-    AttemptError, EngineSummary, EventDetail, EventView, OperatorSession, StatusCount, TaskView,
+    AttemptError, EngineSummary, EventDetail, EventView, ListStatus, OperatorSession, StatusCount,
+    TaskView,
 };
 use std::collections::HashMap;
 use std::fmt::Write;
@@ -153,30 +155,13 @@ fn institution_cell(names: &Names, id: Option<InstitutionId>) -> String {
         .unwrap_or_else(|| r#"<span class="muted">—</span>"#.into())
 }
 
-/// Percent-encodes a query-string component.
-fn encode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// `path?k=v&…` from the non-empty pairs.
+/// `path?k=v&…` from the non-empty pairs, form-urlencoded.
 pub fn link(path: &str, pairs: &[(&str, String)]) -> String {
-    let query: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect();
-    if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", query.join("&"))
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()));
+    match query.finish() {
+        q if q.is_empty() => path.to_string(),
+        q => format!("{path}?{q}"),
     }
 }
 
@@ -301,9 +286,13 @@ fn institution_select(f: &FilterValues, names: &Names, who: &OperatorSession) ->
 
 const TIME_INPUT: &str = "type=\"datetime-local\" step=\"1\"";
 
-fn status_options(statuses: &[&str]) -> Vec<(String, String)> {
+fn status_options<S: ListStatus>() -> Vec<(String, String)> {
     std::iter::once((String::new(), "any".to_string()))
-        .chain(statuses.iter().map(|s| (s.to_string(), s.to_string())))
+        .chain(
+            S::ALL
+                .iter()
+                .map(|s| (s.as_str().into(), s.as_str().into())),
+        )
         .collect()
 }
 
@@ -314,27 +303,17 @@ enum ListKind {
     Tasks,
 }
 
-pub const EVENT_STATUSES: [&str; 4] = ["pending", "dispatched", "retrying", "dead"];
-pub const TASK_STATUSES: [&str; 6] = [
-    "pending",
-    "running",
-    "succeeded",
-    "retrying",
-    "dead",
-    "cancelled",
-];
-
 fn list_filters(kind: ListKind, f: &FilterValues, names: &Names, who: &OperatorSession) -> String {
     let (action, type_field, statuses) = match kind {
         ListKind::Events => (
             "/admin/events",
             input("event_type", "Event type", &f.event_type, "size=\"18\""),
-            &EVENT_STATUSES[..],
+            status_options::<EventStatus>(),
         ),
         ListKind::Tasks => (
             "/admin/tasks",
             input("task_type", "Task type", &f.task_type, "size=\"18\""),
-            &TASK_STATUSES[..],
+            status_options::<TaskStatus>(),
         ),
     };
     let event_field = if kind == ListKind::Tasks {
@@ -346,7 +325,7 @@ fn list_filters(kind: ListKind, f: &FilterValues, names: &Names, who: &OperatorS
         r#"<form class="filters" method="get" action="{action}">{inst}{type_field}{status}{event_field}{from}{to}{corr}{errors}{q}
 <button class="primary" type="submit">Filter</button><a href="{action}">Clear</a></form>"#,
         inst = institution_select(f, names, who),
-        status = select("status", "Status", &f.status, &status_options(statuses)),
+        status = select("status", "Status", &f.status, &statuses),
         from = input(
             "from",
             "From (UTC)",
@@ -417,7 +396,7 @@ fn event_rows(events: &[EventView], names: &Names) -> String {
             format!(
                 r#"<tr data-id="{id}"><td>{badge}</td><td><a href="/admin/events/{id}">{type_}</a></td><td>{inst}</td><td>{agg}</td><td>{at}</td><td class="num">{attempts}</td>{err}<td><a href="/admin/events/{id}">{short}</a></td></tr>"#,
                 id = uuid(e.id.0),
-                badge = badge(&e.status),
+                badge = badge(e.status.as_str()),
                 type_ = escape(&e.event_type),
                 inst = institution_cell(names, e.institution_id),
                 agg = escape(&e.aggregate_type),
@@ -437,8 +416,8 @@ fn task_rows(tasks: &[TaskView], names: &Names) -> String {
             format!(
                 r#"<tr data-id="{id}" data-status="{status}"><td>{badge}</td><td><a href="/admin/tasks/{id}">{type_}</a></td><td>{inst}</td><td class="num">{attempt}/{max}</td><td>{created}</td><td class="num">{duration}</td>{err}<td><a href="/admin/tasks/{id}">{short}</a>{copy}</td></tr>"#,
                 id = uuid(t.id.0),
-                status = escape(&t.status),
-                badge = badge(&t.status),
+                status = t.status.as_str(),
+                badge = badge(t.status.as_str()),
                 type_ = escape(&t.task_type),
                 inst = institution_cell(names, t.institution_id),
                 attempt = t.attempt,
@@ -568,7 +547,7 @@ pub fn task_detail(
     who: &OperatorSession,
 ) -> String {
     let id = uuid(t.id.0);
-    let reprocess = if matches!(t.status.as_str(), "succeeded" | "dead" | "cancelled") {
+    let reprocess = if t.status.can_reprocess() {
         reprocess_form(&format!("/admin/tasks/{id}/reprocess"), who, "task")
     } else {
         r#"<p class="muted">It can be reprocessed once it is finished.</p>"#.into()
@@ -592,7 +571,7 @@ pub fn task_detail(
 <dt>Started</dt><dd>{started}</dd><dt>Finished</dt><dd>{finished}</dd><dt>Duration</dt><dd>{duration}</dd>
 <dt>Lineage</dt><dd>{lineage}</dd><dt>Reprocessed from</dt><dd>{from}</dd></dl>
 <h2>Attempts that failed</h2>{errors}<h2>Copies</h2>{copies}<h2>Payload</h2>{payload}</div>"#,
-        badge = badge(&t.status),
+        badge = badge(t.status.as_str()),
         type_ = escape(&t.task_type),
         handler = escape(t.handler.as_deref().unwrap_or("—")),
         inst = institution_cell(names, t.institution_id),
@@ -634,7 +613,7 @@ pub fn event_detail(
 ) -> String {
     let e = &d.event;
     let id = uuid(e.id.0);
-    let reprocess = if matches!(e.status.as_str(), "dispatched" | "dead") {
+    let reprocess = if e.status.can_reprocess() {
         reprocess_form(&format!("/admin/events/{id}/reprocess"), who, "event")
     } else {
         r#"<p class="muted">It can be reprocessed once it is dispatched or dead.</p>"#.into()
@@ -655,7 +634,7 @@ pub fn event_detail(
 <dt>Institution</dt><dd>{inst}</dd><dt>Correlation id</dt><dd>{corr}</dd><dt>Occurred</dt><dd>{occurred}</dd>
 <dt>Dispatched</dt><dd>{dispatched}</dd><dt>Attempts</dt><dd>{attempts}</dd><dt>Reprocessed from</dt><dd>{from}</dd></dl>
 <h2>Tasks it produced</h2>{tasks}<h2>Attempts that failed</h2>{errors}<h2>Copies</h2>{copies}<h2>Payload</h2>{payload}</div>"#,
-        badge = badge(&e.status),
+        badge = badge(e.status.as_str()),
         type_ = escape(&e.event_type),
         agg = escape(&e.aggregate_type),
         agg_id = uuid(e.aggregate_id),
@@ -684,7 +663,11 @@ pub fn event_detail(
 // ---------------------------------------------------------------------------------------
 // Overview
 
-fn counts_html(list: &str, counts: &[StatusCount], extra: &[(&str, String)]) -> String {
+fn counts_html<S: ListStatus>(
+    list: &str,
+    counts: &[StatusCount<S>],
+    extra: &[(&str, String)],
+) -> String {
     if counts.is_empty() {
         return r#"<span class="muted">none</span>"#.into();
     }
@@ -692,12 +675,12 @@ fn counts_html(list: &str, counts: &[StatusCount], extra: &[(&str, String)]) -> 
         .iter()
         .map(|c| {
             let mut pairs = extra.to_vec();
-            pairs.push(("status", c.status.clone()));
+            pairs.push(("status", c.status.as_str().into()));
             format!(
                 r#"<a href="{href}" data-status="{s}">{badge}<span class="n">{approx}{n}</span></a>"#,
                 href = escape(&link(list, &pairs)),
-                s = escape(&c.status),
-                badge = badge(&c.status),
+                s = c.status.as_str(),
+                badge = badge(c.status.as_str()),
                 approx = if c.approximate { "≈" } else { "" },
                 n = c.count,
             )
@@ -791,11 +774,11 @@ pub fn overview(
         .map(|(t, status, n)| {
             let mut pairs = scope.clone();
             pairs.push(("task_type", t.clone()));
-            pairs.push(("status", status.clone()));
+            pairs.push(("status", status.as_str().into()));
             format!(
                 r#"<tr><td>{}</td><td>{}</td><td class="num"><a href="{}">{n}</a></td></tr>"#,
                 escape(t),
-                badge(status),
+                badge(status.as_str()),
                 escape(&link("/admin/tasks", &pairs))
             )
         })
@@ -857,8 +840,12 @@ mod tests {
                 "/admin/tasks",
                 &[("q", "a&b c".into()), ("status", String::new())]
             ),
-            "/admin/tasks?q=a%26b%20c"
+            "/admin/tasks?q=a%26b+c"
         );
+        let query = link("/admin/tasks", &[("q", "a&b c=é".into())]);
+        let (_, encoded) = query.split_once('?').unwrap();
+        let decoded: Vec<_> = form_urlencoded::parse(encoded.as_bytes()).collect();
+        assert_eq!(decoded, [("q".into(), "a&b c=é".into())]);
         assert_eq!(link("/admin/tasks", &[]), "/admin/tasks");
     }
 
