@@ -11,15 +11,22 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Checks the current page, adding its violations to `found` under `name`.
+/// Checks the current page, adding its violations to `found` under `name`, and keeps a
+/// screenshot of it (`target/screenshots/axe-<name>.png`).
 async fn check(browser: &Browser, name: &str, found: &mut Vec<String>) {
+    let file: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+        .collect();
+    browser.screenshot(&format!("axe-{file}")).await;
     for v in browser.accessibility_violations(&AXE_TAGS).await {
         found.push(format!("{name}: {v}"));
     }
 }
 
-/// Opens `path` (under `base`), waits for `css`, then checks the page.
-async fn visit(browser: &Browser, base: &str, path: &str, css: &str, found: &mut Vec<String>) {
+/// Opens `path` (under `base`), waits for `css`, then checks the page as `name`.
+async fn visit(browser: &Browser, base: &str, page: [&str; 3], found: &mut Vec<String>) {
+    let [name, path, css] = page;
     let c = &browser.client;
     c.goto(&format!("{base}{path}")).await.unwrap();
     c.wait()
@@ -27,7 +34,7 @@ async fn visit(browser: &Browser, base: &str, path: &str, css: &str, found: &mut
         .for_element(Locator::Css(css))
         .await
         .unwrap_or_else(|e| panic!("{path}: no {css}: {e}"));
-    check(browser, path, found).await;
+    check(browser, name, found).await;
 }
 
 /// Clicks `css` and waits for the page to show `then`.
@@ -58,7 +65,13 @@ async fn every_admin_page_passes_axe() {
     let mut found = Vec::new();
 
     // Logged out: the login page, then the same page refusing a wrong password.
-    visit(&browser, &base, "/admin", "form.login", &mut found).await;
+    visit(
+        &browser,
+        &base,
+        ["login", "/admin", "form.login"],
+        &mut found,
+    )
+    .await;
     browser
         .log_in("root@axe.test", "wrong-password", WAIT)
         .await;
@@ -77,17 +90,29 @@ async fn every_admin_page_passes_axe() {
     check(&browser, "overview", &mut found).await;
 
     // The lists, full and empty (the task list's bulk form included), and the details.
-    for (path, css) in [
-        ("/admin?task_type=none&event_type=none", "#live .empty"),
-        ("/admin/events", "#events tbody tr"),
-        ("/admin/events?event_type=none", "#live .empty"),
-        ("/admin/tasks", "#tasks tbody tr"),
-        ("/admin/tasks?status=dead", "details.bulk"),
-        ("/admin/tasks?task_type=none", "#live .empty"),
-        (&format!("/admin/tasks/{task}"), "form#reprocess"),
-        (&format!("/admin/events/{event}"), "form#reprocess"),
+    let (task_page, event_page) = (
+        format!("/admin/tasks/{task}"),
+        format!("/admin/events/{event}"),
+    );
+    for page in [
+        [
+            "overview empty",
+            "/admin?task_type=none&event_type=none",
+            "#live .empty",
+        ],
+        ["events", "/admin/events", "#events tbody tr"],
+        [
+            "events empty",
+            "/admin/events?event_type=none",
+            "#live .empty",
+        ],
+        ["tasks", "/admin/tasks", "#tasks tbody tr"],
+        ["dead tasks", "/admin/tasks?status=dead", "details.bulk"],
+        ["tasks empty", "/admin/tasks?task_type=none", "#live .empty"],
+        ["task", &task_page, "form#reprocess"],
+        ["event", &event_page, "form#reprocess"],
     ] {
-        visit(&browser, &base, path, css, &mut found).await;
+        visit(&browser, &base, page, &mut found).await;
     }
 
     // After a reprocess: the flash and the copies, then the copy's own page.
@@ -109,7 +134,13 @@ async fn every_admin_page_passes_axe() {
         .unwrap()
         .expect("the copy's id");
     let copy_page = format!("/admin/tasks/{copy}");
-    visit(&browser, &base, &copy_page, "form#reprocess", &mut found).await;
+    visit(
+        &browser,
+        &base,
+        ["copy", &copy_page, "form#reprocess"],
+        &mut found,
+    )
+    .await;
     c.goto(&format!("{base}/admin/events/{event}"))
         .await
         .unwrap();
@@ -118,13 +149,21 @@ async fn every_admin_page_passes_axe() {
 
     // Errors: an unknown id, a bad filter; and the reset-password page, with and without
     // its token.
-    for (path, css) in [
-        ("/admin/tasks/00000000-0000-0000-0000-000000000000", "h1"),
-        ("/admin/tasks?status=exploded", "h1"),
-        ("/reset-password", "h1"),
-        ("/reset-password?token=not-a-real-token", "form #password"),
+    for page in [
+        [
+            "not found",
+            "/admin/tasks/00000000-0000-0000-0000-000000000000",
+            "h1",
+        ],
+        ["bad filter", "/admin/tasks?status=exploded", "h1"],
+        ["reset without token", "/reset-password", "h1"],
+        [
+            "reset",
+            "/reset-password?token=not-a-real-token",
+            "form #password",
+        ],
     ] {
-        visit(&browser, &base, path, css, &mut found).await;
+        visit(&browser, &base, page, &mut found).await;
     }
 
     browser.stop().await;
