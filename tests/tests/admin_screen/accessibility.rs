@@ -11,46 +11,128 @@ use std::time::Duration;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Checks the current page, adding its violations to `found` under `name`, and keeps a
-/// screenshot of it (`target/screenshots/axe-<name>.png`).
-async fn check(browser: &Browser, name: &str, found: &mut Vec<String>) {
-    let file: String = name
-        .chars()
-        .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
-        .collect();
-    browser.screenshot(&format!("axe-{file}")).await;
-    for v in browser.accessibility_violations(&AXE_TAGS).await {
-        found.push(format!("{name}: {v}"));
+/// Pages reached by their URL alone: (name, path, what shows it is loaded).
+const LISTS: [[&str; 3]; 6] = [
+    [
+        "overview empty",
+        "/admin?task_type=none&event_type=none",
+        "#live .empty",
+    ],
+    ["events", "/admin/events", "#events tbody tr"],
+    [
+        "events empty",
+        "/admin/events?event_type=none",
+        "#live .empty",
+    ],
+    ["tasks", "/admin/tasks", "#tasks tbody tr"],
+    ["dead tasks", "/admin/tasks?status=dead", "details.bulk"],
+    ["tasks empty", "/admin/tasks?task_type=none", "#live .empty"],
+];
+
+/// Errors (an unknown id, a bad filter) and the reset-password page with and without its
+/// token.
+const OTHERS: [[&str; 3]; 4] = [
+    [
+        "not found",
+        "/admin/tasks/00000000-0000-0000-0000-000000000000",
+        "h1",
+    ],
+    ["bad filter", "/admin/tasks?status=exploded", "h1"],
+    ["reset without token", "/reset-password", "h1"],
+    [
+        "reset",
+        "/reset-password?token=not-a-real-token",
+        "form #password",
+    ],
+];
+
+/// The browser on one app, and the violations found so far.
+struct Checker {
+    browser: Browser,
+    base: String,
+    found: Vec<String>,
+}
+
+impl Checker {
+    /// Checks the current page, adding its violations under `name`, and keeps a screenshot
+    /// of it (`target/screenshots/axe-<name>.png`).
+    async fn check(&mut self, name: &str) {
+        let file: String = name
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() { c } else { '-' })
+            .collect();
+        self.browser.screenshot(&format!("axe-{file}")).await;
+        for v in self.browser.accessibility_violations(&AXE_TAGS).await {
+            self.found.push(format!("{name}: {v}"));
+        }
     }
-}
 
-/// Opens `path` (under `base`), waits for `css`, then checks the page as `name`.
-async fn visit(browser: &Browser, base: &str, page: [&str; 3], found: &mut Vec<String>) {
-    let [name, path, css] = page;
-    let c = &browser.client;
-    c.goto(&format!("{base}{path}")).await.unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(css))
-        .await
-        .unwrap_or_else(|e| panic!("{path}: no {css}: {e}"));
-    check(browser, name, found).await;
-}
+    /// Waits until the page shows `css`.
+    async fn wait_for(&self, css: &str) {
+        self.browser
+            .client
+            .wait()
+            .at_most(WAIT)
+            .for_element(Locator::Css(css))
+            .await
+            .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
+    }
 
-/// Clicks `css` and waits for the page to show `then`.
-async fn click(browser: &Browser, css: &str, then: &str) {
-    let c = &browser.client;
-    c.find(Locator::Css(css))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css(then))
-        .await
-        .unwrap_or_else(|e| panic!("after clicking {css}: no {then}: {e}"));
+    /// Opens `path`, waits for `css`, then checks the page as `name`.
+    async fn visit(&mut self, [name, path, css]: [&str; 3]) {
+        let url = format!("{}{path}", self.base);
+        self.browser.client.goto(&url).await.unwrap();
+        self.wait_for(css).await;
+        self.check(name).await;
+    }
+
+    /// Clicks `css` and waits for the page to show `then`.
+    async fn click(&self, css: &str, then: &str) {
+        let c = &self.browser.client;
+        c.find(Locator::Css(css))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+        self.wait_for(then).await;
+    }
+
+    /// The login page, the same page refusing a wrong password, then the overview.
+    async fn log_in(&mut self) {
+        self.visit(["login", "/admin", "form.login"]).await;
+        let b = &self.browser;
+        b.log_in("root@axe.test", "wrong-password", WAIT).await;
+        self.wait_for("form.login [role=alert]").await;
+        self.check("login refused").await;
+        let b = &self.browser;
+        b.log_in("root@axe.test", "root-password", WAIT).await;
+        self.wait_for("#task-counts a[data-status=dead]").await;
+        self.check("overview").await;
+    }
+
+    /// A task and an event reprocessed in place (the flash, the copies), and the copy's page.
+    async fn reprocess(&mut self, task: &str, event: &str) {
+        let url = format!("{}/admin/tasks/{task}", self.base);
+        self.browser.client.goto(&url).await.unwrap();
+        let copied = "#copies tr[data-status=succeeded]";
+        self.click("form#reprocess button", copied).await;
+        self.check("task with a copy").await;
+        let row = self
+            .browser
+            .client
+            .find(Locator::Css(copied))
+            .await
+            .unwrap();
+        let copy = row.attr("data-id").await.unwrap().expect("the copy's id");
+        self.visit(["copy", &format!("/admin/tasks/{copy}"), "form#reprocess"])
+            .await;
+        let url = format!("{}/admin/events/{event}", self.base);
+        self.browser.client.goto(&url).await.unwrap();
+        self.click("form#reprocess button", "#copies tr[data-id]")
+            .await;
+        self.check("event with a copy").await;
+    }
 }
 
 #[tokio::test]
@@ -59,113 +141,29 @@ async fn every_admin_page_passes_axe() {
     let task = tenants.dead_reports(&tenants.a).await[0].clone();
     let event = tenants.report_events(&tenants.a).await[0].clone();
     let Tenants { app, broken, .. } = tenants;
-    let base = app.base.clone();
-    let browser = Browser::start().await;
-    let c = &browser.client;
-    let mut found = Vec::new();
+    let mut checker = Checker {
+        browser: Browser::start().await,
+        base: app.base.clone(),
+        found: Vec::new(),
+    };
 
-    // Logged out: the login page, then the same page refusing a wrong password.
-    visit(
-        &browser,
-        &base,
-        ["login", "/admin", "form.login"],
-        &mut found,
-    )
-    .await;
-    browser
-        .log_in("root@axe.test", "wrong-password", WAIT)
+    checker.log_in().await;
+    for page in LISTS {
+        checker.visit(page).await;
+    }
+    checker
+        .visit(["task", &format!("/admin/tasks/{task}"), "form#reprocess"])
         .await;
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("form.login [role=alert]"))
-        .await
-        .expect("the login page saying why");
-    check(&browser, "login refused", &mut found).await;
-    browser.log_in("root@axe.test", "root-password", WAIT).await;
-    c.wait()
-        .at_most(WAIT)
-        .for_element(Locator::Css("#task-counts a[data-status=dead]"))
-        .await
-        .expect("the overview");
-    check(&browser, "overview", &mut found).await;
-
-    // The lists, full and empty (the task list's bulk form included), and the details.
-    let (task_page, event_page) = (
-        format!("/admin/tasks/{task}"),
-        format!("/admin/events/{event}"),
-    );
-    for page in [
-        [
-            "overview empty",
-            "/admin?task_type=none&event_type=none",
-            "#live .empty",
-        ],
-        ["events", "/admin/events", "#events tbody tr"],
-        [
-            "events empty",
-            "/admin/events?event_type=none",
-            "#live .empty",
-        ],
-        ["tasks", "/admin/tasks", "#tasks tbody tr"],
-        ["dead tasks", "/admin/tasks?status=dead", "details.bulk"],
-        ["tasks empty", "/admin/tasks?task_type=none", "#live .empty"],
-        ["task", &task_page, "form#reprocess"],
-        ["event", &event_page, "form#reprocess"],
-    ] {
-        visit(&browser, &base, page, &mut found).await;
-    }
-
-    // After a reprocess: the flash and the copies, then the copy's own page.
+    checker
+        .visit(["event", &format!("/admin/events/{event}"), "form#reprocess"])
+        .await;
     broken.store(false, Ordering::SeqCst);
-    c.goto(&format!("{base}/admin/tasks/{task}")).await.unwrap();
-    click(
-        &browser,
-        "form#reprocess button",
-        "#copies tr[data-status=succeeded]",
-    )
-    .await;
-    check(&browser, "task with a copy", &mut found).await;
-    let copy = c
-        .find(Locator::Css("#copies tr[data-status=succeeded]"))
-        .await
-        .unwrap()
-        .attr("data-id")
-        .await
-        .unwrap()
-        .expect("the copy's id");
-    let copy_page = format!("/admin/tasks/{copy}");
-    visit(
-        &browser,
-        &base,
-        ["copy", &copy_page, "form#reprocess"],
-        &mut found,
-    )
-    .await;
-    c.goto(&format!("{base}/admin/events/{event}"))
-        .await
-        .unwrap();
-    click(&browser, "form#reprocess button", "#copies tr[data-id]").await;
-    check(&browser, "event with a copy", &mut found).await;
-
-    // Errors: an unknown id, a bad filter; and the reset-password page, with and without
-    // its token.
-    for page in [
-        [
-            "not found",
-            "/admin/tasks/00000000-0000-0000-0000-000000000000",
-            "h1",
-        ],
-        ["bad filter", "/admin/tasks?status=exploded", "h1"],
-        ["reset without token", "/reset-password", "h1"],
-        [
-            "reset",
-            "/reset-password?token=not-a-real-token",
-            "form #password",
-        ],
-    ] {
-        visit(&browser, &base, page, &mut found).await;
+    checker.reprocess(&task, &event).await;
+    for page in OTHERS {
+        checker.visit(page).await;
     }
 
+    let Checker { browser, found, .. } = checker;
     browser.stop().await;
     app.stop().await;
     assert!(
