@@ -105,7 +105,7 @@ pub(super) fn chart(title: &str, series: &[Series]) -> Markup {
     let text_y = CHART_HEIGHT + 11.0;
     html! {
         div.card.chart {
-            h3 { (title) }
+            h2 { (title) }
             svg viewBox={ "0 0 " (CHART_WIDTH) " " (CHART_HEIGHT + 14.0) }
                 preserveAspectRatio="none" role="img" aria-label=(title) {
                 @for b in bars(series, minutes, max as f64) {
@@ -178,19 +178,19 @@ fn cards(f: &FilterValues, s: &EngineSummary, scope: &[(&str, String)]) -> Marku
     html! {
         div.cards {
             div.card #event-counts {
-                h3 { "Events by status" }
+                h2 { "Events by status" }
                 div.counts { (counts("/admin/events", &s.events_by_status, &event_scope)) }
             }
             div.card #task-counts {
-                h3 { "Tasks by status" }
+                h2 { "Tasks by status" }
                 div.counts { (counts("/admin/tasks", &s.tasks_by_status, &task_scope)) }
             }
             div.card {
-                h3 { "Failure rate, tasks of the last hour" }
+                h2 { "Failure rate, tasks of the last hour" }
                 div.big #failure-rate { (format!("{:.1}%", s.failure_rate * 100.0)) }
             }
             div.card {
-                h3 { "Oldest waiting" }
+                h2 { "Oldest waiting" }
                 div { "event: " strong #oldest-event { (age(s.oldest_pending_event_age_s)) } }
                 div { "task: " strong #oldest-task { (age(s.oldest_pending_task_age_s)) } }
             }
