@@ -78,10 +78,15 @@ impl Checker {
             .unwrap_or_else(|e| panic!("no {css} on the page: {e}"));
     }
 
-    /// Opens `path`, waits for `css`, then checks the page as `name`.
+    /// Opens `path`, waits for `css`, then checks the page as `name`. The page must load
+    /// in time even after many others: pages left behind must not keep holding one of the
+    /// few connections a browser opens to the server (their live-update streams).
     async fn visit(&mut self, [name, path, css]: [&str; 3]) {
         let url = format!("{}{path}", self.base);
-        self.browser.client.goto(&url).await.unwrap();
+        tokio::time::timeout(WAIT, self.browser.client.goto(&url))
+            .await
+            .unwrap_or_else(|_| panic!("{path} did not load within {WAIT:?}"))
+            .unwrap();
         self.wait_for(css).await;
         self.check(name).await;
     }

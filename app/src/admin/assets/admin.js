@@ -44,14 +44,21 @@
     dot.title = "live updates pause during text searches; reload to search again";
   }
   if (document.getElementById("live") && window.EventSource && !searching) {
-    const events = new EventSource("/admin/live");
-    let lost = false;
-    events.addEventListener("changed", scheduleRefresh);
-    events.onopen = function () {
-      if (dot) dot.className = "live-dot on";
-      if (lost) { lost = false; scheduleRefresh(); }   // catch up on what was missed
-    };
-    events.onerror = function () { lost = true; if (dot) dot.className = "live-dot off"; };
+    let events = null, lost = false;
+    function connect() {
+      events = new EventSource("/admin/live");
+      events.addEventListener("changed", scheduleRefresh);
+      events.onopen = function () {
+        if (dot) dot.className = "live-dot on";
+        if (lost) { lost = false; scheduleRefresh(); }   // catch up on what was missed
+      };
+      events.onerror = function () { lost = true; if (dot) dot.className = "live-dot off"; };
+    }
+    connect();
+    // A page left for another may be kept (back/forward cache) with its stream open, and a
+    // browser opens only a few connections per server: close it on leaving, reopen on return.
+    window.addEventListener("pagehide", function () { events.close(); lost = true; });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) connect(); });
   }
 
   // Forms marked data-async are posted in the background; the page updates in place.
