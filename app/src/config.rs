@@ -1,44 +1,12 @@
 //! Configuration: every setting is an environment variable and a CLI flag, with defaults
-//! that run Campus on a fresh machine with no configuration at all.
+//! that run Campus on a fresh machine with no configuration at all. The commands themselves
+//! (and their own arguments, such as the bench's) belong to the CLI (`crate::cli`).
 
 use campus_core::engine::RetryPolicy;
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
-
-#[derive(Debug, Parser)]
-#[command(
-    name = "campus",
-    version,
-    about = "Academic management with durable domain events and tasks in PostgreSQL"
-)]
-pub struct Cli {
-    #[command(flatten)]
-    pub settings: Settings,
-    #[command(subcommand)]
-    pub command: Command,
-}
-
-#[derive(Debug, Clone, Subcommand)]
-pub enum Command {
-    /// Run the API and the daemon in one process (the default way to run Campus).
-    Serve,
-    /// Run only the HTTP API.
-    Api,
-    /// Run only the daemon (dispatches events, runs tasks). Run as many as you like.
-    Daemon,
-    /// Apply database migrations and exit.
-    Migrate,
-    /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
-    Bench(crate::bench::BenchArgs),
-    /// Print the OpenAPI document (JSON) and exit.
-    Openapi {
-        /// Write it to this file instead of standard output.
-        #[arg(long)]
-        output: Option<PathBuf>,
-    },
-}
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
@@ -98,13 +66,13 @@ pub struct Settings {
     /// Abuse limits, e.g. `login-ip=30/1m,login-account=10/10m,reset-ip=30/1h,
     /// reset-account=3/1h,signup-ip=10/1h` (those are the defaults; name only the ones to
     /// change; `name=off` or just `off` disables).
-    #[arg(long, env = "CAMPUS_RATE_LIMITS", global = true, default_value = "", value_parser = crate::api::limits::RateLimits::parse)]
-    pub rate_limits: crate::api::limits::RateLimits,
+    #[arg(long, env = "CAMPUS_RATE_LIMITS", global = true, default_value = "", value_parser = crate::web::limits::RateLimits::parse)]
+    pub rate_limits: crate::web::limits::RateLimits,
 
     /// Reverse proxies (addresses or CIDR ranges, comma-separated) whose `X-Forwarded-For`
     /// names the client. Unset: the peer address is the client.
-    #[arg(long, env = "CAMPUS_TRUSTED_PROXIES", global = true, default_value = "", value_parser = crate::api::limits::parse_proxies)]
-    pub trusted_proxies: crate::api::limits::TrustedProxies,
+    #[arg(long, env = "CAMPUS_TRUSTED_PROXIES", global = true, default_value = "", value_parser = crate::web::limits::parse_proxies)]
+    pub trusted_proxies: crate::web::limits::TrustedProxies,
 
     /// A user gets at most one reset link per this long (further requests are answered the
     /// same way but send nothing).
@@ -194,9 +162,16 @@ pub struct Settings {
 }
 
 impl Settings {
-    /// Defaults for embedding in tests: everything as with no configuration.
+    /// Defaults for embedding in tests: everything as with no configuration (environment
+    /// variables still apply, as they do to the binary).
     pub fn defaults() -> Self {
-        Cli::parse_from(["campus", "serve"]).settings
+        /// The settings alone, as the `campus` command line reads them.
+        #[derive(Parser)]
+        struct SettingsOnly {
+            #[command(flatten)]
+            settings: Settings,
+        }
+        SettingsOnly::parse_from(["campus"]).settings
     }
 
     pub fn public_url(&self) -> String {
@@ -216,23 +191,22 @@ impl Settings {
     }
 }
 
-/// Parses durations written like `250ms`, `5s`, `2m`, `1h`.
+/// Parses durations written like `250ms`, `5s`, `2m`, `1h`, with humantime; several parts
+/// (`1h 30m`) and fractions (`1.5s`) work too. Only those four units are accepted, as before
+/// (`1d`, `5 days` are refused: rate limits use this syntax too), every number needs one, and
+/// values too large for a `Duration` are refused instead of wrapping.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
+    const UNITS: [&str; 4] = ["ms", "s", "m", "h"];
     let raw = raw.trim();
-    let split = raw.find(|c: char| !c.is_ascii_digit()).unwrap_or(raw.len());
-    let (digits, unit) = raw.split_at(split);
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("{raw:?} is not a duration like 250ms, 5s, 2m or 1h"))?;
-    match unit {
-        "ms" => Ok(Duration::from_millis(n)),
-        "s" => Ok(Duration::from_secs(n)),
-        "m" => Ok(Duration::from_secs(n * 60)),
-        "h" => Ok(Duration::from_secs(n * 3600)),
-        _ => Err(format!(
-            "{raw:?} needs a unit: ms, s, m or h (e.g. 250ms, 5s, 2m, 1h)"
-        )),
+    let example = "a duration like 250ms, 5s, 2m or 1h";
+    let units: Vec<&str> = raw
+        .split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
+        .filter(|unit| !unit.is_empty())
+        .collect();
+    if units.is_empty() || units.iter().any(|unit| !UNITS.contains(unit)) {
+        return Err(format!("{raw:?} is not {example} (units: ms, s, m, h)"));
     }
+    humantime::parse_duration(raw).map_err(|e| format!("{raw:?} is not {example}: {e}"))
 }
 
 #[cfg(test)]
@@ -248,6 +222,35 @@ mod tests {
         assert!(parse_duration("5").is_err());
         assert!(parse_duration("s").is_err());
         assert!(parse_duration("5 days").is_err());
+    }
+
+    #[test]
+    fn huge_durations_are_refused_not_wrapped() {
+        // 2^64 / 3600 hours and more used to overflow the multiplication.
+        let huge = format!("{}h", u64::MAX / 3600 + 1);
+        let refused = parse_duration(&huge).expect_err("too large for a Duration");
+        assert!(refused.contains("too large"), "{refused}");
+        assert_eq!(
+            parse_duration("5124095576030431h").unwrap(),
+            Duration::from_secs(5_124_095_576_030_431 * 3600)
+        );
+    }
+
+    #[test]
+    fn humantime_forms_are_accepted() {
+        assert_eq!(
+            parse_duration(" 1h 30m ").unwrap(),
+            Duration::from_secs(5400)
+        );
+        assert_eq!(
+            parse_duration("1500ms").unwrap(),
+            Duration::from_millis(1500)
+        );
+        assert_eq!(parse_duration("0s").unwrap(), Duration::ZERO);
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        for other_unit in ["1d", "2days", "1w", "0", "5 days", "3M"] {
+            assert!(parse_duration(other_unit).is_err(), "{other_unit}");
+        }
     }
 
     #[test]

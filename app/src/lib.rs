@@ -1,16 +1,24 @@
-//! The Campus application: HTTP API, daemon runtime, handlers of the seed flows,
-//! configuration and wiring. The `campus` binary (`main.rs`) is a thin CLI over this.
+//! The Campus application: HTTP API (`api`), admin screen (`admin`), what both share
+//! (`web`) and the router over them (`routes`), daemon runtime, handlers of the seed flows,
+//! configuration, wiring (`runtime`), start-up (`application`) and logs (`telemetry`). The
+//! `campus` binary (`main.rs`, commands in `cli`) is a thin CLI over this.
 
 pub mod admin;
 pub mod api;
+pub mod application;
+#[cfg(feature = "bench")]
 pub mod bench;
+pub mod cli;
 pub mod config;
-pub mod database;
 pub mod engine;
 pub mod handlers;
+pub mod routes;
 pub mod runtime;
 pub mod services;
+pub mod telemetry;
+pub mod web;
 
+pub use application::Application;
 pub use runtime::Campus;
 
 /// Resolves to `true` on Ctrl-C or SIGTERM: the shutdown signal of every long-running command.

@@ -1,20 +1,18 @@
-//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `openapi`.
+//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `openapi` and, with the
+//! `bench` feature (on by default), `bench`.
 
-use campus::config::{Cli, Command};
-use campus::{shutdown_signal, Campus};
+use campus::application::{Application, Roles};
+use campus::cli::{Cli, Command};
+use campus::config::Settings;
+use campus::{shutdown_signal, telemetry};
 use clap::Parser;
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| "info,sqlx=warn,poem=warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
+    telemetry::init();
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -25,57 +23,23 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> Result<(), String> {
-    let (with_api, with_daemon) = match cli.command {
-        Command::Openapi { output } => {
-            let spec = campus::api::openapi_json();
-            return match output {
-                Some(path) => std::fs::write(&path, spec + "\n")
-                    .map_err(|e| format!("cannot write {}: {e}", path.display())),
-                None => {
-                    println!("{spec}");
-                    Ok(())
-                }
-            };
-        }
-        Command::Bench(args) => {
-            let report = campus::bench::run(&cli.settings, &args).await?;
-            if args.json {
-                println!(
-                    "{}",
-                    serde_json::to_string(&report).map_err(|e| e.to_string())?
-                );
-            } else {
-                println!("{}", campus::bench::table(&report));
-            }
-            return Ok(());
-        }
-        Command::Migrate => {
-            // Only the schema: no keys are needed (nor checked) to migrate.
-            let (database, _) = campus::runtime::migrated_database(&cli.settings, 2).await?;
-            println!(
-                "Migrations applied to {}.",
-                campus::database::redact_url(&database.url)
-            );
-            if let Some(pg) = &database.embedded {
-                pg.stop();
-            }
-            return Ok(());
-        }
-        Command::Serve => (true, true),
-        Command::Api => (true, false),
-        Command::Daemon => (false, true),
+    let roles = match cli.command {
+        Command::Openapi { output } => return openapi(output),
+        #[cfg(feature = "bench")]
+        Command::Bench(args) => return bench(&cli.settings, &args).await,
+        Command::Migrate => return migrate(&cli.settings).await,
+        Command::Serve => Roles::SERVE,
+        Command::Api => Roles::API,
+        Command::Daemon => Roles::DAEMON,
     };
-    let campus = Campus::start(cli.settings).await?;
-    // Bound before anything starts, so a busy port is an error at once, not after a signal.
-    let listener = if with_api {
-        let addr = campus.settings.addr;
-        Some(std::net::TcpListener::bind(addr).map_err(|e| {
-            format!("cannot listen on {addr}: {e} (another process uses it? set CAMPUS_ADDR)")
-        })?)
-    } else {
-        None
-    };
-    let new_adm_password = if with_api {
+    serve(cli.settings, roles).await
+}
+
+/// `serve`, `api`, `daemon`: runs until Ctrl-C or SIGTERM.
+async fn serve(settings: Settings, roles: Roles) -> Result<(), String> {
+    let app = Application::build(settings, roles).await?;
+    let campus = app.campus().clone();
+    let new_adm_password = if roles.api {
         campus.ensure_default_adm().await?
     } else {
         None
@@ -84,33 +48,52 @@ async fn run(cli: Cli) -> Result<(), String> {
         .as_deref()
         .map(|password| campus.hand_over_adm_password(password));
     let shutdown = shutdown_signal();
-    let daemon = with_daemon.then(|| {
-        tokio::spawn(
-            campus
-                .daemon(campus.default_registry())
-                .run(shutdown.clone()),
-        )
-    });
-    let result = if let Some(listener) = listener {
-        let mut stop = shutdown.clone();
-        let server = campus.serve_http(listener, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        println!("{}", campus.banner(true, with_daemon, handed_over.as_ref()));
-        server
-            .await
-            .map_err(|e| format!("cannot serve on {}: {e}", campus.settings.addr))
+    if roles.api {
+        println!(
+            "{}",
+            campus.banner(true, roles.daemon, handed_over.as_ref())
+        );
     } else {
         println!("{}", campus.banner(false, true, None));
-        let mut stop = shutdown.clone();
-        let _ = stop.wait_for(|s| *s).await;
-        Ok(())
-    };
-    if let Some(daemon) = daemon {
-        let _ = daemon.await;
     }
-    if let Some(pg) = &campus.database.embedded {
+    app.run(shutdown).await
+}
+
+/// `openapi`: prints the document, or writes it to `output`.
+fn openapi(output: Option<PathBuf>) -> Result<(), String> {
+    let spec = campus::api::openapi_json();
+    match output {
+        Some(path) => std::fs::write(&path, spec + "\n")
+            .map_err(|e| format!("cannot write {}: {e}", path.display())),
+        None => {
+            println!("{spec}");
+            Ok(())
+        }
+    }
+}
+
+/// `migrate`: only the schema; no keys are needed (nor checked) to migrate.
+async fn migrate(settings: &Settings) -> Result<(), String> {
+    let (database, _) = campus::runtime::migrated_database(settings, 2).await?;
+    println!(
+        "Migrations applied to {}.",
+        campus_adapters::pg::cluster::redact_url(&database.url)
+    );
+    if let Some(pg) = &database.embedded {
         pg.stop();
     }
-    result
+    Ok(())
+}
+
+/// `bench`: runs every phase and prints the report (a table, or one JSON object).
+#[cfg(feature = "bench")]
+async fn bench(settings: &Settings, args: &campus::cli::BenchArgs) -> Result<(), String> {
+    let report = campus::bench::run(settings, args).await?;
+    if args.json {
+        let json = serde_json::to_string(&report).map_err(|e| e.to_string())?;
+        println!("{json}");
+    } else {
+        println!("{}", campus::bench::table(&report));
+    }
+    Ok(())
 }

@@ -1,16 +1,17 @@
 //! Wiring: connects the adapters to the ports, and starts the API and the daemon.
 
-use crate::admin::live::LiveHub;
-use crate::api::limits::Limiter;
 use crate::api::listener::CappedAcceptor;
-use crate::api::{self, auth::JwtKeys, ApiState};
 use crate::config::Settings;
-use crate::database::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use crate::engine::{Daemon, DaemonConfig, Registry};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
+use crate::web::limits::Limiter;
+use crate::web::live::LiveHub;
+use crate::web::tokens::JwtKeys;
+use crate::web::{self, AppState};
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
+use campus_adapters::pg::cluster::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use campus_adapters::pg::{self, notify::NOTIFY_WINDOW, Notifier, PgStore};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::Mailer;
@@ -35,7 +36,7 @@ pub struct Campus {
     /// `campus_adapters::pg::connect_engine`); daemons use it for dispatch, claims and
     /// completions.
     pub engine_store: PgStore,
-    pub state: api::State,
+    pub state: web::State,
     pub handler_deps: HandlerDeps,
     pub mail: MailTarget,
 }
@@ -120,7 +121,7 @@ impl Campus {
             vault,
             clock: Arc::new(SystemClock),
         };
-        let state = Arc::new(ApiState {
+        let state = Arc::new(AppState {
             sessions,
             live: LiveHub::new(pool.clone()),
             secure_cookies: settings.public_url().starts_with("https://"),
@@ -209,7 +210,7 @@ impl Campus {
 
     /// The HTTP application.
     pub fn http(&self) -> impl poem::Endpoint {
-        api::routes(self.state.clone())
+        crate::routes::routes(self.state.clone())
     }
 
     /// Serves the API on `listener` until `shutdown` completes (then lets requests finish for
@@ -329,13 +330,13 @@ impl Campus {
     }
 }
 
-/// Resolves the database (see `database::resolve`), opens a pool of `connections` on it and
+/// Resolves the database (see `campus_adapters::pg::cluster::resolve`), opens a pool of `connections` on it and
 /// applies the pending migrations.
 pub async fn migrated_database(
     settings: &Settings,
     connections: u32,
 ) -> Result<(ResolvedDatabase, PgPool), String> {
-    let database = database::resolve(settings.database_url.as_deref(), &settings.data_dir)
+    let database = cluster::resolve(settings.database_url.as_deref(), &settings.data_dir)
         .await
         .map_err(|e| e.to_string())?;
     let pool = pg::connect(&database.url, connections)

@@ -4,15 +4,19 @@
 
 pub mod browser;
 pub mod extra;
+mod smtp;
+
+pub use smtp::SmtpServer;
 
 use campus::config::Settings;
 use campus::engine::Registry;
-use campus::Campus;
+use campus::{Application, Campus};
 use campus_adapters::pg::testing::{drop_database, fresh_database};
 use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::future::Future;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
@@ -39,20 +43,6 @@ where
             "timed out after {timeout:?} waiting for {what}"
         );
         tokio::time::sleep(Duration::from_millis(25)).await;
-    }
-}
-
-fn init_logs() {
-    if let Ok(filter) = std::env::var("TEST_LOG") {
-        let filter = if filter == "1" {
-            "info,sqlx=warn".to_string()
-        } else {
-            filter
-        };
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(tracing_subscriber::EnvFilter::new(filter))
-            .with_test_writer()
-            .try_init();
     }
 }
 
@@ -106,160 +96,6 @@ async fn announced_port(
     // Keep draining the output so the child never blocks on a full pipe.
     tokio::spawn(async move { while let Ok(Some(_)) = lines.next_line().await {} });
     Some(port)
-}
-
-/// aiosmtpd (its SMTP protocol and Maildir handler) on a socket it binds itself: port 0 picks
-/// a free port, announced on the first line of output.
-const SMTP_SERVER: &str = r#"
-import asyncio, sys
-from aiosmtpd.handlers import Mailbox
-from aiosmtpd.smtp import SMTP
-
-async def main():
-    handler = Mailbox(sys.argv[2])
-    server = await asyncio.get_running_loop().create_server(
-        lambda: SMTP(handler), "127.0.0.1", int(sys.argv[1]))
-    print(server.sockets[0].getsockname()[1], flush=True)
-    await server.serve_forever()
-
-asyncio.run(main())
-"#;
-
-/// Installs aiosmtpd from PyPI (once per test process) if `python` lacks it, so the test
-/// command works on a fresh machine.
-fn ensure_aiosmtpd(python: &str) {
-    static CHECKED: std::sync::Once = std::sync::Once::new();
-    CHECKED.call_once(|| {
-        let present = std::process::Command::new(python)
-            .args(["-c", "import aiosmtpd"])
-            .output()
-            .is_ok_and(|o| o.status.success());
-        if !present {
-            let installed = std::process::Command::new(python)
-                .args(["-m", "pip", "install", "--quiet", "aiosmtpd"])
-                .status()
-                .is_ok_and(|s| s.success());
-            assert!(
-                installed,
-                "aiosmtpd is missing and `{python} -m pip install aiosmtpd` failed"
-            );
-        }
-    });
-}
-
-/// A real SMTP server (aiosmtpd from PyPI) writing every message into a Maildir.
-pub struct SmtpServer {
-    child: Option<tokio::process::Child>,
-    pub port: u16,
-    pub maildir: PathBuf,
-}
-
-impl SmtpServer {
-    /// Starts aiosmtpd on a port it picks and waits until it accepts connections.
-    pub async fn start() -> SmtpServer {
-        let maildir =
-            std::env::temp_dir().join(format!("campus-maildir-{}", uuid::Uuid::new_v4().simple()));
-        let mut server = SmtpServer {
-            child: None,
-            port: 0,
-            maildir,
-        };
-        server.spawn().await;
-        server
-    }
-
-    /// Starts the server on `self.port` (0: any free port). A restart needs the same port
-    /// (the app's SMTP URL names it); should another process hold it meanwhile, binding is
-    /// retried until it is free again, and never shared.
-    async fn spawn(&mut self) {
-        let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-        ensure_aiosmtpd(&python);
-        let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-        loop {
-            let mut child = tokio::process::Command::new(&python)
-                .args(["-c", SMTP_SERVER, &self.port.to_string()])
-                .arg(&self.maildir)
-                .kill_on_drop(true)
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::null())
-                .spawn()
-                .unwrap_or_else(|e| {
-                    panic!("cannot start aiosmtpd with {python} (pip install aiosmtpd): {e}")
-                });
-            if let Some(port) = announced_port(&mut child, |l| l.trim().parse().ok()).await {
-                self.port = port;
-                self.child = Some(child);
-                break;
-            }
-            let _ = child.kill().await;
-            assert!(
-                tokio::time::Instant::now() < deadline,
-                "aiosmtpd could not listen on port {} of 127.0.0.1",
-                self.port
-            );
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        wait_for_port("aiosmtpd", self.port, Duration::from_secs(15)).await;
-    }
-
-    /// Stops the server (connections are refused until `restart`).
-    pub async fn stop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill().await;
-        }
-    }
-
-    /// Starts it again on the same port and Maildir.
-    pub async fn restart(&mut self) {
-        self.stop().await;
-        self.spawn().await;
-    }
-
-    pub fn url(&self) -> String {
-        format!("smtp://127.0.0.1:{}", self.port)
-    }
-
-    /// Every message received so far (raw RFC 5322 text).
-    pub fn messages(&self) -> Vec<String> {
-        let Ok(entries) = std::fs::read_dir(self.maildir.join("new")) else {
-            return Vec::new();
-        };
-        entries
-            .filter_map(|e| e.ok())
-            .filter_map(|e| std::fs::read_to_string(e.path()).ok())
-            .collect()
-    }
-
-    /// Messages addressed to `to`.
-    pub fn messages_to(&self, to: &str) -> Vec<String> {
-        let header = format!("To: {to}");
-        self.messages()
-            .into_iter()
-            .filter(|m| m.lines().any(|l| l.eq_ignore_ascii_case(&header)))
-            .collect()
-    }
-
-    /// Waits until at least `n` messages reached `to` and returns them all.
-    pub async fn wait_for_messages(&self, to: &str, n: usize) -> Vec<String> {
-        eventually(
-            &format!("{n} e-mail(s) to {to}"),
-            Duration::from_secs(20),
-            || async {
-                let m = self.messages_to(to);
-                (m.len() >= n).then_some(m)
-            },
-        )
-        .await
-    }
-}
-
-impl Drop for SmtpServer {
-    fn drop(&mut self) {
-        if let Some(c) = self.child.as_mut() {
-            let _ = c.start_kill();
-        }
-        let _ = std::fs::remove_dir_all(&self.maildir);
-    }
 }
 
 /// The `campus` binary of this workspace, built once per test process (tests run after the
@@ -323,10 +159,10 @@ pub struct TestApp {
     pub http: reqwest::Client,
     pub smtp: SmtpServer,
     /// The wired application (e.g. to start more daemons on the same database).
-    pub campus: Campus,
+    pub campus: Arc<Campus>,
     shutdown: watch::Sender<bool>,
-    daemon: Option<JoinHandle<()>>,
-    server: JoinHandle<()>,
+    /// The application's run (API and daemon), until `shutdown`.
+    running: Option<JoinHandle<()>>,
     /// Set once `stop` dropped the database; otherwise (a failed test) `Drop` drops it.
     dropped: bool,
 }
@@ -376,7 +212,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        init_logs();
+        campus::telemetry::init_for_tests();
         let (db_url, pool) = fresh_database("campus_e2e")
             .await
             .expect("a fresh test database");
@@ -390,7 +226,7 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        init_logs();
+        campus::telemetry::init_for_tests();
         let pool = campus_adapters::pg::connect(db_url, 4)
             .await
             .expect("a pool on the test database");
@@ -424,17 +260,15 @@ impl TestApp {
         settings.jwt_secret = Some(TEST_SECRET.into());
         settings.demo_password = Some(DEMO_PASSWORD.into());
         // Tests log in and sign up far faster than people; the hostile-input suite sets them.
-        settings.rate_limits = campus::api::limits::RateLimits::off();
+        settings.rate_limits = campus::web::limits::RateLimits::off();
         configure(&mut settings);
-        let campus = Campus::start(settings).await.expect("Campus starts");
+        let app = Application::build_with_listener(settings, listener, registry)
+            .await
+            .expect("Campus starts");
+        let campus = app.campus().clone();
         let (shutdown, rx) = watch::channel(false);
-        let daemon = tokio::spawn(campus.daemon(registry(&campus)).run(rx.clone()));
-        let mut stop = rx;
-        let serving = campus.serve_http(listener, async move {
-            let _ = stop.wait_for(|s| *s).await;
-        });
-        let server = tokio::spawn(async move {
-            let _ = serving.await;
+        let running = tokio::spawn(async move {
+            let _ = app.run(rx).await;
         });
         TestApp {
             base: format!("http://{addr}"),
@@ -444,8 +278,7 @@ impl TestApp {
             smtp,
             campus,
             shutdown,
-            daemon: Some(daemon),
-            server,
+            running: Some(running),
             dropped: false,
         }
     }
@@ -463,10 +296,10 @@ impl TestApp {
     /// Stops the app and the daemon and drops the database.
     pub async fn stop(mut self) {
         let _ = self.shutdown.send(true);
-        if let Some(d) = self.daemon.take() {
-            let _ = tokio::time::timeout(Duration::from_secs(15), d).await;
+        // The daemon lets running tasks finish, the API its requests (each up to 10 s).
+        if let Some(running) = self.running.take() {
+            let _ = tokio::time::timeout(Duration::from_secs(25), running).await;
         }
-        let _ = tokio::time::timeout(Duration::from_secs(10), &mut self.server).await;
         self.pool.close().await;
         self.campus.pool.close().await;
         self.campus.engine_store.pool().close().await;

@@ -2,7 +2,7 @@
 //! user would try, and the refusal expected, with every table's row count unchanged after
 //! each refused request.
 
-use campus::api::limits::RateLimits;
+use campus::web::limits::RateLimits;
 use campus::Campus;
 use campus_tests::extra::WebClient;
 use campus_tests::{eventually, reset_link, token_of, wait_for_port, TestApp, TEST_SECRET};

@@ -1,9 +1,14 @@
 //! PostgreSQL adapter (sqlx). `PgStore` implements every repository port plus the event
 //! store and the task queue; writes that record events insert them in the same transaction
-//! (see `outbox`) and send a debounced NOTIFY after commit (see `notify`).
+//! (see `outbox`) and send a debounced NOTIFY after commit (see `notify`). `cluster` decides
+//! which database Campus uses (and runs a private cluster if it must); `testing` (feature
+//! `testing`) and `bench` (feature `bench`) serve the tests and `campus bench`.
 
 mod academic;
 mod admin;
+#[cfg(feature = "bench")]
+pub mod bench;
+pub mod cluster;
 mod demo;
 #[cfg(test)]
 mod engine_tests;
@@ -13,8 +18,11 @@ mod lifecycle_model_tests;
 pub mod notify;
 mod outbox;
 mod reprocess;
+#[cfg(any(test, feature = "testing", feature = "bench"))]
+mod scratch;
 mod sessions;
 mod tasks;
+#[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod users;
 

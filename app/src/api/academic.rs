@@ -1,10 +1,11 @@
 //! Endpoints of Academic, Teacher and Student users, scoped to the caller's institution.
 
 use super::auth::BearerAuth;
-use super::error::ApiError;
+use super::page;
 use super::public::{ApiTags, NoContent};
-use super::{event_context, page, State};
 use crate::services::academic::SetNote;
+use crate::web::error::ApiError;
+use crate::web::{event_context, State};
 use campus_core::ids::*;
 use campus_core::values::Role;
 use poem::web::Data;

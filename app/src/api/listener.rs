@@ -6,7 +6,7 @@
 //! ones are closed as soon as they are accepted). Trusted proxies are not capped: every
 //! client behind them shares their address.
 
-use super::limits::TrustedProxies;
+use crate::web::limits::TrustedProxies;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
 use std::collections::HashMap;

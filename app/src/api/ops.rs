@@ -1,8 +1,8 @@
 //! Health checks.
 
-use super::error::{ApiError, ErrorBody};
 use super::public::ApiTags;
-use super::State;
+use crate::web::error::{ApiError, ErrorBody};
+use crate::web::State;
 use poem::web::Data;
 use poem_openapi::payload::Json;
 use poem_openapi::{Object, OpenApi};

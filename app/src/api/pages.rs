@@ -1,8 +1,9 @@
 //! The reset-password page a person opens from the e-mailed link: a small form that sets
 //! the new password without JavaScript.
 
-use super::{event_context, State};
 use crate::services::AppError;
+use crate::web::page::protect_page;
+use crate::web::{event_context, State};
 use maud::{html, Markup, PreEscaped, DOCTYPE};
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Html, Query};
@@ -19,26 +20,6 @@ pub struct ResetForm {
     token: String,
     password: String,
     confirm: String,
-}
-
-/// The headers of a server-rendered page: `csp`, never framed, sniffed or cached (unless the
-/// page says otherwise), and `referrer` as the Referrer-Policy.
-pub fn protect_page(resp: &mut Response, csp: &'static str, referrer: &'static str) {
-    use poem::http::{header, HeaderValue};
-    let h = resp.headers_mut();
-    h.insert(
-        header::CONTENT_SECURITY_POLICY,
-        HeaderValue::from_static(csp),
-    );
-    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
-    h.insert(
-        header::X_CONTENT_TYPE_OPTIONS,
-        HeaderValue::from_static("nosniff"),
-    );
-    h.insert(header::REFERRER_POLICY, HeaderValue::from_static(referrer));
-    if !h.contains_key(header::CACHE_CONTROL) {
-        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    }
 }
 
 /// The page carries a token in its URL: it is never cached, framed, or sent on as a

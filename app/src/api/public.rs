@@ -1,8 +1,8 @@
 //! Public endpoints: create an institution, log in, reset a password.
 
-use super::error::ApiError;
-use super::limits::Limit;
-use super::{event_context, State};
+use crate::web::error::ApiError;
+use crate::web::limits::Limit;
+use crate::web::{event_context, State};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;

@@ -41,7 +41,7 @@ pub fn event_detail(
 ) -> Markup {
     let e = &d.event;
     let id = uuid(e.id.0);
-    let settled = matches!(e.status.as_str(), "dispatched" | "dead");
+    let settled = e.status.can_reprocess();
     html! {
         h1 { "Event " code { (id) } }
         div #live {

@@ -2,7 +2,8 @@
 //! and the pager of the lists.
 
 use super::parts::{link, uuid, Names};
-use campus_ports::OperatorSession;
+use campus_core::engine::{EventStatus, TaskStatus};
+use campus_ports::{ListStatus, OperatorSession};
 use maud::{html, Markup};
 
 /// The filter form's current values (as typed), shared by both lists and the overview.
@@ -44,16 +45,6 @@ impl FilterValues {
         ]
     }
 }
-
-pub const EVENT_STATUSES: [&str; 4] = ["pending", "dispatched", "retrying", "dead"];
-pub const TASK_STATUSES: [&str; 6] = [
-    "pending",
-    "running",
-    "succeeded",
-    "retrying",
-    "dead",
-    "cancelled",
-];
 
 /// What kind of input a filter field is.
 #[derive(Clone, Copy)]
@@ -111,9 +102,14 @@ pub(super) fn institution_select(f: &FilterValues, names: &Names, who: &Operator
     select("institution_id", "Institution", &f.institution_id, &options)
 }
 
-fn status_options(statuses: &[&str]) -> Vec<(String, String)> {
+/// "any", then every status of `S`.
+fn status_options<S: ListStatus>() -> Vec<(String, String)> {
     std::iter::once((String::new(), "any".to_string()))
-        .chain(statuses.iter().map(|s| (s.to_string(), s.to_string())))
+        .chain(
+            S::ALL
+                .iter()
+                .map(|s| (s.as_str().into(), s.as_str().into())),
+        )
         .collect()
 }
 
@@ -135,12 +131,12 @@ pub(super) fn list_filters(
         ListKind::Events => (
             "/admin/events",
             input("event_type", "Event type", &f.event_type, Field::Text(18)),
-            &EVENT_STATUSES[..],
+            status_options::<EventStatus>(),
         ),
         ListKind::Tasks => (
             "/admin/tasks",
             input("task_type", "Task type", &f.task_type, Field::Text(18)),
-            &TASK_STATUSES[..],
+            status_options::<TaskStatus>(),
         ),
     };
     let errors = [
@@ -152,7 +148,7 @@ pub(super) fn list_filters(
         form.filters method="get" action=(action) {
             (institution_select(f, names, who))
             (type_field)
-            (select("status", "Status", &f.status, &status_options(statuses)))
+            (select("status", "Status", &f.status, &statuses))
             @if kind == ListKind::Tasks {
                 (input("event_id", "Origin event", &f.event_id, Field::Text(12)))
             }

@@ -2,6 +2,7 @@
 //! markup in its name), an event with a task and a copy, errors and payloads with markup.
 
 use super::*;
+use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::InstitutionId;
 use campus_core::ids::{EventId, TaskId, UserId};
 use campus_core::Timestamp;
@@ -51,13 +52,14 @@ fn error(attempt: u32) -> AttemptError {
 }
 
 pub fn task(id: u128, status: &str) -> TaskView {
+    let status = TaskStatus::parse(status).expect("a task status");
     TaskView {
         id: TaskId(id),
         task_type: format!("print_{HOSTILE}"),
         handler: Some("print_report".into()),
         institution_id: Some(InstitutionId(2)),
         event_id: Some(EventId(77)),
-        status: status.into(),
+        status,
         attempt: 3,
         max_attempts: 5,
         correlation_id: Some(format!("corr {HOSTILE}")),
@@ -74,13 +76,14 @@ pub fn task(id: u128, status: &str) -> TaskView {
 }
 
 pub fn event(id: u128, status: &str) -> EventView {
+    let status = EventStatus::parse(status).expect("an event status");
     EventView {
         id: EventId(id),
         event_type: format!("ReportRequested{HOSTILE}"),
         aggregate_type: "Report".into(),
         aggregate_id: 5,
         institution_id: (id == 78).then_some(InstitutionId(1)),
-        status: status.into(),
+        status,
         attempts: 1,
         correlation_id: Some("c-1".into()),
         occurred_at: Timestamp(1_767_225_600_000),
@@ -103,15 +106,23 @@ pub fn filters() -> FilterValues {
 }
 
 pub fn summary() -> EngineSummary {
-    let count = |status: &str, count, approximate| StatusCount {
-        status: status.into(),
-        count,
-        approximate,
-    };
+    fn count<S>(status: S, count: i64, approximate: bool) -> StatusCount<S> {
+        StatusCount {
+            status,
+            count,
+            approximate,
+        }
+    }
     EngineSummary {
-        events_by_status: vec![count("dispatched", 1200, true), count("dead", 2, false)],
-        tasks_by_status: vec![count("succeeded", 40, false), count("dead", 3, false)],
-        tasks_by_type: vec![(format!("print_{HOSTILE}"), "dead".into(), 3)],
+        events_by_status: vec![
+            count(EventStatus::Dispatched, 1200, true),
+            count(EventStatus::Dead, 2, false),
+        ],
+        tasks_by_status: vec![
+            count(TaskStatus::Succeeded, 40, false),
+            count(TaskStatus::Dead, 3, false),
+        ],
+        tasks_by_type: vec![(format!("print_{HOSTILE}"), TaskStatus::Dead, 3)],
         per_minute: (0..60)
             .map(|m| MinuteCounts {
                 minute: Timestamp(m * 60_000),

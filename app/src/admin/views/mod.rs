@@ -21,7 +21,7 @@ mod tests;
 
 pub use event_detail::event_detail;
 pub use event_list::event_list;
-pub use filters::{FilterValues, EVENT_STATUSES, TASK_STATUSES};
+pub use filters::FilterValues;
 pub use layout::{layout, message, Flash, Section};
 pub use login::login;
 pub use overview::overview;

@@ -3,7 +3,7 @@
 
 use super::filters::{input, institution_select, Field, FilterValues};
 use super::parts::{badge, link, Names};
-use campus_ports::{EngineSummary, MinuteCounts, OperatorSession, StatusCount};
+use campus_ports::{EngineSummary, ListStatus, MinuteCounts, OperatorSession, StatusCount};
 use maud::{html, Markup};
 
 /// `scope`'s query pairs and `more`.
@@ -16,7 +16,11 @@ fn with<'a, const N: usize>(
 }
 
 /// Each status's count as a link to the list (`list`) of that status within `scope`.
-fn counts(list: &str, counts: &[StatusCount], scope: &[(&str, String)]) -> Markup {
+fn counts<S: ListStatus>(
+    list: &str,
+    counts: &[StatusCount<S>],
+    scope: &[(&str, String)],
+) -> Markup {
     html! {
         @if counts.is_empty() {
             span.muted { "none" }

@@ -5,7 +5,6 @@ use campus_core::ids::InstitutionId;
 use campus_core::Timestamp;
 use maud::{html, Markup};
 use std::collections::HashMap;
-use std::fmt::Write;
 
 /// Institution names by id, for display.
 pub type Names = HashMap<InstitutionId, String>;
@@ -68,30 +67,13 @@ pub(super) fn institution_cell(names: &Names, id: Option<InstitutionId>) -> Mark
     }
 }
 
-/// Percent-encodes a query-string component.
-fn encode(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for b in raw.bytes() {
-        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
-            out.push(b as char);
-        } else {
-            let _ = write!(out, "%{b:02X}");
-        }
-    }
-    out
-}
-
-/// `path?k=v&…` from the non-empty pairs.
+/// `path?k=v&…` from the non-empty pairs, form-urlencoded.
 pub fn link(path: &str, pairs: &[(&str, String)]) -> String {
-    let query: Vec<String> = pairs
-        .iter()
-        .filter(|(_, v)| !v.is_empty())
-        .map(|(k, v)| format!("{k}={}", encode(v)))
-        .collect();
-    if query.is_empty() {
-        path.to_string()
-    } else {
-        format!("{path}?{}", query.join("&"))
+    let mut query = form_urlencoded::Serializer::new(String::new());
+    query.extend_pairs(pairs.iter().filter(|(_, v)| !v.is_empty()));
+    match query.finish() {
+        q if q.is_empty() => path.to_string(),
+        q => format!("{path}?{q}"),
     }
 }
 

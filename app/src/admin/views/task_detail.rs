@@ -48,7 +48,7 @@ pub fn task_detail(
     who: &OperatorSession,
 ) -> Markup {
     let id = uuid(t.id.0);
-    let finished = matches!(t.status.as_str(), "succeeded" | "dead" | "cancelled");
+    let finished = t.status.can_reprocess();
     html! {
         h1 { "Task " code { (id) } }
         div #live {

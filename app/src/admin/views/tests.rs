@@ -12,8 +12,12 @@ fn links_encode_their_values() {
             "/admin/tasks",
             &[("q", "a&b c".into()), ("status", String::new())]
         ),
-        "/admin/tasks?q=a%26b%20c"
+        "/admin/tasks?q=a%26b+c"
     );
+    let query = link("/admin/tasks", &[("q", "a&b c=é".into())]);
+    let (_, encoded) = query.split_once('?').unwrap();
+    let decoded: Vec<_> = form_urlencoded::parse(encoded.as_bytes()).collect();
+    assert_eq!(decoded, [("q".into(), "a&b c=é".into())]);
     assert_eq!(link("/admin/tasks", &[]), "/admin/tasks");
 }
 

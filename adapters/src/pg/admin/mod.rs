@@ -1,0 +1,178 @@
+//! The engine's read side for operators: filtered keyset pages, details with lineage, summary.
+//! `rows` reads rows into views, `filters` writes the lists' conditions, `summary` counts.
+
+mod filters;
+mod rows;
+mod summary;
+
+pub(crate) use filters::contains_pattern;
+
+use super::{db_err, PgStore};
+use async_trait::async_trait;
+use campus_core::ids::*;
+use campus_ports::*;
+use filters::{push_common, scoped};
+use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
+use sqlx::QueryBuilder;
+
+#[async_trait]
+impl EngineLog for PgStore {
+    async fn list_events(
+        &self,
+        q: &EventQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, PortError> {
+        let Ok(institution) = scoped(q.filter.institution_id, scope) else {
+            return Ok(Vec::new());
+        };
+        let mut qb = QueryBuilder::new(format!(
+            "SELECT {EVENT_COLUMNS} FROM domain_events WHERE true"
+        ));
+        if let Some(t) = &q.event_type {
+            qb.push(" AND event_type = ").push_bind(t.clone());
+        }
+        if let Some(s) = q.status {
+            qb.push(" AND status = ").push_bind(s.as_str());
+        }
+        push_common(
+            &mut qb,
+            institution,
+            &q.filter,
+            "occurred_at",
+            q.before.map(|b| b.0),
+        );
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(event_view).collect()
+    }
+
+    async fn event(
+        &self,
+        event: EventId,
+        scope: Option<InstitutionId>,
+    ) -> Result<EventDetail, PortError> {
+        let key = uuid::Uuid::from_u128(event.0);
+        let row = sqlx::query(&format!(
+            "SELECT {EVENT_COLUMNS} FROM domain_events WHERE id = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or(PortError::NotFound("event"))?;
+        let event = event_view(&row)?;
+        if scope.is_some() && event.institution_id != scope {
+            return Err(PortError::NotFound("event"));
+        }
+        let tasks = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE event_id = $1 ORDER BY id"
+        ))
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        let copies: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM domain_events WHERE reprocessed_from = $1 ORDER BY id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(EventDetail {
+            event,
+            tasks: tasks.iter().map(task_view).collect::<Result<_, _>>()?,
+            copies: copies.into_iter().map(|c| EventId(c.as_u128())).collect(),
+        })
+    }
+
+    async fn list_tasks(
+        &self,
+        q: &TaskQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TaskView>, PortError> {
+        let Ok(institution) = scoped(q.filter.institution_id, scope) else {
+            return Ok(Vec::new());
+        };
+        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE true"));
+        if let Some(t) = &q.task_type {
+            qb.push(" AND task_type = ").push_bind(t.clone());
+        }
+        if let Some(s) = q.status {
+            qb.push(" AND status = ").push_bind(s.as_str());
+        }
+        if let Some(e) = q.event_id {
+            qb.push(" AND event_id = ")
+                .push_bind(uuid::Uuid::from_u128(e.0));
+        }
+        push_common(
+            &mut qb,
+            institution,
+            &q.filter,
+            "created_at",
+            q.before.map(|b| b.0),
+        );
+        qb.push(" ORDER BY id DESC LIMIT ")
+            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+        let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        rows.iter().map(task_view).collect()
+    }
+
+    async fn task(
+        &self,
+        task: TaskId,
+        scope: Option<InstitutionId>,
+    ) -> Result<TaskDetail, PortError> {
+        let key = uuid::Uuid::from_u128(task.0);
+        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await
+            .map_err(db_err)?
+            .ok_or(PortError::NotFound("task"))?;
+        let task = task_view(&row)?;
+        if scope.is_some() && task.institution_id != scope {
+            return Err(PortError::NotFound("task"));
+        }
+        let copies: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM tasks WHERE reprocessed_from = $1 ORDER BY id")
+                .bind(key)
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+        Ok(TaskDetail {
+            task,
+            copies: copies.into_iter().map(|c| TaskId(c.as_u128())).collect(),
+        })
+    }
+
+    async fn summary(
+        &self,
+        q: &SummaryQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<EngineSummary, PortError> {
+        match scoped(q.institution_id, scope) {
+            Ok(institution) => self.engine_summary(q, institution).await,
+            Err(()) => Ok(EngineSummary::default()),
+        }
+    }
+
+    async fn institutions(
+        &self,
+        scope: Option<InstitutionId>,
+        limit: u32,
+    ) -> Result<Vec<(InstitutionId, String)>, PortError> {
+        let rows: Vec<(uuid::Uuid, String)> = sqlx::query_as(
+            "SELECT id, name FROM institutions WHERE ($1::uuid IS NULL OR id = $1) ORDER BY name, id LIMIT $2",
+        )
+        .bind(scope.map(|s| uuid::Uuid::from_u128(s.0)))
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(id, name)| (InstitutionId(id.as_u128()), name))
+            .collect())
+    }
+}

@@ -1,0 +1,148 @@
+//! Phase (4): API latency at a fixed request rate, measured by this process's HTTP client
+//! against a `campus api` child: reset-link requests (each e-mailed through the SMTP sink by
+//! the daemon) and grade notes written by a demo teacher.
+
+use super::load::open_loop;
+use super::phases::wait_until_idle;
+use super::processes::{Scratch, DEMO_PASSWORD};
+use super::report::BenchReport;
+use super::{err, progress};
+use crate::cli::BenchArgs;
+use std::time::{Duration, Instant};
+
+/// The Academic user of the bench's institution (its reset links are what phase 4 requests).
+const ACADEMIC_EMAIL: &str = "bench-academic@campus.test";
+
+/// A demo teacher, logged in, with the (class, student) pairs it may grade.
+struct Teacher {
+    token: String,
+    pairs: Vec<(uuid::Uuid, uuid::Uuid)>,
+}
+
+pub(super) async fn api_phase(
+    s: &mut Scratch,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    let http = reqwest::Client::builder()
+        .pool_max_idle_per_host(256)
+        .build()
+        .map_err(err)?;
+    progress("[4/4] starting `campus api` and an institution with demo data");
+    let base = start_api(s, &http).await?;
+    let teacher = institution_with_demo_teacher(s, &http, &base).await?;
+
+    progress(&format!(
+        "[4/4] POST /auth/reset-password-token at {} req/s for {} s",
+        args.rate, args.api_seconds
+    ));
+    let reset = open_loop(args.rate, args.api_seconds, {
+        let http = http.clone();
+        let url = format!("{base}/auth/reset-password-token");
+        move |_| {
+            http.post(url.clone())
+                .json(&serde_json::json!({"email": ACADEMIC_EMAIL}))
+        }
+    })
+    .await;
+    progress(&format!(
+        "[4/4] PUT …/notes at {} req/s for {} s",
+        args.rate, args.api_seconds
+    ));
+    let notes = open_loop(args.rate, args.api_seconds, {
+        let http = http.clone();
+        let Teacher { token, pairs } = teacher;
+        move |i| {
+            let (class, student) = pairs[i % pairs.len()];
+            http.put(format!(
+                "{base}/teacher/classes/{class}/students/{student}/notes"
+            ))
+            .bearer_auth(&token)
+            .json(&serde_json::json!({"exam": "N3", "note": (i % 21) as f64 / 2.0}))
+        }
+    })
+    .await;
+    report.api_errors = reset.1 + notes.1;
+    (report.api_reset_token_p50_ms, report.api_reset_token_p99_ms) = (reset.0.p50, reset.0.p99);
+    (report.api_grade_note_p50_ms, report.api_grade_note_p99_ms) = (notes.0.p50, notes.0.p99);
+    report.api_p99_ms = reset.0.p99.max(notes.0.p99);
+    wait_until_idle(&s.db, Duration::from_secs(120), false).await?;
+    report.emails_received = s.smtp.received();
+    Ok(())
+}
+
+/// Starts `campus api` on a free port and waits until it is ready; returns its base URL.
+async fn start_api(s: &mut Scratch, http: &reqwest::Client) -> Result<String, String> {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map_err(err)?
+        .port();
+    let base = format!("http://127.0.0.1:{port}");
+    let mut api = s.command("api", 1)?;
+    api.env("CAMPUS_ADDR", format!("127.0.0.1:{port}"));
+    s.spawn(api, "API")?;
+    let ready = Instant::now();
+    while http
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .map(|r| r.status().is_success())
+        .ok()
+        != Some(true)
+    {
+        if ready.elapsed() > Duration::from_secs(60) {
+            return Err("the API did not become ready".into());
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    Ok(base)
+}
+
+/// Creates an institution, waits for its demo data (seeded by a task) and logs in as the
+/// first demo teacher with enrolled students.
+async fn institution_with_demo_teacher(
+    s: &Scratch,
+    http: &reqwest::Client,
+    base: &str,
+) -> Result<Teacher, String> {
+    let r = http
+        .post(format!("{base}/institutions"))
+        .json(&serde_json::json!({"name": "Bench College", "academic": {"name": "Bench", "email": ACADEMIC_EMAIL, "password": "bench-password"}}))
+        .send()
+        .await
+        .map_err(err)?;
+    if r.status().as_u16() != 201 {
+        return Err(format!("creating the institution failed: {}", r.status()));
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (teacher_email, pairs) = loop {
+        let enrollments = s.db.demo_enrollments().await.map_err(err)?;
+        if let Some(first) = enrollments.first() {
+            let email = first.teacher_email.clone();
+            let pairs: Vec<_> = enrollments
+                .into_iter()
+                .filter(|e| e.teacher_email == email)
+                .map(|e| (e.class_id, e.student_id))
+                .collect();
+            break (email, pairs);
+        }
+        if Instant::now() > deadline {
+            return Err("the demo data did not appear".into());
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let login: serde_json::Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"email": teacher_email, "password": DEMO_PASSWORD}))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    let token = login["access_token"]
+        .as_str()
+        .ok_or("teacher login failed")?
+        .to_string();
+    Ok(Teacher { token, pairs })
+}

@@ -1,0 +1,152 @@
+//! The bench's load generators: the no-op tasks and benchmark events it commits, concurrent
+//! event writers with a sampler of single tasks beside them, and an open-loop HTTP client.
+
+use super::err;
+use super::report::{summarize, Summary};
+use crate::handlers::{noop, BENCHMARK_EVENT};
+use campus_adapters::pg::PgStore;
+use campus_ports::{EventStore, NewEvent, NewTask, TaskQueue};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::task::JoinHandle;
+
+/// When each event was committed, by id.
+pub(super) type EventCommits = HashMap<uuid::Uuid, DateTime<Utc>>;
+/// When each sampled task was committed, by idempotency key.
+pub(super) type TaskCommits = Vec<(String, DateTime<Utc>)>;
+
+/// A task of the no-op handler, with an idempotency key when it is sampled for latency.
+pub(super) fn noop_task(key: Option<String>) -> NewTask {
+    NewTask {
+        task_type: noop::TASK_TYPE.into(),
+        payload: "{}".into(),
+        institution_id: None,
+        correlation_id: None,
+        max_attempts: 5,
+        idempotency_key: key,
+    }
+}
+
+/// An event the benchmark route fans out to two tasks.
+pub(super) fn bench_event() -> NewEvent {
+    NewEvent {
+        event_type: BENCHMARK_EVENT.into(),
+        aggregate_type: "Benchmark".into(),
+        aggregate_id: 0,
+        institution_id: None,
+        payload: "{}".into(),
+        correlation_id: None,
+    }
+}
+
+/// Commits one sampled no-op task keyed `<prefix>-<i>` and returns its key and commit time.
+pub(super) async fn commit_sampled_task(
+    store: &PgStore,
+    prefix: &str,
+    i: usize,
+) -> Result<(String, DateTime<Utc>), String> {
+    let key = format!("{prefix}-{i}");
+    store
+        .enqueue(&[noop_task(Some(key.clone()))])
+        .await
+        .map_err(err)?;
+    Ok((key, Utc::now()))
+}
+
+/// Commits one benchmark event and returns its id and commit time.
+pub(super) async fn commit_event(store: &PgStore) -> Result<(uuid::Uuid, DateTime<Utc>), String> {
+    let ids = store.append(&[bench_event()]).await.map_err(err)?;
+    Ok((uuid::Uuid::from_u128(ids[0].0), Utc::now()))
+}
+
+/// Writers committing events as fast as they can, and a sampler committing a single task
+/// every 10 ms, until [`Load::stop`].
+pub(super) struct Load {
+    stop: Arc<AtomicBool>,
+    writers: Vec<JoinHandle<Result<EventCommits, String>>>,
+    sampler: JoinHandle<Result<TaskCommits, String>>,
+}
+
+impl Load {
+    /// Starts `writers` event writers and the task sampler on `store`.
+    pub(super) fn start(store: &PgStore, writers: usize) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = (0..writers)
+            .map(|_| {
+                let (store, stop) = (store.clone(), stop.clone());
+                tokio::spawn(async move {
+                    let mut commits = EventCommits::new();
+                    while !stop.load(Ordering::Relaxed) {
+                        let (id, at) = commit_event(&store).await?;
+                        commits.insert(id, at);
+                    }
+                    Ok(commits)
+                })
+            })
+            .collect();
+        let sampler = {
+            let (store, stop) = (store.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut commits = TaskCommits::new();
+                while !stop.load(Ordering::Relaxed) {
+                    commits.push(commit_sampled_task(&store, "loaded", commits.len()).await?);
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+                Ok(commits)
+            })
+        };
+        Load {
+            stop,
+            writers,
+            sampler,
+        }
+    }
+
+    /// Stops every generator and returns what they committed.
+    pub(super) async fn stop(self) -> Result<(EventCommits, TaskCommits), String> {
+        self.stop.store(true, Ordering::Relaxed);
+        let mut events = EventCommits::new();
+        for w in self.writers {
+            events.extend(w.await.map_err(err)??);
+        }
+        let tasks = self.sampler.await.map_err(err)??;
+        Ok((events, tasks))
+    }
+}
+
+/// Sends `rate` requests per second for `seconds`, whatever the answers' speed (open loop).
+/// Returns the latency summary and the number of failed requests.
+pub(super) async fn open_loop(
+    rate: u32,
+    seconds: u64,
+    request: impl Fn(usize) -> reqwest::RequestBuilder,
+) -> (Summary, usize) {
+    let total = rate as usize * seconds as usize;
+    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let mut inflight = tokio::task::JoinSet::new();
+    for i in 0..total {
+        tick.tick().await;
+        let req = request(i);
+        inflight.spawn(async move {
+            let t = Instant::now();
+            let ok = req
+                .send()
+                .await
+                .map(|r| r.status().is_success())
+                .unwrap_or(false);
+            (t.elapsed().as_secs_f64() * 1000.0, ok)
+        });
+    }
+    let mut ms = Vec::with_capacity(total);
+    let mut errors = 0;
+    while let Some(r) = inflight.join_next().await {
+        match r {
+            Ok((m, true)) => ms.push(m),
+            _ => errors += 1,
+        }
+    }
+    (summarize(ms), errors)
+}

@@ -1,0 +1,189 @@
+//! The engine's three phases: (1) drain queued no-op tasks, (2) events fanning out under load
+//! with single tasks sampled beside them, (3) latency at light load, one item at a time. Each
+//! writes its figures into the report and leaves the engine's tables empty.
+
+use super::load::{self, EventCommits, Load, TaskCommits};
+use super::processes::{peak_rss_mb, Scratch};
+use super::report::{summarize, BenchReport, Summary};
+use super::{err, progress};
+use crate::cli::BenchArgs;
+use campus_adapters::pg::bench::BenchDatabase;
+use campus_ports::{NewTask, TaskQueue};
+use chrono::{DateTime, Utc};
+use std::collections::HashMap;
+use std::time::{Duration, Instant};
+
+/// (1) Queues `args.tasks` no-op tasks, starts `campus daemon` and times the drain; returns
+/// the daemon's pid (it keeps running for the next phases).
+pub(super) async fn drain(
+    s: &mut Scratch,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> Result<u32, String> {
+    progress(&format!("[1/4] queueing {} no-op tasks", args.tasks));
+    let batch: Vec<NewTask> = (0..5_000).map(|_| load::noop_task(None)).collect();
+    let mut queued = 0;
+    while queued < args.tasks {
+        let n = (args.tasks - queued).min(batch.len());
+        queued += s.store.enqueue(&batch[..n]).await.map_err(err)?;
+    }
+    let daemon = s.command("daemon", args.concurrency)?;
+    let daemon_pid = s.spawn(daemon, "daemon")?;
+    progress("[1/4] draining with a `campus daemon` process");
+    wait_until_idle(&s.db, Duration::from_secs(600), true).await?;
+    let secs = s.db.busy_seconds().await.map_err(err)?;
+    report.tasks_drained = args.tasks;
+    report.tasks_per_s = if secs > 0.0 {
+        args.tasks as f64 / secs
+    } else {
+        0.0
+    };
+    progress(&format!("[1/4] {:.0} tasks/s", report.tasks_per_s));
+    s.db.truncate_engine_tables().await.map_err(err)?;
+    Ok(daemon_pid)
+}
+
+/// (2) `args.writers` writers commit events for `args.seconds` while single tasks are
+/// sampled; measures the fan-out's throughput, both latencies under load and the daemon's
+/// peak memory.
+pub(super) async fn under_load(
+    s: &Scratch,
+    args: &BenchArgs,
+    daemon_pid: u32,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    progress(&format!(
+        "[2/4] {} writers commit events for {} s (each fans out to 2 tasks)",
+        args.writers, args.seconds
+    ));
+    let load = Load::start(&s.store, args.writers);
+    let started = Instant::now();
+    while started.elapsed() < Duration::from_secs(args.seconds) {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        progress(&format!("[2/4] {:>3} s", started.elapsed().as_secs()));
+    }
+    let (event_commits, task_commits) = load.stop().await?;
+    wait_until_idle(&s.db, Duration::from_secs(600), false).await?;
+    let first_commit = event_commits.values().min().copied();
+    let tasks = s.db.fanned_out_tasks().await.map_err(err)?;
+    if let (Some(first), Some(last)) = (first_commit, tasks.last_finished) {
+        let window = (last - first).num_microseconds().unwrap_or(0) as f64 / 1e6;
+        if window > 0.0 {
+            report.e2e_events_per_s = event_commits.len() as f64 / window;
+            report.e2e_tasks_per_s = tasks.count as f64 / window;
+        }
+    }
+    report.e2e_events = event_commits.len();
+    let events = event_latencies(&s.db, &event_commits).await?;
+    let tasks = task_latencies(&s.db, &task_commits).await?;
+    (
+        report.loaded_event_latency_p50_ms,
+        report.loaded_event_latency_p99_ms,
+        report.loaded_event_latency_max_ms,
+    ) = (events.p50, events.p99, events.max);
+    (
+        report.loaded_task_latency_p50_ms,
+        report.loaded_task_latency_p99_ms,
+        report.loaded_task_latency_max_ms,
+    ) = (tasks.p50, tasks.p99, tasks.max);
+    report.daemon_peak_rss_mb = peak_rss_mb(daemon_pid);
+    progress(&format!(
+        "[2/4] {:.0} events/s, {:.0} tasks/s; daemon peak RSS {:.1} MB",
+        report.e2e_events_per_s, report.e2e_tasks_per_s, report.daemon_peak_rss_mb
+    ));
+    s.db.truncate_engine_tables().await.map_err(err)
+}
+
+/// (3) `args.samples` tasks, then as many events, one at a time: the latencies of an idle
+/// system.
+pub(super) async fn light_load(
+    s: &Scratch,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    progress(&format!(
+        "[3/4] latency at light load: {} tasks, then {} events, one at a time",
+        args.samples, args.samples
+    ));
+    let mut task_commits = TaskCommits::with_capacity(args.samples);
+    for i in 0..args.samples {
+        task_commits.push(load::commit_sampled_task(&s.store, "light", i).await?);
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let mut event_commits = EventCommits::with_capacity(args.samples);
+    for _ in 0..args.samples {
+        let (id, at) = load::commit_event(&s.store).await?;
+        event_commits.insert(id, at);
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    wait_until_idle(&s.db, Duration::from_secs(120), false).await?;
+    let tasks = task_latencies(&s.db, &task_commits).await?;
+    let events = event_latencies(&s.db, &event_commits).await?;
+    (
+        report.task_latency_p50_ms,
+        report.task_latency_p99_ms,
+        report.task_latency_max_ms,
+    ) = (tasks.p50, tasks.p99, tasks.max);
+    (
+        report.event_latency_p50_ms,
+        report.event_latency_p99_ms,
+        report.event_latency_max_ms,
+    ) = (events.p50, events.p99, events.max);
+    s.db.truncate_engine_tables().await.map_err(err)
+}
+
+/// Waits until no event awaits dispatch and no task awaits completion; `report` prints how
+/// many are left every second.
+pub(super) async fn wait_until_idle(
+    db: &BenchDatabase,
+    timeout: Duration,
+    report: bool,
+) -> Result<(), String> {
+    let deadline = Instant::now() + timeout;
+    let mut last_report = Instant::now();
+    loop {
+        let busy = db.waiting_items().await.map_err(err)?;
+        if busy == 0 {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(format!("timed out with {busy} items still waiting"));
+        }
+        if report && last_report.elapsed() >= Duration::from_secs(1) {
+            progress(&format!("      {busy} left"));
+            last_report = Instant::now();
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn ms_between(commit: DateTime<Utc>, start: DateTime<Utc>) -> f64 {
+    (start - commit).num_microseconds().unwrap_or(0) as f64 / 1000.0
+}
+
+/// Commit → first task start of each event (two hops).
+async fn event_latencies(db: &BenchDatabase, commits: &EventCommits) -> Result<Summary, String> {
+    let starts = db.first_task_start_per_event().await.map_err(err)?;
+    Ok(summarize(
+        starts
+            .into_iter()
+            .filter_map(|(id, start)| commits.get(&id).map(|c| ms_between(*c, start)))
+            .collect(),
+    ))
+}
+
+/// Commit → start of each sampled task (one hop).
+async fn task_latencies(db: &BenchDatabase, commits: &TaskCommits) -> Result<Summary, String> {
+    let starts: HashMap<String, DateTime<Utc>> = db
+        .task_starts_by_key()
+        .await
+        .map_err(err)?
+        .into_iter()
+        .collect();
+    Ok(summarize(
+        commits
+            .iter()
+            .filter_map(|(k, c)| starts.get(k).map(|s| ms_between(*c, *s)))
+            .collect(),
+    ))
+}

@@ -1,0 +1,143 @@
+//! What a bench run measured, its latency summaries and the table the CLI prints.
+
+use serde::Serialize;
+
+/// What a run measured. Latencies in milliseconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct BenchReport {
+    pub tasks_drained: usize,
+    pub tasks_per_s: f64,
+    pub e2e_events: usize,
+    pub e2e_events_per_s: f64,
+    pub e2e_tasks_per_s: f64,
+    pub task_latency_p50_ms: f64,
+    pub task_latency_p99_ms: f64,
+    pub task_latency_max_ms: f64,
+    pub event_latency_p50_ms: f64,
+    pub event_latency_p99_ms: f64,
+    pub event_latency_max_ms: f64,
+    pub loaded_task_latency_p50_ms: f64,
+    pub loaded_task_latency_p99_ms: f64,
+    pub loaded_task_latency_max_ms: f64,
+    pub loaded_event_latency_p50_ms: f64,
+    pub loaded_event_latency_p99_ms: f64,
+    pub loaded_event_latency_max_ms: f64,
+    pub api_reset_token_p50_ms: f64,
+    pub api_reset_token_p99_ms: f64,
+    pub api_grade_note_p50_ms: f64,
+    pub api_grade_note_p99_ms: f64,
+    pub api_p99_ms: f64,
+    pub api_rate_per_s: u32,
+    pub api_errors: usize,
+    /// E-mails the daemon delivered to the bench's SMTP sink (reset links of phase 4).
+    pub emails_received: usize,
+    pub daemon_peak_rss_mb: f64,
+}
+
+/// Latency summary of a set of samples.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Summary {
+    pub p50: f64,
+    pub p99: f64,
+    pub max: f64,
+    pub n: usize,
+}
+
+/// p50 / p99 / max of millisecond samples (nearest rank).
+pub fn summarize(mut ms: Vec<f64>) -> Summary {
+    if ms.is_empty() {
+        return Summary::default();
+    }
+    ms.sort_by(f64::total_cmp);
+    let at = |p: f64| ms[((ms.len() as f64 * p).ceil() as usize).clamp(1, ms.len()) - 1];
+    Summary {
+        p50: at(0.50),
+        p99: at(0.99),
+        max: ms[ms.len() - 1],
+        n: ms.len(),
+    }
+}
+
+/// The report as a table.
+pub fn table(r: &BenchReport) -> String {
+    let mut t = String::new();
+    let mut row = |what: &str, value: String| t.push_str(&format!("{what:<52} {value}\n"));
+    row(
+        "task throughput (no-op tasks drained)",
+        format!("{:.0} tasks/s ({} tasks)", r.tasks_per_s, r.tasks_drained),
+    );
+    row(
+        "end to end (events, 2 tasks each)",
+        format!(
+            "{:.0} events/s, {:.0} tasks/s ({} events)",
+            r.e2e_events_per_s, r.e2e_tasks_per_s, r.e2e_events
+        ),
+    );
+    let lat =
+        |p50: f64, p99: f64, max: f64| format!("p50 {p50:.2} ms, p99 {p99:.2} ms, max {max:.2} ms");
+    row(
+        "task commit → handler start, light load",
+        lat(
+            r.task_latency_p50_ms,
+            r.task_latency_p99_ms,
+            r.task_latency_max_ms,
+        ),
+    );
+    row(
+        "event commit → task start, light load",
+        lat(
+            r.event_latency_p50_ms,
+            r.event_latency_p99_ms,
+            r.event_latency_max_ms,
+        ),
+    );
+    row(
+        "task commit → handler start, under load (2)",
+        lat(
+            r.loaded_task_latency_p50_ms,
+            r.loaded_task_latency_p99_ms,
+            r.loaded_task_latency_max_ms,
+        ),
+    );
+    row(
+        "event commit → task start, under load (2)",
+        lat(
+            r.loaded_event_latency_p50_ms,
+            r.loaded_event_latency_p99_ms,
+            r.loaded_event_latency_max_ms,
+        ),
+    );
+    row(
+        &format!("POST /auth/reset-password-token at {}/s", r.api_rate_per_s),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms ({} e-mails delivered over SMTP)",
+            r.api_reset_token_p50_ms, r.api_reset_token_p99_ms, r.emails_received
+        ),
+    );
+    row(
+        &format!("PUT /teacher/…/notes at {}/s", r.api_rate_per_s),
+        format!(
+            "p50 {:.2} ms, p99 {:.2} ms ({} failed requests)",
+            r.api_grade_note_p50_ms, r.api_grade_note_p99_ms, r.api_errors
+        ),
+    );
+    row(
+        "daemon peak RSS during (1) and (2)",
+        format!("{:.1} MB", r.daemon_peak_rss_mb),
+    );
+    t
+}
+
+#[cfg(test)]
+mod tests {
+    use super::summarize;
+
+    #[test]
+    fn percentiles_use_the_nearest_rank() {
+        let s = summarize((1..=100).map(f64::from).collect());
+        assert_eq!((s.p50, s.p99, s.max, s.n), (50.0, 99.0, 100.0, 100));
+        let one = summarize(vec![3.0]);
+        assert_eq!((one.p50, one.p99), (3.0, 3.0));
+        assert_eq!(summarize(Vec::new()).n, 0);
+    }
+}

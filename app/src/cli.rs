@@ -1,0 +1,70 @@
+//! The `campus` command line: its commands and their own arguments (the bench's sizes); the
+//! settings every command shares are `crate::config::Settings`.
+
+use crate::config::Settings;
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "campus",
+    version,
+    about = "Academic management with durable domain events and tasks in PostgreSQL"
+)]
+pub struct Cli {
+    #[command(flatten)]
+    pub settings: Settings,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Run the API and the daemon in one process (the default way to run Campus).
+    Serve,
+    /// Run only the HTTP API.
+    Api,
+    /// Run only the daemon (dispatches events, runs tasks). Run as many as you like.
+    Daemon,
+    /// Apply database migrations and exit.
+    Migrate,
+    /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
+    #[cfg(feature = "bench")]
+    Bench(BenchArgs),
+    /// Print the OpenAPI document (JSON) and exit.
+    Openapi {
+        /// Write it to this file instead of standard output.
+        #[arg(long)]
+        output: Option<PathBuf>,
+    },
+}
+
+/// Sizes of a `campus bench` run.
+#[cfg(feature = "bench")]
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchArgs {
+    /// No-op tasks drained in phase 1.
+    #[arg(long, default_value_t = 100_000)]
+    pub tasks: usize,
+    /// Seconds of the end-to-end phase (2).
+    #[arg(long, default_value_t = 30)]
+    pub seconds: u64,
+    /// Latency samples per kind at light load (3).
+    #[arg(long, default_value_t = 1_000)]
+    pub samples: usize,
+    /// Requests per second of the API phase (4).
+    #[arg(long, default_value_t = 500)]
+    pub rate: u32,
+    /// Seconds per endpoint of the API phase (4).
+    #[arg(long, default_value_t = 10)]
+    pub api_seconds: u64,
+    /// Concurrent event writers in phase 2.
+    #[arg(long, default_value_t = 8)]
+    pub writers: usize,
+    /// Tasks the daemon runs at once (1 024 measured best for no-op tasks on 2 cores).
+    #[arg(long, default_value_t = 1024)]
+    pub concurrency: usize,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+}

@@ -1,0 +1,28 @@
+//! The application state every endpoint of the API and every page of the admin screen reach:
+//! the use-case services, the live-update hub, the token keys and the abuse limits.
+
+use super::limits::Limiter;
+use super::live::LiveHub;
+use super::tokens::JwtKeys;
+use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
+use sqlx::PgPool;
+use std::sync::Arc;
+
+/// What every endpoint and page can reach.
+pub struct AppState {
+    pub accounts: AccountService,
+    pub academic: AcademicService,
+    pub operations: OperationsService,
+    /// Browser sessions of the admin screen.
+    pub sessions: SessionService,
+    /// Live updates of the admin screen.
+    pub live: LiveHub,
+    /// Whether cookies carry `Secure` (the public URL is https).
+    pub secure_cookies: bool,
+    pub jwt: JwtKeys,
+    /// Abuse limits and the client address.
+    pub limiter: Limiter,
+    pub pool: PgPool,
+}
+
+pub type State = Arc<AppState>;
