@@ -4,6 +4,7 @@
 //! errors). Any violation fails the test, listed with its rule, impact and target.
 
 use campus_tests::browser::{Browser, AXE_TAGS};
+use campus_tests::eventually;
 use campus_tests::extra::Tenants;
 use fantoccini::Locator;
 use std::sync::atomic::Ordering;
@@ -122,6 +123,21 @@ impl Checker {
         self.browser.client.goto(&url).await.unwrap();
         let copied = "#copies tr[data-status=succeeded]";
         self.click("form#reprocess button", copied).await;
+        // The form's answer says what it did, and the live update that follows (the copy
+        // ran) does not take that back.
+        let said = eventually("the form's answer and a live update", WAIT, || async {
+            let said = self.browser.client.execute(
+                "return Number(document.body.dataset.refreshes || 0) >= 2
+                    ? document.getElementById('flash').textContent : null;",
+                vec![],
+            );
+            said.await.ok()?.as_str().map(str::to_string)
+        })
+        .await;
+        assert!(
+            said.starts_with("Reprocessing: copy"),
+            "the flash says {said:?}"
+        );
         self.check("task with a copy").await;
         let row = self
             .browser

@@ -6,9 +6,14 @@
 
   // Re-reads the current URL and swaps the live region (and the flash) in place.
   async function refresh(response) {
-    const r = response || await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+    const url = location.href;
+    const r = response || await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     if (r.redirected && new URL(r.url).pathname === "/admin/login") { location.assign(r.url); return; }
-    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    const html = await r.text();
+    // A form's answer moved the page on (and said what it did) while this read was under
+    // way: read the new page instead of putting the old one back.
+    if (!response && url !== location.href) { again = true; return; }
+    const doc = new DOMParser().parseFromString(html, "text/html");
     for (const id of ["live", "flash"]) {
       const fresh = doc.getElementById(id), here = document.getElementById(id);
       if (fresh && here) here.replaceWith(fresh);
