@@ -1,12 +1,34 @@
 //! A real headless Chromium driven over WebDriver (chromedriver + fantoccini), for the admin
 //! screen's end-to-end tests. Needs Debian's `chromium` and `chromium-driver` (`.ci/run`
-//! installs them). Screenshots go to `target/screenshots/`.
+//! installs them). Screenshots go to `target/screenshots/`. Accessibility is checked with
+//! axe-core (`tests/assets/axe.min.js`, vendored), injected into the page under test.
 
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
 use std::path::PathBuf;
 use std::time::Duration;
+
+/// axe-core, run inside the page under test (MPL-2.0; see `tests/assets/README.md`).
+const AXE: &str = include_str!("../assets/axe.min.js");
+
+/// The rules axe applies: WCAG 2.0 and 2.1 at levels A and AA, and axe's best practices
+/// (landmarks, regions, heading order).
+pub const AXE_TAGS: [&str; 5] = ["wcag2a", "wcag2aa", "wcag21a", "wcag21aa", "best-practice"];
+
+/// Runs axe over the document and lists every violating node as
+/// `[rule, impact, target selectors, help, what fails]`. Collapsed `<details>` are opened
+/// first so that what they hide is checked too.
+const AXE_RUN: &str = "
+  document.querySelectorAll('details').forEach(d => { d.open = true; });
+  const tags = arguments[0];
+  const options = tags.length ? { runOnly: { type: 'tag', values: tags } } : {};
+  options.resultTypes = ['violations'];
+  return axe.run(document, options).then(r => r.violations.flatMap(v => v.nodes.map(n => [
+    v.id, v.impact || '',
+    n.target.map(t => Array.isArray(t) ? t.join(' >>> ') : String(t)).join(', '),
+    v.help, (n.failureSummary || '').replace(/\\s+/g, ' '),
+  ])));";
 
 /// Chromium under chromedriver, each with a fresh profile, stopped on `stop` (or drop).
 pub struct Browser {
@@ -74,7 +96,6 @@ impl Browser {
         }
     }
 
-    /// Saves a PNG of the viewport as `target/screenshots/<name>.png` and returns its path.
     /// Fills and sends the admin screen's login form, which the current page must be (or lead
     /// to within `wait`).
     pub async fn log_in(&self, email: &str, password: &str, wait: std::time::Duration) {
@@ -84,13 +105,11 @@ impl Browser {
             .for_element(fantoccini::Locator::Css("form.login"))
             .await
             .expect("the login page");
+        // A refused login comes back with the e-mail filled in: replace it.
         for (field, value) in [("#email", email), ("#password", password)] {
-            c.find(fantoccini::Locator::Css(field))
-                .await
-                .unwrap()
-                .send_keys(value)
-                .await
-                .unwrap();
+            let input = c.find(fantoccini::Locator::Css(field)).await.unwrap();
+            input.clear().await.unwrap();
+            input.send_keys(value).await.unwrap();
         }
         c.find(fantoccini::Locator::Css("form.login button"))
             .await
@@ -100,6 +119,7 @@ impl Browser {
             .unwrap();
     }
 
+    /// Saves a PNG of the viewport as `target/screenshots/<name>.png` and returns its path.
     pub async fn screenshot(&self, name: &str) -> PathBuf {
         let png = self.client.screenshot().await.expect("a screenshot");
         let dir = super::target_dir().join("screenshots");
@@ -107,6 +127,27 @@ impl Browser {
         let path = dir.join(format!("{name}.png"));
         std::fs::write(&path, png).expect("write the screenshot");
         path
+    }
+
+    /// Every node of the current page that breaks an axe rule with one of `tags` (all rules
+    /// when empty), one line each: rule id, impact, target selectors, what fails.
+    pub async fn accessibility_violations(&self, tags: &[&str]) -> Vec<String> {
+        let c = &self.client;
+        c.execute(&format!("{AXE}\nreturn typeof axe;"), vec![])
+            .await
+            .expect("axe-core injected into the page");
+        let found = c
+            .execute(AXE_RUN, vec![json!(tags)])
+            .await
+            .expect("axe.run to finish");
+        let nodes: Vec<[String; 5]> =
+            serde_json::from_value(found).expect("axe's violations as [rule, impact, …] rows");
+        nodes
+            .into_iter()
+            .map(|[rule, impact, target, help, summary]| {
+                format!("{rule} ({impact}) at {target}: {help}. {summary}")
+            })
+            .collect()
     }
 
     /// Ends the session and stops chromedriver.

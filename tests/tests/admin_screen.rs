@@ -2,6 +2,9 @@
 //! dead tasks, open one, reprocess it and watch the copy succeed without a reload), and over
 //! plain HTTP for sessions, CSRF and tenant scoping.
 
+#[path = "admin_screen/accessibility.rs"]
+mod accessibility;
+
 use campus_ports::EventStore;
 use campus_tests::browser::Browser;
 use campus_tests::eventually;

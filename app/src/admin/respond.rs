@@ -91,7 +91,7 @@ pub(super) fn page(
     op: &OperatorSession,
     names: &Names,
     flash: &Flash,
-    body: &str,
+    body: &maud::Markup,
 ) -> Response {
     Html(views::layout(title, section, op, names, flash, body)).into_response()
 }

@@ -1,23 +1,8 @@
 //! What every server-rendered page shares (the admin screen's and the API's reset-password
-//! page): its security headers and HTML escaping.
+//! page): its security headers. Its HTML is written with maud templates, which escape every
+//! value they are given.
 
 use poem::Response;
-
-/// Escapes text for HTML content and attribute values.
-pub fn escape(raw: &str) -> String {
-    let mut out = String::with_capacity(raw.len());
-    for c in raw.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
 
 /// The headers of a server-rendered page: `csp`, never framed, sniffed or cached (unless the
 /// page says otherwise), and `referrer` as the Referrer-Policy.

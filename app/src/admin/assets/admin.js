@@ -6,9 +6,14 @@
 
   // Re-reads the current URL and swaps the live region (and the flash) in place.
   async function refresh(response) {
-    const r = response || await fetch(location.href, { headers: { Accept: "text/html" }, credentials: "same-origin" });
+    const url = location.href;
+    const r = response || await fetch(url, { headers: { Accept: "text/html" }, credentials: "same-origin" });
     if (r.redirected && new URL(r.url).pathname === "/admin/login") { location.assign(r.url); return; }
-    const doc = new DOMParser().parseFromString(await r.text(), "text/html");
+    const html = await r.text();
+    // A form's answer moved the page on (and said what it did) while this read was under
+    // way: read the new page instead of putting the old one back.
+    if (!response && url !== location.href) { again = true; return; }
+    const doc = new DOMParser().parseFromString(html, "text/html");
     for (const id of ["live", "flash"]) {
       const fresh = doc.getElementById(id), here = document.getElementById(id);
       if (fresh && here) here.replaceWith(fresh);
@@ -44,14 +49,21 @@
     dot.title = "live updates pause during text searches; reload to search again";
   }
   if (document.getElementById("live") && window.EventSource && !searching) {
-    const events = new EventSource("/admin/live");
-    let lost = false;
-    events.addEventListener("changed", scheduleRefresh);
-    events.onopen = function () {
-      if (dot) dot.className = "live-dot on";
-      if (lost) { lost = false; scheduleRefresh(); }   // catch up on what was missed
-    };
-    events.onerror = function () { lost = true; if (dot) dot.className = "live-dot off"; };
+    let events = null, lost = false;
+    function connect() {
+      events = new EventSource("/admin/live");
+      events.addEventListener("changed", scheduleRefresh);
+      events.onopen = function () {
+        if (dot) dot.className = "live-dot on";
+        if (lost) { lost = false; scheduleRefresh(); }   // catch up on what was missed
+      };
+      events.onerror = function () { lost = true; if (dot) dot.className = "live-dot off"; };
+    }
+    connect();
+    // A page left for another may be kept (back/forward cache) with its stream open, and a
+    // browser opens only a few connections per server: close it on leaving, reopen on return.
+    window.addEventListener("pagehide", function () { events.close(); lost = true; });
+    window.addEventListener("pageshow", function (e) { if (e.persisted) connect(); });
   }
 
   // Forms marked data-async are posted in the background; the page updates in place.
