@@ -3,7 +3,7 @@
 
 use super::details::{detail_page, path_id, Item};
 use super::respond::{bad_input, failure};
-use super::session::{csrf_refusal, operator, scope_of, CsrfForm};
+use super::session::{form_operator, scope_of, CsrfForm};
 use super::views::{self, FilterValues, Flash};
 use crate::services::operations::BULK_LIMIT;
 use crate::services::AppError;
@@ -18,13 +18,10 @@ use serde::Deserialize;
 
 /// Inserts a copy of an event or task; on success goes back to its page, which lists the copy.
 async fn reprocess(req: &Request, state: &State, item: Item, id: &str, csrf: &str) -> Response {
-    let op = match operator(req, state).await {
+    let op = match form_operator(req, state, csrf).await {
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(req, &op, csrf) {
-        return r;
-    }
     let (scope, correlation) = (scope_of(&op), event_context(req).correlation_id);
     let copy = match (path_id(id), item) {
         (Err(e), _) => Err(e),
@@ -96,13 +93,10 @@ pub(super) async fn reprocess_tasks(
     Data(state): Data<&State>,
     Form(form): Form<BulkForm>,
 ) -> Response {
-    let op = match operator(req, state).await {
+    let op = match form_operator(req, state, &form.csrf).await {
         Ok(op) => op,
         Err(r) => return r,
     };
-    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
-        return r;
-    }
     if form.confirm.as_deref() != Some("yes") {
         return bad_input(req, "Tick the confirmation box to reprocess tasks in bulk.");
     }

@@ -3,8 +3,7 @@
 
 use super::respond::failure;
 use super::session::{
-    cookie, csrf_refusal, operator, same_secret, set_cookie, CsrfForm, LOGIN_CSRF_COOKIE,
-    SESSION_COOKIE,
+    cookie, form_operator, same_secret, set_cookie, CsrfForm, LOGIN_CSRF_COOKIE, SESSION_COOKIE,
 };
 use super::views;
 use crate::services::AppError;
@@ -152,11 +151,7 @@ pub(super) async fn logout(
     Data(state): Data<&State>,
     Form(form): Form<CsrfForm>,
 ) -> Response {
-    let op = match operator(req, state).await {
-        Ok(op) => op,
-        Err(r) => return r,
-    };
-    if let Some(r) = csrf_refusal(req, &op, &form.csrf) {
+    if let Err(r) = form_operator(req, state, &form.csrf).await {
         return r;
     }
     if let Err(e) = state.sessions.close(&cookie(req, SESSION_COOKIE)).await {

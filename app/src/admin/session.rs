@@ -85,12 +85,18 @@ pub(super) struct CsrfForm {
     pub(super) csrf: String,
 }
 
-/// The refusal of a form whose CSRF token is not the session's.
-pub(super) fn csrf_refusal(req: &Request, op: &OperatorSession, given: &str) -> Option<Response> {
+/// The signed-in operator who sent a form, or the response to send instead: [`operator`]'s,
+/// or a refusal when the form's CSRF token is not the session's.
+pub(super) async fn form_operator(
+    req: &Request,
+    state: &State,
+    given: &str,
+) -> Result<OperatorSession, Response> {
+    let op = operator(req, state).await?;
     if same_secret(&op.csrf_token, given) {
-        None
+        Ok(op)
     } else {
-        Some(error_page(
+        Err(error_page(
             req,
             StatusCode::FORBIDDEN,
             "csrf",
