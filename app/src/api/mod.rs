@@ -5,6 +5,7 @@
 pub mod academic;
 pub mod adm;
 pub mod auth;
+pub mod controls;
 pub mod error;
 pub mod limits;
 pub mod listener;
@@ -18,7 +19,6 @@ use auth::JwtKeys;
 use campus_ports::{EventContext, PageRequest};
 use poem::{Endpoint, EndpointExt, IntoEndpoint, IntoResponse, Request, Route};
 use poem_openapi::OpenApiService;
-use sqlx::PgPool;
 use std::sync::Arc;
 use tracing::Instrument;
 
@@ -36,7 +36,8 @@ pub struct ApiState {
     pub jwt: JwtKeys,
     /// Abuse limits and the client address.
     pub limiter: limits::Limiter,
-    pub pool: PgPool,
+    /// The readiness check of `/health/ready`.
+    pub readiness: Arc<dyn campus_ports::Readiness>,
 }
 
 pub type State = Arc<ApiState>;
@@ -50,12 +51,13 @@ pub type Apis = (
     adm::AdmApi,
     adm::AdmViewsApi,
     ops::OpsApi,
+    controls::AdmControlsApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm::AdmViewsApi, ops::OpsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm::AdmViewsApi, ops::OpsApi, controls::AdmControlsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )
