@@ -2,7 +2,7 @@
 
 use crate::api::listener::CappedAcceptor;
 use crate::config::Settings;
-use crate::engine::{Daemon, DaemonConfig, Registry};
+use crate::engine::{Daemon, DaemonConfig, Registry, TaskOptions};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use crate::web::limits::Limiter;
@@ -12,7 +12,9 @@ use crate::web::{self, AppState};
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::pg::cluster::{self, redact_url, DatabaseSource, ResolvedDatabase};
-use campus_adapters::pg::{self, notify::NOTIFY_WINDOW, Notifier, PgStore};
+use campus_adapters::pg::{
+    self, notify::NOTIFY_WINDOW, Notifier, PgLeaderLock, PgStore, PgWakeUps,
+};
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::Mailer;
 use sqlx::PgPool;
@@ -39,6 +41,8 @@ pub struct Campus {
     pub state: web::State,
     pub handler_deps: HandlerDeps,
     pub mail: MailTarget,
+    /// Wake-up hints (LISTEN/NOTIFY) for the daemon and the admin screen's live view.
+    pub wake_ups: Arc<dyn campus_ports::WakeUps>,
 }
 
 impl Campus {
@@ -60,6 +64,7 @@ impl Campus {
         .map_err(|e| e.to_string())?;
         let admin_store = PgStore::new(admin_pool, notifier.clone());
         let engine_store = PgStore::new(engine_pool, notifier);
+        let wake_ups: Arc<dyn campus_ports::WakeUps> = Arc::new(PgWakeUps::new(pool.clone()));
         let keys = master_keys(&settings, &database)?;
         store
             .check_key_fingerprints(&keys.fingerprints())
@@ -115,6 +120,12 @@ impl Campus {
             public_url: settings.public_url(),
             demo_password: settings.demo_password.clone(),
         };
+        // A route from an event nobody records, or to a task type nobody runs, stops the start.
+        let registry = handlers::register(Registry::new(settings.max_attempts), &handler_deps);
+        registry
+            .validate()
+            .map_err(|e| format!("the handler registry is inconsistent: {e}"))?;
+        let task_types: Arc<Vec<(String, TaskOptions)>> = Arc::new(registry.task_types());
         let sessions = SessionService {
             accounts: accounts.clone(),
             sessions: shared,
@@ -123,7 +134,7 @@ impl Campus {
         };
         let state = Arc::new(AppState {
             sessions,
-            live: LiveHub::new(pool.clone()),
+            live: LiveHub::new(wake_ups.clone()),
             secure_cookies: settings.public_url().starts_with("https://"),
             accounts,
             academic,
@@ -131,6 +142,8 @@ impl Campus {
                 events: Arc::new(admin_store.clone()),
                 tasks: Arc::new(admin_store.clone()),
                 log: Arc::new(admin_store),
+                controls: Arc::new(store.clone()),
+                task_types,
             },
             jwt: JwtKeys::new(&keys, Duration::from_secs(3600)),
             limiter: Limiter::new(
@@ -138,7 +151,7 @@ impl Campus {
                 settings.trusted_proxies.clone(),
                 settings.admin_concurrency,
             ),
-            pool: pool.clone(),
+            readiness: Arc::new(store.clone()),
         });
         Ok(Campus {
             settings,
@@ -149,6 +162,7 @@ impl Campus {
             state,
             handler_deps,
             mail,
+            wake_ups,
         })
     }
 
@@ -181,7 +195,7 @@ impl Campus {
         Ok(created.then_some(password))
     }
 
-    /// The built-in handlers (the three seed flows).
+    /// The built-in handlers (the three seed flows), as validated by [`Campus::start`].
     pub fn default_registry(&self) -> Registry {
         handlers::register(
             Registry::new(self.settings.max_attempts),
@@ -189,13 +203,15 @@ impl Campus {
         )
     }
 
-    /// A daemon with `registry`, tuned by the settings.
+    /// A daemon with `registry`, tuned by the settings, over PostgreSQL: the engine's pool for
+    /// its bookkeeping, a dedicated connection for the leader lock, LISTEN for wake-ups.
     pub fn daemon(&self, registry: Registry) -> Daemon {
         let shared = Arc::new(self.engine_store.clone());
         Daemon {
-            pool: self.engine_store.pool().clone(),
             events: shared.clone(),
             tasks: shared,
+            leader: Arc::new(PgLeaderLock::new(self.engine_store.pool().clone())),
+            wake_ups: Arc::new(PgWakeUps::new(self.engine_store.pool().clone())),
             registry: Arc::new(registry),
             config: DaemonConfig {
                 concurrency: self.settings.concurrency.max(1),

@@ -89,23 +89,93 @@ pub enum DomainEvent {
     },
 }
 
+/// The type of every event an aggregate records: what routes name (a typo does not compile)
+/// and what the registry checks its routes against at start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum EventType {
+    InstitutionCreated,
+    AdmCreated,
+    AcademicCreated,
+    TeacherCreated,
+    StudentCreated,
+    ResetPasswordTokenCreated,
+    PasswordChanged,
+    DisciplineCreated,
+    ClassCreated,
+    StudentEnrolled,
+    ExamGradeNoteAdded,
+    NotificationCreated,
+}
+
+impl EventType {
+    /// Every type an aggregate records.
+    pub const ALL: [EventType; 12] = [
+        EventType::InstitutionCreated,
+        EventType::AdmCreated,
+        EventType::AcademicCreated,
+        EventType::TeacherCreated,
+        EventType::StudentCreated,
+        EventType::ResetPasswordTokenCreated,
+        EventType::PasswordChanged,
+        EventType::DisciplineCreated,
+        EventType::ClassCreated,
+        EventType::StudentEnrolled,
+        EventType::ExamGradeNoteAdded,
+        EventType::NotificationCreated,
+    ];
+
+    /// The stable name stored with the event (`domain_events.event_type`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EventType::InstitutionCreated => "InstitutionCreated",
+            EventType::AdmCreated => "AdmCreated",
+            EventType::AcademicCreated => "AcademicCreated",
+            EventType::TeacherCreated => "TeacherCreated",
+            EventType::StudentCreated => "StudentCreated",
+            EventType::ResetPasswordTokenCreated => "ResetPasswordTokenCreated",
+            EventType::PasswordChanged => "PasswordChanged",
+            EventType::DisciplineCreated => "DisciplineCreated",
+            EventType::ClassCreated => "ClassCreated",
+            EventType::StudentEnrolled => "StudentEnrolled",
+            EventType::ExamGradeNoteAdded => "ExamGradeNoteAdded",
+            EventType::NotificationCreated => "NotificationCreated",
+        }
+    }
+
+    /// The type stored as `raw`, if an aggregate records it.
+    pub fn parse(raw: &str) -> Option<EventType> {
+        EventType::ALL.into_iter().find(|t| t.as_str() == raw)
+    }
+}
+
+impl std::fmt::Display for EventType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 impl DomainEvent {
+    /// The type of the event.
+    pub fn kind(&self) -> EventType {
+        match self {
+            DomainEvent::InstitutionCreated { .. } => EventType::InstitutionCreated,
+            DomainEvent::AdmCreated { .. } => EventType::AdmCreated,
+            DomainEvent::AcademicCreated { .. } => EventType::AcademicCreated,
+            DomainEvent::TeacherCreated { .. } => EventType::TeacherCreated,
+            DomainEvent::StudentCreated { .. } => EventType::StudentCreated,
+            DomainEvent::ResetPasswordTokenCreated { .. } => EventType::ResetPasswordTokenCreated,
+            DomainEvent::PasswordChanged { .. } => EventType::PasswordChanged,
+            DomainEvent::DisciplineCreated { .. } => EventType::DisciplineCreated,
+            DomainEvent::ClassCreated { .. } => EventType::ClassCreated,
+            DomainEvent::StudentEnrolled { .. } => EventType::StudentEnrolled,
+            DomainEvent::ExamGradeNoteAdded { .. } => EventType::ExamGradeNoteAdded,
+            DomainEvent::NotificationCreated { .. } => EventType::NotificationCreated,
+        }
+    }
+
     /// The stable type name stored with the event.
     pub fn event_type(&self) -> &'static str {
-        match self {
-            DomainEvent::InstitutionCreated { .. } => "InstitutionCreated",
-            DomainEvent::AdmCreated { .. } => "AdmCreated",
-            DomainEvent::AcademicCreated { .. } => "AcademicCreated",
-            DomainEvent::TeacherCreated { .. } => "TeacherCreated",
-            DomainEvent::StudentCreated { .. } => "StudentCreated",
-            DomainEvent::ResetPasswordTokenCreated { .. } => "ResetPasswordTokenCreated",
-            DomainEvent::PasswordChanged { .. } => "PasswordChanged",
-            DomainEvent::DisciplineCreated { .. } => "DisciplineCreated",
-            DomainEvent::ClassCreated { .. } => "ClassCreated",
-            DomainEvent::StudentEnrolled { .. } => "StudentEnrolled",
-            DomainEvent::ExamGradeNoteAdded { .. } => "ExamGradeNoteAdded",
-            DomainEvent::NotificationCreated { .. } => "NotificationCreated",
-        }
+        self.kind().as_str()
     }
 
     /// The aggregate that recorded the event: its type name and id.
@@ -184,4 +254,21 @@ impl DomainEvent {
 pub trait RecordsEvents {
     /// Removes and returns the events recorded since the last call.
     fn take_events(&mut self) -> Vec<DomainEvent>;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn event_type_names_are_unique_and_parse_back() {
+        let mut names: Vec<_> = EventType::ALL.iter().map(|t| t.as_str()).collect();
+        for t in EventType::ALL {
+            assert_eq!(EventType::parse(t.as_str()), Some(t));
+        }
+        names.sort();
+        names.dedup();
+        assert_eq!(names.len(), EventType::ALL.len());
+        assert_eq!(EventType::parse("InstitutionCreatd"), None);
+    }
 }

@@ -93,6 +93,34 @@ pub struct NewTask {
     pub max_attempts: u32,
     /// Unique key; a second task with the same key is not inserted.
     pub idempotency_key: Option<String>,
+    /// When the task becomes due; `None` (or a past instant) means now.
+    pub run_at: Option<Timestamp>,
+}
+
+/// Which task types one claim may take. A daemon claims only the types it has a handler for,
+/// so a daemon of an older release running next to a newer one never takes (and dead-letters)
+/// a type it does not know; paused types are never claimed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimTypes {
+    /// Types claimed without a per-type cap.
+    pub any: Vec<String>,
+    /// Types capped on this claim: at most this many tasks of the type (a per-type
+    /// concurrency limit minus what the daemon already runs of it). A type at 0 is left out.
+    pub capped: Vec<(String, u32)>,
+}
+
+impl ClaimTypes {
+    /// Every type in `types`, uncapped.
+    pub fn of<S: Into<String>>(types: impl IntoIterator<Item = S>) -> Self {
+        ClaimTypes {
+            any: types.into_iter().map(Into::into).collect(),
+            capped: Vec::new(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.any.is_empty() && self.capped.iter().all(|(_, n)| *n == 0)
+    }
 }
 
 /// A task claimed by a worker for one attempt.
@@ -138,10 +166,12 @@ pub trait TaskQueue: Send + Sync {
     /// Enqueues tasks; returns how many were inserted (idempotency-key duplicates are not).
     async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError>;
 
-    /// Claims up to `limit` due tasks for `worker`, holding each for `lease`.
+    /// Claims up to `limit` due tasks of `types` (never a paused type) for `worker`, holding
+    /// each for `lease`; the oldest due first.
     async fn claim(
         &self,
         worker: &str,
+        types: &ClaimTypes,
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedTask>, PortError>;
@@ -204,4 +234,34 @@ pub struct TaskFilter {
     pub correlation_id: Option<String>,
     /// Case-insensitive text searched in the payload.
     pub text: Option<String>,
+}
+
+/// Operator controls over tasks and task types.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait TaskControl: Send + Sync {
+    /// Cancels a task that has not started: a pending or retrying task becomes `cancelled`
+    /// (final, reprocessable). Fenced against a concurrent claim: whichever comes first wins.
+    /// Errors: `NotFound` (or out of `scope`); `Conflict` when the task is running or finished.
+    async fn cancel_task(&self, id: TaskId, scope: Option<InstitutionId>) -> Result<(), PortError>;
+
+    /// Pauses (`true`) or resumes a task type for every daemon of the store: a paused type is
+    /// not claimed (running tasks finish). Idempotent.
+    async fn set_paused(&self, task_type: &str, paused: bool) -> Result<(), PortError>;
+
+    /// The paused task types.
+    async fn paused_types(&self) -> Result<Vec<String>, PortError>;
+
+    /// Tasks waiting (pending or retrying), running and dead, by type, for `types` (every
+    /// type given gets a row, in the same order).
+    async fn type_counts(&self, types: &[String]) -> Result<Vec<TypeCounts>, PortError>;
+}
+
+/// How many tasks of one type are in the active states, and dead.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TypeCounts {
+    pub task_type: String,
+    pub waiting: i64,
+    pub running: i64,
+    pub dead: i64,
 }

@@ -5,12 +5,15 @@
 //! behind the `mocks` feature.
 
 pub mod admin;
+pub mod coordination;
 pub mod engine;
 pub mod error;
+pub mod payloads;
 pub mod repositories;
 pub mod services;
 
 pub use admin::*;
+pub use coordination::*;
 pub use engine::*;
 pub use error::PortError;
 pub use repositories::*;

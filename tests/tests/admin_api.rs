@@ -265,6 +265,7 @@ async fn pages_stay_stable_while_rows_are_inserted() {
         correlation_id: Some("paging".into()),
         max_attempts: 1,
         idempotency_key: Some(key),
+        run_at: None,
     };
     app.store()
         .enqueue(

@@ -22,6 +22,7 @@ fn noop_tasks(n: usize, sleep_ms: u64) -> Vec<NewTask> {
             correlation_id: None,
             max_attempts: 20,
             idempotency_key: None,
+            run_at: None,
         })
         .collect()
 }

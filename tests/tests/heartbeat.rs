@@ -23,6 +23,7 @@ async fn a_task_running_longer_than_its_lease_keeps_it_and_runs_once() {
             correlation_id: Some("long-running".into()),
             max_attempts: 5,
             idempotency_key: None,
+            run_at: None,
         }])
         .await
         .unwrap();

@@ -289,7 +289,13 @@ fn task(key: Option<&str>) -> NewTask {
         correlation_id: None,
         max_attempts: 2,
         idempotency_key: key.map(str::to_string),
+        run_at: None,
     }
+}
+
+/// Every task type these tests enqueue or plan.
+fn types() -> ClaimTypes {
+    ClaimTypes::of(["t", "t_h1", "t_h2"])
 }
 
 #[tokio::test]
@@ -302,13 +308,16 @@ async fn completion_is_fenced_and_failures_retry_then_die() {
         1,
         "unique key"
     );
-    let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = s
+        .claim("w1", &types(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 1);
     let t = &claimed[0];
     assert_eq!(t.attempt, 1);
     assert_eq!(t.lineage_id, t.id);
     assert!(
-        s.claim("w2", 10, Duration::from_secs(30))
+        s.claim("w2", &types(), 10, Duration::from_secs(30))
             .await
             .unwrap()
             .is_empty(),
@@ -348,7 +357,7 @@ async fn completion_is_fenced_and_failures_retry_then_die() {
     assert_eq!((status.as_str(), attempt), ("retrying", 1));
     assert_in_window(&p, 1, delay);
     assert!(
-        s.claim("w1", 10, Duration::from_secs(30))
+        s.claim("w1", &types(), 10, Duration::from_secs(30))
             .await
             .unwrap()
             .is_empty(),
@@ -356,7 +365,10 @@ async fn completion_is_fenced_and_failures_retry_then_die() {
     );
 
     let again = until("the retry to be due", || async {
-        let got = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+        let got = s
+            .claim("w1", &types(), 10, Duration::from_secs(30))
+            .await
+            .unwrap();
         (!got.is_empty()).then_some(got)
     })
     .await;
@@ -401,7 +413,7 @@ async fn concurrent_claims_never_overlap() {
             let mut mine = Vec::new();
             loop {
                 let got = s
-                    .claim(&format!("w{i}"), 7, Duration::from_secs(30))
+                    .claim(&format!("w{i}"), &types(), 7, Duration::from_secs(30))
                     .await
                     .unwrap();
                 if got.is_empty() {
@@ -426,7 +438,10 @@ async fn concurrent_claims_never_overlap() {
 async fn a_heartbeat_skips_rows_being_written_instead_of_waiting_for_them() {
     let (url, s) = store().await;
     s.enqueue(&[task(None), task(None)]).await.unwrap();
-    let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = s
+        .claim("w1", &types(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     // A completion of the first task is being written (its row is locked, not committed).
     let mut writing = s.pool().begin().await.unwrap();
@@ -452,7 +467,10 @@ async fn a_heartbeat_skips_rows_being_written_instead_of_waiting_for_them() {
 async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
     let (url, s) = store().await;
     s.enqueue(&[task(None), task(None)]).await.unwrap();
-    let claimed = s.claim("w1", 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = s
+        .claim("w1", &types(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(claimed.len(), 2);
     // One lease expires (its daemon died); the other is kept alive by a heartbeat.
     sqlx::query("UPDATE tasks SET locked_until = now() - interval '1 second'")
@@ -497,7 +515,10 @@ async fn expired_leases_are_rescued_and_heartbeats_keep_them() {
     };
     assert_eq!(s.complete("w1", &[late], &policy()).await.unwrap(), 0);
     let again = until("the rescued task to be due", || async {
-        let got = s.claim("w2", 10, Duration::from_secs(30)).await.unwrap();
+        let got = s
+            .claim("w2", &types(), 10, Duration::from_secs(30))
+            .await
+            .unwrap();
         (!got.is_empty()).then_some(got)
     })
     .await;
@@ -525,7 +546,10 @@ async fn reprocessing_copies_and_never_edits() {
     s.enqueue(&[task(Some("a")), task(Some("b"))])
         .await
         .unwrap();
-    let claimed = s.claim("w", 10, Duration::from_secs(30)).await.unwrap();
+    let claimed = s
+        .claim("w", &types(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     let pending_copy = s
         .reprocess_task(claimed[0].id, None, None)
         .await
@@ -610,7 +634,10 @@ async fn reprocessing_copies_and_never_edits() {
 
     // The first copy succeeds, the second fails and waits for a retry: a bulk reprocess of
     // the dead tasks copies neither original (one is fixed, the other has a copy waiting).
-    let copies = s.claim("w", 10, Duration::from_secs(30)).await.unwrap();
+    let copies = s
+        .claim("w", &types(), 10, Duration::from_secs(30))
+        .await
+        .unwrap();
     assert_eq!(copies.len(), 2);
     let outcome = |c: &ClaimedTask, outcome| Completion {
         id: c.id,
@@ -741,7 +768,7 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
     let engine = super::connect_engine(&url, 1).await.unwrap();
     let mut conn = engine.acquire().await.unwrap();
     sqlx::query(&format!(
-        "PREPARE claim(text, bigint, float8) AS {}",
+        "PREPARE claim(text, bigint, float8, text[]) AS {}",
         super::tasks::CLAIM
     ))
     .execute(&mut *conn)
@@ -759,11 +786,12 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
             .execute(&mut *conn)
             .await
             .unwrap();
-        let claim = sqlx::query_scalar::<_, String>("EXPLAIN EXECUTE claim('w', 256, 30000)")
-            .fetch_all(&mut *conn)
-            .await
-            .unwrap()
-            .join("\n");
+        let claim =
+            sqlx::query_scalar::<_, String>("EXPLAIN EXECUTE claim('w', 256, 30000, '{burst}')")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap()
+                .join("\n");
         assert!(
             claim.contains("Index Scan using tasks_due") && !claim.contains("Sort"),
             "{mode}: the claim reads tasks_due in order:\n{claim}"

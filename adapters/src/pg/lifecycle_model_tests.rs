@@ -7,7 +7,7 @@ use super::testing::{drop_database, fresh_database};
 use super::{Notifier, PgStore};
 use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
 use campus_core::ids::TaskId;
-use campus_ports::{Completion, NewTask, PortError, TaskOutcome, TaskQueue};
+use campus_ports::{ClaimTypes, Completion, NewTask, PortError, TaskOutcome, TaskQueue};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use std::time::Duration;
@@ -83,6 +83,7 @@ async fn run(store: &PgStore, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     correlation_id: None,
                     max_attempts: MAX_ATTEMPTS,
                     idempotency_key: Some(key.clone()),
+                    run_at: None,
                 };
                 prop_assert_eq!(store.enqueue(&[task]).await.unwrap(), 1);
                 let id: uuid::Uuid =
@@ -107,7 +108,12 @@ async fn run(store: &PgStore, ops: Vec<Op>) -> Result<(), TestCaseError> {
                     })
                     .count();
                 let claimed = store
-                    .claim(&worker(w), u32::from(limit), Duration::from_secs(60))
+                    .claim(
+                        &worker(w),
+                        &ClaimTypes::of(["t"]),
+                        u32::from(limit),
+                        Duration::from_secs(60),
+                    )
                     .await
                     .unwrap();
                 prop_assert_eq!(claimed.len(), claimable.min(usize::from(limit)));

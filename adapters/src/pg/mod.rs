@@ -9,10 +9,12 @@ mod admin;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod cluster;
+mod controls;
 mod demo;
 #[cfg(test)]
 mod engine_tests;
 mod events;
+mod leader;
 #[cfg(test)]
 mod lifecycle_model_tests;
 pub mod notify;
@@ -26,7 +28,8 @@ mod tasks;
 pub mod testing;
 mod users;
 
-pub use notify::{Channel, Listener, Notifier};
+pub use leader::PgLeaderLock;
+pub use notify::{Channel, Notifier, PgWakeUps};
 
 use campus_ports::PortError;
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
@@ -107,6 +110,13 @@ pub async fn migrations_applied(pool: &PgPool) -> Result<bool, PortError> {
             .await
             .map_err(db_err)?;
     Ok(MIGRATOR.iter().all(|m| applied.contains(&m.version)))
+}
+
+#[async_trait::async_trait]
+impl campus_ports::Readiness for PgStore {
+    async fn schema_ready(&self) -> Result<bool, PortError> {
+        migrations_applied(&self.pool).await
+    }
 }
 
 /// Maps sqlx errors to the port error at the adapter boundary.

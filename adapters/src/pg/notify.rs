@@ -2,15 +2,16 @@
 //!
 //! `Notifier` sends NOTIFY *after* commit, debounced per channel (at most one per `window`
 //! per process): a NOTIFY inside a writing transaction would serialize every commit of the
-//! cluster. `Listener` LISTENs on every channel, re-LISTENs after a reconnect and wakes the
-//! daemon's loops (or the admin screen's live view); the daemon also polls, so a lost
-//! notification only costs latency.
+//! cluster. `PgWakeUps` (the `WakeUps` port) LISTENs on every channel, re-LISTENs after a
+//! reconnect and hands the hints to the daemon's loops (or the admin screen's live view); the
+//! daemon also polls, so a lost notification only costs latency.
 
+use campus_ports::{WakeStream, WakeUp, WakeUps};
 use sqlx::postgres::PgListener;
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::{watch, Notify};
+use tokio::sync::{mpsc, Notify};
 
 /// A NOTIFY channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -104,38 +105,60 @@ impl Notifier {
     }
 }
 
-/// What the listener wakes, one per channel: the dispatcher (events), the workers (tasks),
-/// live views (changes).
-#[derive(Clone, Default)]
-pub struct Wakers {
-    pub events: Arc<Notify>,
-    pub tasks: Arc<Notify>,
-    pub changes: Arc<Notify>,
-}
-
-impl Wakers {
-    pub fn wake(&self, channel: Channel) {
-        match channel {
-            Channel::Events => self.events.notify_one(),
-            Channel::Tasks => self.tasks.notify_one(),
-            Channel::Changes => self.changes.notify_one(),
+impl Channel {
+    fn wake_up(self) -> WakeUp {
+        match self {
+            Channel::Events => WakeUp::Events,
+            Channel::Tasks => WakeUp::Tasks,
+            Channel::Changes => WakeUp::Changes,
         }
     }
+}
 
-    pub fn wake_all(&self) {
-        CHANNELS.into_iter().for_each(|c| self.wake(c));
+/// The wake-up port over LISTEN: each subscriber gets its own LISTEN connection, which lives
+/// as long as its stream.
+#[derive(Clone)]
+pub struct PgWakeUps {
+    pool: PgPool,
+}
+
+impl PgWakeUps {
+    pub fn new(pool: PgPool) -> Self {
+        PgWakeUps { pool }
     }
 }
 
-/// Listens on every channel until `shutdown` turns true (or its sender is dropped).
-pub struct Listener;
+/// Hints queued for one subscriber; more are dropped (the subscriber has plenty to look at
+/// already, and polls anyway).
+const QUEUED_HINTS: usize = 64;
+
+impl WakeUps for PgWakeUps {
+    fn subscribe(&self) -> Box<dyn WakeStream> {
+        let (tx, rx) = mpsc::channel(QUEUED_HINTS);
+        tokio::spawn(Listener::run(self.pool.clone(), tx));
+        Box::new(Hints(rx))
+    }
+}
+
+struct Hints(mpsc::Receiver<WakeUp>);
+
+#[async_trait::async_trait]
+impl WakeStream for Hints {
+    async fn next(&mut self) -> Option<WakeUp> {
+        self.0.recv().await
+    }
+}
+
+/// The LISTEN side of one subscriber.
+struct Listener;
 
 impl Listener {
-    /// Runs the LISTEN loop: reconnects with backoff, re-LISTENs, and wakes everything after
-    /// any gap (notifications sent meanwhile are lost, so the loops must look).
-    pub async fn run(pool: PgPool, wakers: Wakers, mut shutdown: watch::Receiver<bool>) {
+    /// Runs the LISTEN loop until the subscriber drops its stream: reconnects with backoff,
+    /// re-LISTENs, and sends [`WakeUp::All`] after any gap (notifications sent meanwhile are
+    /// lost, so the subscriber must look).
+    async fn run(pool: PgPool, hints: mpsc::Sender<WakeUp>) {
         let mut backoff = Duration::from_millis(100);
-        while !*shutdown.borrow() {
+        while !hints.is_closed() {
             let mut listener = match Self::connect(&pool).await {
                 Ok(l) => {
                     backoff = Duration::from_millis(100);
@@ -145,30 +168,30 @@ impl Listener {
                     tracing::warn!(error = %e, retry_in = ?backoff, "LISTEN connection failed");
                     tokio::select! {
                         _ = tokio::time::sleep(backoff) => {}
-                        _ = shutdown.changed() => {}
+                        _ = hints.closed() => return,
                     }
                     backoff = (backoff * 2).min(Duration::from_secs(5));
                     continue;
                 }
             };
             tracing::debug!("listening on {:?}", CHANNELS.map(Channel::name));
-            wakers.wake_all();
+            let _ = hints.try_send(WakeUp::All);
             loop {
                 tokio::select! {
-                    _ = shutdown.changed() => return,
+                    _ = hints.closed() => return,
                     received = listener.try_recv() => match received {
-                        Ok(Some(n)) => match Channel::named(n.channel()) {
-                            Some(channel) => wakers.wake(channel),
-                            None => wakers.wake_all(),
-                        },
+                        Ok(Some(n)) => {
+                            let hint = Channel::named(n.channel()).map_or(WakeUp::All, Channel::wake_up);
+                            let _ = hints.try_send(hint);
+                        }
                         Ok(None) => {
                             // Connection lost; the next try_recv reconnects and re-LISTENs.
                             tracing::warn!("LISTEN connection lost; reconnecting");
-                            wakers.wake_all();
+                            let _ = hints.try_send(WakeUp::All);
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "LISTEN failed; reconnecting");
-                            wakers.wake_all();
+                            let _ = hints.try_send(WakeUp::All);
                             break;
                         }
                     }

@@ -1,14 +1,14 @@
-//! The task queue: enqueue, claim with a lease (`FOR UPDATE SKIP LOCKED`), and fenced,
-//! batched completion.
+//! The task queue: enqueue, claim with a lease (`FOR UPDATE SKIP LOCKED`, only the types the
+//! daemon runs, never a paused one), and fenced, batched completion.
 
 use super::reprocess::{lock_original, Reprocessable};
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
-use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
+use campus_core::engine::{RetryPolicy, TaskState, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::{
-    ClaimedTask, Completion, NewTask, PortError, TaskFilter, TaskOutcome, TaskQueue,
+    ClaimTypes, ClaimedTask, Completion, NewTask, PortError, TaskFilter, TaskOutcome, TaskQueue,
 };
 use chrono::{DateTime, Utc};
 use sqlx::Row;
@@ -35,12 +35,17 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// Takes up to `$2` due tasks for worker `$1` with a lease of `$3` ms. `tasks_due` gives the
-/// order; the engine's pool turns `enable_sort` off so that stale statistics can never make
-/// the planner sort the whole backlog instead (see `connect_engine`).
+/// Takes up to `$2` due tasks of the types `$4` for worker `$1` with a lease of `$3` ms.
+/// `tasks_due` gives the order and the type is a filter on it (the daemon's types are nearly
+/// always all the due ones); the engine's pool turns `enable_sort` off so that stale
+/// statistics can never make the planner sort the whole backlog instead (see
+/// `connect_engine`). Paused types are read once per statement (an InitPlan over a table of a
+/// few rows): a pause holds from the next claim of every daemon on, with no extra round trip.
 pub(super) const CLAIM: &str = "WITH due AS (
         SELECT id FROM tasks
         WHERE status IN ('pending', 'retrying') AND run_at <= now()
+          AND task_type = ANY($4)
+          AND task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
         ORDER BY run_at, id
         LIMIT $2
         FOR UPDATE SKIP LOCKED
@@ -51,6 +56,47 @@ pub(super) const CLAIM: &str = "WITH due AS (
      FROM due WHERE t.id = due.id
      RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
                t.lineage_id, t.attempt, t.max_attempts, t.created_at";
+
+/// Like [`CLAIM`] with at most `$2` tasks of the uncapped types `$4`, plus at most `$6[i]`
+/// tasks of each capped type `$5[i]` (per-type concurrency limits; the caller keeps `$2` and
+/// the quotas within the claim's limit). No merge by due time: that sort, priced out by the
+/// engine's pool, would make PostgreSQL JIT-compile the statement.
+const CLAIM_CAPPED: &str = "WITH due AS (
+        SELECT id FROM (
+            SELECT id FROM tasks
+            WHERE status IN ('pending', 'retrying') AND run_at <= now()
+              AND task_type = ANY($4)
+              AND task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
+            ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) free
+        UNION ALL
+        SELECT c.id FROM UNNEST($5::text[], $6::bigint[]) AS q(task_type, quota)
+        CROSS JOIN LATERAL (
+            SELECT id FROM tasks
+            WHERE status IN ('pending', 'retrying') AND run_at <= now() AND task_type = q.task_type
+            ORDER BY run_at, id LIMIT q.quota FOR UPDATE SKIP LOCKED) c
+        WHERE q.task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
+     )
+     UPDATE tasks t
+     SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
+         locked_until = now() + $3 * interval '1 millisecond', started_at = now(), finished_at = NULL
+     FROM due WHERE t.id = due.id
+     RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
+               t.lineage_id, t.attempt, t.max_attempts, t.created_at";
+
+/// Splits a claim of `limit` between capped types (their quotas, first come first served
+/// within the limit) and the rest: (quotas that fit, what is left for the uncapped types).
+fn split_quotas(limit: u32, capped: &[(String, u32)]) -> (Vec<(&str, i64)>, u32) {
+    let mut left = limit;
+    let mut quotas = Vec::new();
+    for (task_type, quota) in capped {
+        let take = (*quota).min(left);
+        if take > 0 {
+            quotas.push((task_type.as_str(), i64::from(take)));
+            left -= take;
+        }
+    }
+    (quotas, left)
+}
 
 /// Writes a batch of outcomes, fenced by worker (`$7`) and attempt. `locked_by` is set exactly
 /// while a task runs (a CHECK in migration 0004); there is no `status = 'running'` on purpose:
@@ -69,6 +115,18 @@ pub(super) const COMPLETE: &str = "UPDATE tasks t SET
           AS u(id, attempt, status, delay_ms, message, duration_ms)
      WHERE t.id = u.id AND t.attempt = u.attempt AND t.locked_by = $7";
 
+#[cfg(test)]
+#[test]
+fn quotas_never_exceed_the_claim() {
+    let capped = vec![
+        ("a".to_string(), 3),
+        ("b".to_string(), 4),
+        ("c".to_string(), 0),
+    ];
+    assert_eq!(split_quotas(5, &capped), (vec![("a", 3), ("b", 2)], 0));
+    assert_eq!(split_quotas(10, &capped), (vec![("a", 3), ("b", 4)], 3));
+}
+
 #[async_trait]
 impl TaskQueue for PgStore {
     async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError> {
@@ -82,6 +140,7 @@ impl TaskQueue for PgStore {
         let mut correlations = Vec::with_capacity(tasks.len());
         let mut max_attempts = Vec::with_capacity(tasks.len());
         let mut keys = Vec::with_capacity(tasks.len());
+        let mut run_at = Vec::with_capacity(tasks.len());
         for t in tasks {
             let payload: serde_json::Value = serde_json::from_str(&t.payload)
                 .map_err(|e| PortError::Conflict(format!("task payload is not JSON: {e}")))?;
@@ -92,12 +151,13 @@ impl TaskQueue for PgStore {
             correlations.push(t.correlation_id.clone());
             max_attempts.push(to_i32(t.max_attempts.max(1)));
             keys.push(t.idempotency_key.clone());
+            run_at.push(t.run_at.map(crate::dto::time));
         }
         let r = sqlx::query(
-            "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id, correlation_id, max_attempts, idempotency_key)
-             SELECT id, id, task_type, payload, institution_id, correlation_id, max_attempts, key
-             FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::int[], $7::text[])
-                  AS t(id, task_type, payload, institution_id, correlation_id, max_attempts, key)
+            "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id, correlation_id, max_attempts, idempotency_key, run_at)
+             SELECT id, id, task_type, payload, institution_id, correlation_id, max_attempts, key, COALESCE(run_at, now())
+             FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[])
+                  AS t(id, task_type, payload, institution_id, correlation_id, max_attempts, key, run_at)
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&ids)
@@ -107,6 +167,7 @@ impl TaskQueue for PgStore {
         .bind(&correlations)
         .bind(&max_attempts)
         .bind(&keys)
+        .bind(&run_at)
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -117,16 +178,31 @@ impl TaskQueue for PgStore {
     async fn claim(
         &self,
         worker: &str,
+        types: &ClaimTypes,
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedTask>, PortError> {
-        let rows = sqlx::query(CLAIM)
-            .bind(worker)
-            .bind(i64::from(limit))
-            .bind(millis(lease))
-            .fetch_all(&self.pool)
-            .await
-            .map_err(db_err)?;
+        if limit == 0 || types.is_empty() {
+            return Ok(Vec::new());
+        }
+        let (quotas, free) = split_quotas(limit, &types.capped);
+        let query = if quotas.is_empty() {
+            sqlx::query(CLAIM)
+                .bind(worker)
+                .bind(i64::from(limit))
+                .bind(millis(lease))
+                .bind(&types.any)
+        } else {
+            let (names, quotas): (Vec<&str>, Vec<i64>) = quotas.into_iter().unzip();
+            sqlx::query(CLAIM_CAPPED)
+                .bind(worker)
+                .bind(i64::from(free))
+                .bind(millis(lease))
+                .bind(&types.any)
+                .bind(names)
+                .bind(quotas)
+        };
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
         Ok(rows
             .iter()
             .map(|r| ClaimedTask {
@@ -165,24 +241,15 @@ impl TaskQueue for PgStore {
         let mut messages: Vec<Option<String>> = Vec::with_capacity(n);
         let mut durations = Vec::with_capacity(n);
         for c in completions {
-            // The core's lifecycle rules decide the next state.
-            let (transition, message) = match &c.outcome {
-                TaskOutcome::Succeeded => (TaskTransition::Succeed, None),
-                TaskOutcome::Failed { message, permanent } => (
-                    TaskTransition::Fail {
-                        permanent: *permanent,
-                    },
-                    Some(message.clone()),
-                ),
+            // The core's lifecycle rules decide the next state (every end of a running attempt
+            // is a valid transition; the fence below skips rows that are not that attempt).
+            let (failure, message) = match &c.outcome {
+                TaskOutcome::Succeeded => (None, None),
+                TaskOutcome::Failed { message, permanent } => {
+                    (Some(*permanent), Some(message.clone()))
+                }
             };
-            let state = TaskState {
-                status: TaskStatus::Running,
-                attempt: c.attempt,
-                max_attempts: c.max_attempts,
-            };
-            let next = state
-                .apply(transition)
-                .map_or(TaskStatus::Dead, |s| s.status);
+            let next = TaskState::after_attempt(c.attempt, c.max_attempts, failure);
             ids.push(uuid::Uuid::from_u128(c.id.0));
             attempts.push(to_i32(c.attempt));
             statuses.push(next.as_str());
@@ -254,14 +321,9 @@ impl TaskQueue for PgStore {
         let mut messages = Vec::with_capacity(rows.len());
         for r in &rows {
             let attempt = u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0);
-            let state = TaskState {
-                status: TaskStatus::Running,
-                attempt,
-                max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(1),
-            };
-            let next = state
-                .apply(TaskTransition::LeaseExpired)
-                .map_or(TaskStatus::Dead, |s| s.status);
+            let max_attempts = u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(1);
+            // An expired lease is a failed (not permanent) attempt of a running task.
+            let next = TaskState::after_attempt(attempt, max_attempts, Some(false));
             let holder: Option<String> = r.get("locked_by");
             ids.push(r.get::<uuid::Uuid, _>("id"));
             statuses.push(next.as_str());

@@ -6,6 +6,7 @@ pub mod academic;
 pub mod adm;
 pub mod adm_read;
 pub mod auth;
+pub mod controls;
 pub mod listener;
 pub mod ops;
 pub mod pages;
@@ -23,12 +24,13 @@ pub type Apis = (
     adm::AdmApi,
     adm_read::AdmViewsApi,
     ops::OpsApi,
+    controls::AdmControlsApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, ops::OpsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, ops::OpsApi, controls::AdmControlsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )

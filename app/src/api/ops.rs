@@ -28,7 +28,7 @@ impl OpsApi {
     /// The database is reachable and every migration is applied
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self, state: Data<&State>) -> Result<Json<Health>, ApiError> {
-        match campus_adapters::pg::migrations_applied(&state.pool).await {
+        match state.readiness.schema_ready().await {
             Ok(true) => Ok(Json(Health {
                 status: "ok".into(),
             })),

@@ -27,6 +27,7 @@ pub(super) fn noop_task(key: Option<String>) -> NewTask {
         correlation_id: None,
         max_attempts: 5,
         idempotency_key: key,
+        run_at: None,
     }
 }
 

@@ -1,8 +1,19 @@
-//! The daemon runtime: the handler registry (which event becomes which tasks, and who runs
-//! each task type) and the loops that dispatch events and run tasks.
+//! The daemon runtime: the handler registry (which event becomes which tasks, who runs each
+//! task type, with which options), typed handlers, and the loops that dispatch events and run
+//! tasks. It depends on the `ports` traits only: `crate::runtime` wires the adapters in.
 
+mod completer;
 pub mod daemon;
+mod dispatch;
+mod heartbeat;
+mod in_flight;
+mod maintenance;
 pub mod registry;
+pub mod typed;
+mod wake;
+mod workers;
 
 pub use daemon::{Daemon, DaemonConfig};
-pub use registry::{Registry, TaskError, TaskHandler};
+pub use registry::{Registry, RegistryError, TaskError, TaskHandler, TaskOptions};
+pub use typed::Handler;
+pub use wake::Wakers;

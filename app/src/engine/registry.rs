@@ -1,12 +1,19 @@
-//! The handler registry. Adding an event type, its handler and its task touches only the
-//! registration (see `crate::handlers::register`), never the engine.
+//! The handler registry: which event types become which tasks (routes), which handler runs
+//! each task type, and each task type's options (attempts, timeout, concurrency limit).
+//! Adding an event type, its handler and its task touches only the registration (see
+//! `crate::handlers::register`), never the engine. [`Registry::validate`] refuses, before a
+//! daemon starts, a route from an event type nobody records and a route to a task type
+//! nobody runs.
 
+use super::typed::{Handler, Typed};
 use async_trait::async_trait;
 use campus_core::engine::{EventEnvelope, PlannedTask};
-use campus_ports::{ClaimedTask, EventPlanner, Payload, PlanFailure};
-use std::collections::HashMap;
+use campus_core::events::EventType;
+use campus_ports::{ClaimTypes, ClaimedTask, EventPlanner, Payload, PlanFailure};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::fmt;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Why a task attempt failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,11 +52,38 @@ impl From<campus_ports::PortError> for TaskError {
     }
 }
 
-/// Runs the tasks of one task type. Must be idempotent per `task.lineage_id`: a retry after
-/// a crash may run it again.
+/// Runs the tasks of one task type from their raw (JSON) payload. Must be idempotent per
+/// `task.lineage_id`: a retry after a crash may run it again. Prefer [`Handler`], which
+/// receives its input typed.
 #[async_trait]
 pub trait TaskHandler: Send + Sync {
     async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError>;
+}
+
+/// How tasks of one type run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TaskOptions {
+    /// Attempts before a task is dead; `None`: the registry's default.
+    pub max_attempts: Option<u32>,
+    /// An attempt running longer is stopped and counts as a failed attempt (retried per the
+    /// policy); its worker slot is freed.
+    pub timeout: Duration,
+    /// At most this many tasks of the type run at once in one daemon; `None`: no limit
+    /// beyond the daemon's concurrency.
+    pub concurrency: Option<u32>,
+}
+
+/// The timeout of a task type that does not choose one.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5 * 60);
+
+impl Default for TaskOptions {
+    fn default() -> Self {
+        TaskOptions {
+            max_attempts: None,
+            timeout: DEFAULT_TIMEOUT,
+            concurrency: None,
+        }
+    }
 }
 
 /// Builds a task's payload from an event's envelope; `Err` fails the event's dispatch.
@@ -63,13 +97,37 @@ struct Route {
 
 struct TaskRoute {
     handler: Arc<dyn TaskHandler>,
-    max_attempts: Option<u32>,
+    options: TaskOptions,
+}
+
+/// A registry that [`Registry::validate`] refused, naming the route.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegistryError {
+    #[error(
+        "route {event_type} → {handler} → {task_type}: no aggregate records {event_type} \
+         (use an EventType, or declare an event appended by tools with external_event)"
+    )]
+    UnknownEvent {
+        event_type: String,
+        handler: String,
+        task_type: String,
+    },
+    #[error(
+        "route {event_type} → {handler} → {task_type}: no handler is registered for task \
+         type {task_type}"
+    )]
+    NoTaskHandler {
+        event_type: String,
+        handler: String,
+        task_type: String,
+    },
 }
 
 /// Which handlers react to which event types, and which task handler runs each task type.
 pub struct Registry {
     routes: HashMap<String, Vec<Route>>,
     tasks: HashMap<String, TaskRoute>,
+    external: BTreeSet<String>,
     default_max_attempts: u32,
 }
 
@@ -79,13 +137,28 @@ impl Registry {
         Registry {
             routes: HashMap::new(),
             tasks: HashMap::new(),
+            external: BTreeSet::new(),
             default_max_attempts: default_max_attempts.max(1),
         }
     }
 
-    /// When an event of `event_type` is dispatched, handler `handler` plans one task of
+    /// When an event of type `event` is dispatched, handler `handler` plans one task of
     /// `task_type` whose payload is the event's payload. Several handlers may react to one
     /// event type; handler names must be unique per event type.
+    pub fn route(self, event: EventType, handler: &str, task_type: &str) -> Self {
+        self.on_event(event.as_str(), handler, task_type)
+    }
+
+    /// Declares an event type that no aggregate records but tools append through
+    /// `EventStore::append` (e.g. the bench's probe), so that routes from it validate.
+    pub fn external_event(mut self, event_type: &str) -> Self {
+        self.external.insert(event_type.to_string());
+        self
+    }
+
+    /// Like [`Registry::route`] with the event type as a string (events appended by tools
+    /// and tests). [`Registry::validate`] refuses it unless an aggregate records the type or
+    /// it is declared with [`Registry::external_event`].
     pub fn on_event(self, event_type: &str, handler: &str, task_type: &str) -> Self {
         self.on_event_with(event_type, handler, task_type, |e| Ok(e.payload.clone()))
     }
@@ -111,25 +184,41 @@ impl Registry {
         self
     }
 
-    /// Registers the handler that runs tasks of `task_type`.
+    /// Registers a typed handler under its task type, with its options.
+    pub fn handle<H: Handler>(self, handler: H) -> Self {
+        let options = handler.options();
+        self.task_with(H::TASK_TYPE, Arc::new(Typed(handler)), options)
+    }
+
+    /// Registers the handler that runs tasks of `task_type` (raw payload, default options).
     pub fn task(self, task_type: &str, handler: impl TaskHandler + 'static) -> Self {
         self.task_arc(task_type, Arc::new(handler), None)
     }
 
     /// Registers a task handler with its own maximum number of attempts.
     pub fn task_arc(
-        mut self,
+        self,
         task_type: &str,
         handler: Arc<dyn TaskHandler>,
         max_attempts: Option<u32>,
     ) -> Self {
-        let previous = self.tasks.insert(
-            task_type.to_string(),
-            TaskRoute {
-                handler,
-                max_attempts,
-            },
-        );
+        let options = TaskOptions {
+            max_attempts,
+            ..TaskOptions::default()
+        };
+        self.task_with(task_type, handler, options)
+    }
+
+    /// Registers a task handler with its options.
+    pub fn task_with(
+        mut self,
+        task_type: &str,
+        handler: Arc<dyn TaskHandler>,
+        options: TaskOptions,
+    ) -> Self {
+        let previous = self
+            .tasks
+            .insert(task_type.to_string(), TaskRoute { handler, options });
         assert!(
             previous.is_none(),
             "task type {task_type} is registered twice"
@@ -137,9 +226,85 @@ impl Registry {
         self
     }
 
+    /// Checks every route: its event type is recorded by an aggregate (or declared external)
+    /// and its task type has a handler. The first refusal names the route.
+    pub fn validate(&self) -> Result<(), RegistryError> {
+        for (event_type, handler, task_type) in self.routes() {
+            let known =
+                EventType::parse(&event_type).is_some() || self.external.contains(&event_type);
+            if !known {
+                return Err(RegistryError::UnknownEvent {
+                    event_type,
+                    handler,
+                    task_type,
+                });
+            }
+            if !self.tasks.contains_key(&task_type) {
+                return Err(RegistryError::NoTaskHandler {
+                    event_type,
+                    handler,
+                    task_type,
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// The handler of a task type.
     pub fn task_handler(&self, task_type: &str) -> Option<Arc<dyn TaskHandler>> {
         self.tasks.get(task_type).map(|t| t.handler.clone())
+    }
+
+    /// The options of a task type (the defaults for a type without a handler).
+    pub fn options(&self, task_type: &str) -> TaskOptions {
+        self.tasks
+            .get(task_type)
+            .map(|t| t.options)
+            .unwrap_or_default()
+    }
+
+    /// Every task type with a handler, sorted, with its options (attempts resolved).
+    pub fn task_types(&self) -> Vec<(String, TaskOptions)> {
+        let sorted: BTreeMap<_, _> = self.tasks.iter().collect();
+        sorted
+            .into_iter()
+            .map(|(t, r)| {
+                let options = TaskOptions {
+                    max_attempts: Some(r.options.max_attempts.unwrap_or(self.default_max_attempts)),
+                    ..r.options
+                };
+                (t.clone(), options)
+            })
+            .collect()
+    }
+
+    /// What one claim may take: every type this registry runs, the types with a concurrency
+    /// limit capped at what `running(type)` leaves of it (left out at 0).
+    pub fn claim_types(&self, running: impl Fn(&str) -> usize) -> ClaimTypes {
+        let mut types = ClaimTypes::default();
+        for (task_type, route) in &self.tasks {
+            match route.options.concurrency {
+                None => types.any.push(task_type.clone()),
+                Some(limit) => {
+                    let used = u32::try_from(running(task_type)).unwrap_or(u32::MAX);
+                    let left = limit.saturating_sub(used);
+                    if left > 0 {
+                        types.capped.push((task_type.clone(), left));
+                    }
+                }
+            }
+        }
+        types.any.sort();
+        types.capped.sort();
+        types
+    }
+
+    /// Whether a task type with a concurrency limit has tasks running (`running(type)` > 0):
+    /// then a finished one may let the next claim take more of it.
+    pub fn throttled(&self, running: impl Fn(&str) -> usize) -> bool {
+        self.tasks
+            .iter()
+            .any(|(t, r)| r.options.concurrency.is_some() && running(t) > 0)
     }
 
     /// `(event type, handler, task type)` of every route, sorted, for docs and diagnostics.
@@ -185,74 +350,10 @@ impl EventPlanner for Registry {
     fn max_attempts(&self, task_type: &str) -> u32 {
         self.tasks
             .get(task_type)
-            .and_then(|t| t.max_attempts)
+            .and_then(|t| t.options.max_attempts)
             .unwrap_or(self.default_max_attempts)
     }
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use campus_core::ids::EventId;
-    use campus_core::Timestamp;
-
-    struct Nothing;
-    #[async_trait]
-    impl TaskHandler for Nothing {
-        async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
-            Ok(())
-        }
-    }
-
-    fn event(t: &str) -> EventEnvelope<Payload> {
-        EventEnvelope {
-            id: EventId(1),
-            event_type: t.into(),
-            aggregate_type: "A".into(),
-            aggregate_id: 1,
-            institution_id: None,
-            payload: r#"{"x":1}"#.into(),
-            occurred_at: Timestamp(0),
-            correlation_id: None,
-            reprocessed_from: None,
-        }
-    }
-
-    #[test]
-    fn plans_one_task_per_handler() {
-        let r = Registry::new(5)
-            .on_event("Happened", "first", "do_a")
-            .on_event_with("Happened", "second", "do_b", |_| Ok("{}".into()))
-            .task_arc("do_a", Arc::new(Nothing), Some(2))
-            .task("do_b", Nothing);
-        let tasks = r.plan(&event("Happened")).unwrap();
-        assert_eq!(tasks.len(), 2);
-        assert_eq!(tasks[0].payload, r#"{"x":1}"#);
-        assert_eq!(tasks[1].task_type, "do_b");
-        assert!(r.plan(&event("Other")).unwrap().is_empty());
-        assert_eq!(r.max_attempts("do_a"), 2);
-        assert_eq!(r.max_attempts("do_b"), 5);
-    }
-
-    #[test]
-    fn a_failing_plan_names_its_handler() {
-        let r =
-            Registry::new(5).on_event_with("Happened", "picky", "t", |_| Err("bad payload".into()));
-        let err = r.plan(&event("Happened")).unwrap_err();
-        assert_eq!(
-            err,
-            PlanFailure {
-                handler: "picky".into(),
-                message: "bad payload".into()
-            }
-        );
-    }
-
-    #[test]
-    #[should_panic(expected = "registered twice")]
-    fn duplicate_handlers_are_refused() {
-        let _ = Registry::new(5)
-            .on_event("E", "h", "t")
-            .on_event("E", "h", "t");
-    }
-}
+mod tests;

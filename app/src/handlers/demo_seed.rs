@@ -1,19 +1,17 @@
 //! `InstitutionCreated` → demo data for the new institution: teachers, students,
 //! disciplines, classes, enrollments and grades. Idempotent: a second run creates nothing.
 
-use super::{context, payload, HandlerDeps};
-use crate::engine::{TaskError, TaskHandler};
+use super::{context, HandlerDeps};
+use crate::engine::{Handler, TaskError};
 use async_trait::async_trait;
-use campus_adapters::dto::InstitutionCreatedPayload;
 use campus_core::academic::{Class, Discipline, Enrollment};
 use campus_core::ids::*;
 use campus_core::user::{PasswordHash, User};
 use campus_core::values::{Email, Exam, Name, Note, Password, Period, Role};
 use campus_core::DomainError;
+use campus_ports::payloads::InstitutionCreatedPayload;
 use campus_ports::{ClaimedTask, DemoData, DemoDataRepository, IdGenerator, PasswordHasher};
 use std::sync::Arc;
-
-pub const TASK_TYPE: &str = "seed_demo_data";
 
 const TEACHERS: [&str; 3] = ["Ada Lovelace", "Alan Turing", "Grace Hopper"];
 const STUDENTS: [&str; 8] = [
@@ -117,9 +115,11 @@ pub fn build_demo_data(
 }
 
 #[async_trait]
-impl TaskHandler for SeedDemoData {
-    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
-        let p: InstitutionCreatedPayload = payload(task)?;
+impl Handler for SeedDemoData {
+    const TASK_TYPE: &'static str = "seed_demo_data";
+    type Input = InstitutionCreatedPayload;
+
+    async fn handle(&self, p: Self::Input, task: &ClaimedTask) -> Result<(), TaskError> {
         let institution = InstitutionId(p.institution_id.as_u128());
         // Demo users log in only where the operator chose their password; anywhere else a
         // published password would let any student of the institution act as a teacher.

@@ -1,16 +1,14 @@
 //! `ExamGradeNoteAdded` → a notification for the student naming the discipline and class.
 
-use super::{context, payload, HandlerDeps};
-use crate::engine::{TaskError, TaskHandler};
+use super::{context, HandlerDeps};
+use crate::engine::{Handler, TaskError};
 use async_trait::async_trait;
-use campus_adapters::dto::ExamGradeNoteAddedPayload;
 use campus_core::ids::*;
 use campus_core::notification::{GradedExam, Notification};
 use campus_core::values::Exam;
+use campus_ports::payloads::ExamGradeNoteAddedPayload;
 use campus_ports::{AcademicRepository, ClaimedTask, Clock, IdGenerator, NotificationRepository};
 use std::sync::Arc;
-
-pub const TASK_TYPE: &str = "notify_student_of_grade_note";
 
 /// Creates one notification per task lineage.
 pub struct NotifyStudentOfGradeNote {
@@ -32,9 +30,11 @@ impl NotifyStudentOfGradeNote {
 }
 
 #[async_trait]
-impl TaskHandler for NotifyStudentOfGradeNote {
-    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
-        let p: ExamGradeNoteAddedPayload = payload(task)?;
+impl Handler for NotifyStudentOfGradeNote {
+    const TASK_TYPE: &'static str = "notify_student_of_grade_note";
+    type Input = ExamGradeNoteAddedPayload;
+
+    async fn handle(&self, p: Self::Input, task: &ClaimedTask) -> Result<(), TaskError> {
         let institution = task
             .institution_id
             .ok_or_else(|| TaskError::permanent("the task has no institution"))?;

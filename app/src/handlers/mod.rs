@@ -5,20 +5,23 @@
 //! | `ResetPasswordTokenCreated` | `email_reset_link`   | `send_reset_password_email`    | [`reset_email::SendResetPasswordEmail`] |
 //! | `ExamGradeNoteAdded`        | `notify_student`     | `notify_student_of_grade_note` | [`grade_note::NotifyStudentOfGradeNote`] |
 //! | `InstitutionCreated`        | `seed_demo_data`     | `seed_demo_data`               | [`demo_seed::SeedDemoData`]           |
+//! | `BenchmarkEventRecorded`    | `bench_first`, `bench_second` | `noop`                | [`noop::Noop`]                        |
 //!
-//! The `noop` task does nothing; benchmarks and failure drills enqueue it directly, and the
-//! probe event `BenchmarkEventRecorded` fans out to two of them (`campus bench` measures the
-//! two-hop path with it).
+//! The probe event `BenchmarkEventRecorded` is appended by `campus bench` (no aggregate
+//! records it) and fans out to two `noop` tasks; benchmarks and failure drills also enqueue
+//! `noop` directly.
 //!
-//! To react to another event: write a `TaskHandler`, then add one `on_event` and one `task`
-//! line in [`register`]. The engine does not change.
+//! To react to an event: write a [`crate::engine::Handler`] (its task type is its
+//! `TASK_TYPE`, its input a payload type of `campus_ports::payloads`), then add one `route`
+//! and one `handle` line in [`register`]. The engine does not change; `Registry::validate`
+//! refuses a route whose event no aggregate records or whose task type has no handler.
 
 pub mod demo_seed;
 pub mod grade_note;
 pub mod noop;
 pub mod reset_email;
 
-use crate::engine::{Registry, TaskError};
+use crate::engine::{Handler, Registry};
 use campus_ports::{
     AcademicRepository, Clock, DemoDataRepository, EventContext, IdGenerator, Mailer,
     NotificationRepository, PasswordHasher, SentEmailLog, TokenVault, UserRepository,
@@ -49,38 +52,33 @@ pub const BENCHMARK_EVENT: &str = "BenchmarkEventRecorded";
 
 /// Registers the built-in handlers and tasks.
 pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
+    use campus_core::events::EventType;
+    use demo_seed::SeedDemoData as DemoSeed;
+    use grade_note::NotifyStudentOfGradeNote as GradeNote;
+    use reset_email::SendResetPasswordEmail as ResetEmail;
     registry
-        .on_event(
-            "ResetPasswordTokenCreated",
+        .route(
+            EventType::ResetPasswordTokenCreated,
             "email_reset_link",
-            reset_email::TASK_TYPE,
+            ResetEmail::TASK_TYPE,
         )
-        .task(
-            reset_email::TASK_TYPE,
-            reset_email::SendResetPasswordEmail::new(deps),
-        )
-        .on_event(
-            "ExamGradeNoteAdded",
+        .handle(ResetEmail::new(deps))
+        .route(
+            EventType::ExamGradeNoteAdded,
             "notify_student",
-            grade_note::TASK_TYPE,
+            GradeNote::TASK_TYPE,
         )
-        .task(
-            grade_note::TASK_TYPE,
-            grade_note::NotifyStudentOfGradeNote::new(deps),
+        .handle(GradeNote::new(deps))
+        .route(
+            EventType::InstitutionCreated,
+            "seed_demo_data",
+            DemoSeed::TASK_TYPE,
         )
-        .on_event("InstitutionCreated", "seed_demo_data", demo_seed::TASK_TYPE)
-        .task(demo_seed::TASK_TYPE, demo_seed::SeedDemoData::new(deps))
-        .task(noop::TASK_TYPE, noop::Noop)
+        .handle(DemoSeed::new(deps))
+        .handle(noop::Noop)
+        .external_event(BENCHMARK_EVENT)
         .on_event(BENCHMARK_EVENT, "bench_first", noop::TASK_TYPE)
         .on_event(BENCHMARK_EVENT, "bench_second", noop::TASK_TYPE)
-}
-
-/// Parses a task payload; a payload that does not parse will never parse, so it is permanent.
-pub(crate) fn payload<T: serde::de::DeserializeOwned>(
-    task: &campus_ports::ClaimedTask,
-) -> Result<T, TaskError> {
-    serde_json::from_str(&task.payload)
-        .map_err(|e| TaskError::permanent(format!("invalid payload: {e}")))
 }
 
 /// The event context of writes a task makes: the task's correlation id.

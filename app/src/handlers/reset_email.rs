@@ -1,17 +1,15 @@
 //! `ResetPasswordTokenCreated` → e-mail the reset link to the user.
 
-use super::{payload, HandlerDeps};
-use crate::engine::{TaskError, TaskHandler};
+use super::HandlerDeps;
+use crate::engine::{Handler, TaskError};
 use async_trait::async_trait;
-use campus_adapters::dto::ResetPasswordTokenCreatedPayload;
 use campus_core::events::SealedSecret;
 use campus_core::ids::UserId;
+use campus_ports::payloads::ResetPasswordTokenCreatedPayload;
 use campus_ports::{
     ClaimedTask, Clock, Mailer, OutgoingEmail, SentEmailLog, TokenVault, UserRepository,
 };
 use std::sync::Arc;
-
-pub const TASK_TYPE: &str = "send_reset_password_email";
 
 /// Sends the reset link once per task lineage (a stable Message-ID marks resends).
 pub struct SendResetPasswordEmail {
@@ -37,9 +35,11 @@ impl SendResetPasswordEmail {
 }
 
 #[async_trait]
-impl TaskHandler for SendResetPasswordEmail {
-    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
-        let p: ResetPasswordTokenCreatedPayload = payload(task)?;
+impl Handler for SendResetPasswordEmail {
+    const TASK_TYPE: &'static str = "send_reset_password_email";
+    type Input = ResetPasswordTokenCreatedPayload;
+
+    async fn handle(&self, p: Self::Input, task: &ClaimedTask) -> Result<(), TaskError> {
         if self.sent.was_sent(task.lineage_id).await? {
             return Ok(());
         }
@@ -78,6 +78,8 @@ impl TaskHandler for SendResetPasswordEmail {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::typed::Typed;
+    use crate::engine::TaskHandler;
     use campus_core::ids::*;
     use campus_core::user::{PasswordHash, User};
     use campus_core::values::{Email, Name, Role};
@@ -93,7 +95,7 @@ mod tests {
         };
         ClaimedTask {
             id: TaskId(10),
-            task_type: TASK_TYPE.into(),
+            task_type: SendResetPasswordEmail::TASK_TYPE.into(),
             payload: serde_json::to_string(&p).unwrap(),
             institution_id: None,
             event_id: None,
@@ -120,21 +122,21 @@ mod tests {
         users: MockUserRepository,
         sent: MockSentEmailLog,
         mailer: MockMailer,
-    ) -> SendResetPasswordEmail {
+    ) -> Typed<SendResetPasswordEmail> {
         let mut clock = MockClock::new();
         clock.expect_now().return_const(Timestamp(1_000));
         let mut vault = MockTokenVault::new();
         vault
             .expect_unseal()
             .returning(|_| Ok("PLAIN-TOKEN".into()));
-        SendResetPasswordEmail {
+        Typed(SendResetPasswordEmail {
             users: Arc::new(users),
             sent: Arc::new(sent),
             mailer: Arc::new(mailer),
             vault: Arc::new(vault),
             clock: Arc::new(clock),
             public_url: "http://campus.test".into(),
-        }
+        })
     }
 
     #[tokio::test]

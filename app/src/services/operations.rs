@@ -1,13 +1,16 @@
-//! Operator use cases on the engine: reprocessing events and tasks. History is immutable:
-//! every reprocess inserts a copy linked to its original.
+//! Operator use cases on the engine: reprocessing events and tasks (history is immutable:
+//! every reprocess inserts a copy linked to its original), cancelling tasks that have not
+//! started, pausing and resuming task types, and the list of task types with their options.
 
 use super::AppError;
+use crate::engine::TaskOptions;
 use campus_core::ids::*;
 use campus_ports::{
     EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, SummaryQuery,
-    TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView,
+    TaskControl, TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView, TypeCounts,
 };
 use std::sync::Arc;
+use std::time::Duration;
 
 /// Most copies one bulk reprocess makes.
 pub const BULK_LIMIT: u32 = 1000;
@@ -17,6 +20,22 @@ pub struct OperationsService {
     pub events: Arc<dyn EventStore>,
     pub tasks: Arc<dyn TaskQueue>,
     pub log: Arc<dyn EngineLog>,
+    pub controls: Arc<dyn TaskControl>,
+    /// The task types this release runs and their options (from the handler registry).
+    pub task_types: Arc<Vec<(String, TaskOptions)>>,
+}
+
+/// One task type as operators see it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TaskTypeInfo {
+    pub task_type: String,
+    /// Paused types are not claimed by any daemon.
+    pub paused: bool,
+    /// Tasks of the type one daemon runs at once at most (`None`: its concurrency).
+    pub concurrency: Option<u32>,
+    pub timeout: Duration,
+    pub max_attempts: u32,
+    pub counts: TypeCounts,
 }
 
 impl OperationsService {
@@ -121,10 +140,49 @@ impl OperationsService {
     }
 }
 
+impl OperationsService {
+    /// Cancels a pending or retrying task (`Conflict` once it runs or finished).
+    pub async fn cancel_task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+    ) -> Result<(), AppError> {
+        Ok(self.controls.cancel_task(id, scope).await?)
+    }
+
+    /// Pauses or resumes a task type this release knows, for every daemon.
+    pub async fn set_paused(&self, task_type: &str, paused: bool) -> Result<(), AppError> {
+        if !self.task_types.iter().any(|(t, _)| t == task_type) {
+            return Err(AppError::NotFound("task type"));
+        }
+        Ok(self.controls.set_paused(task_type, paused).await?)
+    }
+
+    /// Every task type this release runs: options, paused flag, counts.
+    pub async fn task_types(&self) -> Result<Vec<TaskTypeInfo>, AppError> {
+        let names: Vec<String> = self.task_types.iter().map(|(t, _)| t.clone()).collect();
+        let paused = self.controls.paused_types().await?;
+        let counts = self.controls.type_counts(&names).await?;
+        Ok(self
+            .task_types
+            .iter()
+            .zip(counts)
+            .map(|((task_type, options), counts)| TaskTypeInfo {
+                task_type: task_type.clone(),
+                paused: paused.contains(task_type),
+                concurrency: options.concurrency,
+                timeout: options.timeout,
+                max_attempts: options.max_attempts.unwrap_or(1),
+                counts,
+            })
+            .collect())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use campus_ports::{MockEngineLog, MockEventStore, MockTaskQueue};
+    use campus_ports::{MockEngineLog, MockEventStore, MockTaskControl, MockTaskQueue};
 
     #[tokio::test]
     async fn a_scoped_caller_is_confined_to_their_institution() {
@@ -138,6 +196,8 @@ mod tests {
             events: Arc::new(MockEventStore::new()),
             tasks: Arc::new(tasks),
             log: Arc::new(MockEngineLog::new()),
+            controls: Arc::new(MockTaskControl::new()),
+            task_types: Arc::new(Vec::new()),
         };
         let n = ops
             .reprocess_tasks(
@@ -158,5 +218,66 @@ mod tests {
                 .await,
             Err(AppError::Forbidden(_))
         ));
+    }
+}
+
+#[cfg(test)]
+mod control_tests {
+    use super::*;
+    use campus_ports::{MockEngineLog, MockEventStore, MockTaskControl, MockTaskQueue};
+
+    fn ops(controls: MockTaskControl) -> OperationsService {
+        let slow = TaskOptions {
+            max_attempts: Some(3),
+            concurrency: Some(2),
+            ..TaskOptions::default()
+        };
+        OperationsService {
+            events: Arc::new(MockEventStore::new()),
+            tasks: Arc::new(MockTaskQueue::new()),
+            log: Arc::new(MockEngineLog::new()),
+            controls: Arc::new(controls),
+            task_types: Arc::new(vec![("slow".into(), slow)]),
+        }
+    }
+
+    #[tokio::test]
+    async fn only_known_task_types_are_paused() {
+        let mut controls = MockTaskControl::new();
+        controls
+            .expect_set_paused()
+            .withf(|t, p| t == "slow" && *p)
+            .times(1)
+            .returning(|_, _| Ok(()));
+        let ops = ops(controls);
+        ops.set_paused("slow", true).await.unwrap();
+        assert!(matches!(
+            ops.set_paused("sloow", true).await,
+            Err(AppError::NotFound("task type"))
+        ));
+    }
+
+    #[tokio::test]
+    async fn task_types_carry_options_paused_flag_and_counts() {
+        let mut controls = MockTaskControl::new();
+        controls
+            .expect_paused_types()
+            .returning(|| Ok(vec!["slow".into()]));
+        controls.expect_type_counts().returning(|types| {
+            Ok(types
+                .iter()
+                .map(|t| TypeCounts {
+                    task_type: t.clone(),
+                    waiting: 4,
+                    ..TypeCounts::default()
+                })
+                .collect())
+        });
+        let listed = ops(controls).task_types().await.unwrap();
+        assert_eq!(listed.len(), 1);
+        assert!(listed[0].paused);
+        assert_eq!(listed[0].concurrency, Some(2));
+        assert_eq!(listed[0].max_attempts, 3);
+        assert_eq!(listed[0].counts.waiting, 4);
     }
 }

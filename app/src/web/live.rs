@@ -1,14 +1,14 @@
 //! Live updates of the admin screen: one LISTEN connection per API process (opened when the
 //! first page subscribes) turns the engine's notifications into a version counter, and each
 //! open page gets a server-sent event `changed` (at most one per [`MIN_GAP`]) and re-reads
-//! its own view. NOTIFY is a hint here too: the listener re-LISTENs after a lost connection
+//! its own view (the hints come through the `WakeUps` port). NOTIFY is a hint here too: the listener re-LISTENs after a lost connection
 //! and then tells every page to refresh, and a page refreshes when its own stream reconnects.
 
-use campus_adapters::pg::notify::{Listener, Wakers};
+use crate::engine::Wakers;
+use campus_ports::WakeUps;
 use futures::Stream;
 use poem::web::sse::{Event, SSE};
-use sqlx::PgPool;
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 use tokio::sync::watch;
 
@@ -17,14 +17,14 @@ const MIN_GAP: Duration = Duration::from_millis(500);
 
 /// Turns engine notifications into a version number pages can wait on.
 pub struct LiveHub {
-    pool: PgPool,
+    wake_ups: Arc<dyn WakeUps>,
     started: OnceLock<(watch::Receiver<u64>, watch::Sender<bool>)>,
 }
 
 impl LiveHub {
-    pub fn new(pool: PgPool) -> Self {
+    pub fn new(wake_ups: Arc<dyn WakeUps>) -> Self {
         LiveHub {
-            pool,
+            wake_ups,
             started: OnceLock::new(),
         }
     }
@@ -36,11 +36,7 @@ impl LiveHub {
             // Dropped with the hub, which stops the listener.
             let (stop_tx, stop_rx) = watch::channel(false);
             let wakers = Wakers::default();
-            tokio::spawn(Listener::run(
-                self.pool.clone(),
-                wakers.clone(),
-                stop_rx.clone(),
-            ));
+            tokio::spawn(wakers.clone().run(self.wake_ups.clone(), stop_rx.clone()));
             let mut stop = stop_rx;
             tokio::spawn(async move {
                 loop {
@@ -102,7 +98,7 @@ mod tests {
         let pool = sqlx::postgres::PgPoolOptions::new()
             .connect_lazy(&campus_adapters::pg::testing::server_url())
             .unwrap();
-        let hub = LiveHub::new(pool);
+        let hub = LiveHub::new(Arc::new(campus_adapters::pg::PgWakeUps::new(pool)));
         let mut first = Box::pin(changes(hub.subscribe()));
         let mut second = Box::pin(changes(hub.subscribe()));
         hub.stop();

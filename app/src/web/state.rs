@@ -5,7 +5,6 @@ use super::limits::Limiter;
 use super::live::LiveHub;
 use super::tokens::JwtKeys;
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
-use sqlx::PgPool;
 use std::sync::Arc;
 
 /// What every endpoint and page can reach.
@@ -22,7 +21,8 @@ pub struct AppState {
     pub jwt: JwtKeys,
     /// Abuse limits and the client address.
     pub limiter: Limiter,
-    pub pool: PgPool,
+    /// The readiness check of `/health/ready`.
+    pub readiness: Arc<dyn campus_ports::Readiness>,
 }
 
 pub type State = Arc<AppState>;

@@ -5,14 +5,18 @@
 //! ```text
 //!            claim                 succeed
 //! pending ─────────► running ───────────────► succeeded
-//!    ▲  ▲              │  │ fail / lease expired (attempts left)
-//!    │  │ release      │  └──────────────────► retrying ──claim──► running
-//!    │  └──────────────┘ fail (permanent or no attempts left)
-//!    │                    └──────────────────► dead
+//!                      │  │ fail / lease expired / timeout (attempts left)
+//!                      │  └──────────────────► retrying ──claim──► running
+//!                      │ fail (permanent or no attempts left)
+//!                      └─────────────────────► dead
 //! cancel: pending | retrying ─► cancelled
 //! ```
 //! `succeeded`, `dead` and `cancelled` are final; a final item may be reprocessed, which
 //! creates a new item and never changes this one.
+//!
+//! There is no "release" (a claim handed back uncounted): a daemon claims only what it starts
+//! at once (never more than its free slots, only types it runs, within their limits), and an
+//! attempt interrupted by a shutdown is a failed attempt like any other.
 
 use std::fmt;
 
@@ -77,9 +81,6 @@ pub enum TaskTransition {
     Fail { permanent: bool },
     /// The claim's lease ran out (the worker died or hung); counts as a failed attempt.
     LeaseExpired,
-    /// A claimed task is handed back before it started (graceful shutdown); the attempt is
-    /// not counted.
-    Release,
     /// An operator cancels a task that has not run yet.
     Cancel,
 }
@@ -148,11 +149,6 @@ impl TaskState {
                 status: self.after_failure(false),
                 ..self
             },
-            (Running, TaskTransition::Release) => TaskState {
-                status: if self.attempt > 1 { Retrying } else { Pending },
-                attempt: self.attempt.saturating_sub(1),
-                ..self
-            },
             (Pending | Retrying, TaskTransition::Cancel) => TaskState {
                 status: Cancelled,
                 ..self
@@ -167,6 +163,22 @@ impl TaskState {
             TaskStatus::Dead
         } else {
             TaskStatus::Retrying
+        }
+    }
+
+    /// Where running attempt number `attempt` of `max_attempts` goes when it ends: `None` is
+    /// a success, `Some(permanent)` a failure. Total, unlike [`TaskState::apply`]: every end of
+    /// a running attempt is a valid transition, so adapters recording outcomes need no error
+    /// path for it.
+    pub fn after_attempt(attempt: u32, max_attempts: u32, failure: Option<bool>) -> TaskStatus {
+        let running = TaskState {
+            status: TaskStatus::Running,
+            attempt,
+            max_attempts,
+        };
+        match failure {
+            None => TaskStatus::Succeeded,
+            Some(permanent) => running.after_failure(permanent),
         }
     }
 }
@@ -218,7 +230,6 @@ mod tests {
             Just(TaskTransition::Succeed),
             any::<bool>().prop_map(|permanent| TaskTransition::Fail { permanent }),
             Just(TaskTransition::LeaseExpired),
-            Just(TaskTransition::Release),
             Just(TaskTransition::Cancel),
         ]
     }
@@ -247,6 +258,28 @@ mod tests {
         assert!(s.apply(TaskTransition::Claim).is_err());
     }
 
+    /// `after_attempt` agrees with `apply` on every end of a running attempt.
+    #[test]
+    fn after_attempt_matches_the_state_machine() {
+        for max in 1..5 {
+            for attempt in 1..=max {
+                let s = TaskState {
+                    status: TaskStatus::Running,
+                    attempt,
+                    max_attempts: max,
+                };
+                for (failure, t) in [
+                    (None, TaskTransition::Succeed),
+                    (Some(false), TaskTransition::Fail { permanent: false }),
+                    (Some(true), TaskTransition::Fail { permanent: true }),
+                ] {
+                    let want = s.apply(t).unwrap().status;
+                    assert_eq!(TaskState::after_attempt(attempt, max, failure), want);
+                }
+            }
+        }
+    }
+
     #[test]
     fn permanent_failure_is_dead_at_once() {
         let s = TaskState::new(5).apply(TaskTransition::Claim).unwrap();
@@ -260,8 +293,8 @@ mod tests {
 
     /// Every transition the lifecycle allows, written out independently of `apply`: from a
     /// status, a transition, and the status it leads to. `Fail`/`LeaseExpired` lead to
-    /// `Retrying` while attempts are left and to `Dead` on the last one; `Release` gives the
-    /// attempt back. Anything not listed here must be refused.
+    /// `Retrying` while attempts are left and to `Dead` on the last one. Anything not listed
+    /// here must be refused.
     const ALLOWED: &[(TaskStatus, &str, &str)] = &[
         (TaskStatus::Pending, "claim", "running"),
         (TaskStatus::Retrying, "claim", "running"),
@@ -269,7 +302,6 @@ mod tests {
         (TaskStatus::Running, "fail", "retrying or dead"),
         (TaskStatus::Running, "fail permanently", "dead"),
         (TaskStatus::Running, "lease expired", "retrying or dead"),
-        (TaskStatus::Running, "release", "pending or retrying"),
         (TaskStatus::Pending, "cancel", "cancelled"),
         (TaskStatus::Retrying, "cancel", "cancelled"),
     ];
@@ -281,18 +313,16 @@ mod tests {
             TaskTransition::Fail { permanent: false } => "fail",
             TaskTransition::Fail { permanent: true } => "fail permanently",
             TaskTransition::LeaseExpired => "lease expired",
-            TaskTransition::Release => "release",
             TaskTransition::Cancel => "cancel",
         }
     }
 
-    const TRANSITIONS: [TaskTransition; 7] = [
+    const TRANSITIONS: [TaskTransition; 6] = [
         TaskTransition::Claim,
         TaskTransition::Succeed,
         TaskTransition::Fail { permanent: false },
         TaskTransition::Fail { permanent: true },
         TaskTransition::LeaseExpired,
-        TaskTransition::Release,
         TaskTransition::Cancel,
     ];
 
@@ -309,8 +339,6 @@ mod tests {
             "cancelled" => (TaskStatus::Cancelled, s.attempt),
             "retrying or dead" if last => (TaskStatus::Dead, s.attempt),
             "retrying or dead" => (TaskStatus::Retrying, s.attempt),
-            "pending or retrying" if s.attempt <= 1 => (TaskStatus::Pending, 0),
-            "pending or retrying" => (TaskStatus::Retrying, s.attempt - 1),
             other => unreachable!("unknown target {other}"),
         };
         Some(TaskState {
@@ -373,7 +401,7 @@ mod tests {
                         prop_assert!(!s.status.is_final(), "left final state {:?}", s.status);
                         prop_assert!(next.attempt <= next.max_attempts);
                         if next.status == TaskStatus::Running { prop_assert!(next.attempt >= 1); }
-                        if next.status == TaskStatus::Retrying { prop_assert!(next.attempt < next.max_attempts || t == TaskTransition::Release); }
+                        if next.status == TaskStatus::Retrying { prop_assert!(next.attempt < next.max_attempts); }
                         if next.status == TaskStatus::Pending { prop_assert_eq!(next.attempt, 0); }
                         s = next;
                     }

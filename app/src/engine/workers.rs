@@ -1,0 +1,257 @@
+//! The worker loop: claims due tasks of the types this daemon runs (within their concurrency
+//! limits, never more than its free slots), runs each with its type's timeout (a panic or a
+//! timeout is a failed attempt, not a crash), hands outcomes to the completer, and on
+//! shutdown lets running tasks finish, then records the interrupted ones as failed.
+
+use super::daemon::DaemonConfig;
+use super::dispatch::{backoff, idle};
+use super::in_flight::{Attempt, Finished, Slots};
+use super::registry::{Registry, TaskError};
+use campus_ports::{ClaimedTask, Completion, TaskOutcome, TaskQueue};
+use futures::FutureExt;
+use std::panic::AssertUnwindSafe;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::sync::{mpsc, watch, Notify};
+use tokio::task::JoinSet;
+use tracing::Instrument;
+
+/// Most tasks one claim takes. With many slots free, several claims of this size follow one
+/// another while the completer writes, instead of one large claim that leaves PostgreSQL's
+/// second core idle (measured on 2 cores: 256 beat 512 and unlimited).
+const CLAIM_BATCH: usize = 256;
+
+/// The worker loop's dependencies.
+pub(super) struct Workers {
+    pub queue: Arc<dyn TaskQueue>,
+    pub registry: Arc<Registry>,
+    pub config: Arc<DaemonConfig>,
+    pub wake: Arc<Notify>,
+    pub slots: Slots,
+    pub done: mpsc::UnboundedSender<Finished>,
+}
+
+impl Workers {
+    pub(super) async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let Workers {
+            queue,
+            registry,
+            config,
+            wake,
+            slots,
+            done,
+        } = self;
+        let mut running = JoinSet::new();
+        let heartbeat = tokio::spawn(super::heartbeat::heartbeat_loop(
+            queue.clone(),
+            config.clone(),
+            slots.clone(),
+        ));
+        let mut failures = 0u32;
+        while !*shutdown.borrow() {
+            while running.try_join_next().is_some() {}
+            let free = slots.permits.available_permits();
+            if free == 0 {
+                tokio::select! {
+                    _ = slots.freed.notified() => continue,
+                    _ = shutdown.changed() => break,
+                }
+            }
+            let want = u32::try_from(free.min(CLAIM_BATCH)).unwrap_or(u32::MAX);
+            let types = registry.claim_types(|t| slots.in_flight.holding(t));
+            let claimed = match queue
+                .claim(&config.worker_id, &types, want, config.lease)
+                .await
+            {
+                Ok(c) => {
+                    failures = 0;
+                    c
+                }
+                Err(e) => {
+                    failures = failures.saturating_add(1);
+                    tracing::warn!(error = %e, "claiming tasks failed");
+                    tokio::select! {
+                        _ = tokio::time::sleep(backoff(failures)) => {}
+                        _ = shutdown.changed() => break,
+                    }
+                    continue;
+                }
+            };
+            let got = claimed.len();
+            for task in claimed {
+                start(&mut running, &registry, &slots, &done, task);
+            }
+            if got < want as usize {
+                // A type at its concurrency limit may have more due: a freed slot is worth a
+                // look then, not only a wake-up or the poll.
+                let freed = registry
+                    .throttled(|t| slots.in_flight.holding(t))
+                    .then_some(&*slots.freed);
+                if !idle(&wake, freed, config.poll_interval, &mut shutdown).await {
+                    break;
+                }
+            }
+        }
+        drain(running, &config, &slots, &done).await;
+        heartbeat.abort();
+    }
+}
+
+/// Runs one claimed task in its slot.
+fn start(
+    running: &mut JoinSet<()>,
+    registry: &Arc<Registry>,
+    slots: &Slots,
+    done: &mpsc::UnboundedSender<Finished>,
+    task: ClaimedTask,
+) {
+    let Ok(permit) = slots.permits.clone().try_acquire_owned() else {
+        // Cannot happen: we never claim more than the free permits.
+        tracing::error!(task_id = task.id.0, "no free slot for a claimed task");
+        return;
+    };
+    let (registry, done, in_flight) = (registry.clone(), done.clone(), slots.in_flight.clone());
+    let id = task.id;
+    in_flight.insert(&task);
+    let handle = running.spawn({
+        let in_flight = in_flight.clone();
+        async move {
+            let completion = execute(&registry, task).await;
+            in_flight.mark_finished(id);
+            // The slot stays taken until the outcome is written (back-pressure: claims never
+            // outrun the completer), see `completer`.
+            let _ = done.send(Finished {
+                completion,
+                permit: Some(permit),
+            });
+        }
+    });
+    in_flight.set_abort(id, handle);
+}
+
+/// Graceful stop: no new claims; lets the running tasks finish within the timeout (their
+/// leases are still extended meanwhile), then records what is still in flight as failed.
+async fn drain(
+    mut running: JoinSet<()>,
+    config: &DaemonConfig,
+    slots: &Slots,
+    done: &mpsc::UnboundedSender<Finished>,
+) {
+    if running.is_empty() {
+        return;
+    }
+    tracing::info!(
+        running = running.len(),
+        "waiting for running tasks before stopping"
+    );
+    let drained = tokio::time::timeout(config.shutdown_timeout, async {
+        while running.join_next().await.is_some() {}
+    })
+    .await;
+    if drained.is_ok() {
+        return;
+    }
+    running.abort_all();
+    while running.join_next().await.is_some() {}
+    // What is still in flight was interrupted: record a failed attempt now rather than
+    // leaving it to the lease rescuer.
+    let interrupted = slots.in_flight.drain_unfinished();
+    tracing::warn!(
+        interrupted = interrupted.len(),
+        "shutdown timeout: interrupting running tasks"
+    );
+    for (
+        id,
+        Attempt {
+            attempt,
+            max_attempts,
+            started,
+            ..
+        },
+    ) in interrupted
+    {
+        let completion = Completion {
+            id,
+            attempt,
+            max_attempts,
+            outcome: TaskOutcome::Failed {
+                message: "the daemon stopped before the task finished".into(),
+                permanent: false,
+            },
+            duration: started.elapsed(),
+        };
+        let _ = done.send(Finished {
+            completion,
+            permit: None,
+        });
+    }
+}
+
+/// Runs one claimed task within its type's timeout and turns its result (or panic) into a
+/// completion.
+async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
+    let started = Instant::now();
+    let span = tracing::info_span!(
+        "task",
+        task_id = %uuid::Uuid::from_u128(task.id.0),
+        task_type = %task.task_type,
+        attempt = task.attempt,
+        correlation_id = task.correlation_id.as_deref().unwrap_or(""),
+    );
+    let result = match registry.task_handler(&task.task_type) {
+        None => Err(TaskError::permanent(format!(
+            "no handler is registered for task type {}",
+            task.task_type
+        ))),
+        Some(handler) => {
+            let timeout = registry.options(&task.task_type).timeout;
+            let run = AssertUnwindSafe(handler.run(&task))
+                .catch_unwind()
+                .instrument(span.clone());
+            match tokio::time::timeout(timeout, run).await {
+                Ok(Ok(result)) => result,
+                Ok(Err(panic)) => Err(TaskError::transient(format!(
+                    "handler panicked: {}",
+                    panic_message(panic.as_ref())
+                ))),
+                // Dropping the handler's future stopped it; the slot comes back with the
+                // outcome.
+                Err(_) => Err(TaskError::transient(format!(
+                    "timed out after {} ms (the limit of task type {})",
+                    timeout.as_millis(),
+                    task.task_type
+                ))),
+            }
+        }
+    };
+    let outcome = match result {
+        Ok(()) => {
+            span.in_scope(|| tracing::debug!(elapsed = ?started.elapsed(), "task succeeded"));
+            TaskOutcome::Succeeded
+        }
+        Err(e) => {
+            span.in_scope(
+                || tracing::warn!(error = %e.message, permanent = e.permanent, "task failed"),
+            );
+            TaskOutcome::Failed {
+                message: e.message,
+                permanent: e.permanent,
+            }
+        }
+    };
+    Completion {
+        id: task.id,
+        attempt: task.attempt,
+        max_attempts: task.max_attempts,
+        outcome,
+        duration: started.elapsed(),
+    }
+}
+
+fn panic_message(panic: &(dyn std::any::Any + Send)) -> String {
+    panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "unknown panic".into())
+}

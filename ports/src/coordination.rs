@@ -1,0 +1,62 @@
+//! Ports the daemon and the API need beside the tables: wake-up hints, the maintenance
+//! leader's lock, and the readiness of the store.
+//!
+//! None of them is a source of truth: a wake-up only shortens a wait (the daemon polls
+//! anyway), and losing the leader lock only moves maintenance to another daemon.
+
+use crate::PortError;
+
+/// A hint that work may be waiting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WakeUp {
+    /// Events may be due for dispatch.
+    Events,
+    /// Tasks may be due.
+    Tasks,
+    /// Events or tasks changed status (for live views).
+    Changes,
+    /// Hints may have been lost (the source reconnected): look at everything.
+    All,
+}
+
+/// One subscriber's stream of hints. Dropping it unsubscribes.
+#[async_trait::async_trait]
+pub trait WakeStream: Send {
+    /// The next hint; `None` once the source has stopped for good. Never an error: a source
+    /// that loses its connection reconnects by itself and then sends [`WakeUp::All`].
+    async fn next(&mut self) -> Option<WakeUp>;
+}
+
+/// Where wake-up hints come from (LISTEN/NOTIFY for PostgreSQL).
+#[async_trait::async_trait]
+pub trait WakeUps: Send + Sync {
+    /// Starts a stream of hints for one subscriber (needs a tokio runtime).
+    fn subscribe(&self) -> Box<dyn WakeStream>;
+}
+
+/// The lock one daemon holds while it is the maintenance leader.
+#[async_trait::async_trait]
+pub trait Leadership: Send {
+    /// Whether the lock is still held; false once it was lost (e.g. the connection holding
+    /// it closed), after which another daemon may lead.
+    async fn still_held(&mut self) -> bool;
+    /// Gives the lock up.
+    async fn release(self: Box<Self>);
+}
+
+/// Elects one maintenance leader among the daemons sharing a store.
+#[async_trait::async_trait]
+pub trait LeaderLock: Send + Sync {
+    /// Tries to take the lock without waiting: `Ok(None)` while another daemon holds it.
+    /// Errors: `Unavailable`.
+    async fn try_acquire(&self) -> Result<Option<Box<dyn Leadership>>, PortError>;
+}
+
+/// Whether the store can serve requests.
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait Readiness: Send + Sync {
+    /// True when the store is reachable and its schema is current (every migration applied).
+    /// Errors: `Unavailable` when it cannot be reached.
+    async fn schema_ready(&self) -> Result<bool, PortError>;
+}
