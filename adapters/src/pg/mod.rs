@@ -13,8 +13,6 @@ mod demo;
 #[cfg(test)]
 mod engine_tests;
 mod events;
-#[cfg(test)]
-mod lifecycle_model_tests;
 pub mod notify;
 mod outbox;
 mod reprocess;
