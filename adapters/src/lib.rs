@@ -3,14 +3,20 @@
 //! - `pg`: PostgreSQL via sqlx — repositories that save rows and their events in one
 //!   transaction, the event store and task queue, the debounced NOTIFY sender and the LISTEN
 //!   side.
+//! - `memory`: every port over one in-memory state, with a manual clock (tests, no database).
+//! - `conformance` (tests and the `conformance` feature): the engine's contract, one suite
+//!   run against every adapter set.
 //! - `mail`: SMTP (lettre on tokio) and the file-based dev mailbox.
 //! - `security`: argon2 password hashing, reset-token minting/sealing, clock and ids.
 //! - `dto`: JSON shapes of domain events (what handlers and the admin read).
 //! - `keys`: the server's key ring; `files`: owner-only files for generated secrets.
 
+#[cfg(any(test, feature = "conformance"))]
+pub mod conformance;
 pub mod dto;
 pub mod files;
 pub mod keys;
 pub mod mail;
+pub mod memory;
 pub mod pg;
 pub mod security;

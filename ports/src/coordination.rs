@@ -30,7 +30,8 @@ pub trait WakeStream: Send {
 /// Where wake-up hints come from (LISTEN/NOTIFY for PostgreSQL).
 #[async_trait::async_trait]
 pub trait WakeUps: Send + Sync {
-    /// Starts a stream of hints for one subscriber (needs a tokio runtime).
+    /// Starts a stream of hints for one subscriber (needs a tokio runtime). Its first hint is
+    /// [`WakeUp::All`], once it hears writes: what was written before may have been missed.
     fn subscribe(&self) -> Box<dyn WakeStream>;
 }
 

@@ -121,6 +121,33 @@ impl ClaimTypes {
     pub fn is_empty(&self) -> bool {
         self.any.is_empty() && self.capped.iter().all(|(_, n)| *n == 0)
     }
+
+    /// Splits a claim of `limit` between the capped types (their quotas, first come first
+    /// served within the limit) and the rest: (the quotas that fit, what is left for the
+    /// uncapped types). Every adapter's claim honours the split the same way.
+    pub fn quotas(&self, limit: u32) -> (Vec<(&str, u32)>, u32) {
+        let mut left = limit;
+        let mut quotas = Vec::new();
+        for (task_type, quota) in &self.capped {
+            let take = (*quota).min(left);
+            if take > 0 {
+                quotas.push((task_type.as_str(), take));
+                left -= take;
+            }
+        }
+        (quotas, left)
+    }
+}
+
+#[cfg(test)]
+#[test]
+fn quotas_never_exceed_the_claim() {
+    let types = ClaimTypes {
+        any: vec!["d".into()],
+        capped: vec![("a".into(), 3), ("b".into(), 4), ("c".into(), 0)],
+    };
+    assert_eq!(types.quotas(5), (vec![("a", 3), ("b", 2)], 0));
+    assert_eq!(types.quotas(10), (vec![("a", 3), ("b", 4)], 3));
 }
 
 /// A task claimed by a worker for one attempt.

@@ -15,8 +15,6 @@ mod demo;
 mod engine_tests;
 mod events;
 mod leader;
-#[cfg(test)]
-mod lifecycle_model_tests;
 pub mod notify;
 mod outbox;
 mod reprocess;

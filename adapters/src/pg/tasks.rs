@@ -83,21 +83,6 @@ const CLAIM_CAPPED: &str = "WITH due AS (
      RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
                t.lineage_id, t.attempt, t.max_attempts, t.created_at";
 
-/// Splits a claim of `limit` between capped types (their quotas, first come first served
-/// within the limit) and the rest: (quotas that fit, what is left for the uncapped types).
-fn split_quotas(limit: u32, capped: &[(String, u32)]) -> (Vec<(&str, i64)>, u32) {
-    let mut left = limit;
-    let mut quotas = Vec::new();
-    for (task_type, quota) in capped {
-        let take = (*quota).min(left);
-        if take > 0 {
-            quotas.push((task_type.as_str(), i64::from(take)));
-            left -= take;
-        }
-    }
-    (quotas, left)
-}
-
 /// Writes a batch of outcomes, fenced by worker (`$7`) and attempt. `locked_by` is set exactly
 /// while a task runs (a CHECK in migration 0004); there is no `status = 'running'` on purpose:
 /// it would let the planner walk `tasks_running_lease` once per row of the batch whenever the
@@ -114,18 +99,6 @@ pub(super) const COMPLETE: &str = "UPDATE tasks t SET
      FROM UNNEST($1::uuid[], $2::int[], $3::text[], $4::float8[], $5::text[], $6::float8[])
           AS u(id, attempt, status, delay_ms, message, duration_ms)
      WHERE t.id = u.id AND t.attempt = u.attempt AND t.locked_by = $7";
-
-#[cfg(test)]
-#[test]
-fn quotas_never_exceed_the_claim() {
-    let capped = vec![
-        ("a".to_string(), 3),
-        ("b".to_string(), 4),
-        ("c".to_string(), 0),
-    ];
-    assert_eq!(split_quotas(5, &capped), (vec![("a", 3), ("b", 2)], 0));
-    assert_eq!(split_quotas(10, &capped), (vec![("a", 3), ("b", 4)], 3));
-}
 
 #[async_trait]
 impl TaskQueue for PgStore {
@@ -185,7 +158,7 @@ impl TaskQueue for PgStore {
         if limit == 0 || types.is_empty() {
             return Ok(Vec::new());
         }
-        let (quotas, free) = split_quotas(limit, &types.capped);
+        let (quotas, free) = types.quotas(limit);
         let query = if quotas.is_empty() {
             sqlx::query(CLAIM)
                 .bind(worker)
@@ -193,7 +166,8 @@ impl TaskQueue for PgStore {
                 .bind(millis(lease))
                 .bind(&types.any)
         } else {
-            let (names, quotas): (Vec<&str>, Vec<i64>) = quotas.into_iter().unzip();
+            let (names, quotas): (Vec<&str>, Vec<i64>) =
+                quotas.into_iter().map(|(t, n)| (t, i64::from(n))).unzip();
             sqlx::query(CLAIM_CAPPED)
                 .bind(worker)
                 .bind(i64::from(free))

@@ -1,0 +1,208 @@
+//! Conformance of what daemons and operators steer the queue with: claims limited to the
+//! types a daemon knows (and per-type caps), paused types, delayed tasks, cancel, the
+//! maintenance leader's lock, and wake-ups that are hints, never the truth.
+
+use super::*;
+use campus_core::engine::TaskStatus;
+use campus_core::ids::{InstitutionId, TaskId};
+use campus_core::Timestamp;
+
+/// A task of `task_type` (2 attempts), due at `run_at` (`None`: now).
+fn typed(task_type: &str, run_at: Option<Timestamp>) -> NewTask {
+    NewTask {
+        task_type: task_type.into(),
+        run_at,
+        ..task(None)
+    }
+}
+
+async fn claim_types(e: &Engine, types: &ClaimTypes, limit: u32) -> Vec<String> {
+    let mut got: Vec<String> = e
+        .tasks
+        .claim("w", types, limit, LONG_LEASE)
+        .await
+        .expect("claim")
+        .into_iter()
+        .map(|t| t.task_type)
+        .collect();
+    got.sort();
+    got
+}
+
+pub async fn a_claim_takes_only_the_types_asked_for_within_their_caps(e: &Engine) {
+    let tasks: Vec<_> = ["a", "a", "a", "b", "b", "b", "c", "c"]
+        .into_iter()
+        .map(|t| typed(t, None))
+        .collect();
+    e.tasks.enqueue(&tasks).await.unwrap();
+    assert!(
+        claim_types(e, &ClaimTypes::default(), 10).await.is_empty(),
+        "no type, no claim"
+    );
+    let a_and_two_b = ClaimTypes {
+        any: vec!["a".into()],
+        capped: vec![("b".into(), 2)],
+    };
+    assert_eq!(
+        claim_types(e, &a_and_two_b, 10).await,
+        ["a", "a", "a", "b", "b"],
+        "every `a`, `b` up to its cap, never `c`"
+    );
+    let capped_by_limit = ClaimTypes {
+        any: vec!["c".into()],
+        capped: vec![("b".into(), 5)],
+    };
+    assert_eq!(
+        claim_types(e, &capped_by_limit, 1).await,
+        ["b"],
+        "the limit bounds the capped types first"
+    );
+    assert_eq!(
+        claim_types(e, &ClaimTypes::of(["a", "b", "c"]), 10).await,
+        ["c", "c"]
+    );
+}
+
+pub async fn paused_types_are_not_claimed_until_resumed(e: &Engine) {
+    e.tasks
+        .enqueue(&[typed("a", None), typed("b", None)])
+        .await
+        .unwrap();
+    e.controls.set_paused("a", true).await.unwrap();
+    e.controls.set_paused("a", true).await.unwrap();
+    assert_eq!(e.controls.paused_types().await.unwrap(), ["a"]);
+    let both = ClaimTypes::of(["a", "b"]);
+    assert_eq!(claim_types(e, &both, 10).await, ["b"], "a paused type waits");
+    let counts = e.controls.type_counts(&["a".into(), "b".into(), "z".into()]);
+    let counts: Vec<_> = counts
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|c| (c.task_type, c.waiting, c.running, c.dead))
+        .collect();
+    assert_eq!(
+        counts,
+        [
+            ("a".into(), 1, 0, 0),
+            ("b".into(), 0, 1, 0),
+            ("z".into(), 0, 0, 0)
+        ]
+    );
+    e.controls.set_paused("a", false).await.unwrap();
+    assert!(e.controls.paused_types().await.unwrap().is_empty());
+    assert_eq!(claim_types(e, &both, 10).await, ["a"], "resumed");
+}
+
+pub async fn delayed_tasks_wait_for_their_run_at(e: &Engine) {
+    let now = e.harness.now().await;
+    let run_at = Timestamp(now.0 + 300);
+    e.tasks
+        .enqueue(&[
+            typed("later", Some(run_at)),
+            typed("now", None),
+            typed("overdue", Some(Timestamp(now.0 - 60_000))),
+        ])
+        .await
+        .unwrap();
+    let all = ClaimTypes::of(["later", "now", "overdue"]);
+    let first: Vec<String> = e
+        .tasks
+        .claim("w", &all, 10, LONG_LEASE)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|t| t.task_type)
+        .collect();
+    assert_eq!(first, ["overdue", "now"], "due ones, the earliest first");
+    let later = eventually(e, "the delayed task", Duration::from_millis(50), || async {
+        e.tasks
+            .claim("w", &all, 10, LONG_LEASE)
+            .await
+            .unwrap()
+            .pop()
+    })
+    .await;
+    assert_eq!(later.task_type, "later");
+    assert!(
+        e.harness.now().await >= run_at,
+        "claimed before its run_at"
+    );
+}
+
+pub async fn cancel_stops_a_waiting_task_and_refuses_others(e: &Engine) {
+    e.tasks
+        .enqueue(&[task(None), task(None), task(None)])
+        .await
+        .unwrap();
+    let mut claimed = e.tasks.claim("w", &types(), 2, LONG_LEASE).await.unwrap();
+    let (running, failing) = (claimed.remove(0), claimed.remove(0));
+    e.tasks
+        .complete(
+            "w",
+            &[completion(&failing, failed("try again", false))],
+            &measurable_policy(),
+        )
+        .await
+        .unwrap();
+    assert_eq!(view(e, failing.id).await.status, TaskStatus::Retrying);
+    let waiting = all_tasks(e)
+        .await
+        .into_iter()
+        .find(|t| t.status == TaskStatus::Pending)
+        .expect("the pending task")
+        .id;
+
+    let refused = e.controls.cancel_task(running.id, None).await;
+    assert!(matches!(refused, Err(PortError::Conflict(_))), "{refused:?}");
+    let unknown = e.controls.cancel_task(TaskId(42), None).await;
+    assert!(matches!(unknown, Err(PortError::NotFound(_))), "{unknown:?}");
+    let elsewhere = e.controls.cancel_task(waiting, Some(InstitutionId(7))).await;
+    assert!(
+        matches!(elsewhere, Err(PortError::NotFound(_))),
+        "out of scope: {elsewhere:?}"
+    );
+
+    for id in [waiting, failing.id] {
+        e.controls.cancel_task(id, None).await.unwrap();
+        assert_eq!(view(e, id).await.status, TaskStatus::Cancelled);
+    }
+    let again = e.controls.cancel_task(waiting, None).await;
+    assert!(matches!(again, Err(PortError::Conflict(_))), "{again:?}");
+    e.harness.advance(Duration::from_millis(200)).await;
+    assert!(
+        e.tasks
+            .claim("w", &types(), 10, LONG_LEASE)
+            .await
+            .unwrap()
+            .is_empty(),
+        "cancelled tasks are never claimed"
+    );
+    let copy = e.tasks.reprocess_task(waiting, None, None).await.unwrap();
+    assert_eq!(view(e, copy).await.status, TaskStatus::Pending, "reprocessable");
+}
+
+pub async fn one_leader_at_a_time(e: &Engine) {
+    let mut first = e.leader.try_acquire().await.unwrap().expect("a free lock");
+    assert!(e.leader.try_acquire().await.unwrap().is_none(), "held");
+    assert!(first.still_held().await);
+    first.release().await;
+    let next = eventually(e, "the released lock", Duration::from_millis(10), || async {
+        e.leader.try_acquire().await.unwrap()
+    })
+    .await;
+    next.release().await;
+}
+
+pub async fn a_wake_up_is_only_a_hint(e: &Engine) {
+    // Work written while nobody listens is found all the same: the store is the truth.
+    e.tasks.enqueue(&[task(Some("unheard"))]).await.unwrap();
+    let mut hints = e.wake_ups.subscribe();
+    let wait = Duration::from_secs(10);
+    let first = tokio::time::timeout(wait, hints.next()).await;
+    assert_eq!(first, Ok(Some(WakeUp::All)), "a stream starts with `All`");
+    assert_eq!(claim_types(e, &types(), 10).await, ["t"]);
+    // A write after subscribing is heard.
+    e.tasks.enqueue(&[task(Some("heard"))]).await.unwrap();
+    let hint = tokio::time::timeout(wait, hints.next()).await;
+    assert!(matches!(hint, Ok(Some(_))), "{hint:?}");
+}

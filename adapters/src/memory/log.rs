@@ -1,0 +1,345 @@
+//! The engine's read side over the in-memory rows: the same filters, keyset pages, details
+//! and summary as `pg::admin` (every count is exact here: nothing is large).
+
+use super::rows::{payload_contains, EventRow, TaskRow};
+use super::MemoryStore;
+use async_trait::async_trait;
+use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::ids::*;
+use campus_core::Timestamp;
+use campus_ports::*;
+use std::collections::BTreeMap;
+
+/// The institution filter after scoping: `None` when the caller asks for another
+/// institution than their own (the answer is then empty).
+fn scoped(
+    asked: Option<InstitutionId>,
+    scope: Option<InstitutionId>,
+) -> Option<Option<InstitutionId>> {
+    match (asked, scope) {
+        (Some(a), Some(s)) if a != s => None,
+        (a, s) => Some(s.or(a)),
+    }
+}
+
+/// The filters both lists share.
+struct Common<'a> {
+    institution: Option<InstitutionId>,
+    from: Option<Timestamp>,
+    to: Option<Timestamp>,
+    correlation_id: Option<&'a str>,
+    has_errors: Option<bool>,
+    text: Option<&'a str>,
+    before: Option<u128>,
+}
+
+impl Common<'_> {
+    #[allow(clippy::too_many_arguments)]
+    fn accepts(
+        &self,
+        id: u128,
+        institution: Option<InstitutionId>,
+        time: Timestamp,
+        correlation: Option<&str>,
+        has_errors: bool,
+        payload: &serde_json::Value,
+    ) -> bool {
+        self.institution.is_none_or(|i| institution == Some(i))
+            && self.from.is_none_or(|f| time >= f)
+            && self.to.is_none_or(|t| time < t)
+            && self.correlation_id.is_none_or(|c| correlation == Some(c))
+            && self.has_errors.is_none_or(|h| h == has_errors)
+            && self
+                .text
+                .filter(|t| !t.is_empty())
+                .is_none_or(|t| payload_contains(payload, t))
+            && self.before.is_none_or(|b| id < b)
+    }
+}
+
+fn page(limit: u32) -> usize {
+    usize::try_from(limit.clamp(1, 200)).unwrap_or(200)
+}
+
+/// Counts by status, sorted by the status's name, with `(type, status, count)` for every
+/// status but `bulk` (as the PostgreSQL summary reports them).
+#[allow(clippy::type_complexity)]
+fn counts<'a, S: ListStatus>(
+    items: impl Iterator<Item = (&'a str, S)>,
+    bulk: S,
+) -> (Vec<StatusCount<S>>, Vec<(String, S, i64)>) {
+    let mut by_status: BTreeMap<&'static str, (S, i64)> = BTreeMap::new();
+    let mut by_type: BTreeMap<(String, &'static str), (S, i64)> = BTreeMap::new();
+    by_status.insert(bulk.as_str(), (bulk, 0));
+    for (kind, status) in items {
+        by_status.entry(status.as_str()).or_insert((status, 0)).1 += 1;
+        if status != bulk {
+            by_type
+                .entry((kind.to_string(), status.as_str()))
+                .or_insert((status, 0))
+                .1 += 1;
+        }
+    }
+    let statuses = by_status
+        .into_values()
+        .map(|(status, count)| StatusCount {
+            status,
+            count,
+            approximate: false,
+        })
+        .collect();
+    let types = by_type
+        .into_iter()
+        .map(|((k, _), (s, n))| (k, s, n))
+        .collect();
+    (statuses, types)
+}
+
+const MINUTE_MS: i64 = 60_000;
+
+/// The 60 minutes up to `now`, oldest first: events recorded and tasks created in each, by
+/// what became of the tasks so far.
+fn last_hour(now: Timestamp, events: &[&EventRow], tasks: &[&TaskRow]) -> Vec<MinuteCounts> {
+    let first = now.0 - now.0.rem_euclid(MINUTE_MS) - 59 * MINUTE_MS;
+    let mut minutes: Vec<MinuteCounts> = (0..60)
+        .map(|i| MinuteCounts {
+            minute: Timestamp(first + i * MINUTE_MS),
+            events: 0,
+            tasks_succeeded: 0,
+            tasks_failed: 0,
+        })
+        .collect();
+    let slot = |t: Timestamp| usize::try_from((t.0 - first).div_euclid(MINUTE_MS)).ok();
+    for e in events {
+        if let Some(m) = slot(e.occurred_at).and_then(|i| minutes.get_mut(i)) {
+            m.events += 1;
+        }
+    }
+    for t in tasks {
+        if let Some(m) = slot(t.created_at).and_then(|i| minutes.get_mut(i)) {
+            match t.status {
+                TaskStatus::Succeeded => m.tasks_succeeded += 1,
+                TaskStatus::Retrying | TaskStatus::Dead => m.tasks_failed += 1,
+                _ => {}
+            }
+        }
+    }
+    minutes
+}
+
+#[async_trait]
+impl EngineLog for MemoryStore {
+    async fn list_events(
+        &self,
+        q: &EventQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, PortError> {
+        let Some(institution) = scoped(q.filter.institution_id, scope) else {
+            return Ok(Vec::new());
+        };
+        let common = Common {
+            institution,
+            from: q.filter.from,
+            to: q.filter.to,
+            correlation_id: q.filter.correlation_id.as_deref(),
+            has_errors: q.filter.has_errors,
+            text: q.filter.text.as_deref(),
+            before: q.before.map(|b| b.0),
+        };
+        let s = self.lock();
+        Ok(s.events
+            .values()
+            .rev()
+            .filter(|e| q.event_type.as_ref().is_none_or(|t| &e.event_type == t))
+            .filter(|e| q.status.is_none_or(|st| e.status == st))
+            .filter(|e| {
+                common.accepts(
+                    e.id.0,
+                    e.institution_id,
+                    e.occurred_at,
+                    e.correlation_id.as_deref(),
+                    !e.errors.is_empty(),
+                    &e.payload,
+                )
+            })
+            .take(page(q.limit))
+            .map(EventRow::view)
+            .collect())
+    }
+
+    async fn event(
+        &self,
+        id: EventId,
+        scope: Option<InstitutionId>,
+    ) -> Result<EventDetail, PortError> {
+        let s = self.lock();
+        let event = s
+            .events
+            .get(&id.0)
+            .filter(|e| scope.is_none() || e.institution_id == scope)
+            .ok_or(PortError::NotFound("event"))?
+            .view();
+        Ok(EventDetail {
+            event,
+            tasks: s
+                .tasks
+                .values()
+                .filter(|t| t.event_id == Some(id))
+                .map(TaskRow::view)
+                .collect(),
+            copies: s
+                .events
+                .values()
+                .filter(|e| e.reprocessed_from == Some(id))
+                .map(|e| e.id)
+                .collect(),
+        })
+    }
+
+    async fn list_tasks(
+        &self,
+        q: &TaskQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TaskView>, PortError> {
+        let Some(institution) = scoped(q.filter.institution_id, scope) else {
+            return Ok(Vec::new());
+        };
+        let common = Common {
+            institution,
+            from: q.filter.from,
+            to: q.filter.to,
+            correlation_id: q.filter.correlation_id.as_deref(),
+            has_errors: q.filter.has_errors,
+            text: q.filter.text.as_deref(),
+            before: q.before.map(|b| b.0),
+        };
+        let s = self.lock();
+        Ok(s.tasks
+            .values()
+            .rev()
+            .filter(|t| q.task_type.as_ref().is_none_or(|x| &t.task_type == x))
+            .filter(|t| q.status.is_none_or(|st| t.status == st))
+            .filter(|t| q.event_id.is_none_or(|e| t.event_id == Some(e)))
+            .filter(|t| {
+                common.accepts(
+                    t.id.0,
+                    t.institution_id,
+                    t.created_at,
+                    t.correlation_id.as_deref(),
+                    !t.errors.is_empty(),
+                    &t.payload,
+                )
+            })
+            .take(page(q.limit))
+            .map(TaskRow::view)
+            .collect())
+    }
+
+    async fn task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+    ) -> Result<TaskDetail, PortError> {
+        let s = self.lock();
+        let task = s
+            .tasks
+            .get(&id.0)
+            .filter(|t| scope.is_none() || t.institution_id == scope)
+            .ok_or(PortError::NotFound("task"))?
+            .view();
+        Ok(TaskDetail {
+            task,
+            copies: s
+                .tasks
+                .values()
+                .filter(|t| t.reprocessed_from == Some(id))
+                .map(|t| t.id)
+                .collect(),
+        })
+    }
+
+    async fn summary(
+        &self,
+        q: &SummaryQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<EngineSummary, PortError> {
+        let Some(institution) = scoped(q.institution_id, scope) else {
+            return Ok(EngineSummary::default());
+        };
+        let now = self.now();
+        let s = self.lock();
+        let in_range = |t: Timestamp| q.from.is_none_or(|f| t >= f) && q.to.is_none_or(|x| t < x);
+        let mine = |i: Option<InstitutionId>| institution.is_none_or(|s| i == Some(s));
+        let events: Vec<&EventRow> = s
+            .events
+            .values()
+            .filter(|e| mine(e.institution_id))
+            .filter(|e| q.event_type.as_ref().is_none_or(|t| &e.event_type == t))
+            .collect();
+        let tasks: Vec<&TaskRow> = s
+            .tasks
+            .values()
+            .filter(|t| mine(t.institution_id))
+            .filter(|t| q.task_type.as_ref().is_none_or(|x| &t.task_type == x))
+            .collect();
+        let (events_by_status, _) = counts(
+            events
+                .iter()
+                .filter(|e| in_range(e.occurred_at))
+                .map(|e| (e.event_type.as_str(), e.status)),
+            EventStatus::Dispatched,
+        );
+        let (tasks_by_status, tasks_by_type) = counts(
+            tasks
+                .iter()
+                .filter(|t| in_range(t.created_at))
+                .map(|t| (t.task_type.as_str(), t.status)),
+            TaskStatus::Succeeded,
+        );
+        let per_minute = last_hour(now, &events, &tasks);
+        let (ok, failed) = per_minute.iter().fold((0, 0), |(o, f), m| {
+            (o + m.tasks_succeeded, f + m.tasks_failed)
+        });
+        let age = |oldest: Option<Timestamp>| oldest.map(|t| (now.0 - t.0) as f64 / 1000.0);
+        let waiting_event = events
+            .iter()
+            .filter(|e| matches!(e.status, EventStatus::Pending | EventStatus::Retrying))
+            .map(|e| e.occurred_at)
+            .min();
+        let waiting_task = tasks
+            .iter()
+            .filter(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying))
+            .map(|t| t.created_at)
+            .min();
+        Ok(EngineSummary {
+            events_by_status,
+            tasks_by_status,
+            tasks_by_type,
+            per_minute,
+            failure_rate: if ok + failed > 0 {
+                failed as f64 / (ok + failed) as f64
+            } else {
+                0.0
+            },
+            oldest_pending_event_age_s: age(waiting_event),
+            oldest_pending_task_age_s: age(waiting_task),
+        })
+    }
+
+    async fn institutions(
+        &self,
+        scope: Option<InstitutionId>,
+        limit: u32,
+    ) -> Result<Vec<(InstitutionId, String)>, PortError> {
+        let s = self.lock();
+        let mut all: Vec<(InstitutionId, String)> = s
+            .institutions
+            .iter()
+            .filter(|(id, _)| scope.is_none_or(|s| s.0 == **id))
+            .map(|(id, name)| (InstitutionId(*id), name.clone()))
+            .collect();
+        all.sort_by(|a, b| a.1.cmp(&b.1).then(a.0.cmp(&b.0)));
+        all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(all)
+    }
+}

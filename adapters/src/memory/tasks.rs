@@ -1,0 +1,367 @@
+//! The in-memory task queue: enqueue, claims with a lease, fenced completion, rescue of
+//! expired leases and reprocess copies (the same rules as `pg::tasks`).
+
+use super::rows::{
+    after, error_at, jsonb_text, new_task_row, parse_payload, payload_contains, State, TaskRow,
+};
+use super::MemoryStore;
+use async_trait::async_trait;
+use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
+use campus_core::ids::*;
+use campus_core::Timestamp;
+use campus_ports::*;
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+fn millis(d: Duration) -> f64 {
+    d.as_secs_f64() * 1000.0
+}
+
+#[async_trait]
+impl TaskQueue for MemoryStore {
+    async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError> {
+        let payloads = tasks
+            .iter()
+            .map(|t| parse_payload(&t.payload, "task"))
+            .collect::<Result<Vec<_>, _>>()?;
+        let now = self.now();
+        let mut s = self.lock();
+        let mut inserted = 0;
+        for (t, payload) in tasks.iter().zip(payloads) {
+            if let Some(key) = &t.idempotency_key {
+                if s.task_keys.contains_key(key) {
+                    continue;
+                }
+            }
+            let id = TaskId(s.new_id(now));
+            if let Some(key) = &t.idempotency_key {
+                s.task_keys.insert(key.clone(), id.0);
+            }
+            let row = new_task_row(id, t.task_type.clone(), payload, now, |r| TaskRow {
+                institution_id: t.institution_id,
+                correlation_id: t.correlation_id.clone(),
+                max_attempts: t.max_attempts.max(1),
+                run_at: t.run_at.unwrap_or(now),
+                ..r
+            });
+            s.tasks.insert(id.0, row);
+            inserted += 1;
+        }
+        drop(s);
+        self.wake();
+        Ok(inserted)
+    }
+
+    async fn claim(
+        &self,
+        worker: &str,
+        types: &ClaimTypes,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedTask>, PortError> {
+        let (quotas, free) = types.quotas(limit);
+        let mut left: HashMap<&str, u32> = quotas.into_iter().collect();
+        let mut free = free;
+        let uncapped: HashSet<&str> = types.any.iter().map(String::as_str).collect();
+        let now = self.now();
+        let mut s = self.lock();
+        let mut due: Vec<(Timestamp, TaskId, &str)> = s
+            .tasks
+            .values()
+            .filter(|t| {
+                matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying)
+                    && t.run_at <= now
+                    && !s.paused.contains(&t.task_type)
+            })
+            .map(|t| (t.run_at, t.id, t.task_type.as_str()))
+            .collect();
+        due.sort();
+        // The oldest due first, each counted against its type's quota or the uncapped rest.
+        let due: Vec<TaskId> = due
+            .into_iter()
+            .filter(|(_, _, task_type)| {
+                if let Some(quota) = left.get_mut(task_type).filter(|q| **q > 0) {
+                    *quota -= 1;
+                    true
+                } else if free > 0 && uncapped.contains(task_type) {
+                    free -= 1;
+                    true
+                } else {
+                    false
+                }
+            })
+            .map(|(_, id, _)| id)
+            .collect();
+        let mut claimed = Vec::with_capacity(due.len());
+        for id in due {
+            let Some(t) = s.tasks.get_mut(&id.0) else {
+                continue;
+            };
+            t.status = TaskStatus::Running;
+            t.attempt += 1;
+            t.locked_by = Some(worker.to_string());
+            t.locked_until = Some(after(now, lease));
+            t.started_at = Some(now);
+            t.finished_at = None;
+            claimed.push(ClaimedTask {
+                id: t.id,
+                task_type: t.task_type.clone(),
+                payload: jsonb_text(&t.payload),
+                institution_id: t.institution_id,
+                event_id: t.event_id,
+                correlation_id: t.correlation_id.clone(),
+                lineage_id: t.lineage_id,
+                attempt: t.attempt,
+                max_attempts: t.max_attempts,
+                created_at: t.created_at,
+            });
+        }
+        Ok(claimed)
+    }
+
+    async fn complete(
+        &self,
+        worker: &str,
+        completions: &[Completion],
+        retry: &RetryPolicy,
+    ) -> Result<usize, PortError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let mut accepted = 0;
+        for c in completions {
+            let Some(t) = s.tasks.get_mut(&c.id.0) else {
+                continue;
+            };
+            // Fenced: only the worker holding this very attempt.
+            if t.attempt != c.attempt || t.locked_by.as_deref() != Some(worker) {
+                continue;
+            }
+            let (transition, message) = match &c.outcome {
+                TaskOutcome::Succeeded => (TaskTransition::Succeed, None),
+                TaskOutcome::Failed { message, permanent } => (
+                    TaskTransition::Fail {
+                        permanent: *permanent,
+                    },
+                    Some(message.clone()),
+                ),
+            };
+            let state = TaskState {
+                status: TaskStatus::Running,
+                attempt: c.attempt,
+                max_attempts: c.max_attempts,
+            };
+            t.status = state
+                .apply(transition)
+                .map_or(TaskStatus::Dead, |s| s.status);
+            if t.status == TaskStatus::Retrying {
+                t.run_at = after(now, retry.delay(c.attempt, rand::random()));
+            }
+            if let Some(message) = message {
+                t.errors.push(AttemptError {
+                    at: error_at(now),
+                    attempt: c.attempt,
+                    message,
+                });
+            }
+            t.finished_at = Some(now);
+            t.duration_ms = Some(millis(c.duration));
+            t.locked_by = None;
+            t.locked_until = None;
+            accepted += 1;
+        }
+        Ok(accepted)
+    }
+
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[TaskId],
+        lease: Duration,
+    ) -> Result<Vec<TaskId>, PortError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let mut held = Vec::new();
+        for id in tasks {
+            if let Some(t) = s.tasks.get_mut(&id.0) {
+                if t.locked_by.as_deref() == Some(worker) {
+                    t.locked_until = Some(after(now, lease));
+                    held.push(*id);
+                }
+            }
+        }
+        Ok(held)
+    }
+
+    async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let mut expired: Vec<(Timestamp, TaskId)> = s
+            .tasks
+            .values()
+            .filter_map(|t| match t.locked_until {
+                Some(until) if t.status == TaskStatus::Running && until < now => {
+                    Some((until, t.id))
+                }
+                _ => None,
+            })
+            .collect();
+        expired.sort();
+        expired.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        for (_, id) in &expired {
+            let Some(t) = s.tasks.get_mut(&id.0) else {
+                continue;
+            };
+            let state = TaskState {
+                status: TaskStatus::Running,
+                attempt: t.attempt,
+                max_attempts: t.max_attempts,
+            };
+            t.status = state
+                .apply(TaskTransition::LeaseExpired)
+                .map_or(TaskStatus::Dead, |s| s.status);
+            if t.status == TaskStatus::Retrying {
+                t.run_at = after(now, retry.delay(t.attempt, rand::random()));
+            }
+            t.errors.push(AttemptError {
+                at: error_at(now),
+                attempt: t.attempt,
+                message: format!(
+                    "lease expired: worker {} stopped responding during attempt {}",
+                    t.locked_by.as_deref().unwrap_or("?"),
+                    t.attempt
+                ),
+            });
+            t.finished_at = (t.status == TaskStatus::Dead).then_some(now);
+            t.locked_by = None;
+            t.locked_until = None;
+        }
+        drop(s);
+        if !expired.is_empty() {
+            self.wake();
+        }
+        Ok(expired.len())
+    }
+
+    async fn reprocess_task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+        correlation_id: Option<String>,
+    ) -> Result<TaskId, PortError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let original = s
+            .tasks
+            .get(&id.0)
+            .filter(|t| scope.is_none() || t.institution_id == scope)
+            .ok_or(PortError::NotFound("task"))?;
+        if !original.status.can_reprocess() {
+            return Err(PortError::Conflict(format!(
+                "the task is {}; only succeeded, dead or cancelled tasks can be reprocessed",
+                original.status.as_str()
+            )));
+        }
+        if copy_waiting(&s, id) {
+            return Err(PortError::Conflict(
+                "a copy of this task is already waiting to run".into(),
+            ));
+        }
+        let copy = insert_copy(&mut s, id, correlation_id, now);
+        drop(s);
+        self.wake();
+        Ok(copy)
+    }
+
+    async fn reprocess_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: u32,
+        correlation_id: Option<String>,
+    ) -> Result<usize, PortError> {
+        let status = filter.status.unwrap_or(TaskStatus::Dead);
+        if !status.can_reprocess() {
+            return Err(PortError::Conflict(format!(
+                "{} tasks cannot be reprocessed; choose succeeded, dead or cancelled",
+                status.as_str()
+            )));
+        }
+        let now = self.now();
+        let mut s = self.lock();
+        let mut originals: Vec<(Timestamp, TaskId)> = s
+            .tasks
+            .values()
+            .filter(|t| t.status == status && matches_filter(t, filter))
+            .filter(|t| !copy_waiting(&s, t.id))
+            .filter(|t| status == TaskStatus::Succeeded || !fixed_later(&s, t))
+            .map(|t| (t.created_at, t.id))
+            .collect();
+        originals.sort();
+        originals.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        for (_, id) in &originals {
+            insert_copy(&mut s, *id, correlation_id.clone(), now);
+        }
+        drop(s);
+        if !originals.is_empty() {
+            self.wake();
+        }
+        Ok(originals.len())
+    }
+}
+
+fn matches_filter(t: &TaskRow, f: &TaskFilter) -> bool {
+    f.task_type.as_ref().is_none_or(|x| &t.task_type == x)
+        && f.institution_id.is_none_or(|i| t.institution_id == Some(i))
+        && f.created_from.is_none_or(|from| t.created_at >= from)
+        && f.created_to.is_none_or(|to| t.created_at < to)
+        && f.event_id.is_none_or(|e| t.event_id == Some(e))
+        && f.correlation_id
+            .as_ref()
+            .is_none_or(|c| t.correlation_id.as_ref() == Some(c))
+        && f.text
+            .as_deref()
+            .filter(|x| !x.is_empty())
+            .is_none_or(|x| payload_contains(&t.payload, x))
+}
+
+/// Whether a copy of `id` is still waiting to run (pending, running or retrying).
+fn copy_waiting(s: &State, id: TaskId) -> bool {
+    s.tasks
+        .values()
+        .any(|c| c.reprocessed_from == Some(id) && !c.status.is_final())
+}
+
+/// Whether a later copy in `t`'s lineage succeeded (then `t` needs no new copy). Ids are
+/// minted in creation order, so "later" compares ids (PostgreSQL compares `created_at`).
+fn fixed_later(s: &State, t: &TaskRow) -> bool {
+    s.tasks.values().any(|c| {
+        c.reprocessed_from.is_some()
+            && c.lineage_id == t.lineage_id
+            && c.status == TaskStatus::Succeeded
+            && c.id.0 > t.id.0
+    })
+}
+
+/// Inserts a pending copy of task `original` (same lineage, no idempotency key).
+fn insert_copy(
+    s: &mut State,
+    original: TaskId,
+    correlation_id: Option<String>,
+    now: Timestamp,
+) -> TaskId {
+    let id = TaskId(s.new_id(now));
+    let Some(o) = s.tasks.get(&original.0).cloned() else {
+        return id;
+    };
+    let row = new_task_row(id, o.task_type, o.payload, now, |r| TaskRow {
+        lineage_id: o.lineage_id,
+        handler: o.handler,
+        institution_id: o.institution_id,
+        event_id: o.event_id,
+        correlation_id: correlation_id.or(o.correlation_id),
+        reprocessed_from: Some(original),
+        max_attempts: o.max_attempts,
+        ..r
+    });
+    s.tasks.insert(id.0, row);
+    id
+}
