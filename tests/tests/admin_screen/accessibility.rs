@@ -139,13 +139,16 @@ impl Checker {
             "the flash says {said:?}"
         );
         self.check("task with a copy").await;
-        let row = self
-            .browser
-            .client
-            .find(Locator::Css(copied))
-            .await
-            .unwrap();
-        let copy = row.attr("data-id").await.unwrap().expect("the copy's id");
+        // Read in one script: a live update may replace the row between a find and a read.
+        let copy = eventually("the copy's id", WAIT, || async {
+            let id = self.browser.client.execute(
+                "const row = document.querySelector(arguments[0]);
+                 return row ? row.dataset.id : null;",
+                vec![copied.into()],
+            );
+            id.await.ok()?.as_str().map(str::to_string)
+        })
+        .await;
         self.visit(["copy", &format!("/admin/tasks/{copy}"), "form#reprocess"])
             .await;
         let url = format!("{}/admin/events/{event}", self.base);
