@@ -72,9 +72,15 @@ pub async fn paused_types_are_not_claimed_until_resumed(e: &Engine) {
     e.controls.set_paused("a", true).await.unwrap();
     assert_eq!(e.controls.paused_types().await.unwrap(), ["a"]);
     let both = ClaimTypes::of(["a", "b"]);
-    assert_eq!(claim_types(e, &both, 10).await, ["b"], "a paused type waits");
-    let counts = e.controls.type_counts(&["a".into(), "b".into(), "z".into()]);
-    let counts: Vec<_> = counts
+    assert_eq!(
+        claim_types(e, &both, 10).await,
+        ["b"],
+        "a paused type waits"
+    );
+    let asked = ["a".to_string(), "b".into(), "z".into()];
+    let counts: Vec<_> = e
+        .controls
+        .type_counts(&asked)
         .await
         .unwrap()
         .into_iter()
@@ -123,10 +129,7 @@ pub async fn delayed_tasks_wait_for_their_run_at(e: &Engine) {
     })
     .await;
     assert_eq!(later.task_type, "later");
-    assert!(
-        e.harness.now().await >= run_at,
-        "claimed before its run_at"
-    );
+    assert!(e.harness.now().await >= run_at, "claimed before its run_at");
 }
 
 pub async fn cancel_stops_a_waiting_task_and_refuses_others(e: &Engine) {
@@ -153,10 +156,19 @@ pub async fn cancel_stops_a_waiting_task_and_refuses_others(e: &Engine) {
         .id;
 
     let refused = e.controls.cancel_task(running.id, None).await;
-    assert!(matches!(refused, Err(PortError::Conflict(_))), "{refused:?}");
+    assert!(
+        matches!(refused, Err(PortError::Conflict(_))),
+        "{refused:?}"
+    );
     let unknown = e.controls.cancel_task(TaskId(42), None).await;
-    assert!(matches!(unknown, Err(PortError::NotFound(_))), "{unknown:?}");
-    let elsewhere = e.controls.cancel_task(waiting, Some(InstitutionId(7))).await;
+    assert!(
+        matches!(unknown, Err(PortError::NotFound(_))),
+        "{unknown:?}"
+    );
+    let elsewhere = e
+        .controls
+        .cancel_task(waiting, Some(InstitutionId(7)))
+        .await;
     assert!(
         matches!(elsewhere, Err(PortError::NotFound(_))),
         "out of scope: {elsewhere:?}"
@@ -178,7 +190,11 @@ pub async fn cancel_stops_a_waiting_task_and_refuses_others(e: &Engine) {
         "cancelled tasks are never claimed"
     );
     let copy = e.tasks.reprocess_task(waiting, None, None).await.unwrap();
-    assert_eq!(view(e, copy).await.status, TaskStatus::Pending, "reprocessable");
+    assert_eq!(
+        view(e, copy).await.status,
+        TaskStatus::Pending,
+        "reprocessable"
+    );
 }
 
 pub async fn one_leader_at_a_time(e: &Engine) {
@@ -186,9 +202,12 @@ pub async fn one_leader_at_a_time(e: &Engine) {
     assert!(e.leader.try_acquire().await.unwrap().is_none(), "held");
     assert!(first.still_held().await);
     first.release().await;
-    let next = eventually(e, "the released lock", Duration::from_millis(10), || async {
-        e.leader.try_acquire().await.unwrap()
-    })
+    let next = eventually(
+        e,
+        "the released lock",
+        Duration::from_millis(10),
+        || async { e.leader.try_acquire().await.unwrap() },
+    )
     .await;
     next.release().await;
 }

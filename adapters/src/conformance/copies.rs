@@ -6,7 +6,10 @@ use campus_core::engine::TaskStatus;
 use campus_core::ids::{InstitutionId, TaskId};
 
 async fn claim_all(e: &Engine, worker: &str) -> Vec<ClaimedTask> {
-    e.tasks.claim(worker, &types(), 100, LONG_LEASE).await.expect("claim")
+    e.tasks
+        .claim(worker, &types(), 100, LONG_LEASE)
+        .await
+        .expect("claim")
 }
 
 /// Claims every due task and fails each permanently.

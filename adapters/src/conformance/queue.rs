@@ -7,7 +7,10 @@ use campus_core::engine::TaskStatus;
 use campus_core::ids::TaskId;
 
 async fn claim(e: &Engine, worker: &str, limit: u32, lease: Duration) -> Vec<ClaimedTask> {
-    e.tasks.claim(worker, &types(), limit, lease).await.expect("claim")
+    e.tasks
+        .claim(worker, &types(), limit, lease)
+        .await
+        .expect("claim")
 }
 
 pub async fn enqueue_is_idempotent_per_key(e: &Engine) {
@@ -47,7 +50,10 @@ pub async fn claims_are_exclusive_under_concurrency(e: &Engine) {
         tokio::spawn(async move {
             let mut mine = Vec::new();
             loop {
-                let got = q.claim(&format!("w{i}"), &types(), 7, LONG_LEASE).await.unwrap();
+                let got = q
+                    .claim(&format!("w{i}"), &types(), 7, LONG_LEASE)
+                    .await
+                    .unwrap();
                 if got.is_empty() {
                     break mine;
                 }

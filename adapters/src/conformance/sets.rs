@@ -3,8 +3,8 @@
 
 use super::{Engine, Harness};
 use crate::memory::{ManualClock, MemoryStore};
-use crate::pg::testing::{drop_database, fresh_database, DropOnPanic};
 use crate::pg::notify::NOTIFY_WINDOW;
+use crate::pg::testing::{drop_database, fresh_database, DropOnPanic};
 use crate::pg::{Notifier, PgLeaderLock, PgStore, PgWakeUps};
 use async_trait::async_trait;
 use campus_core::Timestamp;

@@ -4,9 +4,9 @@
 //! institution).
 
 use super::auth::BearerAuth;
-use super::error::ApiError;
 use super::public::ApiTags;
-use super::State;
+use crate::web::error::ApiError;
+use crate::web::State;
 use campus_core::ids::TaskId;
 use poem::web::Data;
 use poem_openapi::param::Path;
