@@ -1,5 +1,5 @@
 //! The screen's state-changing forms on the engine: reprocess one event or task, or the dead
-//! tasks matching the list's filters.
+//! tasks matching the list's filters; cancel a task; pause or resume a task type.
 
 use super::details::{detail_page, path_id, Item};
 use super::respond::{bad_input, failure};
@@ -10,6 +10,7 @@ use crate::services::AppError;
 use crate::web::{event_context, State};
 use campus_core::engine::TaskStatus;
 use campus_core::ids::*;
+use campus_core::values::Role;
 use campus_ports::{parse_limit, TaskQuery};
 use poem::http::StatusCode;
 use poem::web::{Data, Form, Path, Redirect};
@@ -131,6 +132,78 @@ pub(super) async fn reprocess_tasks(
             views::link("/admin/tasks", &[("correlation_id", correlation)])
         ))
         .into_response(),
+        Err(e) => failure(req, e),
+    }
+}
+
+/// Cancels a task that has not started; on success goes back to its page, which says so.
+#[handler]
+pub(super) async fn cancel_task(
+    req: &Request,
+    Data(state): Data<&State>,
+    Path(id): Path<String>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let op = match form_operator(req, state, &form.csrf).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let cancelled = match path_id(&id) {
+        Ok(task) => {
+            state
+                .operations
+                .cancel_task(TaskId(task), scope_of(&op))
+                .await
+        }
+        Err(e) => Err(e),
+    };
+    match cancelled {
+        Ok(()) => Redirect::see_other(format!("/admin/tasks/{id}?cancelled=1")).into_response(),
+        // Refused (it started or finished meanwhile): the page says why.
+        Err(e @ AppError::Conflict(_)) => {
+            let flash = Flash::Error(e.to_string());
+            detail_page(
+                req,
+                state,
+                &op,
+                Item::Task,
+                &id,
+                flash,
+                StatusCode::CONFLICT,
+            )
+            .await
+        }
+        Err(e) => failure(req, e),
+    }
+}
+
+/// Pauses (`pause`) or resumes (`resume`) a task type for every daemon (Adm only).
+#[handler]
+pub(super) async fn pause_or_resume(
+    req: &Request,
+    Data(state): Data<&State>,
+    Path((task_type, action)): Path<(String, String)>,
+    Form(form): Form<CsrfForm>,
+) -> Response {
+    let op = match form_operator(req, state, &form.csrf).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    if op.role != Role::Adm {
+        let refusal = AppError::Forbidden("only an Adm user pauses or resumes task types".into());
+        return failure(req, refusal);
+    }
+    let paused = match action.as_str() {
+        "pause" => true,
+        "resume" => false,
+        _ => return failure(req, AppError::NotFound("page")),
+    };
+    match state.operations.set_paused(&task_type, paused).await {
+        Ok(()) => {
+            let flash = if paused { "paused" } else { "resumed" };
+            let to = views::link("/admin/task-types", &[(flash, task_type)]);
+            Redirect::see_other(to).into_response()
+        }
         Err(e) => failure(req, e),
     }
 }

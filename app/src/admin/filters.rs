@@ -31,6 +31,11 @@ impl FilterFields for FilterValues {
 pub(super) struct FlashParams {
     copied: Option<String>,
     copies: Option<u32>,
+    /// Set after a cancel.
+    cancelled: Option<String>,
+    /// The type just paused or resumed.
+    paused: Option<String>,
+    resumed: Option<String>,
 }
 
 impl FlashParams {
@@ -43,6 +48,17 @@ impl FlashParams {
             return Flash::Done(format!(
                 "Reprocessing: copy {copy} created; it appears under Copies."
             ));
+        }
+        if self.cancelled.is_some() {
+            return Flash::Done("Cancelled: this task will not run.".into());
+        }
+        if let Some(t) = &self.paused {
+            return Flash::Done(format!(
+                "Paused {t}: no daemon claims its tasks until it is resumed."
+            ));
+        }
+        if let Some(t) = &self.resumed {
+            return Flash::Done(format!("Resumed {t}: its waiting tasks run again."));
         }
         match self.copies {
             Some(0) => Flash::Done(

@@ -139,3 +139,31 @@ pub(super) async fn live_updates(req: &Request, Data(state): Data<&State>) -> Re
         Err(e) => failure(req, e),
     }
 }
+
+/// The task types with their options, counts and pause state.
+#[handler]
+pub(super) async fn task_types(
+    req: &Request,
+    Data(state): Data<&State>,
+    Query(flash): Query<FlashParams>,
+) -> Response {
+    let (op, _slot) = match reader(req, state).await {
+        Ok(reader) => reader,
+        Err(r) => return r,
+    };
+    let loaded = async {
+        let types = state.operations.task_types().await?;
+        Ok::<_, AppError>((types, names(state, &op).await?))
+    };
+    match loaded.await {
+        Ok((types, names)) => page(
+            "Task types",
+            Section::TaskTypes,
+            &op,
+            &names,
+            &flash.flash(),
+            &views::task_types(&types, &op),
+        ),
+        Err(e) => failure(req, e),
+    }
+}

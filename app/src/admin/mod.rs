@@ -38,6 +38,12 @@ pub fn routes() -> impl Endpoint {
         .at("/tasks/reprocess", poem::post(actions::reprocess_tasks))
         .at("/tasks/:id", poem::get(details::task_detail))
         .at("/tasks/:id/reprocess", poem::post(actions::reprocess_task))
+        .at("/tasks/:id/cancel", poem::post(actions::cancel_task))
+        .at("/task-types", poem::get(lists::task_types))
+        .at(
+            "/task-types/:task_type/:action",
+            poem::post(actions::pause_or_resume),
+        )
         .at("/live", poem::get(lists::live_updates))
         .at("/assets/admin.css", poem::get(assets::stylesheet))
         .at("/assets/admin.js", poem::get(assets::script))

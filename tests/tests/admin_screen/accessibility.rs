@@ -3,6 +3,8 @@
 //! reach (lists full and empty, details before and after a reprocess, flashes, refusals,
 //! errors). Any violation fails the test, listed with its rule, impact and target.
 
+use campus_core::Timestamp;
+use campus_ports::{NewTask, TaskQueue};
 use campus_tests::browser::{Browser, AXE_TAGS};
 use campus_tests::eventually;
 use campus_tests::extra::Tenants;
@@ -13,7 +15,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Pages reached by their URL alone: (name, path, what shows it is loaded).
-const LISTS: [[&str; 3]; 6] = [
+const LISTS: [[&str; 3]; 7] = [
     [
         "overview empty",
         "/admin?task_type=none&event_type=none",
@@ -28,6 +30,7 @@ const LISTS: [[&str; 3]; 6] = [
     ["tasks", "/admin/tasks", "#tasks tbody tr"],
     ["dead tasks", "/admin/tasks?status=dead", "details.bulk"],
     ["tasks empty", "/admin/tasks?task_type=none", "#live .empty"],
+    ["task types", "/admin/task-types", "#task-types tbody tr"],
 ];
 
 /// Errors (an unknown id, a bad filter) and the reset-password page with and without its
@@ -159,6 +162,11 @@ impl Checker {
     }
 }
 
+fn an_hour_from_now() -> i64 {
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH);
+    i64::try_from(now.unwrap().as_millis()).unwrap() + 3_600_000
+}
+
 #[tokio::test]
 async fn every_admin_page_passes_axe() {
     let tenants = Tenants::spawn("axe.test").await;
@@ -180,6 +188,29 @@ async fn every_admin_page_passes_axe() {
         .await;
     checker
         .visit(["event", &format!("/admin/events/{event}"), "form#reprocess"])
+        .await;
+    // A task due in an hour: its page offers to cancel it.
+    let waiting = NewTask {
+        task_type: "noop".into(),
+        payload: "{}".into(),
+        institution_id: None,
+        correlation_id: None,
+        max_attempts: 1,
+        idempotency_key: Some("waits-an-hour".into()),
+        run_at: Some(Timestamp(an_hour_from_now())),
+    };
+    app.campus.store.enqueue(&[waiting]).await.unwrap();
+    let waiting: uuid::Uuid =
+        sqlx::query_scalar("SELECT id FROM tasks WHERE idempotency_key = 'waits-an-hour'")
+            .fetch_one(&app.pool)
+            .await
+            .unwrap();
+    checker
+        .visit([
+            "waiting task",
+            &format!("/admin/tasks/{waiting}"),
+            "form#cancel",
+        ])
         .await;
     broken.store(false, Ordering::SeqCst);
     checker.reprocess(&task, &event).await;

@@ -11,6 +11,7 @@ pub enum Section {
     Overview,
     Events,
     Tasks,
+    TaskTypes,
 }
 
 /// A message at the top of a page.
@@ -20,10 +21,11 @@ pub enum Flash {
     Error(String),
 }
 
-const NAV: [(Section, &str, &str); 3] = [
+const NAV: [(Section, &str, &str); 4] = [
     (Section::Overview, "/admin", "Overview"),
     (Section::Events, "/admin/events", "Events"),
     (Section::Tasks, "/admin/tasks", "Tasks"),
+    (Section::TaskTypes, "/admin/task-types", "Task types"),
 ];
 
 /// `<head>` of a page titled `title`; `script` adds the live-update script.

@@ -13,6 +13,7 @@ mod parts;
 mod tables;
 mod task_detail;
 mod task_list;
+mod task_types;
 
 #[cfg(test)]
 mod fixture;
@@ -28,3 +29,4 @@ pub use overview::overview;
 pub use parts::{link, uuid, Names};
 pub use task_detail::task_detail;
 pub use task_list::task_list;
+pub use task_types::task_types;

@@ -98,6 +98,17 @@ pub(super) fn reprocess_form(action: &str, csrf: &str, what: &str) -> Markup {
     }
 }
 
+/// The button that cancels a task that has not started.
+pub(super) fn cancel_form(action: &str, csrf: &str) -> Markup {
+    html! {
+        form #cancel .actions method="post" action=(action) data-async {
+            input type="hidden" name="csrf" value=(csrf);
+            button.danger type="submit" { "Cancel this task" }
+            span.muted { "it will not run; reprocessing it later runs a copy" }
+        }
+    }
+}
+
 /// A muted sentence in place of something there is none of.
 pub(super) fn none_yet(text: &str) -> Markup {
     html! { p.muted { (text) } }

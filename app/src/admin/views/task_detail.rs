@@ -1,11 +1,13 @@
 //! The page of one task: what it is, where it came from, its failed attempts, its copies and
-//! its payload, with the button that reprocesses it once it is finished.
+//! its payload, with the button that cancels it before it starts and the one that reprocesses
+//! it once it is finished.
 
 use super::parts::{
-    badge, correlation_link, facts, institution_cell, link_id, none_yet, opt_link_id, opt_time,
-    pretty_json, reprocess_form, time, uuid, Names,
+    badge, cancel_form, correlation_link, facts, institution_cell, link_id, none_yet, opt_link_id,
+    opt_time, pretty_json, reprocess_form, time, uuid, Names,
 };
 use super::tables::{errors_table, task_table};
+use campus_core::engine::TaskStatus;
 use campus_ports::{OperatorSession, TaskView};
 use maud::{html, Markup};
 
@@ -55,6 +57,8 @@ pub fn task_detail(
             p { (badge(t.status.as_str())) " " strong { (t.task_type) } }
             @if finished {
                 (reprocess_form(&format!("/admin/tasks/{id}/reprocess"), &who.csrf_token, "task"))
+            } @else if matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying) {
+                (cancel_form(&format!("/admin/tasks/{id}/cancel"), &who.csrf_token))
             } @else {
                 (none_yet("It can be reprocessed once it is finished."))
             }

@@ -1,0 +1,197 @@
+//! The whole daemon (dispatch, workers, retries, leader, wake-ups, pauses, delayed tasks) on
+//! the in-memory adapters: no database, each test in milliseconds.
+
+use super::{Daemon, DaemonConfig, Registry, TaskError, TaskHandler};
+use crate::handlers::noop;
+use async_trait::async_trait;
+use campus_adapters::memory::MemoryStore;
+use campus_core::engine::{EventStatus, RetryPolicy, TaskStatus};
+use campus_core::Timestamp;
+use campus_ports::*;
+use std::future::Future;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::watch;
+
+/// Fails the first attempt of every task (transiently), succeeds on the next.
+struct FailsOnce(Arc<AtomicU32>);
+
+#[async_trait]
+impl TaskHandler for FailsOnce {
+    async fn run(&self, task: &ClaimedTask) -> Result<(), TaskError> {
+        self.0.fetch_add(1, Ordering::SeqCst);
+        if task.attempt == 1 {
+            return Err(TaskError::transient("first attempts fail"));
+        }
+        Ok(())
+    }
+}
+
+/// A daemon over `store` running `registry`, stopped by the returned sender.
+fn start(store: &Arc<MemoryStore>, registry: Registry) -> (watch::Sender<bool>, Running) {
+    registry.validate().expect("a consistent registry");
+    let daemon = Daemon {
+        events: store.clone(),
+        tasks: store.clone(),
+        leader: store.clone(),
+        wake_ups: store.clone(),
+        registry: Arc::new(registry),
+        config: DaemonConfig {
+            poll_interval: Duration::from_millis(200),
+            retry: RetryPolicy {
+                base: Duration::from_millis(2),
+                cap: Duration::from_millis(10),
+                max_attempts: 3,
+            },
+            ..DaemonConfig::default()
+        },
+    };
+    let (stop, stopped) = watch::channel(false);
+    (stop, tokio::spawn(daemon.run(stopped)))
+}
+
+type Running = tokio::task::JoinHandle<()>;
+
+async fn stop(stop: watch::Sender<bool>, running: Running) {
+    stop.send(true).unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the daemon stops")
+        .unwrap();
+}
+
+/// Polls `check` every few milliseconds until it returns `Some`; panics after 10 s.
+async fn until<T, Fut: Future<Output = Option<T>>>(what: &str, check: impl Fn() -> Fut) -> T {
+    let started = Instant::now();
+    loop {
+        if let Some(v) = check().await {
+            return v;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+async fn tasks(store: &MemoryStore) -> Vec<TaskView> {
+    let q = TaskQuery {
+        limit: 200,
+        ..Default::default()
+    };
+    store.list_tasks(&q, None).await.unwrap()
+}
+
+fn event() -> NewEvent {
+    NewEvent {
+        event_type: "ThingHappened".into(),
+        aggregate_type: "Thing".into(),
+        aggregate_id: 1,
+        institution_id: None,
+        payload: "{}".into(),
+        correlation_id: Some("corr".into()),
+    }
+}
+
+fn noop_task(run_at: Option<Timestamp>) -> NewTask {
+    NewTask {
+        task_type: noop::TASK_TYPE.into(),
+        payload: "{}".into(),
+        institution_id: None,
+        correlation_id: None,
+        max_attempts: 3,
+        idempotency_key: None,
+        run_at,
+    }
+}
+
+#[tokio::test]
+async fn events_fan_out_and_failed_tasks_are_retried_without_a_database() {
+    let store = Arc::new(MemoryStore::with_system_clock());
+    let attempts = Arc::new(AtomicU32::new(0));
+    let registry = Registry::new(3)
+        .external_event("ThingHappened")
+        .on_event("ThingHappened", "flaky", "flaky")
+        .on_event("ThingHappened", "quiet", noop::TASK_TYPE)
+        .task("flaky", FailsOnce(attempts.clone()))
+        .handle(noop::Noop);
+    let (stopper, running) = start(&store, registry);
+    store.append(&vec![event(); 5]).await.unwrap();
+
+    let done = until("ten succeeded tasks", || async {
+        let all = tasks(&store).await;
+        (all.len() == 10 && all.iter().all(|t| t.status == TaskStatus::Succeeded)).then_some(all)
+    })
+    .await;
+    stop(stopper, running).await;
+
+    for t in &done {
+        let flaky = t.task_type == "flaky";
+        assert_eq!(t.attempt, if flaky { 2 } else { 1 }, "{t:?}");
+        assert_eq!(t.errors.len(), usize::from(flaky), "{t:?}");
+        assert_eq!(t.correlation_id.as_deref(), Some("corr"));
+    }
+    assert_eq!(
+        attempts.load(Ordering::SeqCst),
+        10,
+        "5 failed + 5 succeeded"
+    );
+    let events = store
+        .list_events(&EventQuery::default(), None)
+        .await
+        .unwrap();
+    assert_eq!(events.len(), 5);
+    assert!(events.iter().all(|e| e.status == EventStatus::Dispatched));
+}
+
+#[tokio::test]
+async fn paused_types_wait_and_delayed_tasks_run_at_their_time_without_a_database() {
+    let store = Arc::new(MemoryStore::with_system_clock());
+    let registry = Registry::new(3)
+        .task("flaky", FailsOnce(Arc::default()))
+        .handle(noop::Noop);
+    store.set_paused(noop::TASK_TYPE, true).await.unwrap();
+    let (stopper, running) = start(&store, registry);
+    let paused = noop_task(None);
+    let other = NewTask {
+        task_type: "flaky".into(),
+        ..noop_task(None)
+    };
+    store.enqueue(&[paused, other]).await.unwrap();
+    // By the time the other type's task succeeded (after a retry), the daemon has claimed
+    // several times: the paused type's task is still waiting.
+    until("the unpaused task", || async {
+        tasks(&store)
+            .await
+            .into_iter()
+            .find(|t| t.task_type == "flaky" && t.status == TaskStatus::Succeeded)
+    })
+    .await;
+    let waiting = tasks(&store).await;
+    let noop = waiting.iter().find(|t| t.task_type == noop::TASK_TYPE);
+    assert_eq!(noop.map(|t| t.status), Some(TaskStatus::Pending));
+
+    store.set_paused(noop::TASK_TYPE, false).await.unwrap();
+    let run_at = Timestamp(store.now().0 + 300);
+    store.enqueue(&[noop_task(Some(run_at))]).await.unwrap();
+    let ran = until("both noop tasks", || async {
+        let all: Vec<_> = tasks(&store)
+            .await
+            .into_iter()
+            .filter(|t| t.task_type == noop::TASK_TYPE && t.status == TaskStatus::Succeeded)
+            .collect();
+        (all.len() == 2).then_some(all)
+    })
+    .await;
+    stop(stopper, running).await;
+    let delayed = ran
+        .iter()
+        .find(|t| t.run_at == run_at)
+        .expect("the delayed task");
+    assert!(
+        delayed.started_at.is_some_and(|s| s >= run_at),
+        "started before its run_at: {delayed:?}"
+    );
+}
