@@ -8,8 +8,6 @@ mod dispatch;
 mod heartbeat;
 mod in_flight;
 mod maintenance;
-#[cfg(test)]
-mod memory_tests;
 pub mod registry;
 pub mod typed;
 mod wake;

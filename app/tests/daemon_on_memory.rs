@@ -1,9 +1,10 @@
 //! The whole daemon (dispatch, workers, retries, leader, wake-ups, pauses, delayed tasks) on
-//! the in-memory adapters: no database, each test in milliseconds.
+//! the in-memory adapters: no database, each test in milliseconds. (A test of the app crate
+//! rather than a module of `engine`, which knows only the ports.)
 
-use super::{Daemon, DaemonConfig, Registry, TaskError, TaskHandler};
-use crate::handlers::noop;
 use async_trait::async_trait;
+use campus::engine::{Daemon, DaemonConfig, Registry, TaskError, TaskHandler};
+use campus::handlers::noop;
 use campus_adapters::memory::MemoryStore;
 use campus_core::engine::{EventStatus, RetryPolicy, TaskStatus};
 use campus_core::Timestamp;
