@@ -70,12 +70,27 @@ impl Application {
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> Result<Application, String> {
         let campus = Campus::start(settings).await?;
+        Ok(Self::with_listener(campus, listener, registry))
+    }
+
+    /// Like [`Application::build_with_listener`] on the in-memory adapters
+    /// ([`Campus::in_memory`]): no database.
+    pub async fn build_in_memory(
+        settings: Settings,
+        listener: TcpListener,
+        registry: impl FnOnce(&Campus) -> Registry,
+    ) -> Result<Application, String> {
+        let campus = Campus::in_memory(settings).await?;
+        Ok(Self::with_listener(campus, listener, registry))
+    }
+
+    fn with_listener(
+        campus: Campus,
+        listener: TcpListener,
+        registry: impl FnOnce(&Campus) -> Registry,
+    ) -> Application {
         let registry = registry(&campus);
-        Ok(Application::assemble(
-            campus,
-            Some(listener),
-            Some(registry),
-        ))
+        Application::assemble(campus, Some(listener), Some(registry))
     }
 
     fn assemble(
@@ -131,7 +146,11 @@ impl Application {
         if let Some(daemon) = daemon {
             let _ = daemon.await;
         }
-        if let Some(pg) = &campus.database.embedded {
+        if let Some(pg) = campus
+            .postgres
+            .as_ref()
+            .and_then(|pg| pg.database.embedded.as_ref())
+        {
             pg.stop();
         }
         served

@@ -11,12 +11,17 @@ use crate::web::tokens::JwtKeys;
 use crate::web::{self, AppState};
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
+use campus_adapters::memory::MemoryStore;
 use campus_adapters::pg::cluster::{self, redact_url, DatabaseSource, ResolvedDatabase};
 use campus_adapters::pg::{
     self, notify::NOTIFY_WINDOW, Notifier, PgLeaderLock, PgStore, PgWakeUps,
 };
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
-use campus_ports::Mailer;
+use campus_ports::{
+    AcademicRepository, DemoDataRepository, EngineLog, EventStore, LeaderLock, Mailer,
+    NotificationRepository, Readiness, SentEmailLog, SessionStore, TaskControl, TaskQueue,
+    UserRepository, WakeUps,
+};
 use sqlx::PgPool;
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,9 +33,30 @@ pub enum MailTarget {
     DevMailbox(std::path::PathBuf),
 }
 
-/// A connected, migrated Campus: everything the API and the daemon need.
+/// A wired Campus: everything the API and the daemon need.
 pub struct Campus {
     pub settings: Settings,
+    pub state: web::State,
+    pub handler_deps: HandlerDeps,
+    pub mail: MailTarget,
+    /// The ports daemons run on.
+    pub engine: EnginePorts,
+    /// The database, unless Campus runs on the in-memory adapters ([`Campus::in_memory`]).
+    pub postgres: Option<Postgres>,
+}
+
+/// What a daemon runs on: the event store and task queue for its bookkeeping, the leader lock
+/// and the wake-up hints.
+#[derive(Clone)]
+pub struct EnginePorts {
+    pub events: Arc<dyn EventStore>,
+    pub tasks: Arc<dyn TaskQueue>,
+    pub leader: Arc<dyn LeaderLock>,
+    pub wake_ups: Arc<dyn WakeUps>,
+}
+
+/// The PostgreSQL side of a Campus on a database.
+pub struct Postgres {
     pub database: ResolvedDatabase,
     pub pool: PgPool,
     pub store: PgStore,
@@ -38,11 +64,50 @@ pub struct Campus {
     /// `campus_adapters::pg::connect_engine`); daemons use it for dispatch, claims and
     /// completions.
     pub engine_store: PgStore,
-    pub state: web::State,
-    pub handler_deps: HandlerDeps,
-    pub mail: MailTarget,
-    /// Wake-up hints (LISTEN/NOTIFY) for the daemon and the admin screen's live view.
-    pub wake_ups: Arc<dyn campus_ports::WakeUps>,
+}
+
+/// Every port one adapter set provides: PostgreSQL's `PgStore` and the in-memory
+/// `MemoryStore` both do.
+pub trait AdapterSet:
+    UserRepository
+    + AcademicRepository
+    + NotificationRepository
+    + DemoDataRepository
+    + SentEmailLog
+    + SessionStore
+    + EventStore
+    + TaskQueue
+    + EngineLog
+    + TaskControl
+    + Readiness
+    + Clone
+    + 'static
+{
+}
+
+impl<T> AdapterSet for T where
+    T: UserRepository
+        + AcademicRepository
+        + NotificationRepository
+        + DemoDataRepository
+        + SentEmailLog
+        + SessionStore
+        + EventStore
+        + TaskQueue
+        + EngineLog
+        + TaskControl
+        + Readiness
+        + Clone
+        + 'static
+{
+}
+
+/// The adapters one Campus runs on: one set for requests, one for the operators' reads
+/// (PostgreSQL gives them a pool with a statement timeout) and the daemons' ports.
+struct Adapters<S> {
+    api: S,
+    admin: S,
+    engine: EnginePorts,
 }
 
 impl Campus {
@@ -62,14 +127,64 @@ impl Campus {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let admin_store = PgStore::new(admin_pool, notifier.clone());
-        let engine_store = PgStore::new(engine_pool, notifier);
-        let wake_ups: Arc<dyn campus_ports::WakeUps> = Arc::new(PgWakeUps::new(pool.clone()));
+        let engine_store = PgStore::new(engine_pool, notifier.clone());
         let keys = master_keys(&settings, &database)?;
         store
             .check_key_fingerprints(&keys.fingerprints())
             .await
             .map_err(|e| e.to_string())?;
+        let engine = Arc::new(engine_store.clone());
+        let adapters = Adapters {
+            api: store.clone(),
+            admin: PgStore::new(admin_pool, notifier),
+            engine: EnginePorts {
+                events: engine.clone(),
+                tasks: engine,
+                // A dedicated connection for the lock, LISTEN for the hints.
+                leader: Arc::new(PgLeaderLock::new(engine_store.pool().clone())),
+                wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
+            },
+        };
+        let postgres = Postgres {
+            database,
+            pool,
+            store,
+            engine_store,
+        };
+        Self::assemble(settings, &keys, adapters, Some(postgres)).await
+    }
+
+    /// Campus on the in-memory adapters: nothing is kept once the process ends, and nothing
+    /// but the mail settings leaves it (tests, demos). Keys come from `CAMPUS_JWT_SECRET` or
+    /// are generated for this process.
+    pub async fn in_memory(settings: Settings) -> Result<Campus, String> {
+        let store = MemoryStore::with_system_clock();
+        let keys = match &settings.jwt_secret {
+            Some(raw) => KeyRing::parse(raw)?,
+            None => KeyRing::parse(&KeyRing::generate())?,
+        };
+        let shared = Arc::new(store.clone());
+        let adapters = Adapters {
+            api: store.clone(),
+            admin: store,
+            engine: EnginePorts {
+                events: shared.clone(),
+                tasks: shared.clone(),
+                leader: shared.clone(),
+                wake_ups: shared,
+            },
+        };
+        Self::assemble(settings, &keys, adapters, None).await
+    }
+
+    /// Builds the mailer, the services and the application state over `adapters`, makes sure
+    /// the configured Adm user exists and checks the handler registry.
+    async fn assemble<S: AdapterSet>(
+        settings: Settings,
+        keys: &KeyRing,
+        adapters: Adapters<S>,
+        postgres: Option<Postgres>,
+    ) -> Result<Campus, String> {
         let (mailer, mail): (Arc<dyn Mailer>, MailTarget) = match &settings.smtp_url {
             Some(url) => (
                 Arc::new(SmtpMailer::new(url, &settings.mail_from)?),
@@ -83,8 +198,9 @@ impl Campus {
                 )
             }
         };
-        let shared = Arc::new(store.clone());
-        let vault = Arc::new(SecretVault::new(&keys));
+        let Adapters { api, admin, engine } = adapters;
+        let shared = Arc::new(api);
+        let vault = Arc::new(SecretVault::new(keys));
         let hasher = Arc::new(Argon2Hasher::for_this_machine());
         let accounts = AccountService {
             users: shared.clone(),
@@ -128,41 +244,39 @@ impl Campus {
         let task_types: Arc<Vec<(String, TaskOptions)>> = Arc::new(registry.task_types());
         let sessions = SessionService {
             accounts: accounts.clone(),
-            sessions: shared,
+            sessions: shared.clone(),
             vault,
             clock: Arc::new(SystemClock),
         };
+        let admin = Arc::new(admin);
         let state = Arc::new(AppState {
             sessions,
-            live: LiveHub::new(wake_ups.clone()),
+            live: LiveHub::new(engine.wake_ups.clone()),
             secure_cookies: settings.public_url().starts_with("https://"),
             accounts,
             academic,
             operations: OperationsService {
-                events: Arc::new(admin_store.clone()),
-                tasks: Arc::new(admin_store.clone()),
-                log: Arc::new(admin_store),
-                controls: Arc::new(store.clone()),
+                events: admin.clone(),
+                tasks: admin.clone(),
+                log: admin,
+                controls: shared.clone(),
                 task_types,
             },
-            jwt: JwtKeys::new(&keys, Duration::from_secs(3600)),
+            jwt: JwtKeys::new(keys, Duration::from_secs(3600)),
             limiter: Limiter::new(
                 &settings.rate_limits,
                 settings.trusted_proxies.clone(),
                 settings.admin_concurrency,
             ),
-            readiness: Arc::new(store.clone()),
+            readiness: shared,
         });
         Ok(Campus {
             settings,
-            database,
-            pool,
-            store,
-            engine_store,
             state,
             handler_deps,
             mail,
-            wake_ups,
+            engine,
+            postgres,
         })
     }
 
@@ -203,15 +317,19 @@ impl Campus {
         )
     }
 
-    /// A daemon with `registry`, tuned by the settings, over PostgreSQL: the engine's pool for
-    /// its bookkeeping, a dedicated connection for the leader lock, LISTEN for wake-ups.
+    /// A daemon with `registry` on the engine's ports, tuned by the settings.
     pub fn daemon(&self, registry: Registry) -> Daemon {
-        let shared = Arc::new(self.engine_store.clone());
+        let EnginePorts {
+            events,
+            tasks,
+            leader,
+            wake_ups,
+        } = self.engine.clone();
         Daemon {
-            events: shared.clone(),
-            tasks: shared,
-            leader: Arc::new(PgLeaderLock::new(self.engine_store.pool().clone())),
-            wake_ups: Arc::new(PgWakeUps::new(self.engine_store.pool().clone())),
+            events,
+            tasks,
+            leader,
+            wake_ups,
             registry: Arc::new(registry),
             config: DaemonConfig {
                 concurrency: self.settings.concurrency.max(1),
@@ -274,20 +392,26 @@ impl Campus {
         new_adm_password: Option<&AdmPassword<'_>>,
     ) -> String {
         let url = format!("http://{}", self.settings.addr);
-        let db = match &self.database.source {
-            DatabaseSource::Configured => "DATABASE_URL".to_string(),
-            DatabaseSource::LocalServer => "local PostgreSQL server".to_string(),
-            DatabaseSource::Embedded { data_dir } => {
-                format!("private cluster in {}", data_dir.display())
-            }
-        };
+        let db = self.postgres.as_ref().map(|pg| {
+            let source = match &pg.database.source {
+                DatabaseSource::Configured => "DATABASE_URL".to_string(),
+                DatabaseSource::LocalServer => "local PostgreSQL server".to_string(),
+                DatabaseSource::Embedded { data_dir } => {
+                    format!("private cluster in {}", data_dir.display())
+                }
+            };
+            format!("{} ({source})", redact_url(&pg.database.url))
+        });
         let mut out = String::from("\nCampus is running.\n");
         if with_api {
             out += &format!(
                 "  API:       {url}\n  API docs:  {url}/docs   (OpenAPI: {url}/openapi.json)\n"
             );
         }
-        out += &format!("  Database:  {} ({db})\n", redact_url(&self.database.url));
+        out += &format!(
+            "  Database:  {}\n",
+            db.as_deref().unwrap_or("none: in memory, nothing is kept")
+        );
         match &self.mail {
             MailTarget::Smtp(u) => out += &format!("  Mail:      SMTP {u}\n"),
             MailTarget::DevMailbox(d) => {

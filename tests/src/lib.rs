@@ -151,13 +151,20 @@ pub fn token_of(link: &str) -> String {
         .to_string()
 }
 
-/// A running Campus: API, daemon, database and SMTP server.
-pub struct TestApp {
+/// The HTTP side of a running Campus and the SMTP server it sends to, whatever adapters it
+/// runs on.
+pub struct Client {
     pub base: String,
-    pub db_url: String,
-    pub pool: PgPool,
     pub http: reqwest::Client,
     pub smtp: SmtpServer,
+}
+
+/// A running Campus: API, daemon, database and SMTP server. Its HTTP helpers are
+/// [`Client`]'s.
+pub struct TestApp {
+    pub client: Client,
+    pub db_url: String,
+    pub pool: PgPool,
     /// The wired application (e.g. to start more daemons on the same database).
     pub campus: Arc<Campus>,
     shutdown: watch::Sender<bool>,
@@ -165,6 +172,19 @@ pub struct TestApp {
     running: Option<JoinHandle<()>>,
     /// Set once `stop` dropped the database; otherwise (a failed test) `Drop` drops it.
     dropped: bool,
+}
+
+impl std::ops::Deref for TestApp {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl std::ops::DerefMut for TestApp {
+    fn deref_mut(&mut self) -> &mut Client {
+        &mut self.client
+    }
 }
 
 impl Drop for TestApp {
@@ -212,7 +232,6 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        campus::telemetry::init_for_tests();
         let (db_url, pool) = fresh_database("campus_e2e")
             .await
             .expect("a fresh test database");
@@ -226,7 +245,6 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        campus::telemetry::init_for_tests();
         let pool = campus_adapters::pg::connect(db_url, 4)
             .await
             .expect("a pool on the test database");
@@ -239,43 +257,17 @@ impl TestApp {
         configure: impl FnOnce(&mut Settings),
         registry: impl FnOnce(&Campus) -> Registry,
     ) -> TestApp {
-        let smtp = SmtpServer::start().await;
-        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-        let addr = listener.local_addr().expect("local address");
-        let mut settings = Settings::defaults();
+        let (smtp, listener, mut settings) = test_settings().await;
         settings.database_url = Some(db_url.clone());
-        settings.addr = addr;
-        settings.public_url = Some(format!("http://{addr}"));
-        settings.smtp_url = Some(smtp.url());
-        settings.data_dir =
-            std::env::temp_dir().join(format!("campus-e2e-{}", uuid::Uuid::new_v4().simple()));
-        settings.poll_interval = Duration::from_millis(200);
-        settings.retry_base = Duration::from_millis(200);
-        settings.retry_cap = Duration::from_secs(1);
-        // 6 + 3 pooled connections, plus LISTEN, leader and live-page connections: with the
-        // test's own pool about 16 per app (see .config/nextest.toml).
-        settings.db_connections = 6;
-        settings.admin_email = None;
-        settings.admin_password = None;
-        settings.jwt_secret = Some(TEST_SECRET.into());
-        settings.demo_password = Some(DEMO_PASSWORD.into());
-        // Tests log in and sign up far faster than people; the hostile-input suite sets them.
-        settings.rate_limits = campus::web::limits::RateLimits::off();
         configure(&mut settings);
         let app = Application::build_with_listener(settings, listener, registry)
             .await
             .expect("Campus starts");
-        let campus = app.campus().clone();
-        let (shutdown, rx) = watch::channel(false);
-        let running = tokio::spawn(async move {
-            let _ = app.run(rx).await;
-        });
+        let (client, campus, shutdown, running) = run(app, smtp);
         TestApp {
-            base: format!("http://{addr}"),
+            client,
             db_url,
             pool,
-            http: reqwest::Client::new(),
-            smtp,
             campus,
             shutdown,
             running: Some(running),
@@ -288,9 +280,17 @@ impl TestApp {
         self.shutdown.subscribe()
     }
 
+    /// The PostgreSQL side of the app.
+    pub fn postgres(&self) -> &campus::runtime::Postgres {
+        self.campus
+            .postgres
+            .as_ref()
+            .expect("a TestApp runs on PostgreSQL")
+    }
+
     /// The PostgreSQL adapter on the test database (NOTIFY after writes, like the app).
     pub fn store(&self) -> campus_adapters::pg::PgStore {
-        self.campus.store.clone()
+        self.postgres().store.clone()
     }
 
     /// Stops the app and the daemon and drops the database.
@@ -301,14 +301,46 @@ impl TestApp {
             let _ = tokio::time::timeout(Duration::from_secs(25), running).await;
         }
         self.pool.close().await;
-        self.campus.pool.close().await;
-        self.campus.engine_store.pool().close().await;
+        self.postgres().pool.close().await;
+        self.postgres().engine_store.pool().close().await;
         drop_database(&self.db_url)
             .await
             .expect("drop the test database");
         self.dropped = true;
     }
 
+    /// A single value from the database.
+    pub async fn scalar<T>(&self, sql: &str) -> T
+    where
+        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
+    {
+        sqlx::query_scalar(sql)
+            .fetch_one(&self.pool)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+    }
+
+    /// Waits until every task is finished (none pending, running or retrying) and returns
+    /// the number of tasks.
+    pub async fn wait_for_idle(&self) -> i64 {
+        eventually("all events dispatched and tasks finished", Duration::from_secs(30), || async {
+            let busy: i64 = self
+                .scalar(
+                    "SELECT (SELECT count(*) FROM domain_events WHERE status IN ('pending', 'retrying'))
+                          + (SELECT count(*) FROM tasks WHERE status IN ('pending', 'running', 'retrying'))",
+                )
+                .await;
+            if busy == 0 {
+                Some(self.scalar::<i64>("SELECT count(*) FROM tasks").await)
+            } else {
+                None
+            }
+        })
+        .await
+    }
+}
+
+impl Client {
     async fn send(&self, req: reqwest::RequestBuilder) -> Reply {
         let resp = req.send().await.expect("HTTP request");
         let status = resp.status().as_u16();
@@ -407,34 +439,89 @@ impl TestApp {
         }
         panic!("no e-mailed token could set the password of {email}");
     }
+}
 
-    /// A single value from the database.
-    pub async fn scalar<T>(&self, sql: &str) -> T
-    where
-        T: for<'r> sqlx::Decode<'r, sqlx::Postgres> + sqlx::Type<sqlx::Postgres> + Send + Unpin,
-    {
-        sqlx::query_scalar(sql)
-            .fetch_one(&self.pool)
+/// Settings of a test app on a free port of this machine, sending mail to a new SMTP server:
+/// fast polling and retries, no rate limits, the test secret and demo password.
+async fn test_settings() -> (SmtpServer, std::net::TcpListener, Settings) {
+    campus::telemetry::init_for_tests();
+    let smtp = SmtpServer::start().await;
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
+    let addr = listener.local_addr().expect("local address");
+    let mut settings = Settings::defaults();
+    settings.addr = addr;
+    settings.public_url = Some(format!("http://{addr}"));
+    settings.smtp_url = Some(smtp.url());
+    settings.data_dir =
+        std::env::temp_dir().join(format!("campus-e2e-{}", uuid::Uuid::new_v4().simple()));
+    settings.poll_interval = Duration::from_millis(200);
+    settings.retry_base = Duration::from_millis(200);
+    settings.retry_cap = Duration::from_secs(1);
+    // 6 + 3 pooled connections, plus LISTEN, leader and live-page connections: with the
+    // test's own pool about 16 per app (see .config/nextest.toml).
+    settings.db_connections = 6;
+    settings.admin_email = None;
+    settings.admin_password = None;
+    settings.jwt_secret = Some(TEST_SECRET.into());
+    settings.demo_password = Some(DEMO_PASSWORD.into());
+    // Tests log in and sign up far faster than people; the hostile-input suite sets them.
+    settings.rate_limits = campus::web::limits::RateLimits::off();
+    (smtp, listener, settings)
+}
+
+/// Runs `app` (API and daemon) until the returned sender says stop.
+fn run(
+    app: Application,
+    smtp: SmtpServer,
+) -> (Client, Arc<Campus>, watch::Sender<bool>, JoinHandle<()>) {
+    let client = Client {
+        base: format!("http://{}", app.campus().settings.addr),
+        http: reqwest::Client::new(),
+        smtp,
+    };
+    let campus = app.campus().clone();
+    let (shutdown, rx) = watch::channel(false);
+    let running = tokio::spawn(async move {
+        let _ = app.run(rx).await;
+    });
+    (client, campus, shutdown, running)
+}
+
+/// A running Campus on the in-memory adapters: API, daemon and SMTP server, no database.
+pub struct MemoryApp {
+    pub client: Client,
+    pub campus: Arc<Campus>,
+    shutdown: watch::Sender<bool>,
+    running: JoinHandle<()>,
+}
+
+impl std::ops::Deref for MemoryApp {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        &self.client
+    }
+}
+
+impl MemoryApp {
+    /// Campus with the built-in handlers and settings adjusted by `configure`.
+    pub async fn spawn(configure: impl FnOnce(&mut Settings)) -> MemoryApp {
+        let (smtp, listener, mut settings) = test_settings().await;
+        configure(&mut settings);
+        let app = Application::build_in_memory(settings, listener, |c| c.default_registry())
             .await
-            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .expect("Campus starts in memory");
+        let (client, campus, shutdown, running) = run(app, smtp);
+        MemoryApp {
+            client,
+            campus,
+            shutdown,
+            running,
+        }
     }
 
-    /// Waits until every task is finished (none pending, running or retrying) and returns
-    /// the number of tasks.
-    pub async fn wait_for_idle(&self) -> i64 {
-        eventually("all events dispatched and tasks finished", Duration::from_secs(30), || async {
-            let busy: i64 = self
-                .scalar(
-                    "SELECT (SELECT count(*) FROM domain_events WHERE status IN ('pending', 'retrying'))
-                          + (SELECT count(*) FROM tasks WHERE status IN ('pending', 'running', 'retrying'))",
-                )
-                .await;
-            if busy == 0 {
-                Some(self.scalar::<i64>("SELECT count(*) FROM tasks").await)
-            } else {
-                None
-            }
-        })
-        .await
+    /// Stops the API and the daemon.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(true);
+        let _ = tokio::time::timeout(Duration::from_secs(25), self.running).await;
     }
 }

@@ -582,8 +582,7 @@ async fn an_operator_pauses_a_type_cancels_a_waiting_task_and_resumes() {
         idempotency_key: Some(key.into()),
         run_at: None,
     };
-    app.campus
-        .store
+    app.store()
         .enqueue(&[task("cancel-me"), task("run-me")])
         .await
         .unwrap();

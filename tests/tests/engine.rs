@@ -150,7 +150,7 @@ async fn failures_are_retried_then_dead_and_permanent_failures_die_at_once() {
     // The harness's policy: 200 ms base, doubling, capped at 1 s.
     let app = TestApp::spawn_with(move |campus| {
         let flaky = FailsTimed {
-            pool: campus.pool.clone(),
+            pool: campus.postgres.as_ref().unwrap().pool.clone(),
             delays: seen,
         };
         campus

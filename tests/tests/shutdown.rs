@@ -35,8 +35,8 @@ async fn a_task_still_running_at_the_shutdown_timeout_fails_its_attempt_and_is_r
             .daemon(campus.default_registry().task("hang", gate.clone()))
             .run(stopped),
     );
-    campus
-        .store
+    let pg = campus.postgres.as_ref().unwrap();
+    pg.store
         .enqueue(&[NewTask {
             task_type: "hang".into(),
             payload: "{}".into(),
@@ -115,8 +115,8 @@ async fn a_task_still_running_at_the_shutdown_timeout_fails_its_attempt_and_is_r
     let _ = tokio::time::timeout(Duration::from_secs(20), second).await;
     gate.open();
     pool.close().await;
-    campus.pool.close().await;
-    campus.engine_store.pool().close().await;
+    pg.pool.close().await;
+    pg.engine_store.pool().close().await;
     drop_database(&url).await.unwrap();
     let _ = std::fs::remove_dir_all(&campus.settings.data_dir);
 }

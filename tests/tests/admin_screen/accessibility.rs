@@ -199,7 +199,7 @@ async fn every_admin_page_passes_axe() {
         idempotency_key: Some("waits-an-hour".into()),
         run_at: Some(Timestamp(an_hour_from_now())),
     };
-    app.campus.store.enqueue(&[waiting]).await.unwrap();
+    app.store().enqueue(&[waiting]).await.unwrap();
     let waiting: uuid::Uuid =
         sqlx::query_scalar("SELECT id FROM tasks WHERE idempotency_key = 'waits-an-hour'")
             .fetch_one(&app.pool)
