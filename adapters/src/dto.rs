@@ -1,14 +1,10 @@
-//! Conversions between core values and their SQL/JSON forms. The JSON shapes of domain
-//! events live in `campus_ports::payloads` (shared with the handlers); they are re-exported
-//! here for the adapters' own use.
+//! Conversions between core values and their SQL/JSON forms. Events' JSON payloads are
+//! written by `campus_ports::payloads::event_payload` (re-exported here).
 
 use chrono::{DateTime, Utc};
 use uuid::Uuid;
 
-pub use campus_ports::payloads::{
-    event_payload, ExamGradeNoteAddedPayload, InstitutionCreatedPayload,
-    ResetPasswordTokenCreatedPayload,
-};
+pub use campus_ports::payloads::event_payload;
 
 pub fn uuid(v: u128) -> Uuid {
     Uuid::from_u128(v)

@@ -154,7 +154,103 @@ impl std::fmt::Display for EventType {
     }
 }
 
+/// One value of an event's payload. Adapters store the payload as JSON: `Id` as a UUID
+/// string, `Time` as an RFC 3339 instant, the rest as themselves.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PayloadValue<'a> {
+    Id(u128),
+    Text(&'a str),
+    Time(Timestamp),
+    Number(f64),
+    OptNumber(Option<f64>),
+}
+
 impl DomainEvent {
+    /// The payload stored with the event, field by field: what a handler of the event reads
+    /// back (the institution and the aggregate are stored in columns of their own).
+    pub fn payload(&self) -> Vec<(&'static str, PayloadValue<'_>)> {
+        use PayloadValue::{Id, Number, OptNumber, Text, Time};
+        match self {
+            DomainEvent::InstitutionCreated {
+                institution_id,
+                name,
+                academic_id,
+            } => vec![
+                ("institution_id", Id(institution_id.0)),
+                ("name", Text(name)),
+                ("academic_id", Id(academic_id.0)),
+            ],
+            DomainEvent::AdmCreated { user_id, email }
+            | DomainEvent::AcademicCreated { user_id, email, .. }
+            | DomainEvent::TeacherCreated { user_id, email, .. }
+            | DomainEvent::StudentCreated { user_id, email, .. } => {
+                vec![("user_id", Id(user_id.0)), ("email", Text(email))]
+            }
+            DomainEvent::ResetPasswordTokenCreated {
+                token_id,
+                user_id,
+                expires_at,
+                sealed_token,
+                ..
+            } => vec![
+                ("token_id", Id(token_id.0)),
+                ("user_id", Id(user_id.0)),
+                ("expires_at", Time(*expires_at)),
+                ("sealed_token", Text(&sealed_token.0)),
+            ],
+            DomainEvent::PasswordChanged { user_id, .. } => vec![("user_id", Id(user_id.0))],
+            DomainEvent::DisciplineCreated {
+                discipline_id,
+                name,
+                ..
+            } => vec![("discipline_id", Id(discipline_id.0)), ("name", Text(name))],
+            DomainEvent::ClassCreated {
+                class_id,
+                discipline_id,
+                teacher_id,
+                period,
+                ..
+            } => vec![
+                ("class_id", Id(class_id.0)),
+                ("discipline_id", Id(discipline_id.0)),
+                ("teacher_id", Id(teacher_id.0)),
+                ("period", Text(period)),
+            ],
+            DomainEvent::StudentEnrolled {
+                class_id,
+                student_id,
+                ..
+            } => vec![
+                ("class_id", Id(class_id.0)),
+                ("student_id", Id(student_id.0)),
+            ],
+            DomainEvent::ExamGradeNoteAdded {
+                class_id,
+                student_id,
+                exam,
+                note,
+                previous,
+                ..
+            } => vec![
+                ("class_id", Id(class_id.0)),
+                ("student_id", Id(student_id.0)),
+                ("exam", Text(exam.as_str())),
+                ("note", Number(*note)),
+                ("previous", OptNumber(*previous)),
+            ],
+            DomainEvent::NotificationCreated {
+                notification_id,
+                user_id,
+                kind,
+                ..
+            } => vec![
+                ("notification_id", Id(notification_id.0)),
+                ("user_id", Id(user_id.0)),
+                ("kind", Text(kind)),
+            ],
+        }
+    }
+
     /// The type of the event.
     pub fn kind(&self) -> EventType {
         match self {

@@ -5,11 +5,12 @@ use super::{context, HandlerDeps};
 use crate::engine::{Handler, TaskError};
 use async_trait::async_trait;
 use campus_core::academic::{Class, Discipline, Enrollment};
+use campus_core::events::EventType;
 use campus_core::ids::*;
 use campus_core::user::{PasswordHash, User};
 use campus_core::values::{Email, Exam, Name, Note, Password, Period, Role};
 use campus_core::DomainError;
-use campus_ports::payloads::InstitutionCreatedPayload;
+use campus_ports::payloads::EventPayload;
 use campus_ports::{ClaimedTask, DemoData, DemoDataRepository, IdGenerator, PasswordHasher};
 use std::sync::Arc;
 
@@ -30,6 +31,18 @@ const DISCIPLINES: [&str; 4] = [
     "Databases",
     "Software Engineering",
 ];
+
+/// The payload of `InstitutionCreated`, as this handler reads it.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct InstitutionCreatedPayload {
+    pub institution_id: uuid::Uuid,
+    pub name: String,
+    pub academic_id: uuid::Uuid,
+}
+
+impl EventPayload for InstitutionCreatedPayload {
+    const EVENT: EventType = EventType::InstitutionCreated;
+}
 
 pub struct SeedDemoData {
     demo: Arc<dyn DemoDataRepository>,

@@ -3,13 +3,28 @@
 use super::HandlerDeps;
 use crate::engine::{Handler, TaskError};
 use async_trait::async_trait;
+use campus_core::events::EventType;
 use campus_core::events::SealedSecret;
 use campus_core::ids::UserId;
-use campus_ports::payloads::ResetPasswordTokenCreatedPayload;
+use campus_ports::payloads::EventPayload;
 use campus_ports::{
     ClaimedTask, Clock, Mailer, OutgoingEmail, SentEmailLog, TokenVault, UserRepository,
 };
 use std::sync::Arc;
+
+/// The payload of `ResetPasswordTokenCreated`, as this handler reads it. `sealed_token` is the
+/// token encrypted with the server key: the database alone never reveals a usable token.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ResetPasswordTokenCreatedPayload {
+    pub token_id: uuid::Uuid,
+    pub user_id: uuid::Uuid,
+    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub sealed_token: String,
+}
+
+impl EventPayload for ResetPasswordTokenCreatedPayload {
+    const EVENT: EventType = EventType::ResetPasswordTokenCreated;
+}
 
 /// Sends the reset link once per task lineage (a stable Message-ID marks resends).
 pub struct SendResetPasswordEmail {
