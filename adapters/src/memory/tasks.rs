@@ -6,7 +6,7 @@ use super::rows::{
 };
 use super::MemoryStore;
 use async_trait::async_trait;
-use campus_core::engine::{RetryPolicy, TaskState, TaskStatus, TaskTransition};
+use campus_core::engine::{RetryPolicy, TaskState, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::*;
@@ -136,23 +136,13 @@ impl TaskQueue for MemoryStore {
             if t.attempt != c.attempt || t.locked_by.as_deref() != Some(worker) {
                 continue;
             }
-            let (transition, message) = match &c.outcome {
-                TaskOutcome::Succeeded => (TaskTransition::Succeed, None),
-                TaskOutcome::Failed { message, permanent } => (
-                    TaskTransition::Fail {
-                        permanent: *permanent,
-                    },
-                    Some(message.clone()),
-                ),
+            let (failure, message) = match &c.outcome {
+                TaskOutcome::Succeeded => (None, None),
+                TaskOutcome::Failed { message, permanent } => {
+                    (Some(*permanent), Some(message.clone()))
+                }
             };
-            let state = TaskState {
-                status: TaskStatus::Running,
-                attempt: c.attempt,
-                max_attempts: c.max_attempts,
-            };
-            t.status = state
-                .apply(transition)
-                .map_or(TaskStatus::Dead, |s| s.status);
+            t.status = TaskState::after_attempt(c.attempt, c.max_attempts, failure);
             if t.status == TaskStatus::Retrying {
                 t.run_at = after(now, retry.delay(c.attempt, rand::random()));
             }
@@ -211,14 +201,8 @@ impl TaskQueue for MemoryStore {
             let Some(t) = s.tasks.get_mut(&id.0) else {
                 continue;
             };
-            let state = TaskState {
-                status: TaskStatus::Running,
-                attempt: t.attempt,
-                max_attempts: t.max_attempts,
-            };
-            t.status = state
-                .apply(TaskTransition::LeaseExpired)
-                .map_or(TaskStatus::Dead, |s| s.status);
+            // An expired lease is a failed attempt, never a permanent one.
+            t.status = TaskState::after_attempt(t.attempt, t.max_attempts, Some(false));
             if t.status == TaskStatus::Retrying {
                 t.run_at = after(now, retry.delay(t.attempt, rand::random()));
             }

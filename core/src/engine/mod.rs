@@ -1,9 +1,11 @@
 //! Pure rules of the durable event/task engine: the event envelope and task plan, the
-//! lifecycle state machines, and the retry policy. No I/O here: adapters persist what these
+//! lifecycle state machines, the retry policy and retention (what leaves the live tables,
+//! and when). No I/O here: adapters persist what these
 //! rules decide, the daemon drives them.
 
 pub mod envelope;
 pub mod lifecycle;
+pub mod retention;
 pub mod retry;
 
 pub use envelope::{idempotency_key, EventEnvelope, PlannedTask};
