@@ -14,7 +14,6 @@ use campus::config::Settings;
 use campus::engine::Registry;
 use campus::{Application, Campus};
 use campus_adapters::pg::testing::{drop_database, fresh_database};
-use serde_json::{json, Value};
 use sqlx::PgPool;
 use std::future::Future;
 use std::path::PathBuf;
