@@ -28,6 +28,9 @@ pub enum Command {
     Daemon,
     /// Apply database migrations and exit.
     Migrate,
+    /// Move finished events and tasks older than the retention windows to the archive tables
+    /// now (the daemon's daily run does the same), printing progress.
+    Archive(ArchiveArgs),
     /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
@@ -37,6 +40,17 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+/// Options of `campus archive`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ArchiveArgs {
+    /// Only count what would move.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Rows per table per batch (each batch is one short transaction per table).
+    #[arg(long, default_value_t = crate::services::archive::DEFAULT_BATCH)]
+    pub batch: u32,
 }
 
 /// Sizes of a `campus bench` run.

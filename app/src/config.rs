@@ -2,6 +2,7 @@
 //! that run Campus on a fresh machine with no configuration at all. The commands themselves
 //! (and their own arguments, such as the bench's) belong to the CLI (`crate::cli`).
 
+use campus_core::engine::retention::{RetentionWindows, TimeOfDay};
 use campus_core::engine::RetryPolicy;
 use clap::{Args, Parser};
 use std::net::SocketAddr;
@@ -78,6 +79,14 @@ pub struct Settings {
     /// same way but send nothing).
     #[arg(long, env = "CAMPUS_RESET_COOLDOWN", global = true, default_value = "5m", value_parser = parse_duration)]
     pub reset_cooldown: Duration,
+
+    /// Succeeded tasks and dispatched events older than this move to the archive tables.
+    #[arg(long, env = "CAMPUS_RETENTION_FINISHED", global = true, default_value = "1d", value_parser = parse_retention)]
+    pub retention_finished: Duration,
+
+    /// Dead and cancelled tasks and dead events older than this move to the archive tables.
+    #[arg(long, env = "CAMPUS_RETENTION_DEAD", global = true, default_value = "30d", value_parser = parse_retention)]
+    pub retention_dead: Duration,
 
     /// Longest a query of the admin screen or `/adm` API may run before it is cancelled.
     #[arg(long, env = "CAMPUS_ADMIN_QUERY_TIMEOUT", global = true, default_value = "5s", value_parser = parse_duration)]
@@ -182,6 +191,13 @@ impl Settings {
             .to_string()
     }
 
+    pub fn retention(&self) -> RetentionWindows {
+        RetentionWindows {
+            finished: self.retention_finished,
+            dead: self.retention_dead,
+        }
+    }
+
     pub fn retry_policy(&self) -> RetryPolicy {
         RetryPolicy {
             base: self.retry_base,
@@ -196,17 +212,40 @@ impl Settings {
 /// (`1d`, `5 days` are refused: rate limits use this syntax too), every number needs one, and
 /// values too large for a `Duration` are refused instead of wrapping.
 pub fn parse_duration(raw: &str) -> Result<Duration, String> {
-    const UNITS: [&str; 4] = ["ms", "s", "m", "h"];
+    parse_units(
+        raw,
+        &["ms", "s", "m", "h"],
+        "a duration like 250ms, 5s, 2m or 1h",
+    )
+}
+
+/// Retention windows: like [`parse_duration`], with days too (`1d`, `30d`, `1d 12h`).
+pub fn parse_retention(raw: &str) -> Result<Duration, String> {
+    parse_units(
+        raw,
+        &["ms", "s", "m", "h", "d"],
+        "a duration like 12h, 1d or 30d",
+    )
+}
+
+fn parse_units(raw: &str, allowed: &[&str], example: &str) -> Result<Duration, String> {
     let raw = raw.trim();
-    let example = "a duration like 250ms, 5s, 2m or 1h";
     let units: Vec<&str> = raw
         .split(|c: char| c.is_ascii_digit() || c == '.' || c.is_whitespace())
         .filter(|unit| !unit.is_empty())
         .collect();
-    if units.is_empty() || units.iter().any(|unit| !UNITS.contains(unit)) {
-        return Err(format!("{raw:?} is not {example} (units: ms, s, m, h)"));
+    if units.is_empty() || units.iter().any(|unit| !allowed.contains(unit)) {
+        return Err(format!(
+            "{raw:?} is not {example} (units: {})",
+            allowed.join(", ")
+        ));
     }
     humantime::parse_duration(raw).map_err(|e| format!("{raw:?} is not {example}: {e}"))
+}
+
+/// `HH:MM` on a 24-hour clock.
+pub fn parse_time_of_day(raw: &str) -> Result<TimeOfDay, String> {
+    TimeOfDay::parse(raw).ok_or_else(|| format!("{raw:?} is not a time of day like 00:00 or 23:30"))
 }
 
 #[cfg(test)]
@@ -251,6 +290,25 @@ mod tests {
         for other_unit in ["1d", "2days", "1w", "0", "5 days", "3M"] {
             assert!(parse_duration(other_unit).is_err(), "{other_unit}");
         }
+    }
+
+    #[test]
+    fn retention_windows_take_days() {
+        assert_eq!(parse_retention("1d").unwrap(), Duration::from_secs(86_400));
+        assert_eq!(
+            parse_retention("30d").unwrap(),
+            Duration::from_secs(30 * 86_400)
+        );
+        assert_eq!(
+            parse_retention("1d 12h").unwrap(),
+            Duration::from_secs(129_600)
+        );
+        for bad in ["30", "1w", "forever", "-1d"] {
+            let refused = parse_retention(bad).expect_err(bad);
+            assert!(refused.contains("like 12h, 1d or 30d"), "{refused}");
+        }
+        let s = Settings::defaults();
+        assert_eq!(s.retention(), RetentionWindows::default());
     }
 
     #[test]

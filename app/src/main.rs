@@ -1,13 +1,16 @@
-//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `openapi` and, with the
-//! `bench` feature (on by default), `bench`.
+//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `archive`, `openapi` and,
+//! with the `bench` feature (on by default), `bench`.
 
 use campus::application::{Application, Roles};
 use campus::cli::{Cli, Command};
 use campus::config::Settings;
+use campus::services::ArchiveService;
 use campus::{shutdown_signal, telemetry};
+use campus_adapters::pg::{Notifier, PgStore};
 use clap::Parser;
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -28,6 +31,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         #[cfg(feature = "bench")]
         Command::Bench(args) => return bench(&cli.settings, &args).await,
         Command::Migrate => return migrate(&cli.settings).await,
+        Command::Archive(args) => return archive(&cli.settings, &args).await,
         Command::Serve => Roles::SERVE,
         Command::Api => Roles::API,
         Command::Daemon => Roles::DAEMON,
@@ -83,6 +87,65 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
         pg.stop();
     }
     Ok(())
+}
+
+/// `archive`: moves what the retention windows allow now, with a progress line on standard
+/// error (rewritten in place on a terminal, at most once a second otherwise) and a summary.
+async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result<(), String> {
+    use std::io::{IsTerminal, Write};
+    let (database, pool) = campus::runtime::migrated_database(settings, 2).await?;
+    let service = ArchiveService {
+        archive: Arc::new(PgStore::new(pool, Notifier::disabled())),
+        windows: settings.retention(),
+        batch: args.batch,
+    };
+    let days = |d: std::time::Duration| match d.as_secs() {
+        s if s > 0 && s % 86_400 == 0 => format!("{}d", s / 86_400),
+        _ => humantime::format_duration(d).to_string(),
+    };
+    let windows = format!(
+        "finished more than {} ago, dead or cancelled more than {} ago",
+        days(settings.retention_finished),
+        days(settings.retention_dead)
+    );
+    let outcome = if args.dry_run {
+        service.dry_run().await.map(|n| {
+            println!(
+                "Would archive {} tasks and {} events ({windows}).",
+                n.tasks, n.events
+            );
+        })
+    } else {
+        let terminal = std::io::stderr().is_terminal();
+        let mut last: Option<std::time::Instant> = None;
+        let done = service
+            .run(|p| {
+                if terminal {
+                    eprint!("\rarchiving: {}\x1b[K", p.line());
+                    let _ = std::io::stderr().flush();
+                } else if last.is_none_or(|l| l.elapsed() >= std::time::Duration::from_secs(1)) {
+                    eprintln!("archiving: {}", p.line());
+                    last = Some(std::time::Instant::now());
+                }
+            })
+            .await;
+        if terminal {
+            eprintln!();
+        }
+        done.map(|p| {
+            println!(
+                "Archived {} tasks and {} events ({windows}) in {:.1} s, {:.0} rows/s.",
+                p.moved.tasks,
+                p.moved.events,
+                p.elapsed.as_secs_f64(),
+                p.rate()
+            );
+        })
+    };
+    if let Some(pg) = &database.embedded {
+        pg.stop();
+    }
+    outcome.map_err(|e| e.to_string())
 }
 
 /// `bench`: runs every phase and prints the report (a table, or one JSON object).

@@ -10,6 +10,7 @@ pub mod engine;
 pub mod error;
 pub mod payloads;
 pub mod repositories;
+pub mod retention;
 pub mod services;
 
 pub use admin::*;
@@ -17,4 +18,5 @@ pub use coordination::*;
 pub use engine::*;
 pub use error::PortError;
 pub use repositories::*;
+pub use retention::*;
 pub use services::*;

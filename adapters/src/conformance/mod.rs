@@ -18,7 +18,7 @@
 //! Cases: `dispatch` (fan-out, poison events, event order, event copies), `queue` (claims,
 //! fencing, retries, leases), `copies` (task copies, scoping), `outbox` (entity rows and
 //! their events commit together; the summary), `controls` (claims by type, pauses, delayed
-//! tasks, cancel, the leader lock, wake-ups as hints) and `model` (a proptest of the task
+//! tasks, cancel, the leader lock, wake-ups as hints), `retention` (the archive) and `model` (a proptest of the task
 //! lifecycle against a model).
 
 pub mod controls;
@@ -27,6 +27,7 @@ pub mod dispatch;
 pub mod model;
 pub mod outbox;
 pub mod queue;
+pub mod retention;
 pub mod sets;
 
 use async_trait::async_trait;
@@ -48,6 +49,7 @@ pub struct Engine {
     pub controls: Arc<dyn TaskControl>,
     pub leader: Arc<dyn LeaderLock>,
     pub wake_ups: Arc<dyn WakeUps>,
+    pub archive: Arc<dyn Archive>,
     pub harness: Box<dyn Harness>,
 }
 
@@ -250,7 +252,8 @@ macro_rules! conformance_suite {
             controls::delayed_tasks_wait_for_their_run_at,
             controls::cancel_stops_a_waiting_task_and_refuses_others,
             controls::one_leader_at_a_time,
-            controls::a_wake_up_is_only_a_hint
+            controls::a_wake_up_is_only_a_hint,
+            retention::the_archive_moves_exactly_the_archivable_rows
         );
 
         #[test]

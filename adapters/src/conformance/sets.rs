@@ -25,9 +25,10 @@ pub async fn postgres() -> Engine {
         tasks: store.clone(),
         log: store.clone(),
         controls: store.clone(),
-        users: store,
+        users: store.clone(),
         leader: Arc::new(PgLeaderLock::new(pool.clone())),
         wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
+        archive: store,
         harness: Box::new(PgHarness {
             url: DropOnPanic(url),
             pool,
@@ -103,6 +104,7 @@ pub async fn memory() -> Engine {
         controls: store.clone(),
         leader: store.clone(),
         wake_ups: store.clone(),
+        archive: store.clone(),
         harness: Box::new(MemoryHarness { store, clock }),
     }
 }

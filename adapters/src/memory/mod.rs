@@ -19,6 +19,7 @@
 //! nothing is ever due early.
 
 mod academic;
+mod archive;
 mod clock;
 mod controls;
 mod events;

@@ -118,6 +118,9 @@ pub(crate) struct State {
     pub sessions: HashMap<String, SessionRow>,
     /// Paused task types (`task_type_controls`).
     pub paused: BTreeSet<String>,
+    /// The archive tables: rows and when they were archived.
+    pub archived_events: BTreeMap<u128, (EventRow, Timestamp)>,
+    pub archived_tasks: BTreeMap<u128, (TaskRow, Timestamp)>,
 }
 
 impl State {

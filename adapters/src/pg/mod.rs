@@ -6,6 +6,7 @@
 
 mod academic;
 mod admin;
+mod archive;
 #[cfg(feature = "bench")]
 pub mod bench;
 pub mod cluster;

@@ -4,11 +4,13 @@
 
 pub mod academic;
 pub mod accounts;
+pub mod archive;
 pub mod operations;
 pub mod sessions;
 
 pub use academic::AcademicService;
 pub use accounts::AccountService;
+pub use archive::ArchiveService;
 pub use operations::OperationsService;
 pub use sessions::SessionService;
 

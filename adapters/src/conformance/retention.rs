@@ -1,0 +1,134 @@
+//! Conformance of the archive: exactly the rows the core retention rule allows move, in
+//! bounded batches, each once; what is left in the live tables is what must stay.
+
+use super::*;
+use campus_core::engine::retention::RetentionWindows;
+use campus_core::engine::TaskStatus;
+
+/// Succeeded rows move after 300 ms; dead and cancelled ones would wait an hour.
+const WINDOWS: RetentionWindows = RetentionWindows {
+    finished: Duration::from_millis(300),
+    dead: Duration::from_secs(3600),
+};
+
+async fn finish(e: &Engine, claimed: &ClaimedTask, outcome: TaskOutcome) {
+    let n = e
+        .tasks
+        .complete("w", &[completion(claimed, outcome)], &quick_policy())
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+}
+
+async fn live_ids(e: &Engine) -> Vec<campus_core::ids::TaskId> {
+    let mut ids: Vec<_> = all_tasks(e).await.into_iter().map(|t| t.id).collect();
+    ids.sort();
+    ids
+}
+
+pub async fn the_archive_moves_exactly_the_archivable_rows(e: &Engine) {
+    // Event "Done": both its tasks succeed. Event "Half": one of its tasks stays pending.
+    e.events
+        .append(&[event("Done"), event("Half")])
+        .await
+        .unwrap();
+    e.events
+        .dispatch_pending(10, Arc::new(TwoHandlers), &quick_policy())
+        .await
+        .unwrap();
+    // Direct tasks: one succeeds, one dies, one is reprocessed after succeeding (its copy
+    // waits), one stays pending.
+    for key in ["ok", "dies", "copied", "waits"] {
+        e.tasks.enqueue(&[task(Some(key))]).await.unwrap();
+    }
+    let claimed = e.tasks.claim("w", &types(), 100, LONG_LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 8);
+    let (mut keep, mut expected_moves) = (Vec::new(), Vec::new());
+    // Claim order is oldest first: Done's two tasks, Half's two, then ok, dies, copied, waits.
+    for (i, c) in claimed.iter().enumerate() {
+        match i {
+            3 => keep.push(c.id),
+            5 => {
+                finish(e, c, failed("no", true)).await;
+                keep.push(c.id);
+            }
+            7 => keep.push(c.id),
+            6 => {
+                finish(e, c, TaskOutcome::Succeeded).await;
+                keep.push(c.id);
+            }
+            _ => {
+                finish(e, c, TaskOutcome::Succeeded).await;
+                expected_moves.push(c.id);
+            }
+        }
+    }
+    let copy = e
+        .tasks
+        .reprocess_task(claimed[6].id, None, None)
+        .await
+        .unwrap();
+    keep.push(copy);
+
+    assert_eq!(
+        e.archive.archivable(&WINDOWS).await.unwrap(),
+        ArchiveCounts::default(),
+        "nothing is old enough yet"
+    );
+    e.harness.advance(Duration::from_millis(400)).await;
+    let due = e.archive.archivable(&WINDOWS).await.unwrap();
+    assert_eq!(
+        due,
+        ArchiveCounts {
+            events: 1,
+            tasks: expected_moves.len() as u64
+        },
+        "Done and its tasks, Half's finished task, `ok`"
+    );
+
+    // Batches of 2 until nothing moves: every archivable row moves once.
+    let mut moved = ArchiveCounts::default();
+    loop {
+        let batch = e.archive.archive_batch(&WINDOWS, 2).await.unwrap();
+        assert!(batch.events <= 2 && batch.tasks <= 2, "{batch:?}");
+        if batch.total() == 0 {
+            break;
+        }
+        moved += batch;
+    }
+    assert_eq!(moved, due);
+    assert_eq!(e.archive.archived().await.unwrap(), due);
+    assert_eq!(
+        e.archive.archivable(&WINDOWS).await.unwrap(),
+        ArchiveCounts::default()
+    );
+    keep.sort();
+    assert_eq!(live_ids(e).await, keep, "what must stay stays");
+    let events = e
+        .log
+        .list_events(&EventQuery::default(), None)
+        .await
+        .unwrap();
+    let types_left: Vec<_> = events.iter().map(|v| v.event_type.as_str()).collect();
+    assert_eq!(types_left, ["Half"]);
+
+    // Once the dead window passes, the dead task moves too; the waiting copy keeps its
+    // original, and pending work stays.
+    let later = RetentionWindows {
+        dead: Duration::from_millis(300),
+        ..WINDOWS
+    };
+    let dead = e.archive.archive_batch(&later, 100).await.unwrap();
+    assert_eq!(
+        dead,
+        ArchiveCounts {
+            events: 0,
+            tasks: 1
+        }
+    );
+    let statuses: Vec<TaskStatus> = all_tasks(e).await.into_iter().map(|t| t.status).collect();
+    assert!(
+        statuses.iter().all(|s| *s != TaskStatus::Dead),
+        "{statuses:?}"
+    );
+}

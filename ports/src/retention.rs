@@ -1,0 +1,46 @@
+//! The archive: finished events and tasks leave the live tables for their archive tables
+//! (`campus_core::engine::retention` decides which), by bounded batches, each atomic.
+
+use crate::PortError;
+use campus_core::engine::retention::RetentionWindows;
+
+/// Rows counted or moved, by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ArchiveCounts {
+    pub events: u64,
+    pub tasks: u64,
+}
+
+impl ArchiveCounts {
+    pub fn total(self) -> u64 {
+        self.events + self.tasks
+    }
+}
+
+impl std::ops::AddAssign for ArchiveCounts {
+    fn add_assign(&mut self, other: ArchiveCounts) {
+        self.events += other.events;
+        self.tasks += other.tasks;
+    }
+}
+
+#[cfg_attr(feature = "mocks", mockall::automock)]
+#[async_trait::async_trait]
+pub trait Archive: Send + Sync {
+    /// How many rows would move now under `windows` (a dry run; the store's clock decides
+    /// "now").
+    async fn archivable(&self, windows: &RetentionWindows) -> Result<ArchiveCounts, PortError>;
+
+    /// Moves up to `limit` archivable tasks, then up to `limit` archivable events, each table
+    /// in one atomic step (a crash loses and duplicates nothing; the next batch resumes).
+    /// Rows another transaction holds are skipped, not waited for. Returns what moved; zero
+    /// of both means nothing is left to move.
+    async fn archive_batch(
+        &self,
+        windows: &RetentionWindows,
+        limit: u32,
+    ) -> Result<ArchiveCounts, PortError>;
+
+    /// Events and tasks in the archive tables.
+    async fn archived(&self) -> Result<ArchiveCounts, PortError>;
+}
