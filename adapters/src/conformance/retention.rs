@@ -112,6 +112,55 @@ pub async fn the_archive_moves_exactly_the_archivable_rows(e: &Engine) {
     let types_left: Vec<_> = events.iter().map(|v| v.event_type.as_str()).collect();
     assert_eq!(types_left, ["Half"]);
 
+    // Links survive: an archived event shows its archived tasks; a live event its tasks
+    // wherever they are; archived rows are reprocessed into live copies.
+    let done_tasks: Vec<_> = claimed[..2].iter().map(|c| c.id).collect();
+    let done_event = e
+        .log
+        .task(done_tasks[0], None)
+        .await
+        .unwrap()
+        .task
+        .event_id
+        .unwrap();
+    let done = e.log.event(done_event, None).await.unwrap();
+    assert_eq!(done.event.event_type, "Done");
+    let mut shown: Vec<_> = done.tasks.iter().map(|t| t.id).collect();
+    shown.sort();
+    assert_eq!(
+        shown, done_tasks,
+        "an archived event lists its archived tasks"
+    );
+    let half = e.log.event(events[0].id, None).await.unwrap();
+    assert_eq!(half.tasks.len(), 2, "one live, one archived");
+    let copy = e
+        .tasks
+        .reprocess_task(done_tasks[0], None, None)
+        .await
+        .unwrap();
+    assert_eq!(view(e, copy).await.status, TaskStatus::Pending);
+    assert!(
+        all_tasks(e).await.iter().any(|t| t.id == copy),
+        "the copy is live"
+    );
+    let original = e.log.task(done_tasks[0], None).await.unwrap();
+    assert_eq!(original.copies, [copy]);
+    let event_copy = e
+        .events
+        .reprocess_event(done_event, None, None)
+        .await
+        .unwrap();
+    let listed = e
+        .log
+        .list_events(&EventQuery::default(), None)
+        .await
+        .unwrap();
+    assert!(listed.iter().any(|v| v.id == event_copy));
+    assert_eq!(
+        e.log.event(done_event, None).await.unwrap().copies,
+        [event_copy]
+    );
+
     // Once the dead window passes, the dead task moves too; the waiting copy keeps its
     // original, and pending work stays.
     let later = RetentionWindows {

@@ -147,8 +147,7 @@ impl EventStore for MemoryStore {
         let now = self.now();
         let mut s = self.lock();
         let original = s
-            .events
-            .get(&id.0)
+            .event_anywhere(id.0)
             .filter(|e| scope.is_none() || e.institution_id == scope)
             .ok_or(PortError::NotFound("event"))?
             .clone();

@@ -173,26 +173,28 @@ impl EngineLog for MemoryStore {
         scope: Option<InstitutionId>,
     ) -> Result<EventDetail, PortError> {
         let s = self.lock();
+        // Links cross into the archive, as in PostgreSQL.
         let event = s
-            .events
-            .get(&id.0)
+            .event_anywhere(id.0)
             .filter(|e| scope.is_none() || e.institution_id == scope)
             .ok_or(PortError::NotFound("event"))?
             .view();
+        let mut tasks: Vec<TaskView> = s
+            .every_task()
+            .filter(|t| t.event_id == Some(id))
+            .map(TaskRow::view)
+            .collect();
+        tasks.sort_by_key(|t| t.id);
+        let mut copies: Vec<EventId> = s
+            .every_event()
+            .filter(|e| e.reprocessed_from == Some(id))
+            .map(|e| e.id)
+            .collect();
+        copies.sort();
         Ok(EventDetail {
             event,
-            tasks: s
-                .tasks
-                .values()
-                .filter(|t| t.event_id == Some(id))
-                .map(TaskRow::view)
-                .collect(),
-            copies: s
-                .events
-                .values()
-                .filter(|e| e.reprocessed_from == Some(id))
-                .map(|e| e.id)
-                .collect(),
+            tasks,
+            copies,
         })
     }
 
@@ -242,20 +244,17 @@ impl EngineLog for MemoryStore {
     ) -> Result<TaskDetail, PortError> {
         let s = self.lock();
         let task = s
-            .tasks
-            .get(&id.0)
+            .task_anywhere(id.0)
             .filter(|t| scope.is_none() || t.institution_id == scope)
             .ok_or(PortError::NotFound("task"))?
             .view();
-        Ok(TaskDetail {
-            task,
-            copies: s
-                .tasks
-                .values()
-                .filter(|t| t.reprocessed_from == Some(id))
-                .map(|t| t.id)
-                .collect(),
-        })
+        let mut copies: Vec<TaskId> = s
+            .every_task()
+            .filter(|t| t.reprocessed_from == Some(id))
+            .map(|t| t.id)
+            .collect();
+        copies.sort();
+        Ok(TaskDetail { task, copies })
     }
 
     async fn summary(

@@ -124,6 +124,34 @@ pub(crate) struct State {
 }
 
 impl State {
+    /// An event, live or archived.
+    pub fn event_anywhere(&self, id: u128) -> Option<&EventRow> {
+        self.events
+            .get(&id)
+            .or_else(|| self.archived_events.get(&id).map(|(e, _)| e))
+    }
+
+    /// A task, live or archived.
+    pub fn task_anywhere(&self, id: u128) -> Option<&TaskRow> {
+        self.tasks
+            .get(&id)
+            .or_else(|| self.archived_tasks.get(&id).map(|(t, _)| t))
+    }
+
+    /// Every event, live then archived.
+    pub fn every_event(&self) -> impl Iterator<Item = &EventRow> {
+        self.events
+            .values()
+            .chain(self.archived_events.values().map(|(e, _)| e))
+    }
+
+    /// Every task, live then archived.
+    pub fn every_task(&self) -> impl Iterator<Item = &TaskRow> {
+        self.tasks
+            .values()
+            .chain(self.archived_tasks.values().map(|(t, _)| t))
+    }
+
     /// A new UUIDv7 whose time is `now` (never before the last one minted): ids sort in
     /// creation order, like the PostgreSQL adapter's `Uuid::now_v7()`.
     pub fn new_id(&mut self, now: Timestamp) -> u128 {

@@ -235,8 +235,7 @@ impl TaskQueue for MemoryStore {
         let now = self.now();
         let mut s = self.lock();
         let original = s
-            .tasks
-            .get(&id.0)
+            .task_anywhere(id.0)
             .filter(|t| scope.is_none() || t.institution_id == scope)
             .ok_or(PortError::NotFound("task"))?;
         if !original.status.can_reprocess() {
@@ -333,7 +332,7 @@ fn insert_copy(
     now: Timestamp,
 ) -> TaskId {
     let id = TaskId(s.new_id(now));
-    let Some(o) = s.tasks.get(&original.0).cloned() else {
+    let Some(o) = s.task_anywhere(original.0).cloned() else {
         return id;
     };
     let row = new_task_row(id, o.task_type, o.payload, now, |r| TaskRow {

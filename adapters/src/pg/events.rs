@@ -154,7 +154,11 @@ impl EventStore for PgStore {
                                         correlation_id, occurred_at, reprocessed_from)
              SELECT $2, event_type, aggregate_type, aggregate_id, institution_id, payload,
                     COALESCE($3, correlation_id), occurred_at, id
-             FROM domain_events WHERE id = $1",
+             FROM (SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                          correlation_id, occurred_at FROM domain_events WHERE id = $1
+                   UNION ALL
+                   SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                          correlation_id, occurred_at FROM domain_events_processed WHERE id = $1) o",
         )
         .bind(original)
         .bind(copy)

@@ -1,4 +1,5 @@
-//! What reprocessing an event and a task share: lock the original, check it may be copied.
+//! What reprocessing an event and a task share: lock the original (live or archived), check
+//! it may be copied.
 
 use super::db_err;
 use campus_core::ids::InstitutionId;
@@ -30,14 +31,20 @@ pub(crate) async fn lock_original<'c>(
     scope: Option<InstitutionId>,
 ) -> Result<Transaction<'c, Postgres>, PortError> {
     let checked: Result<(), PortError> = async {
-        let row = sqlx::query(&format!(
-            "SELECT status, institution_id FROM {} WHERE id = $1 FOR UPDATE",
-            what.table
-        ))
-        .bind(original)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        // Live first; an archived original (finished, so copyable) makes a live copy too.
+        let mut row = None;
+        for table in [what.table.to_string(), format!("{}_processed", what.table)] {
+            row = sqlx::query(&format!(
+                "SELECT status, institution_id FROM {table} WHERE id = $1 FOR UPDATE"
+            ))
+            .bind(original)
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if row.is_some() {
+                break;
+            }
+        }
         let Some(row) = row else {
             return Err(PortError::NotFound(what.noun));
         };

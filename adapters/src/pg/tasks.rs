@@ -409,6 +409,11 @@ impl TaskQueue for PgStore {
     }
 }
 
+/// What a copy takes from its original (live or archived).
+const COPIED: &str =
+    "id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id, \
+                      max_attempts, status";
+
 /// Inserts `copies[i]` as a new pending task copying `originals[i]`.
 async fn insert_copies(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
@@ -424,7 +429,9 @@ async fn insert_copies(
                             reprocessed_from, max_attempts)
          SELECT c.copy, t.lineage_id, t.task_type, t.handler, t.payload, t.institution_id, t.event_id,
                 COALESCE($3, t.correlation_id), t.id, t.max_attempts
-         FROM UNNEST($1::uuid[], $2::uuid[]) AS c(copy, original) JOIN tasks t ON t.id = c.original
+         FROM UNNEST($1::uuid[], $2::uuid[]) AS c(copy, original)
+         JOIN (SELECT {COPIED} FROM tasks UNION ALL SELECT {COPIED} FROM tasks_processed) t
+           ON t.id = c.original
          WHERE t.status IN {FINAL}"
     ))
     .bind(copies)

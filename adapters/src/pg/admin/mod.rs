@@ -53,8 +53,11 @@ impl EngineLog for PgStore {
         scope: Option<InstitutionId>,
     ) -> Result<EventDetail, PortError> {
         let key = uuid::Uuid::from_u128(event.0);
+        // Links cross into the archive: the event, its tasks and its copies may each be live or
+        // archived.
         let row = sqlx::query(&format!(
-            "SELECT {EVENT_COLUMNS} FROM domain_events WHERE id = $1"
+            "SELECT {EVENT_COLUMNS} FROM domain_events WHERE id = $1
+             UNION ALL SELECT {EVENT_COLUMNS} FROM domain_events_processed WHERE id = $1"
         ))
         .bind(key)
         .fetch_optional(&self.pool)
@@ -66,14 +69,16 @@ impl EngineLog for PgStore {
             return Err(PortError::NotFound("event"));
         }
         let tasks = sqlx::query(&format!(
-            "SELECT {TASK_COLUMNS} FROM tasks WHERE event_id = $1 ORDER BY id"
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE event_id = $1
+             UNION ALL SELECT {TASK_COLUMNS} FROM tasks_processed WHERE event_id = $1 ORDER BY id"
         ))
         .bind(key)
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)?;
         let copies: Vec<uuid::Uuid> = sqlx::query_scalar(
-            "SELECT id FROM domain_events WHERE reprocessed_from = $1 ORDER BY id",
+            "SELECT id FROM domain_events WHERE reprocessed_from = $1
+             UNION ALL SELECT id FROM domain_events_processed WHERE reprocessed_from = $1 ORDER BY id",
         )
         .bind(key)
         .fetch_all(&self.pool)
@@ -124,22 +129,27 @@ impl EngineLog for PgStore {
         scope: Option<InstitutionId>,
     ) -> Result<TaskDetail, PortError> {
         let key = uuid::Uuid::from_u128(task.0);
-        let row = sqlx::query(&format!("SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1"))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await
-            .map_err(db_err)?
-            .ok_or(PortError::NotFound("task"))?;
+        let row = sqlx::query(&format!(
+            "SELECT {TASK_COLUMNS} FROM tasks WHERE id = $1
+             UNION ALL SELECT {TASK_COLUMNS} FROM tasks_processed WHERE id = $1"
+        ))
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await
+        .map_err(db_err)?
+        .ok_or(PortError::NotFound("task"))?;
         let task = task_view(&row)?;
         if scope.is_some() && task.institution_id != scope {
             return Err(PortError::NotFound("task"));
         }
-        let copies: Vec<uuid::Uuid> =
-            sqlx::query_scalar("SELECT id FROM tasks WHERE reprocessed_from = $1 ORDER BY id")
-                .bind(key)
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+        let copies: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE reprocessed_from = $1
+                 UNION ALL SELECT id FROM tasks_processed WHERE reprocessed_from = $1 ORDER BY id",
+        )
+        .bind(key)
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
         Ok(TaskDetail {
             task,
             copies: copies.into_iter().map(|c| TaskId(c.as_u128())).collect(),
