@@ -147,9 +147,8 @@ impl EngineLog for MemoryStore {
             before: q.before.map(|b| b.0),
         };
         let s = self.lock();
-        Ok(s.events
-            .values()
-            .rev()
+        Ok(s.list_events(q.filter.archived)
+            .into_iter()
             .filter(|e| q.event_type.as_ref().is_none_or(|t| &e.event_type == t))
             .filter(|e| q.status.is_none_or(|st| e.status == st))
             .filter(|e| {
@@ -216,9 +215,8 @@ impl EngineLog for MemoryStore {
             before: q.before.map(|b| b.0),
         };
         let s = self.lock();
-        Ok(s.tasks
-            .values()
-            .rev()
+        Ok(s.list_tasks(q.filter.archived)
+            .into_iter()
             .filter(|t| q.task_type.as_ref().is_none_or(|x| &t.task_type == x))
             .filter(|t| q.status.is_none_or(|st| t.status == st))
             .filter(|t| q.event_id.is_none_or(|e| t.event_id == Some(e)))

@@ -7,7 +7,7 @@ use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::ids::*;
 use campus_core::user::{ResetPasswordToken, User};
 use campus_core::{DomainEvent, Timestamp};
-use campus_ports::{AttemptError, EventContext, EventView, PortError, TaskView};
+use campus_ports::{Archived, AttemptError, EventContext, EventView, PortError, TaskView};
 use serde_json::Value;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::time::Duration;
@@ -136,6 +136,32 @@ impl State {
         self.tasks
             .get(&id)
             .or_else(|| self.archived_tasks.get(&id).map(|(t, _)| t))
+    }
+
+    /// The events a list reads, newest first.
+    pub fn list_events(&self, archived: Archived) -> Vec<&EventRow> {
+        let live = self.events.values();
+        let old = self.archived_events.values().map(|(e, _)| e);
+        let mut rows: Vec<&EventRow> = match archived {
+            Archived::Live => live.collect(),
+            Archived::Archived => old.collect(),
+            Archived::All => live.chain(old).collect(),
+        };
+        rows.sort_by_key(|e| std::cmp::Reverse(e.id));
+        rows
+    }
+
+    /// The tasks a list reads, newest first.
+    pub fn list_tasks(&self, archived: Archived) -> Vec<&TaskRow> {
+        let live = self.tasks.values();
+        let old = self.archived_tasks.values().map(|(t, _)| t);
+        let mut rows: Vec<&TaskRow> = match archived {
+            Archived::Live => live.collect(),
+            Archived::Archived => old.collect(),
+            Archived::All => live.chain(old).collect(),
+        };
+        rows.sort_by_key(|t| std::cmp::Reverse(t.id));
+        rows
     }
 
     /// Every event, live then archived.

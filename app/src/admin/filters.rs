@@ -8,6 +8,7 @@ use serde::Deserialize;
 impl FilterFields for FilterValues {
     fn field(&self, name: &str) -> Option<&str> {
         let value = match name {
+            "archived" => &self.archived,
             "institution_id" => &self.institution_id,
             "event_type" => &self.event_type,
             "task_type" => &self.task_type,

@@ -11,7 +11,8 @@ use crate::web::State;
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::{
-    clamp_limit, parse_status, EventQuery, ListFilter, ListStatus, SummaryQuery, TaskQuery,
+    clamp_limit, parse_status, Archived, EventQuery, ListFilter, ListStatus, SummaryQuery,
+    TaskQuery,
 };
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
@@ -206,21 +207,23 @@ fn task_item(t: campus_ports::TaskView) -> TaskItem {
 
 /// The filters both lists share, from the typed query parameters.
 fn list_filter(
+    archived: Option<String>,
     institution_id: Option<uuid::Uuid>,
     from: Option<chrono::DateTime<chrono::Utc>>,
     to: Option<chrono::DateTime<chrono::Utc>>,
     correlation_id: Option<String>,
     has_errors: Option<bool>,
     q: Option<String>,
-) -> ListFilter {
-    ListFilter {
+) -> Result<ListFilter, AppError> {
+    Ok(ListFilter {
+        archived: Archived::parse(archived.as_deref())?,
         institution_id: institution_id.map(|i| InstitutionId(i.as_u128())),
         from: from.map(ts),
         to: to.map(ts),
         correlation_id: correlation_id.filter(|c| !c.is_empty()),
         has_errors,
         text: q,
-    }
+    })
 }
 
 pub struct AdmViewsApi;
@@ -234,6 +237,8 @@ impl AdmViewsApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// `live` (default), `archived` or `all`: the live table, the archive, or both.
+        archived: Query<Option<String>>,
         institution_id: Query<Option<uuid::Uuid>>,
         event_type: Query<Option<String>>,
         /// `pending`, `dispatched`, `retrying` or `dead`.
@@ -255,13 +260,14 @@ impl AdmViewsApi {
             event_type: event_type.0.filter(|t| !t.is_empty()),
             status: parse_status(status.0.as_deref()).map_err(AppError::from)?,
             filter: list_filter(
+                archived.0,
                 institution_id.0,
                 from.0,
                 to.0,
                 correlation_id.0,
                 has_errors.0,
                 q.0,
-            ),
+            )?,
             before: before.0.map(|b| EventId(b.as_u128())),
             limit: clamp_limit(limit.0),
         };
@@ -298,6 +304,8 @@ impl AdmViewsApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// `live` (default), `archived` or `all`: the live table, the archive, or both.
+        archived: Query<Option<String>>,
         institution_id: Query<Option<uuid::Uuid>>,
         task_type: Query<Option<String>>,
         /// `pending`, `running`, `succeeded`, `retrying`, `dead` or `cancelled`.
@@ -322,13 +330,14 @@ impl AdmViewsApi {
             status: parse_status(status.0.as_deref()).map_err(AppError::from)?,
             event_id: event_id.0.map(|e| EventId(e.as_u128())),
             filter: list_filter(
+                archived.0,
                 institution_id.0,
                 from.0,
                 to.0,
                 correlation_id.0,
                 has_errors.0,
                 q.0,
-            ),
+            )?,
             before: before.0.map(|b| TaskId(b.as_u128())),
             limit: clamp_limit(limit.0),
         };

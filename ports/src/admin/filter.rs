@@ -147,9 +147,44 @@ fn next_before<T, Id>(page: &[T], limit: u32, id: impl Fn(&T) -> Id) -> Option<I
     page.last().filter(|_| full).map(id)
 }
 
+/// Which rows a list reads: the live tables, the archive, or both.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Archived {
+    #[default]
+    Live,
+    Archived,
+    All,
+}
+
+impl Archived {
+    pub const ALL: [Archived; 3] = [Archived::Live, Archived::Archived, Archived::All];
+
+    /// Its name in URLs and forms.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Archived::Live => "live",
+            Archived::Archived => "archived",
+            Archived::All => "all",
+        }
+    }
+
+    /// `live`, `archived` or `all`; absent or blank: `live`.
+    pub fn parse(raw: Option<&str>) -> Result<Archived, DomainError> {
+        let Some(s) = raw.map(str::trim).filter(|s| !s.is_empty()) else {
+            return Ok(Archived::Live);
+        };
+        Archived::ALL
+            .into_iter()
+            .find(|a| a.as_str() == s)
+            .ok_or_else(|| invalid("archived", format!("{s:?} must be live, archived or all")))
+    }
+}
+
 /// What both lists filter on. `None` does not filter.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ListFilter {
+    /// Live rows (the default), archived ones, or both.
+    pub archived: Archived,
     pub institution_id: Option<InstitutionId>,
     /// Recorded (events) or created (tasks) at or after this instant…
     pub from: Option<Timestamp>,
@@ -162,9 +197,11 @@ pub struct ListFilter {
 }
 
 impl ListFilter {
-    /// From the fields `institution_id`, `from`, `to`, `correlation_id`, `has_errors`, `q`.
+    /// From the fields `archived`, `institution_id`, `from`, `to`, `correlation_id`,
+    /// `has_errors`, `q`.
     pub fn parse(f: &(impl FilterFields + ?Sized)) -> Result<Self, DomainError> {
         Ok(ListFilter {
+            archived: Archived::parse(f.field("archived"))?,
             institution_id: id(f, "institution_id")?.map(InstitutionId),
             from: time(f, "from")?,
             to: time(f, "to")?,

@@ -15,6 +15,28 @@ use filters::{push_common, scoped};
 use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
 use sqlx::QueryBuilder;
 
+/// The columns a list of events reads and filters on.
+const EVENT_FIELDS: &str =
+    "id, event_type, aggregate_type, aggregate_id, institution_id, status, attempts, \
+    correlation_id, occurred_at, dispatched_at, reprocessed_from, errors, payload";
+/// The same for tasks.
+const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, status, attempt, max_attempts, \
+    correlation_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
+    errors, payload";
+
+/// The rows a list reads (the live table, its archive, or both), under the live table's name
+/// so that every condition reads the same. Both together are a `UNION ALL` that PostgreSQL
+/// reads newest first by merging the two primary keys.
+fn source(table: &str, fields: &str, archived: Archived) -> String {
+    match archived {
+        Archived::Live => table.to_string(),
+        Archived::Archived => format!("{table}_processed AS {table}"),
+        Archived::All => format!(
+            "(SELECT {fields} FROM {table} UNION ALL SELECT {fields} FROM {table}_processed) AS {table}"
+        ),
+    }
+}
+
 #[async_trait]
 impl EngineLog for PgStore {
     async fn list_events(
@@ -25,9 +47,8 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let mut qb = QueryBuilder::new(format!(
-            "SELECT {EVENT_COLUMNS} FROM domain_events WHERE true"
-        ));
+        let from = source("domain_events", EVENT_FIELDS, q.filter.archived);
+        let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.event_type {
             qb.push(" AND event_type = ").push_bind(t.clone());
         }
@@ -99,7 +120,8 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM tasks WHERE true"));
+        let from = source("tasks", TASK_FIELDS, q.filter.archived);
+        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.task_type {
             qb.push(" AND task_type = ").push_bind(t.clone());
         }

@@ -9,6 +9,7 @@ use maud::{html, Markup};
 /// The filter form's current values (as typed), shared by both lists and the overview.
 #[derive(Debug, Default, Clone, serde::Deserialize)]
 pub struct FilterValues {
+    pub archived: Option<String>,
     pub institution_id: Option<String>,
     pub event_type: Option<String>,
     pub task_type: Option<String>,
@@ -31,6 +32,7 @@ impl FilterValues {
     /// The filters as query pairs (without the page position).
     pub fn pairs(&self) -> Vec<(&'static str, String)> {
         vec![
+            ("archived", Self::get(&self.archived)),
             ("institution_id", Self::get(&self.institution_id)),
             ("event_type", Self::get(&self.event_type)),
             ("task_type", Self::get(&self.task_type)),
@@ -144,6 +146,11 @@ pub(super) fn list_filters(
         ("true".into(), "with errors".into()),
         ("false".into(), "without errors".into()),
     ];
+    let rows = [
+        (String::new(), "live".into()),
+        ("archived".into(), "archived".into()),
+        ("all".into(), "live and archived".into()),
+    ];
     html! {
         form.filters method="get" action=(action) {
             (institution_select(f, names, who))
@@ -156,6 +163,7 @@ pub(super) fn list_filters(
             (input("to", "To (UTC)", &f.to, Field::Time))
             (input("correlation_id", "Correlation id", &f.correlation_id, Field::Text(14)))
             (select("has_errors", "Errors", &f.has_errors, &errors))
+            (select("archived", "Rows", &f.archived, &rows))
             (input("q", "Text in payload", &f.q, Field::Search))
             button.primary type="submit" { "Filter" }
             a href=(action) { "Clear" }
