@@ -37,9 +37,12 @@ CREATE INDEX tasks_processed_correlation ON tasks_processed (correlation_id)
 CREATE INDEX tasks_processed_reprocessed_from ON tasks_processed (reprocessed_from)
     WHERE reprocessed_from IS NOT NULL;
 
--- When each maintenance job last ran to the end (the daily archive): a new leader runs a
--- run that was due while no leader ran it.
-CREATE TABLE maintenance_runs (
-    job          text PRIMARY KEY,
-    finished_at  timestamptz NOT NULL
+-- Every archive run to its end (the daily one on the maintenance leader, and `campus
+-- archive`): when it was due, what it moved. A new leader runs a day's run no one recorded.
+CREATE TABLE archive_runs (
+    due_at       timestamptz NOT NULL,
+    finished_at  timestamptz NOT NULL DEFAULT now(),
+    events       bigint NOT NULL,
+    tasks        bigint NOT NULL
 );
+CREATE INDEX archive_runs_due ON archive_runs (due_at DESC);

@@ -88,6 +88,14 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_RETENTION_DEAD", global = true, default_value = "30d", value_parser = parse_retention)]
     pub retention_dead: Duration,
 
+    /// Local time of day of the daily archive run (on the maintenance leader).
+    #[arg(long, env = "CAMPUS_ARCHIVE_AT", global = true, default_value = "00:00", value_parser = parse_time_of_day)]
+    pub archive_at: TimeOfDay,
+
+    /// Time zone of CAMPUS_ARCHIVE_AT (IANA name).
+    #[arg(long, env = "CAMPUS_ARCHIVE_TZ", global = true, default_value = "UTC", value_parser = parse_zone)]
+    pub archive_tz: chrono_tz::Tz,
+
     /// Longest a query of the admin screen or `/adm` API may run before it is cancelled.
     #[arg(long, env = "CAMPUS_ADMIN_QUERY_TIMEOUT", global = true, default_value = "5s", value_parser = parse_duration)]
     pub admin_query_timeout: Duration,
@@ -191,6 +199,22 @@ impl Settings {
             .to_string()
     }
 
+    /// The UTC offset of `CAMPUS_ARCHIVE_TZ` at an instant, in milliseconds east.
+    pub fn zone_offsets(
+        &self,
+    ) -> std::sync::Arc<dyn Fn(campus_core::Timestamp) -> i64 + Send + Sync> {
+        use chrono::{Offset, TimeZone};
+        let zone = self.archive_tz;
+        std::sync::Arc::new(move |t: campus_core::Timestamp| {
+            let utc = chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default();
+            i64::from(
+                zone.offset_from_utc_datetime(&utc.naive_utc())
+                    .fix()
+                    .local_minus_utc(),
+            ) * 1000
+        })
+    }
+
     pub fn retention(&self) -> RetentionWindows {
         RetentionWindows {
             finished: self.retention_finished,
@@ -243,9 +267,18 @@ fn parse_units(raw: &str, allowed: &[&str], example: &str) -> Result<Duration, S
     humantime::parse_duration(raw).map_err(|e| format!("{raw:?} is not {example}: {e}"))
 }
 
-/// `HH:MM` on a 24-hour clock.
+/// `CAMPUS_ARCHIVE_AT`: `HH:MM` on a 24-hour clock.
 pub fn parse_time_of_day(raw: &str) -> Result<TimeOfDay, String> {
-    TimeOfDay::parse(raw).ok_or_else(|| format!("{raw:?} is not a time of day like 00:00 or 23:30"))
+    TimeOfDay::parse(raw).ok_or_else(|| {
+        format!("CAMPUS_ARCHIVE_AT: {raw:?} is not a time of day like 00:00 or 23:30")
+    })
+}
+
+/// `CAMPUS_ARCHIVE_TZ`: an IANA time zone.
+pub fn parse_zone(raw: &str) -> Result<chrono_tz::Tz, String> {
+    raw.trim().parse::<chrono_tz::Tz>().map_err(|_| {
+        format!("CAMPUS_ARCHIVE_TZ: {raw:?} is not an IANA time zone like UTC, Europe/Lisbon or America/Sao_Paulo")
+    })
 }
 
 #[cfg(test)]
@@ -309,6 +342,35 @@ mod tests {
         }
         let s = Settings::defaults();
         assert_eq!(s.retention(), RetentionWindows::default());
+    }
+
+    #[test]
+    fn the_archive_schedule_names_its_variables_when_refused() {
+        assert_eq!(parse_time_of_day("23:30").unwrap().to_string(), "23:30");
+        let bad_time = parse_time_of_day("25:00").unwrap_err();
+        assert!(bad_time.starts_with("CAMPUS_ARCHIVE_AT:") && bad_time.contains("00:00"));
+        assert_eq!(
+            parse_zone("America/Sao_Paulo").unwrap(),
+            chrono_tz::America::Sao_Paulo
+        );
+        let bad_zone = parse_zone("Mars/Olympus").unwrap_err();
+        assert!(bad_zone.starts_with("CAMPUS_ARCHIVE_TZ:") && bad_zone.contains("Europe/Lisbon"));
+        let s = Settings::defaults();
+        assert_eq!(
+            (s.archive_at, s.archive_tz),
+            (TimeOfDay::MIDNIGHT, chrono_tz::UTC)
+        );
+        // The zone's offsets, as the schedule reads them: Lisbon is UTC+1 in summer.
+        let offset = s.zone_offsets();
+        assert_eq!(offset(campus_core::Timestamp(1_750_000_000_000)), 0);
+        let lisbon = Settings {
+            archive_tz: chrono_tz::Europe::Lisbon,
+            ..Settings::defaults()
+        };
+        assert_eq!(
+            (lisbon.zone_offsets())(campus_core::Timestamp(1_750_000_000_000)),
+            3_600_000
+        );
     }
 
     #[test]

@@ -118,8 +118,9 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
     } else {
         let terminal = std::io::stderr().is_terminal();
         let mut last: Option<std::time::Instant> = None;
+        let now = campus_core::Timestamp(chrono::Utc::now().timestamp_millis());
         let done = service
-            .run(|p| {
+            .run(now, |p| {
                 if terminal {
                     eprint!("\rarchiving: {}\x1b[K", p.line());
                     let _ = std::io::stderr().flush();

@@ -3,9 +3,11 @@
 //! rather than a module of `engine`, which knows only the ports.)
 
 use async_trait::async_trait;
-use campus::engine::{Daemon, DaemonConfig, Registry, TaskError, TaskHandler};
+use campus::engine::{Daemon, DaemonConfig, Daily, Registry, Schedule, TaskError, TaskHandler};
 use campus::handlers::noop;
+use campus::services::ArchiveService;
 use campus_adapters::memory::MemoryStore;
+use campus_core::engine::retention::{RetentionWindows, TimeOfDay};
 use campus_core::engine::{EventStatus, RetryPolicy, TaskStatus};
 use campus_core::Timestamp;
 use campus_ports::*;
@@ -31,6 +33,15 @@ impl TaskHandler for FailsOnce {
 
 /// A daemon over `store` running `registry`, stopped by the returned sender.
 fn start(store: &Arc<MemoryStore>, registry: Registry) -> (watch::Sender<bool>, Running) {
+    start_with(store, registry, Vec::new())
+}
+
+/// The same with daily jobs.
+fn start_with(
+    store: &Arc<MemoryStore>,
+    registry: Registry,
+    daily: Vec<Daily>,
+) -> (watch::Sender<bool>, Running) {
     registry.validate().expect("a consistent registry");
     let daemon = Daemon {
         events: store.clone(),
@@ -45,8 +56,10 @@ fn start(store: &Arc<MemoryStore>, registry: Registry) -> (watch::Sender<bool>, 
                 cap: Duration::from_millis(10),
                 max_attempts: 3,
             },
+            maintenance_interval: Duration::from_millis(10),
             ..DaemonConfig::default()
         },
+        daily,
     };
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(daemon.run(stopped)))
@@ -194,5 +207,73 @@ async fn paused_types_wait_and_delayed_tasks_run_at_their_time_without_a_databas
     assert!(
         delayed.started_at.is_some_and(|s| s >= run_at),
         "started before its run_at: {delayed:?}"
+    );
+}
+
+#[tokio::test]
+async fn three_daemons_archive_once_a_day_at_midnight() {
+    const DAY: i64 = 86_400_000;
+    let midnight = Timestamp(20_000 * DAY);
+    // Three days before the first midnight of the test, a task runs and succeeds.
+    let (store, clock) = MemoryStore::with_manual_clock(Timestamp(midnight.0 - 3 * DAY));
+    let store = Arc::new(store);
+    let daily = || Daily {
+        job: Arc::new(ArchiveService {
+            archive: store.clone(),
+            windows: RetentionWindows::default(),
+            batch: 100,
+        }),
+        schedule: Schedule {
+            at: TimeOfDay::MIDNIGHT,
+            offset_ms: Arc::new(|_| 0),
+            clock: Arc::new(clock.clone()),
+        },
+    };
+    let daemons: Vec<_> = (0..3)
+        .map(|_| start_with(&store, Registry::new(3).handle(noop::Noop), vec![daily()]))
+        .collect();
+    store.enqueue(&[noop_task(None)]).await.unwrap();
+    until("the task to succeed", || async {
+        let all = tasks(&store).await;
+        (all.len() == 1 && all[0].status == TaskStatus::Succeeded).then_some(())
+    })
+    .await;
+    let runs = || async { store.runs(10).await.unwrap() };
+    assert!(runs().await.is_empty(), "no midnight has passed");
+
+    // Past midnight: one leader runs the archive for it; the old task moves.
+    clock.advance(Duration::from_millis((3 * DAY + 60_000) as u64));
+    let first = until("the first daily run", || async {
+        let r = runs().await;
+        (!r.is_empty()).then_some(r)
+    })
+    .await;
+    assert_eq!(first[0].due, midnight);
+    assert_eq!(first[0].moved.tasks, 1);
+    assert!(tasks(&store).await.is_empty(), "archived");
+
+    // A day later: the next run, for the next midnight. Had two daemons run a day's archive,
+    // two runs would share a due instant.
+    clock.advance(Duration::from_millis(DAY as u64));
+    let both = until("the second daily run", || async {
+        let r = runs().await;
+        (r.len() >= 2).then_some(r)
+    })
+    .await;
+    for (stopper, running) in daemons {
+        stop(stopper, running).await;
+    }
+    let mut dues: Vec<i64> = store
+        .runs(10)
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.due.0)
+        .collect();
+    dues.sort();
+    assert_eq!(
+        dues,
+        [midnight.0, midnight.0 + DAY],
+        "one run per midnight: {both:?}"
     );
 }

@@ -3,6 +3,7 @@
 
 use crate::PortError;
 use campus_core::engine::retention::RetentionWindows;
+use campus_core::Timestamp;
 
 /// Rows counted or moved, by table.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -43,4 +44,18 @@ pub trait Archive: Send + Sync {
 
     /// Events and tasks in the archive tables.
     async fn archived(&self) -> Result<ArchiveCounts, PortError>;
+
+    /// Records a run that went to its end: the instant it was due for, what it moved.
+    async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError>;
+
+    /// The last `limit` runs recorded, the latest due first.
+    async fn runs(&self, limit: u32) -> Result<Vec<ArchiveRun>, PortError>;
+}
+
+/// One archive run that went to its end.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ArchiveRun {
+    pub due: Timestamp,
+    pub finished: Timestamp,
+    pub moved: ArchiveCounts,
 }

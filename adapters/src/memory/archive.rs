@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use campus_core::engine::retention::{EventFacts, RetentionWindows, TaskFacts};
 use campus_core::engine::EventStatus;
 use campus_core::Timestamp;
-use campus_ports::{Archive, ArchiveCounts, PortError};
+use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError};
 
 /// Archivable task ids, oldest first.
 fn tasks(s: &State, w: &RetentionWindows, now: Timestamp) -> Vec<u128> {
@@ -94,5 +94,22 @@ impl Archive for MemoryStore {
             events: s.archived_events.len() as u64,
             tasks: s.archived_tasks.len() as u64,
         })
+    }
+
+    async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError> {
+        let finished = self.now();
+        self.lock().archive_runs.push(ArchiveRun {
+            due,
+            finished,
+            moved,
+        });
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> Result<Vec<ArchiveRun>, PortError> {
+        let mut runs = self.lock().archive_runs.clone();
+        runs.sort_by_key(|r| std::cmp::Reverse((r.due, r.finished)));
+        runs.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
+        Ok(runs)
     }
 }

@@ -121,6 +121,7 @@ pub(crate) struct State {
     /// The archive tables: rows and when they were archived.
     pub archived_events: BTreeMap<u128, (EventRow, Timestamp)>,
     pub archived_tasks: BTreeMap<u128, (TaskRow, Timestamp)>,
+    pub archive_runs: Vec<campus_ports::ArchiveRun>,
 }
 
 impl State {

@@ -6,7 +6,9 @@
 
 use super::{db_err, PgStore};
 use campus_core::engine::retention::RetentionWindows;
-use campus_ports::{Archive, ArchiveCounts, PortError};
+use campus_core::Timestamp;
+use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError};
+use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Archivable tasks (`$1`: the finished window, `$2`: the dead window, in milliseconds).
@@ -102,9 +104,43 @@ impl Archive for PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        Ok(ArchiveCounts {
-            events: u64::try_from(events).unwrap_or(0),
-            tasks: u64::try_from(tasks).unwrap_or(0),
-        })
+        Ok(counts(events, tasks))
+    }
+
+    async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError> {
+        sqlx::query("INSERT INTO archive_runs (due_at, events, tasks) VALUES ($1, $2, $3)")
+            .bind(crate::dto::time(due))
+            .bind(i64::try_from(moved.events).unwrap_or(i64::MAX))
+            .bind(i64::try_from(moved.tasks).unwrap_or(i64::MAX))
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+
+    async fn runs(&self, limit: u32) -> Result<Vec<ArchiveRun>, PortError> {
+        let rows: Vec<(DateTime<Utc>, DateTime<Utc>, i64, i64)> = sqlx::query_as(
+            "SELECT due_at, finished_at, events, tasks FROM archive_runs
+             ORDER BY due_at DESC, finished_at DESC LIMIT $1",
+        )
+        .bind(i64::from(limit))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .into_iter()
+            .map(|(due, finished, events, tasks)| ArchiveRun {
+                due: Timestamp(due.timestamp_millis()),
+                finished: Timestamp(finished.timestamp_millis()),
+                moved: counts(events, tasks),
+            })
+            .collect())
+    }
+}
+
+fn counts(events: i64, tasks: i64) -> ArchiveCounts {
+    ArchiveCounts {
+        events: u64::try_from(events).unwrap_or(0),
+        tasks: u64::try_from(tasks).unwrap_or(0),
     }
 }

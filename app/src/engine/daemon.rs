@@ -8,6 +8,7 @@
 //! completions are fenced by worker id and attempt.
 
 use super::completer::complete_loop;
+use super::daily::Daily;
 use super::dispatch::dispatch_loop;
 use super::in_flight::Slots;
 use super::maintenance::maintenance_loop;
@@ -74,6 +75,8 @@ pub struct Daemon {
     pub wake_ups: Arc<dyn WakeUps>,
     pub registry: Arc<Registry>,
     pub config: DaemonConfig,
+    /// Jobs the maintenance leader runs once a day (the archive).
+    pub daily: Vec<Daily>,
 }
 
 impl Daemon {
@@ -94,6 +97,7 @@ impl Daemon {
         let maintenance = tokio::spawn(maintenance_loop(
             self.leader,
             self.tasks.clone(),
+            self.daily,
             config.clone(),
             shutdown.clone(),
         ));

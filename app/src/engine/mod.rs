@@ -4,6 +4,7 @@
 
 mod completer;
 pub mod daemon;
+pub mod daily;
 mod dispatch;
 mod heartbeat;
 mod in_flight;
@@ -14,6 +15,7 @@ mod wake;
 mod workers;
 
 pub use daemon::{Daemon, DaemonConfig};
+pub use daily::{Daily, DailyJob, Schedule};
 pub use registry::{Registry, RegistryError, TaskError, TaskHandler, TaskOptions};
 pub use typed::Handler;
 pub use wake::Wakers;

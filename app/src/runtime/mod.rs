@@ -7,8 +7,9 @@ pub use start_up::{AdmPassword, DEFAULT_ADM_EMAIL};
 
 use crate::api::listener::CappedAcceptor;
 use crate::config::Settings;
-use crate::engine::{Daemon, DaemonConfig, Registry, TaskOptions};
+use crate::engine::{Daemon, DaemonConfig, Daily, Registry, Schedule, TaskOptions};
 use crate::handlers::{self, HandlerDeps};
+use crate::services::archive::{ArchiveService, DEFAULT_BATCH};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
 use crate::web::limits::Limiter;
 use crate::web::live::LiveHub;
@@ -23,7 +24,7 @@ use campus_adapters::pg::{
 };
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::{
-    AcademicRepository, DemoDataRepository, EngineLog, EventStore, LeaderLock, Mailer,
+    AcademicRepository, Archive, DemoDataRepository, EngineLog, EventStore, LeaderLock, Mailer,
     NotificationRepository, Readiness, SentEmailLog, SessionStore, TaskControl, TaskQueue,
     UserRepository, WakeUps,
 };
@@ -58,6 +59,8 @@ pub struct EnginePorts {
     pub tasks: Arc<dyn TaskQueue>,
     pub leader: Arc<dyn LeaderLock>,
     pub wake_ups: Arc<dyn WakeUps>,
+    /// For the daily archive run.
+    pub archive: Arc<dyn Archive>,
 }
 
 /// The PostgreSQL side of a Campus on a database.
@@ -144,7 +147,8 @@ impl Campus {
             admin: PgStore::new(admin_pool, notifier),
             engine: EnginePorts {
                 events: engine.clone(),
-                tasks: engine,
+                tasks: engine.clone(),
+                archive: engine,
                 // A dedicated connection for the lock, LISTEN for the hints.
                 leader: Arc::new(PgLeaderLock::new(engine_store.pool().clone())),
                 wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
@@ -175,6 +179,7 @@ impl Campus {
             engine: EnginePorts {
                 events: shared.clone(),
                 tasks: shared.clone(),
+                archive: shared.clone(),
                 leader: shared.clone(),
                 wake_ups: shared,
             },
@@ -300,7 +305,20 @@ impl Campus {
             tasks,
             leader,
             wake_ups,
+            archive,
         } = self.engine.clone();
+        let archive = Daily {
+            job: Arc::new(ArchiveService {
+                archive,
+                windows: self.settings.retention(),
+                batch: DEFAULT_BATCH,
+            }),
+            schedule: Schedule {
+                at: self.settings.archive_at,
+                offset_ms: self.settings.zone_offsets(),
+                clock: Arc::new(SystemClock),
+            },
+        };
         Daemon {
             events,
             tasks,
@@ -315,6 +333,7 @@ impl Campus {
                 retry: self.settings.retry_policy(),
                 ..DaemonConfig::default()
             },
+            daily: vec![archive],
         }
     }
 

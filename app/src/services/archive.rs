@@ -4,7 +4,9 @@
 //! the next run carries on.
 
 use super::AppError;
+use crate::engine::DailyJob;
 use campus_core::engine::retention::RetentionWindows;
+use campus_core::Timestamp;
 use campus_ports::{Archive, ArchiveCounts};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -72,9 +74,13 @@ impl ArchiveService {
         Ok(self.archive.archivable(&self.windows).await?)
     }
 
-    /// Moves every archivable row, calling `progress` after each batch; returns the final
-    /// progress.
-    pub async fn run(&self, mut progress: impl FnMut(&Progress)) -> Result<Progress, AppError> {
+    /// Moves every archivable row, calling `progress` after each batch, and records the run
+    /// as the one due at `due`; returns the final progress.
+    pub async fn run(
+        &self,
+        due: Timestamp,
+        mut progress: impl FnMut(&Progress),
+    ) -> Result<Progress, AppError> {
         let started = Instant::now();
         let mut now = Progress {
             moved: ArchiveCounts::default(),
@@ -90,9 +96,36 @@ impl ArchiveService {
             now.elapsed = started.elapsed();
             progress(&now);
             if batch.total() == 0 {
+                self.archive.record_run(due, now.moved).await?;
                 return Ok(now);
             }
         }
+    }
+}
+
+/// The daily run on the maintenance leader.
+#[async_trait::async_trait]
+impl DailyJob for ArchiveService {
+    fn name(&self) -> &'static str {
+        "archive"
+    }
+
+    async fn last_due(&self) -> Result<Option<Timestamp>, String> {
+        let runs = self.archive.runs(1).await.map_err(|e| e.to_string())?;
+        Ok(runs.first().map(|r| r.due))
+    }
+
+    async fn run(&self, due: Timestamp) -> Result<(), String> {
+        let done = ArchiveService::run(self, due, |_| {})
+            .await
+            .map_err(|e| e.to_string())?;
+        tracing::info!(
+            tasks = done.moved.tasks,
+            events = done.moved.events,
+            seconds = done.elapsed.as_secs_f64(),
+            "daily archive run finished"
+        );
+        Ok(())
     }
 }
 
@@ -126,13 +159,21 @@ mod tests {
             .withf(|_, limit| *limit == 4)
             .times(3)
             .returning(move |_, _| Ok(batches.pop().unwrap()));
+        archive
+            .expect_record_run()
+            .withf(|due, moved| due.0 == 42 && moved.total() == 7)
+            .times(1)
+            .returning(|_, _| Ok(()));
         let service = ArchiveService {
             archive: Arc::new(archive),
             windows: RetentionWindows::default(),
             batch: 4,
         };
         let mut seen = Vec::new();
-        let done = service.run(|p| seen.push(p.moved.total())).await.unwrap();
+        let done = service
+            .run(Timestamp(42), |p| seen.push(p.moved.total()))
+            .await
+            .unwrap();
         assert_eq!(seen, [4, 7, 7]);
         assert_eq!(
             done.moved,
