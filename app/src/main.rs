@@ -141,6 +141,10 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
                 p.elapsed.as_secs_f64(),
                 p.rate()
             );
+            println!(
+                "Purged {} spent reset tokens, {} expired sessions and {} sent-e-mail records.",
+                p.purged.reset_tokens, p.purged.sessions, p.purged.sent_emails
+            );
         })
     };
     if let Some(pg) = &database.embedded {

@@ -45,11 +45,24 @@ pub trait Archive: Send + Sync {
     /// Events and tasks in the archive tables.
     async fn archived(&self) -> Result<ArchiveCounts, PortError>;
 
+    /// Deletes what has no use any more: reset tokens used or expired longer than the
+    /// finished window ago, expired operator sessions, and records of sent e-mails older than
+    /// the dead window (after which a reprocessed copy may send its e-mail again).
+    async fn purge(&self, windows: &RetentionWindows) -> Result<PurgeCounts, PortError>;
+
     /// Records a run that went to its end: the instant it was due for, what it moved.
     async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError>;
 
     /// The last `limit` runs recorded, the latest due first.
     async fn runs(&self, limit: u32) -> Result<Vec<ArchiveRun>, PortError>;
+}
+
+/// Rows deleted by [`Archive::purge`], by table.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PurgeCounts {
+    pub reset_tokens: u64,
+    pub sessions: u64,
+    pub sent_emails: u64,
 }
 
 /// One archive run that went to its end.

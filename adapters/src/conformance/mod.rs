@@ -50,6 +50,9 @@ pub struct Engine {
     pub leader: Arc<dyn LeaderLock>,
     pub wake_ups: Arc<dyn WakeUps>,
     pub archive: Arc<dyn Archive>,
+    /// What the archive run purges besides.
+    pub sessions: Arc<dyn SessionStore>,
+    pub sent: Arc<dyn SentEmailLog>,
     pub harness: Box<dyn Harness>,
 }
 
@@ -253,7 +256,8 @@ macro_rules! conformance_suite {
             controls::cancel_stops_a_waiting_task_and_refuses_others,
             controls::one_leader_at_a_time,
             controls::a_wake_up_is_only_a_hint,
-            retention::the_archive_moves_exactly_the_archivable_rows
+            retention::the_archive_moves_exactly_the_archivable_rows,
+            retention::the_purge_deletes_only_what_has_no_use
         );
 
         #[test]

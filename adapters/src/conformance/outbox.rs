@@ -7,7 +7,7 @@ use campus_core::ids::{InstitutionId, UserId};
 use campus_core::user::{Institution, PasswordHash, User};
 use campus_core::values::{Email, Name, Role};
 
-fn academic(id: u128, institution: u128) -> User {
+pub(super) fn academic(id: u128, institution: u128) -> User {
     User::register(
         UserId(id),
         Some(InstitutionId(institution)),

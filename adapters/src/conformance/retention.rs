@@ -181,3 +181,85 @@ pub async fn the_archive_moves_exactly_the_archivable_rows(e: &Engine) {
         "{statuses:?}"
     );
 }
+
+pub async fn the_purge_deletes_only_what_has_no_use(e: &Engine) {
+    use campus_core::events::SealedSecret;
+    use campus_core::ids::{InstitutionId, TaskId, TokenId};
+    use campus_core::user::{Institution, ResetPasswordToken};
+    use campus_core::values::Name;
+    let ctx = EventContext::default();
+    let mut user = super::outbox::academic(10, 1);
+    let mut institution =
+        Institution::create(InstitutionId(1), Name::parse("n", "One").unwrap(), &user).unwrap();
+    e.users
+        .create_institution(&mut institution, &mut user, &ctx)
+        .await
+        .unwrap();
+    let now = e.harness.now().await;
+    let token = |id: u128, ttl: Duration| {
+        let hash = format!("hash-{id}");
+        ResetPasswordToken::issue(TokenId(id), &user, hash, SealedSecret("s".into()), now, ttl)
+    };
+    for (id, ttl) in [
+        (1, Duration::from_millis(1)),
+        (2, Duration::from_secs(3600)),
+    ] {
+        // No cooldown: a token issued "after" a far-future instant would be refused.
+        let no_cooldown = now.plus(Duration::from_secs(3600));
+        let saved = e
+            .users
+            .save_reset_token(Some(token(id, ttl)), no_cooldown, &ctx);
+        assert!(saved.await.unwrap(), "token {id}");
+    }
+    let (gone, stays) = (
+        now.plus(Duration::from_millis(1)),
+        now.plus(Duration::from_secs(3600)),
+    );
+    // (PostgreSQL also drops expired sessions when it creates one: create the valid first.)
+    e.sessions
+        .create_session("valid", user.id, "c", stays)
+        .await
+        .unwrap();
+    e.sessions
+        .create_session("expired", user.id, "c", gone)
+        .await
+        .unwrap();
+    e.sent
+        .record_sent(TaskId(100), "<old@x>", "a@x.org")
+        .await
+        .unwrap();
+
+    e.harness.advance(Duration::from_millis(400)).await;
+    e.sent
+        .record_sent(TaskId(200), "<new@x>", "a@x.org")
+        .await
+        .unwrap();
+    let windows = RetentionWindows {
+        finished: Duration::from_millis(300),
+        dead: Duration::from_millis(300),
+    };
+    let purged = e.archive.purge(&windows).await.unwrap();
+    assert_eq!(
+        purged,
+        PurgeCounts {
+            reset_tokens: 1,
+            sessions: 1,
+            sent_emails: 1
+        }
+    );
+    assert!(e.users.find_reset_token("hash-1").await.unwrap().is_none());
+    assert!(e.users.find_reset_token("hash-2").await.unwrap().is_some());
+    let at = e.harness.now().await;
+    assert!(e
+        .sessions
+        .find_session("valid", at)
+        .await
+        .unwrap()
+        .is_some());
+    assert!(!e.sent.was_sent(TaskId(100)).await.unwrap());
+    assert!(e.sent.was_sent(TaskId(200)).await.unwrap());
+    assert_eq!(
+        e.archive.purge(&windows).await.unwrap(),
+        PurgeCounts::default()
+    );
+}

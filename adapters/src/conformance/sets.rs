@@ -26,6 +26,8 @@ pub async fn postgres() -> Engine {
         log: store.clone(),
         controls: store.clone(),
         users: store.clone(),
+        sessions: store.clone(),
+        sent: store.clone(),
         leader: Arc::new(PgLeaderLock::new(pool.clone())),
         wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
         archive: store,
@@ -105,6 +107,8 @@ pub async fn memory() -> Engine {
         leader: store.clone(),
         wake_ups: store.clone(),
         archive: store.clone(),
+        sessions: store.clone(),
+        sent: store.clone(),
         harness: Box::new(MemoryHarness { store, clock }),
     }
 }

@@ -308,12 +308,15 @@ impl SentEmailLog for MemoryStore {
         message_id: &str,
         recipient: &str,
     ) -> Result<bool, PortError> {
+        let now = self.now();
         let mut s = self.lock();
         if s.sent_emails.contains_key(&lineage) {
             return Ok(false);
         }
-        s.sent_emails
-            .insert(lineage, (message_id.to_string(), recipient.to_string()));
+        s.sent_emails.insert(
+            lineage,
+            (message_id.to_string(), recipient.to_string(), now),
+        );
         Ok(true)
     }
 }

@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use campus_core::engine::retention::{EventFacts, RetentionWindows, TaskFacts};
 use campus_core::engine::EventStatus;
 use campus_core::Timestamp;
-use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError};
+use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError, PurgeCounts};
 
 /// Archivable task ids, oldest first.
 fn tasks(s: &State, w: &RetentionWindows, now: Timestamp) -> Vec<u128> {
@@ -93,6 +93,22 @@ impl Archive for MemoryStore {
         Ok(ArchiveCounts {
             events: s.archived_events.len() as u64,
             tasks: s.archived_tasks.len() as u64,
+        })
+    }
+
+    async fn purge(&self, w: &RetentionWindows) -> Result<PurgeCounts, PortError> {
+        let now = self.now();
+        let mut s = self.lock();
+        let before = (s.tokens.len(), s.sessions.len(), s.sent_emails.len());
+        let spent = |t: Timestamp| t.plus(w.finished) <= now;
+        s.tokens
+            .retain(|_, t| !(spent(t.token.expires_at) || t.token.used_at.is_some_and(spent)));
+        s.sessions.retain(|_, session| session.expires_at > now);
+        s.sent_emails.retain(|_, sent| sent.2.plus(w.dead) > now);
+        Ok(PurgeCounts {
+            reset_tokens: (before.0 - s.tokens.len()) as u64,
+            sessions: (before.1 - s.sessions.len()) as u64,
+            sent_emails: (before.2 - s.sent_emails.len()) as u64,
         })
     }
 

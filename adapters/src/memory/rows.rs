@@ -112,8 +112,8 @@ pub(crate) struct State {
     pub notification_keys: HashSet<String>,
     /// Institution → the task that seeded its demo data.
     pub demo_seeds: HashMap<u128, TaskId>,
-    /// Task lineage → (message id, recipient).
-    pub sent_emails: HashMap<TaskId, (String, String)>,
+    /// Task lineage → (message id, recipient, when it was sent).
+    pub sent_emails: HashMap<TaskId, (String, String, Timestamp)>,
     /// Token hash → session.
     pub sessions: HashMap<String, SessionRow>,
     /// Paused task types (`task_type_controls`).

@@ -7,7 +7,7 @@
 use super::{db_err, PgStore};
 use campus_core::engine::retention::RetentionWindows;
 use campus_core::Timestamp;
-use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError};
+use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError, PurgeCounts};
 use chrono::{DateTime, Utc};
 use std::time::Duration;
 
@@ -105,6 +105,36 @@ impl Archive for PgStore {
         .await
         .map_err(db_err)?;
         Ok(counts(events, tasks))
+    }
+
+    async fn purge(&self, w: &RetentionWindows) -> Result<PurgeCounts, PortError> {
+        let delete = |sql: &'static str, window: Duration| async move {
+            let done = sqlx::query(sql)
+                .bind(millis(window))
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            Ok::<_, PortError>(done.rows_affected())
+        };
+        Ok(PurgeCounts {
+            reset_tokens: delete(
+                "DELETE FROM reset_password_tokens
+                 WHERE used_at <= now() - $1 * interval '1 millisecond'
+                    OR expires_at <= now() - $1 * interval '1 millisecond'",
+                w.finished,
+            )
+            .await?,
+            sessions: delete(
+                "DELETE FROM operator_sessions WHERE expires_at <= now() - $1 * interval '1 millisecond'",
+                Duration::ZERO,
+            )
+            .await?,
+            sent_emails: delete(
+                "DELETE FROM sent_emails WHERE sent_at <= now() - $1 * interval '1 millisecond'",
+                w.dead,
+            )
+            .await?,
+        })
     }
 
     async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError> {

@@ -72,7 +72,7 @@ pub(super) async fn detail_page(
         Ok::<_, AppError>((title, section, body, names))
     };
     match loaded.await {
-        Ok((title, section, body, names)) => page(title, section, op, &names, &flash, &body)
+        Ok((title, section, body, names)) => page(state, title, section, op, &names, &flash, &body)
             .with_status(status)
             .into_response(),
         Err(e) => failure(req, e),

@@ -13,6 +13,12 @@ use poem::http::StatusCode;
 use poem::web::{Data, Query};
 use poem::{handler, IntoResponse, Request, Response};
 
+/// What a page's live-update stream says about the page: the version it was rendered at.
+#[derive(serde::Deserialize)]
+pub(super) struct LivePage {
+    since: Option<u64>,
+}
+
 /// The signed-in operator with one slot of their few concurrent reads, to hold until the
 /// page is rendered; or the response to send instead.
 async fn reader(
@@ -46,6 +52,7 @@ pub(super) async fn overview(
     };
     match loaded.await {
         Ok((summary, names)) => page(
+            state,
             "Overview",
             Section::Overview,
             &op,
@@ -79,6 +86,7 @@ pub(super) async fn event_list(
         Ok((events, names)) => {
             let next = query.next_before(&events).map(|e| e.0);
             page(
+                state,
                 "Events",
                 Section::Events,
                 &op,
@@ -114,6 +122,7 @@ pub(super) async fn task_list(
         Ok((tasks, names)) => {
             let next = query.next_before(&tasks).map(|t| t.0);
             page(
+                state,
                 "Tasks",
                 Section::Tasks,
                 &op,
@@ -127,9 +136,13 @@ pub(super) async fn task_list(
 }
 
 #[handler]
-pub(super) async fn live_updates(req: &Request, Data(state): Data<&State>) -> Response {
+pub(super) async fn live_updates(
+    req: &Request,
+    Data(state): Data<&State>,
+    Query(page): Query<LivePage>,
+) -> Response {
     match state.sessions.find(&cookie(req, SESSION_COOKIE)).await {
-        Ok(Some(_)) => state.live.stream().into_response(),
+        Ok(Some(_)) => state.live.stream(page.since).into_response(),
         Ok(None) => error_page(
             req,
             StatusCode::UNAUTHORIZED,
@@ -157,6 +170,7 @@ pub(super) async fn task_types(
     };
     match loaded.await {
         Ok((types, names)) => page(
+            state,
             "Task types",
             Section::TaskTypes,
             &op,

@@ -86,6 +86,7 @@ pub(super) async fn names(state: &State, op: &OperatorSession) -> Result<Names, 
 }
 
 pub(super) fn page(
+    state: &State,
     title: &str,
     section: Section,
     op: &OperatorSession,
@@ -93,5 +94,9 @@ pub(super) fn page(
     flash: &Flash,
     body: &maud::Markup,
 ) -> Response {
-    Html(views::layout(title, section, op, names, flash, body)).into_response()
+    let version = state.live.version();
+    Html(views::layout(
+        title, section, op, names, flash, body, version,
+    ))
+    .into_response()
 }

@@ -1,13 +1,14 @@
 //! The archive run: moves every archivable event and task to the archive tables, batch by
-//! batch, reporting progress (rows moved, rate, time left) as it goes. Used by
-//! `campus archive`; a run stopped half-way (Ctrl-C, a crash) leaves a consistent state and
-//! the next run carries on.
+//! batch, reporting progress (rows moved, rate, time left) as it goes, then purges spent reset
+//! tokens, expired sessions and old sent-e-mail records. Used by `campus archive` and the
+//! daily run; a run stopped half-way (Ctrl-C, a crash) leaves a consistent state and the next
+//! run carries on.
 
 use super::AppError;
 use crate::engine::DailyJob;
 use campus_core::engine::retention::RetentionWindows;
 use campus_core::Timestamp;
-use campus_ports::{Archive, ArchiveCounts};
+use campus_ports::{Archive, ArchiveCounts, PurgeCounts};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -25,6 +26,8 @@ pub struct ArchiveService {
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Progress {
     pub moved: ArchiveCounts,
+    /// What the purge deleted (at the end of the run).
+    pub purged: PurgeCounts,
     /// What was archivable when the run began (rows that become archivable during the run
     /// move too, so `moved` may end above it).
     pub expected: ArchiveCounts,
@@ -84,6 +87,7 @@ impl ArchiveService {
         let started = Instant::now();
         let mut now = Progress {
             moved: ArchiveCounts::default(),
+            purged: PurgeCounts::default(),
             expected: self.archive.archivable(&self.windows).await?,
             elapsed: Duration::ZERO,
         };
@@ -96,6 +100,8 @@ impl ArchiveService {
             now.elapsed = started.elapsed();
             progress(&now);
             if batch.total() == 0 {
+                now.purged = self.archive.purge(&self.windows).await?;
+                now.elapsed = started.elapsed();
                 self.archive.record_run(due, now.moved).await?;
                 return Ok(now);
             }
@@ -122,6 +128,9 @@ impl DailyJob for ArchiveService {
         tracing::info!(
             tasks = done.moved.tasks,
             events = done.moved.events,
+            reset_tokens_purged = done.purged.reset_tokens,
+            sessions_purged = done.purged.sessions,
+            sent_emails_purged = done.purged.sent_emails,
             seconds = done.elapsed.as_secs_f64(),
             "daily archive run finished"
         );
@@ -160,6 +169,10 @@ mod tests {
             .times(3)
             .returning(move |_, _| Ok(batches.pop().unwrap()));
         archive
+            .expect_purge()
+            .times(1)
+            .returning(|_| Ok(PurgeCounts::default()));
+        archive
             .expect_record_run()
             .withf(|due, moved| due.0 == 42 && moved.total() == 7)
             .times(1)
@@ -193,6 +206,7 @@ mod tests {
     #[test]
     fn time_left_follows_the_rate_so_far() {
         let p = Progress {
+            purged: PurgeCounts::default(),
             moved: ArchiveCounts {
                 events: 0,
                 tasks: 1_000,

@@ -63,12 +63,25 @@ impl LiveHub {
         }
     }
 
-    /// The event stream of one page: a `changed` event after each change that follows the
-    /// subscription.
-    pub fn stream(&self) -> SSE {
+    /// The current version: pages carry the one they were rendered at.
+    pub fn version(&self) -> u64 {
+        *self.subscribe().borrow()
+    }
+
+    /// The event stream of one page rendered at version `since`: a `changed` event at once
+    /// when something changed between its rendering and its subscription (else that change
+    /// would never reach it), then after each change.
+    pub fn stream(&self, since: Option<u64>) -> SSE {
+        SSE::new(self.page_changes(since)).keep_alive(Duration::from_secs(15))
+    }
+
+    fn page_changes(&self, since: Option<u64>) -> impl Stream<Item = Event> + Send + 'static {
         let mut version = self.subscribe();
-        version.borrow_and_update();
-        SSE::new(changes(version)).keep_alive(Duration::from_secs(15))
+        let now = *version.borrow_and_update();
+        if since.is_some_and(|s| s != now) {
+            version.mark_changed();
+        }
+        changes(version)
     }
 }
 
@@ -109,5 +122,25 @@ mod tests {
         })
         .await;
         assert!(ended.is_ok(), "the streams end once the hub stops");
+    }
+
+    #[tokio::test]
+    async fn a_page_hears_at_once_of_a_change_since_it_was_rendered() {
+        let store = campus_adapters::memory::MemoryStore::with_system_clock();
+        let hub = LiveHub::new(Arc::new(store));
+        let rendered = hub.version();
+        // The listener's first hint ("look at everything") is a change.
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while hub.version() == rendered {
+            assert!(tokio::time::Instant::now() < deadline, "no change came");
+            tokio::task::yield_now().await;
+        }
+        let mut page = Box::pin(hub.page_changes(Some(rendered)));
+        let first = tokio::time::timeout(Duration::from_secs(5), page.next()).await;
+        assert!(
+            matches!(first, Ok(Some(_))),
+            "a change before subscribing is sent"
+        );
+        hub.stop();
     }
 }

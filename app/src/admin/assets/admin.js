@@ -51,7 +51,9 @@
   if (document.getElementById("live") && window.EventSource && !searching) {
     let events = null, lost = false;
     function connect() {
-      events = new EventSource("/admin/live");
+      // The version the page was rendered at: a change since then refreshes it at once.
+      const since = document.body.dataset.liveVersion;
+      events = new EventSource("/admin/live" + (since ? "?since=" + since : ""));
       events.addEventListener("changed", scheduleRefresh);
       events.onopen = function () {
         if (dot) dot.className = "live-dot on";

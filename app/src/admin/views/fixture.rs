@@ -145,7 +145,7 @@ fn page(
     flash: &Flash,
     body: &Markup,
 ) -> String {
-    layout(title, section, who, &names(), flash, body).into_string()
+    layout(title, section, who, &names(), flash, body, 0).into_string()
 }
 
 /// The overview and the lists, full (for an Adm user) and empty (for an Academic user).

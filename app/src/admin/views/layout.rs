@@ -43,13 +43,14 @@ fn head(title: &str, script: bool) -> Markup {
     }
 }
 
-/// A whole document: doctype, `head` and `body`.
-pub(super) fn document(title: &str, script: bool, body: Markup) -> Markup {
+/// A whole document: doctype, `head` and `body`. A live page's body carries the live-update
+/// version it was rendered at (see `web::live`).
+pub(super) fn document(title: &str, live_version: Option<u64>, body: Markup) -> Markup {
     html! {
         (DOCTYPE)
         html lang="en" {
-            (head(title, script))
-            body { (body) }
+            (head(title, live_version.is_some()))
+            body data-live-version=[live_version] { (body) }
         }
     }
 }
@@ -97,10 +98,11 @@ pub fn layout(
     names: &Names,
     flash_message: &Flash,
     body: &Markup,
+    live_version: u64,
 ) -> Markup {
     document(
         title,
-        true,
+        Some(live_version),
         html! {
             (header(section, who, names))
             main { (flash(flash_message)) (body) }
@@ -112,7 +114,7 @@ pub fn layout(
 pub fn message(title: &str, text: &str) -> Markup {
     document(
         title,
-        false,
+        None,
         html! {
             main {
                 h1 { (title) }

@@ -27,5 +27,5 @@ pub fn login(csrf: &str, next: &str, email: &str, error: Option<&str>) -> Markup
             }
         }
     };
-    document("Log in", false, body)
+    document("Log in", None, body)
 }
