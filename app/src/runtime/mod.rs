@@ -195,19 +195,7 @@ impl Campus {
         adapters: Adapters<S>,
         postgres: Option<Postgres>,
     ) -> Result<Campus, String> {
-        let (mailer, mail): (Arc<dyn Mailer>, MailTarget) = match &settings.smtp_url {
-            Some(url) => (
-                Arc::new(SmtpMailer::new(url, &settings.mail_from)?),
-                MailTarget::Smtp(redact_url(url)),
-            ),
-            None => {
-                let dir = settings.data_dir.join("mailbox");
-                (
-                    Arc::new(DevMailbox::new(&dir, &settings.mail_from)?),
-                    MailTarget::DevMailbox(dir),
-                )
-            }
-        };
+        let (mailer, mail) = mailer(&settings)?;
         let Adapters { api, admin, engine } = adapters;
         let shared = Arc::new(api);
         let vault = Arc::new(SecretVault::new(keys));
@@ -226,12 +214,7 @@ impl Campus {
             notifications: shared.clone(),
             ids: Arc::new(UuidV7Ids),
         };
-        if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
-            accounts
-                .ensure_adm(email, password)
-                .await
-                .map_err(|e| format!("cannot set up the Adm user: {e}"))?;
-        }
+        ensure_configured_adm(&accounts, &settings).await?;
         let handler_deps = HandlerDeps {
             users: shared.clone(),
             academic: shared.clone(),
@@ -273,11 +256,7 @@ impl Campus {
                 task_types,
             },
             jwt: JwtKeys::new(keys, Duration::from_secs(3600)),
-            limiter: Limiter::new(
-                &settings.rate_limits,
-                settings.trusted_proxies.clone(),
-                settings.admin_concurrency,
-            ),
+            limiter: limiter(&settings),
             readiness: shared,
         });
         Ok(Campus {
@@ -377,6 +356,46 @@ impl Campus {
                 .await
         }
     }
+}
+
+/// With `CAMPUS_ADMIN_EMAIL` and `CAMPUS_ADMIN_PASSWORD`: that Adm user exists.
+async fn ensure_configured_adm(
+    accounts: &AccountService,
+    settings: &Settings,
+) -> Result<(), String> {
+    if let (Some(email), Some(password)) = (&settings.admin_email, &settings.admin_password) {
+        accounts
+            .ensure_adm(email, password)
+            .await
+            .map_err(|e| format!("cannot set up the Adm user: {e}"))?;
+    }
+    Ok(())
+}
+
+/// The abuse limits the settings ask for.
+fn limiter(settings: &Settings) -> Limiter {
+    Limiter::new(
+        &settings.rate_limits,
+        settings.trusted_proxies.clone(),
+        settings.admin_concurrency,
+    )
+}
+
+/// SMTP when `SMTP_URL` is set, else the dev mailbox under the data directory.
+fn mailer(settings: &Settings) -> Result<(Arc<dyn Mailer>, MailTarget), String> {
+    Ok(match &settings.smtp_url {
+        Some(url) => (
+            Arc::new(SmtpMailer::new(url, &settings.mail_from)?),
+            MailTarget::Smtp(redact_url(url)),
+        ),
+        None => {
+            let dir = settings.data_dir.join("mailbox");
+            (
+                Arc::new(DevMailbox::new(&dir, &settings.mail_from)?),
+                MailTarget::DevMailbox(dir),
+            )
+        }
+    })
 }
 
 /// Resolves the database (see `campus_adapters::pg::cluster::resolve`), opens a pool of `connections` on it and
