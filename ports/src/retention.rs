@@ -42,6 +42,10 @@ pub trait Archive: Send + Sync {
         limit: u32,
     ) -> Result<ArchiveCounts, PortError>;
 
+    /// How many tasks are due now (pending or retrying, their time come), counting up to
+    /// `cap`: how busy the daemons are, which the archive gives way to.
+    async fn due_backlog(&self, cap: u32) -> Result<u32, PortError>;
+
     /// Events and tasks in the archive tables.
     async fn archived(&self) -> Result<ArchiveCounts, PortError>;
 

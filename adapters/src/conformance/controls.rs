@@ -110,6 +110,9 @@ pub async fn delayed_tasks_wait_for_their_run_at(e: &Engine) {
         ])
         .await
         .unwrap();
+    // The backlog the archive gives way to counts due tasks only, up to its cap.
+    assert_eq!(e.archive.due_backlog(10).await.unwrap(), 2);
+    assert_eq!(e.archive.due_backlog(1).await.unwrap(), 1);
     let all = ClaimTypes::of(["later", "now", "overdue"]);
     let first: Vec<String> = e
         .tasks

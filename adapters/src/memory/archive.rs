@@ -5,7 +5,7 @@ use super::rows::State;
 use super::MemoryStore;
 use async_trait::async_trait;
 use campus_core::engine::retention::{EventFacts, RetentionWindows, TaskFacts};
-use campus_core::engine::EventStatus;
+use campus_core::engine::{EventStatus, TaskStatus};
 use campus_core::Timestamp;
 use campus_ports::{Archive, ArchiveCounts, ArchiveRun, PortError, PurgeCounts};
 
@@ -86,6 +86,20 @@ impl Archive for MemoryStore {
             }
         }
         Ok(moved)
+    }
+
+    async fn due_backlog(&self, cap: u32) -> Result<u32, PortError> {
+        let now = self.now();
+        let due = self
+            .lock()
+            .tasks
+            .values()
+            .filter(|t| {
+                matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying) && t.run_at <= now
+            })
+            .take(usize::try_from(cap).unwrap_or(usize::MAX))
+            .count();
+        Ok(u32::try_from(due).unwrap_or(cap))
     }
 
     async fn archived(&self) -> Result<ArchiveCounts, PortError> {

@@ -97,6 +97,19 @@ impl Archive for PgStore {
         Ok(ArchiveCounts { events, tasks })
     }
 
+    async fn due_backlog(&self, cap: u32) -> Result<u32, PortError> {
+        // Walks `tasks_due` (its partial index) for at most `cap` entries.
+        let n: i64 = sqlx::query_scalar(
+            "SELECT count(*) FROM (SELECT 1 FROM tasks
+              WHERE status IN ('pending', 'retrying') AND run_at <= now() LIMIT $1) due",
+        )
+        .bind(i64::from(cap))
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(u32::try_from(n).unwrap_or(cap))
+    }
+
     async fn archived(&self) -> Result<ArchiveCounts, PortError> {
         let (events, tasks): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM domain_events_processed), (SELECT count(*) FROM tasks_processed)",

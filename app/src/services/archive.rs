@@ -15,6 +15,13 @@ use std::time::{Duration, Instant};
 /// Rows per table per batch: each batch is one short transaction per table.
 pub const DEFAULT_BATCH: u32 = 5_000;
 
+/// The daemons are busy when this many tasks are due: the archive then waits between its
+/// batches, [`BUSY_PAUSE`] at a time and at most [`MOST_PAUSE`] per batch (so that a backlog
+/// that never drains slows the archive down without stopping it).
+pub const BUSY_BACKLOG: u32 = 1_000;
+pub const BUSY_PAUSE: Duration = Duration::from_millis(200);
+pub const MOST_PAUSE: Duration = Duration::from_secs(5);
+
 #[derive(Clone)]
 pub struct ArchiveService {
     pub archive: Arc<dyn Archive>,
@@ -72,6 +79,16 @@ impl Progress {
 }
 
 impl ArchiveService {
+    /// Waits while the daemons are busy (see [`BUSY_BACKLOG`]).
+    async fn give_way(&self) -> Result<(), AppError> {
+        let mut waited = Duration::ZERO;
+        while waited < MOST_PAUSE && self.archive.due_backlog(BUSY_BACKLOG).await? >= BUSY_BACKLOG {
+            tokio::time::sleep(BUSY_PAUSE).await;
+            waited += BUSY_PAUSE;
+        }
+        Ok(())
+    }
+
     /// What would move now.
     pub async fn dry_run(&self) -> Result<ArchiveCounts, AppError> {
         Ok(self.archive.archivable(&self.windows).await?)
@@ -99,6 +116,9 @@ impl ArchiveService {
             now.moved += batch;
             now.elapsed = started.elapsed();
             progress(&now);
+            if batch.total() != 0 {
+                self.give_way().await?;
+            }
             if batch.total() == 0 {
                 now.purged = self.archive.purge(&self.windows).await?;
                 now.elapsed = started.elapsed();
@@ -168,6 +188,13 @@ mod tests {
             .withf(|_, limit| *limit == 4)
             .times(3)
             .returning(move |_, _| Ok(batches.pop().unwrap()));
+        // After the first batch the daemons are busy (one pause), then idle; after the
+        // second, idle. Popped from the end.
+        let mut backlogs = vec![0, 0, BUSY_BACKLOG];
+        archive
+            .expect_due_backlog()
+            .times(3)
+            .returning(move |_| Ok(backlogs.pop().unwrap()));
         archive
             .expect_purge()
             .times(1)
