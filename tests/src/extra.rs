@@ -123,6 +123,8 @@ pub struct Process {
     pub child: tokio::process::Child,
     stdout: Arc<Mutex<String>>,
     stderr: Arc<Mutex<String>>,
+    /// The tasks collecting the output; they end when the pipes close.
+    readers: Vec<tokio::task::JoinHandle<()>>,
 }
 
 /// `campus <args>` with the test defaults of a child process; add `env` and spawn with
@@ -142,16 +144,16 @@ pub fn campus_command(args: &[&str]) -> tokio::process::Command {
 fn collect(
     pipe: Option<impl tokio::io::AsyncRead + Unpin + Send + 'static>,
     into: Arc<Mutex<String>>,
-) {
-    let Some(pipe) = pipe else { return };
-    tokio::spawn(async move {
+) -> Option<tokio::task::JoinHandle<()>> {
+    let pipe = pipe?;
+    Some(tokio::spawn(async move {
         let mut lines = tokio::io::BufReader::new(pipe).lines();
         while let Ok(Some(line)) = lines.next_line().await {
             let mut out = into.lock().unwrap();
             out.push_str(&line);
             out.push('\n');
         }
-    });
+    }))
 }
 
 impl Process {
@@ -164,12 +166,15 @@ impl Process {
             .expect("start the process");
         let stdout = Arc::new(Mutex::new(String::new()));
         let stderr = Arc::new(Mutex::new(String::new()));
-        collect(child.stdout.take(), stdout.clone());
-        collect(child.stderr.take(), stderr.clone());
+        let readers = [
+            collect(child.stdout.take(), stdout.clone()),
+            collect(child.stderr.take(), stderr.clone()),
+        ];
         Process {
             child,
             stdout,
             stderr,
+            readers: readers.into_iter().flatten().collect(),
         }
     }
 
@@ -203,6 +208,19 @@ impl Process {
             async move { out.contains(text).then_some(out) }
         })
         .await
+    }
+
+    /// Waits for the exit and for the end of the output (every line the process printed is
+    /// then in `stdout` and `stderr`), at most `timeout` each.
+    pub async fn finish(&mut self, timeout: Duration) -> std::process::ExitStatus {
+        let status = self.wait_exit(timeout).await;
+        for reader in self.readers.drain(..) {
+            tokio::time::timeout(timeout, reader)
+                .await
+                .expect("the process's output ends")
+                .expect("collect the output");
+        }
+        status
     }
 
     /// Sends SIGTERM.

@@ -13,7 +13,7 @@ async fn archive(app: &TestApp, args: &[&str]) -> Process {
         .env("CAMPUS_RETENTION_FINISHED", "1h")
         .env("CAMPUS_DATA_DIR", &app.campus.settings.data_dir);
     let mut run = Process::spawn(cmd);
-    let status = run.wait_exit(Duration::from_secs(60)).await;
+    let status = run.finish(Duration::from_secs(60)).await;
     assert!(status.success(), "campus archive failed: {}", run.stderr());
     run
 }
