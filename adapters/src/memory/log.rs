@@ -22,14 +22,10 @@ fn scoped(
     }
 }
 
-/// The filters both lists share.
+/// The filters both lists share: the list filter with its institution scoped, and the keyset.
 struct Common<'a> {
     institution: Option<InstitutionId>,
-    from: Option<Timestamp>,
-    to: Option<Timestamp>,
-    correlation_id: Option<&'a str>,
-    has_errors: Option<bool>,
-    text: Option<&'a str>,
+    filter: &'a ListFilter,
     before: Option<u128>,
 }
 
@@ -44,13 +40,16 @@ impl Common<'_> {
         has_errors: bool,
         payload: &serde_json::Value,
     ) -> bool {
+        let f = self.filter;
         self.institution.is_none_or(|i| institution == Some(i))
-            && self.from.is_none_or(|f| time >= f)
-            && self.to.is_none_or(|t| time < t)
-            && self.correlation_id.is_none_or(|c| correlation == Some(c))
-            && self.has_errors.is_none_or(|h| h == has_errors)
-            && self
-                .text
+            && f.from.is_none_or(|from| time >= from)
+            && f.to.is_none_or(|to| time < to)
+            && f.correlation_id
+                .as_deref()
+                .is_none_or(|c| correlation == Some(c))
+            && f.has_errors.is_none_or(|h| h == has_errors)
+            && f.text
+                .as_deref()
                 .filter(|t| !t.is_empty())
                 .is_none_or(|t| payload_contains(payload, t))
             && self.before.is_none_or(|b| id < b)
@@ -58,7 +57,7 @@ impl Common<'_> {
 }
 
 fn page(limit: u32) -> usize {
-    usize::try_from(limit.clamp(1, 200)).unwrap_or(200)
+    usize::try_from(limit.clamp(1, MAX_PAGE_LIMIT)).unwrap_or(usize::MAX)
 }
 
 /// Counts by status, sorted by the status's name, with `(type, status, count)` for every
@@ -139,11 +138,7 @@ impl EngineLog for MemoryStore {
         };
         let common = Common {
             institution,
-            from: q.filter.from,
-            to: q.filter.to,
-            correlation_id: q.filter.correlation_id.as_deref(),
-            has_errors: q.filter.has_errors,
-            text: q.filter.text.as_deref(),
+            filter: &q.filter,
             before: q.before.map(|b| b.0),
         };
         let s = self.lock();
@@ -207,11 +202,7 @@ impl EngineLog for MemoryStore {
         };
         let common = Common {
             institution,
-            from: q.filter.from,
-            to: q.filter.to,
-            correlation_id: q.filter.correlation_id.as_deref(),
-            has_errors: q.filter.has_errors,
-            text: q.filter.text.as_deref(),
+            filter: &q.filter,
             before: q.before.map(|b| b.0),
         };
         let s = self.lock();

@@ -124,6 +124,24 @@ pub(crate) struct State {
     pub archive_runs: Vec<campus_ports::ArchiveRun>,
 }
 
+/// The rows of a live table, of its archive, or of both, newest first (ids are
+/// time-ordered).
+fn newest_first<'a, R>(
+    live: &'a BTreeMap<u128, R>,
+    archive: &'a BTreeMap<u128, (R, Timestamp)>,
+    which: Archived,
+) -> Vec<&'a R> {
+    let live = live.iter().map(|(id, r)| (*id, r));
+    let old = archive.iter().map(|(id, (r, _))| (*id, r));
+    let mut rows: Vec<(u128, &R)> = match which {
+        Archived::Live => live.collect(),
+        Archived::Archived => old.collect(),
+        Archived::All => live.chain(old).collect(),
+    };
+    rows.sort_by_key(|(id, _)| std::cmp::Reverse(*id));
+    rows.into_iter().map(|(_, r)| r).collect()
+}
+
 impl State {
     /// An event, live or archived.
     pub fn event_anywhere(&self, id: u128) -> Option<&EventRow> {
@@ -141,28 +159,12 @@ impl State {
 
     /// The events a list reads, newest first.
     pub fn list_events(&self, archived: Archived) -> Vec<&EventRow> {
-        let live = self.events.values();
-        let old = self.archived_events.values().map(|(e, _)| e);
-        let mut rows: Vec<&EventRow> = match archived {
-            Archived::Live => live.collect(),
-            Archived::Archived => old.collect(),
-            Archived::All => live.chain(old).collect(),
-        };
-        rows.sort_by_key(|e| std::cmp::Reverse(e.id));
-        rows
+        newest_first(&self.events, &self.archived_events, archived)
     }
 
     /// The tasks a list reads, newest first.
     pub fn list_tasks(&self, archived: Archived) -> Vec<&TaskRow> {
-        let live = self.tasks.values();
-        let old = self.archived_tasks.values().map(|(t, _)| t);
-        let mut rows: Vec<&TaskRow> = match archived {
-            Archived::Live => live.collect(),
-            Archived::Archived => old.collect(),
-            Archived::All => live.chain(old).collect(),
-        };
-        rows.sort_by_key(|t| std::cmp::Reverse(t.id));
-        rows
+        newest_first(&self.tasks, &self.archived_tasks, archived)
     }
 
     /// Every event, live then archived.
