@@ -74,42 +74,6 @@ pub struct Postgres {
     pub engine_store: PgStore,
 }
 
-/// Every port one adapter set provides: PostgreSQL's `PgStore` and the in-memory
-/// `MemoryStore` both do.
-pub trait AdapterSet:
-    UserRepository
-    + AcademicRepository
-    + NotificationRepository
-    + DemoDataRepository
-    + SentEmailLog
-    + SessionStore
-    + EventStore
-    + TaskQueue
-    + EngineLog
-    + TaskControl
-    + Readiness
-    + Clone
-    + 'static
-{
-}
-
-impl<T> AdapterSet for T where
-    T: UserRepository
-        + AcademicRepository
-        + NotificationRepository
-        + DemoDataRepository
-        + SentEmailLog
-        + SessionStore
-        + EventStore
-        + TaskQueue
-        + EngineLog
-        + TaskControl
-        + Readiness
-        + Clone
-        + 'static
-{
-}
-
 /// The adapters one Campus runs on: one set for requests, one for the operators' reads
 /// (PostgreSQL gives them a pool with a statement timeout) and the daemons' ports.
 struct Adapters<S> {
@@ -187,14 +151,29 @@ impl Campus {
         Self::assemble(settings, &keys, adapters, None).await
     }
 
-    /// Builds the mailer, the services and the application state over `adapters`, makes sure
+    /// Builds the mailer, the services and the application state over `adapters` (`S`
+    /// provides every port: PostgreSQL's `PgStore`, the in-memory `MemoryStore`), makes sure
     /// the configured Adm user exists and checks the handler registry.
-    async fn assemble<S: AdapterSet>(
+    async fn assemble<S>(
         settings: Settings,
         keys: &KeyRing,
         adapters: Adapters<S>,
         postgres: Option<Postgres>,
-    ) -> Result<Campus, String> {
+    ) -> Result<Campus, String>
+    where
+        S: UserRepository
+            + AcademicRepository
+            + NotificationRepository
+            + DemoDataRepository
+            + SentEmailLog
+            + SessionStore
+            + EventStore
+            + TaskQueue
+            + EngineLog
+            + TaskControl
+            + Readiness
+            + 'static,
+    {
         let (mailer, mail) = mailer(&settings)?;
         let Adapters { api, admin, engine } = adapters;
         let shared = Arc::new(api);
