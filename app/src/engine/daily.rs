@@ -33,18 +33,22 @@ impl Schedule {
     /// recorded, else `since`) that is not in the future.
     pub fn due(&self, last: Option<Timestamp>, since: Timestamp) -> Option<Timestamp> {
         let now = self.clock.now();
-        let next = |t| next_run(t, self.at, self.offset_ms.as_ref());
-        let mut due = next(last.unwrap_or(since));
+        let mut due = self.next(last.unwrap_or(since));
         if due > now {
             return None;
         }
         loop {
-            let later = next(due);
+            let later = self.next(due);
             if later > now {
                 return Some(due);
             }
             due = later;
         }
+    }
+
+    /// The first scheduled instant after `after`.
+    pub fn next(&self, after: Timestamp) -> Timestamp {
+        next_run(after, self.at, self.offset_ms.as_ref())
     }
 }
 

@@ -19,15 +19,7 @@ pub(super) async fn maintenance_loop(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut leadership: Option<Box<dyn Leadership>> = None;
-    // Per daily job: when this daemon started looking (a job never run is first due at its
-    // next scheduled time after that), and its run in progress.
-    let mut jobs: Vec<(Daily, Timestamp, Option<JoinHandle<()>>)> = daily
-        .into_iter()
-        .map(|d| {
-            let since = d.schedule.clock.now();
-            (d, since, None)
-        })
-        .collect();
+    let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
     while !*shutdown.borrow() {
         leadership = match leadership.take() {
             Some(mut held) => {
@@ -42,10 +34,8 @@ pub(super) async fn maintenance_loop(
         };
         if leadership.is_some() {
             rescue_expired(queue.as_ref(), &config).await;
-            for (daily, since, running) in &mut jobs {
-                if running.as_ref().is_none_or(JoinHandle::is_finished) {
-                    *running = start_if_due(daily, *since).await;
-                }
+            for job in &mut jobs {
+                job.start_if_due().await;
             }
         }
         tokio::select! {
@@ -55,8 +45,8 @@ pub(super) async fn maintenance_loop(
     }
     // A daily run in progress stops between two of its atomic steps: it is recorded only
     // when it went to its end, so the next leader runs it again.
-    for (_, _, running) in jobs {
-        if let Some(run) = running {
+    for job in jobs {
+        if let Some(run) = job.running {
             run.abort();
         }
     }
@@ -65,23 +55,55 @@ pub(super) async fn maintenance_loop(
     }
 }
 
-/// Starts `daily`'s run when one is due (see `Schedule::due`).
-async fn start_if_due(daily: &Daily, since: Timestamp) -> Option<JoinHandle<()>> {
-    let last = match daily.job.last_due().await {
-        Ok(last) => last,
-        Err(e) => {
-            tracing::warn!(job = daily.job.name(), error = %e, "cannot read the last daily run");
-            return None;
+/// A daily job as the maintenance loop follows it.
+struct Tracked {
+    daily: Daily,
+    /// When this daemon started looking: a job never run is first due at its next scheduled
+    /// time after that.
+    since: Timestamp,
+    /// No run can be due before this instant (the next scheduled one after the last run
+    /// known), so the last run is not read again until then.
+    not_before: Timestamp,
+    running: Option<JoinHandle<()>>,
+}
+
+impl Tracked {
+    fn new(daily: Daily) -> Tracked {
+        let since = daily.schedule.clock.now();
+        Tracked {
+            daily,
+            since,
+            not_before: since,
+            running: None,
         }
-    };
-    let due = daily.schedule.due(last, since)?;
-    let job = daily.job.clone();
-    tracing::info!(job = job.name(), due = due.0, "daily run started");
-    Some(tokio::spawn(async move {
-        if let Err(e) = job.run(due).await {
-            tracing::warn!(job = job.name(), error = %e, "daily run failed; the next leader check retries it");
+    }
+
+    /// Starts the job's run when one is due (see `Schedule::due`) and none is under way.
+    async fn start_if_due(&mut self) {
+        let schedule = &self.daily.schedule;
+        let busy = self.running.as_ref().is_some_and(|r| !r.is_finished());
+        if busy || schedule.clock.now() < self.not_before {
+            return;
         }
-    }))
+        let job = self.daily.job.clone();
+        let last = match job.last_due().await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(job = job.name(), error = %e, "cannot read the last daily run");
+                return;
+            }
+        };
+        let Some(due) = schedule.due(last, self.since) else {
+            self.not_before = schedule.next(last.unwrap_or(self.since));
+            return;
+        };
+        tracing::info!(job = job.name(), due = due.0, "daily run started");
+        self.running = Some(tokio::spawn(async move {
+            if let Err(e) = job.run(due).await {
+                tracing::warn!(job = job.name(), error = %e, "daily run failed; the next leader check retries it");
+            }
+        }));
+    }
 }
 
 async fn try_lead(lock: &dyn LeaderLock) -> Option<Box<dyn Leadership>> {
