@@ -14,6 +14,9 @@ use campus_core::Timestamp;
 pub struct EventContext {
     /// Correlation id of the request, propagated to events, tasks and logs.
     pub correlation_id: Option<String>,
+    /// The user who caused the change (the logged-in user of the request); `None` for
+    /// system actors (the demo seed, start-up) and anonymous requests.
+    pub actor_id: Option<UserId>,
 }
 
 /// A page request: at most `limit` items after the item with id `after` (ids are

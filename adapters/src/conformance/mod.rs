@@ -257,7 +257,8 @@ macro_rules! conformance_suite {
             controls::one_leader_at_a_time,
             controls::a_wake_up_is_only_a_hint,
             retention::the_archive_moves_exactly_the_archivable_rows,
-            retention::the_purge_deletes_only_what_has_no_use
+            retention::the_purge_deletes_only_what_has_no_use,
+            retention::the_audit_trail_follows_an_entity_into_the_archive
         );
 
         #[test]

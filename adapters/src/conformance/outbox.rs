@@ -30,6 +30,7 @@ async fn all_events(e: &Engine) -> Vec<EventView> {
 pub async fn a_refused_write_records_no_event(e: &Engine) {
     let ctx = EventContext {
         correlation_id: Some("c".into()),
+        actor_id: Some(UserId(99)),
     };
     let mut a = academic(10, 1);
     let mut i =
@@ -48,7 +49,9 @@ pub async fn a_refused_write_records_no_event(e: &Engine) {
     assert!(all_events(e)
         .await
         .iter()
-        .all(|v| { v.correlation_id.as_deref() == Some("c") && v.status == EventStatus::Pending }));
+        .all(|v| v.correlation_id.as_deref() == Some("c")
+            && v.actor_id == Some(UserId(99))
+            && v.status == EventStatus::Pending));
 
     // Same e-mail: nothing is saved, neither the institution nor its events.
     let mut b = academic(20, 2);

@@ -4,6 +4,7 @@
 use super::*;
 use campus_core::engine::retention::RetentionWindows;
 use campus_core::engine::TaskStatus;
+use campus_core::ids::InstitutionId;
 
 /// Succeeded rows move after 300 ms; dead and cancelled ones would wait an hour.
 const WINDOWS: RetentionWindows = RetentionWindows {
@@ -262,4 +263,97 @@ pub async fn the_purge_deletes_only_what_has_no_use(e: &Engine) {
         e.archive.purge(&windows).await.unwrap(),
         PurgeCounts::default()
     );
+}
+
+pub async fn the_audit_trail_follows_an_entity_into_the_archive(e: &Engine) {
+    const STUDENT: u128 = 5;
+    let about = |event_type: &str, aggregate_type: &str, id: u128, payload: String| NewEvent {
+        aggregate_type: aggregate_type.into(),
+        aggregate_id: id,
+        institution_id: Some(InstitutionId(1)),
+        payload,
+        ..event(event_type)
+    };
+    let student_json = format!(r#"{{"student_id":"{}"}}"#, uuid::Uuid::from_u128(STUDENT));
+    e.events
+        .append(&[
+            about("StudentCreated", "User", STUDENT, "{}".into()),
+            about("StudentCreated", "User", 6, "{}".into()),
+            about("ExamGradeNoteAdded", "Enrollment", 9, student_json.clone()),
+        ])
+        .await
+        .unwrap();
+    // All three are dispatched, their tasks succeed, and they move to the archive.
+    e.events
+        .dispatch_pending(10, Arc::new(TwoHandlers), &quick_policy())
+        .await
+        .unwrap();
+    for c in e.tasks.claim("w", &types(), 100, LONG_LEASE).await.unwrap() {
+        finish(e, &c, TaskOutcome::Succeeded).await;
+    }
+    e.harness.advance(Duration::from_millis(400)).await;
+    let moved = e.archive.archive_batch(&WINDOWS, 100).await.unwrap();
+    assert_eq!(moved.events, 3, "{moved:?}");
+    // A later grade stays live; a copy of the first event is not a second change.
+    e.events
+        .append(&[about("ExamGradeNoteAdded", "Enrollment", 9, student_json)])
+        .await
+        .unwrap();
+    let all = e
+        .log
+        .list_events(
+            &EventQuery {
+                filter: ListFilter {
+                    archived: Archived::All,
+                    ..Default::default()
+                },
+                ..Default::default()
+            },
+            None,
+        )
+        .await
+        .unwrap();
+    let first = all.iter().map(|v| v.id).min().unwrap();
+    e.events.reprocess_event(first, None, None).await.unwrap();
+
+    let trail = |aggregate_type: &str, id: u128, scope: Option<InstitutionId>| {
+        let query = AuditQuery {
+            aggregate_type: aggregate_type.into(),
+            aggregate_id: id,
+            after: None,
+            limit: 100,
+        };
+        async move { e.log.audit_trail(&query, scope).await.unwrap() }
+    };
+    let student = trail("User", STUDENT, None).await;
+    let types: Vec<_> = student.iter().map(|v| v.event_type.as_str()).collect();
+    assert_eq!(
+        types,
+        ["StudentCreated", "ExamGradeNoteAdded", "ExamGradeNoteAdded"],
+        "oldest first, archived and live, with the grades that name the student"
+    );
+    assert!(student.windows(2).all(|w| w[0].id < w[1].id));
+    assert!(student.iter().all(|v| v.reprocessed_from.is_none()));
+    assert_eq!(trail("Enrollment", 9, None).await.len(), 2);
+    assert_eq!(trail("User", 6, None).await.len(), 1);
+    assert!(trail("Class", STUDENT, None).await.is_empty());
+    assert!(
+        trail("User", STUDENT, Some(InstitutionId(2))).await.is_empty(),
+        "another institution sees nothing"
+    );
+    let page = e
+        .log
+        .audit_trail(
+            &AuditQuery {
+                aggregate_type: "User".into(),
+                aggregate_id: STUDENT,
+                after: Some(student[0].id),
+                limit: 1,
+            },
+            Some(InstitutionId(1)),
+        )
+        .await
+        .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(page[0].id, student[1].id, "keyset pages continue after `after`");
 }

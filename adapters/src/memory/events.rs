@@ -56,6 +56,7 @@ impl EventStore for MemoryStore {
                     institution_id: e.institution_id,
                     payload,
                     correlation_id: e.correlation_id.clone(),
+                    actor_id: None,
                     status: EventStatus::Pending,
                     attempts: 0,
                     next_attempt_at: now,

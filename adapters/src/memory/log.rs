@@ -192,6 +192,30 @@ impl EngineLog for MemoryStore {
         })
     }
 
+    async fn audit_trail(
+        &self,
+        q: &AuditQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, PortError> {
+        let student = uuid::Uuid::from_u128(q.aggregate_id).to_string();
+        let s = self.lock();
+        let mut trail: Vec<&EventRow> = s
+            .every_event()
+            .filter(|e| e.reprocessed_from.is_none())
+            .filter(|e| {
+                (e.aggregate_type == q.aggregate_type && e.aggregate_id == q.aggregate_id)
+                    || (q.aggregate_type == "User"
+                        && e.payload.get("student_id").and_then(|v| v.as_str())
+                            == Some(student.as_str()))
+            })
+            .filter(|e| scope.is_none() || e.institution_id == scope)
+            .filter(|e| q.after.is_none_or(|a| e.id > a))
+            .collect();
+        trail.sort_by_key(|e| e.id);
+        let limit = usize::try_from(q.limit.clamp(1, MAX_AUDIT_LIMIT)).unwrap_or(usize::MAX);
+        Ok(trail.into_iter().take(limit).map(EventRow::view).collect())
+    }
+
     async fn list_tasks(
         &self,
         q: &TaskQuery,

@@ -50,6 +50,17 @@ impl PgStore {
         w: &RetentionWindows,
         limit: u32,
     ) -> Result<u64, PortError> {
+        // By column name: the archive has the live table's columns, not necessarily in the
+        // same order (a later migration adds a column at the end of each), and `archived_at`
+        // takes its default.
+        let columns: String = sqlx::query_scalar(
+            "SELECT string_agg(quote_ident(column_name::text), ', ' ORDER BY ordinal_position)
+             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+        )
+        .bind(table)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)?;
         let sql = format!(
             "WITH picked AS (
                  SELECT {alias}.id FROM {table} {alias} WHERE {archivable}
@@ -57,7 +68,7 @@ impl PgStore {
              ), moved AS (
                  DELETE FROM {table} {alias} USING picked p WHERE {alias}.id = p.id RETURNING {alias}.*
              )
-             INSERT INTO {table}_processed SELECT m.*, now() FROM moved m"
+             INSERT INTO {table}_processed ({columns}) SELECT {columns} FROM moved"
         );
         let moved = sqlx::query(&sql)
             .bind(millis(w.finished))

@@ -29,6 +29,7 @@ impl EventStore for PgStore {
                 institution_id: e.institution_id.map(|i| uuid::Uuid::from_u128(i.0)),
                 payload,
                 correlation_id: e.correlation_id.clone(),
+                actor_id: None,
                 reprocessed_from: None,
             });
         }
@@ -151,14 +152,14 @@ impl EventStore for PgStore {
         let copy = uuid::Uuid::now_v7();
         sqlx::query(
             "INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                                        correlation_id, occurred_at, reprocessed_from)
+                                        correlation_id, actor_id, occurred_at, reprocessed_from)
              SELECT $2, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                    COALESCE($3, correlation_id), occurred_at, id
+                    COALESCE($3, correlation_id), actor_id, occurred_at, id
              FROM (SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                          correlation_id, occurred_at FROM domain_events WHERE id = $1
+                          correlation_id, actor_id, occurred_at FROM domain_events WHERE id = $1
                    UNION ALL
                    SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                          correlation_id, occurred_at FROM domain_events_processed WHERE id = $1) o",
+                          correlation_id, actor_id, occurred_at FROM domain_events_processed WHERE id = $1) o",
         )
         .bind(original)
         .bind(copy)

@@ -16,6 +16,7 @@ pub(crate) struct EventRow {
     pub institution_id: Option<uuid::Uuid>,
     pub payload: serde_json::Value,
     pub correlation_id: Option<String>,
+    pub actor_id: Option<uuid::Uuid>,
     pub reprocessed_from: Option<uuid::Uuid>,
 }
 
@@ -30,6 +31,7 @@ impl EventRow {
             institution_id: event.institution_id().map(|i| uuid(i.0)),
             payload: event_payload(event),
             correlation_id: ctx.correlation_id.clone(),
+            actor_id: ctx.actor_id.map(|a| uuid(a.0)),
             reprocessed_from: None,
         }
     }
@@ -51,6 +53,7 @@ pub(crate) async fn insert_rows(
     let mut institutions = Vec::with_capacity(n);
     let mut payloads = Vec::with_capacity(n);
     let mut correlations = Vec::with_capacity(n);
+    let mut actors = Vec::with_capacity(n);
     let mut origins = Vec::with_capacity(n);
     for r in rows {
         ids.push(r.id);
@@ -60,12 +63,14 @@ pub(crate) async fn insert_rows(
         institutions.push(r.institution_id);
         payloads.push(r.payload);
         correlations.push(r.correlation_id);
+        actors.push(r.actor_id);
         origins.push(r.reprocessed_from);
     }
     sqlx::query(
         "INSERT INTO domain_events
-            (id, event_type, aggregate_type, aggregate_id, institution_id, payload, correlation_id, reprocessed_from)
-         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::jsonb[], $7::text[], $8::uuid[])",
+            (id, event_type, aggregate_type, aggregate_id, institution_id, payload, correlation_id, actor_id, reprocessed_from)
+         SELECT * FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::uuid[], $5::uuid[], $6::jsonb[], $7::text[],
+                              $8::uuid[], $9::uuid[])",
     )
     .bind(&ids)
     .bind(&types)
@@ -74,6 +79,7 @@ pub(crate) async fn insert_rows(
     .bind(&institutions)
     .bind(&payloads)
     .bind(&correlations)
+    .bind(&actors)
     .bind(&origins)
     .execute(&mut **tx)
     .await

@@ -7,7 +7,7 @@ use super::views::{self, Flash, Section};
 use crate::services::AppError;
 use crate::web::State;
 use campus_core::ids::*;
-use campus_ports::OperatorSession;
+use campus_ports::{AuditQuery, OperatorSession, MAX_AUDIT_LIMIT};
 use poem::http::StatusCode;
 use poem::web::{Data, Path, Query};
 use poem::{handler, IntoResponse, Request, Response};
@@ -110,4 +110,47 @@ pub(super) async fn event_detail(
     Query(flash): Query<FlashParams>,
 ) -> Response {
     show(req, state, Item::Event, &id, flash.flash()).await
+}
+
+/// The audit trail of one entity (the first page of it; the API pages on).
+#[handler]
+pub(super) async fn audit_trail(
+    req: &Request,
+    Data(state): Data<&State>,
+    Path((aggregate_type, raw_id)): Path<(String, String)>,
+) -> Response {
+    let op = match operator(req, state).await {
+        Ok(op) => op,
+        Err(r) => return r,
+    };
+    let loaded = async {
+        let known = !aggregate_type.is_empty()
+            && aggregate_type.len() <= 64
+            && aggregate_type.chars().all(|c| c.is_ascii_alphanumeric());
+        if !known {
+            return Err(AppError::NotFound("page"));
+        }
+        let query = AuditQuery {
+            aggregate_type: aggregate_type.clone(),
+            aggregate_id: path_id(&raw_id)?,
+            after: None,
+            limit: MAX_AUDIT_LIMIT,
+        };
+        let trail = state.operations.audit_trail(&query, scope_of(&op)).await?;
+        let more = trail.len() == MAX_AUDIT_LIMIT as usize;
+        let body = views::audit_trail(&aggregate_type, query.aggregate_id, &trail, more);
+        Ok::<_, AppError>((body, names(state, &op).await?))
+    };
+    match loaded.await {
+        Ok((body, names)) => page(
+            state,
+            "Audit trail",
+            Section::Events,
+            &op,
+            &names,
+            &Flash::None,
+            &body,
+        ),
+        Err(e) => failure(req, e),
+    }
 }

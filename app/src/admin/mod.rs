@@ -34,6 +34,10 @@ pub fn routes() -> impl Endpoint {
             "/events/:id/reprocess",
             poem::post(actions::reprocess_event),
         )
+        .at(
+            "/audit/:aggregate_type/:aggregate_id",
+            poem::get(details::audit_trail),
+        )
         .at("/tasks", poem::get(lists::task_list))
         .at("/tasks/reprocess", poem::post(actions::reprocess_tasks))
         .at("/tasks/:id", poem::get(details::task_detail))

@@ -5,7 +5,7 @@ use super::page;
 use super::public::{ApiTags, NoContent};
 use crate::services::academic::SetNote;
 use crate::web::error::ApiError;
-use crate::web::{event_context, State};
+use crate::web::State;
 use campus_core::ids::*;
 use campus_core::values::Role;
 use poem::web::Data;
@@ -124,7 +124,7 @@ async fn create_member(
     let inst = auth.0.institution_as(Role::Academic)?;
     let id = state
         .accounts
-        .create_member(inst, role, &body.name, &body.email, &event_context(req))
+        .create_member(inst, role, &body.name, &body.email, &auth.context(req))
         .await?;
     Ok(Created::id(id.0))
 }
@@ -191,7 +191,7 @@ impl AcademicApi {
         let inst = auth.0.institution_as(Role::Academic)?;
         let id = state
             .academic
-            .create_discipline(inst, &body.name, &event_context(req))
+            .create_discipline(inst, &body.name, &auth.context(req))
             .await?;
         Ok(Created::id(id.0))
     }
@@ -213,7 +213,7 @@ impl AcademicApi {
                 DisciplineId(body.discipline_id.as_u128()),
                 UserId(body.teacher_id.as_u128()),
                 &body.period,
-                &event_context(req),
+                &auth.context(req),
             )
             .await?;
         Ok(Created::id(id.0))
@@ -236,7 +236,7 @@ impl AcademicApi {
                 inst,
                 ClassId(class_id.0.as_u128()),
                 UserId(body.student_id.as_u128()),
-                &event_context(req),
+                &auth.context(req),
             )
             .await?;
         Ok(NoContent::NoContent)
@@ -367,7 +367,7 @@ impl TeacherApi {
                     exam,
                     note: body.note,
                 },
-                &event_context(req),
+                &auth.context(req),
             )
             .await?;
         Ok(NoContent::NoContent)

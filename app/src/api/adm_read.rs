@@ -38,6 +38,9 @@ pub struct EventItem {
     pub status: String,
     pub attempts: u32,
     pub correlation_id: Option<String>,
+    /// The user who caused the event (`null`: a system actor such as the demo seed, or an
+    /// anonymous request).
+    pub actor_id: Option<uuid::Uuid>,
     pub occurred_at: chrono::DateTime<chrono::Utc>,
     pub dispatched_at: Option<chrono::DateTime<chrono::Utc>>,
     pub reprocessed_from: Option<uuid::Uuid>,
@@ -164,7 +167,7 @@ fn error_items(errors: Vec<campus_ports::AttemptError>) -> Vec<AttemptErrorItem>
         .collect()
 }
 
-fn event_item(e: campus_ports::EventView) -> EventItem {
+pub(super) fn event_item(e: campus_ports::EventView) -> EventItem {
     EventItem {
         id: u(e.id.0),
         payload: json(&e.payload),
@@ -175,6 +178,7 @@ fn event_item(e: campus_ports::EventView) -> EventItem {
         status: e.status.as_str().to_string(),
         attempts: e.attempts,
         correlation_id: e.correlation_id,
+        actor_id: e.actor_id.map(|a| u(a.0)),
         occurred_at: at(e.occurred_at),
         dispatched_at: e.dispatched_at.map(at),
         reprocessed_from: e.reprocessed_from.map(|i| u(i.0)),

@@ -26,3 +26,14 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> Option<Claims> {
         }
     }
 }
+
+impl BearerAuth {
+    /// The event context of what this user's request records: its correlation id, and the
+    /// user as the actor.
+    pub fn context(&self, req: &Request) -> campus_ports::EventContext {
+        campus_ports::EventContext {
+            actor_id: Some(self.0.user_id()),
+            ..crate::web::request::event_context(req)
+        }
+    }
+}

@@ -5,6 +5,7 @@
 pub mod academic;
 pub mod adm;
 pub mod adm_read;
+pub mod audit;
 pub mod auth;
 pub mod controls;
 pub mod listener;
@@ -23,6 +24,7 @@ pub type Apis = (
     academic::StudentApi,
     adm::AdmApi,
     adm_read::AdmViewsApi,
+    audit::AuditApi,
     ops::OpsApi,
     controls::AdmControlsApi,
 );
@@ -30,7 +32,7 @@ pub type Apis = (
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, ops::OpsApi, controls::AdmControlsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, audit::AuditApi, ops::OpsApi, controls::AdmControlsApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )

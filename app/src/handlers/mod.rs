@@ -85,5 +85,7 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
 pub(crate) fn context(task: &campus_ports::ClaimedTask) -> EventContext {
     EventContext {
         correlation_id: task.correlation_id.clone(),
+        // Handlers are system actors.
+        actor_id: None,
     }
 }

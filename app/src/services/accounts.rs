@@ -13,6 +13,7 @@ use std::time::Duration;
 fn startup() -> EventContext {
     EventContext {
         correlation_id: Some("startup".into()),
+        actor_id: None,
     }
 }
 
@@ -137,7 +138,12 @@ impl AccountService {
             .await?
             .ok_or_else(|| unusable("unknown token"))?;
         user.change_password(self.hasher.hash(&password).await?);
-        match self.users.reset_password(&stored, &mut user, ctx).await {
+        // The user who followed their link caused the change.
+        let ctx = EventContext {
+            actor_id: Some(user.id),
+            ..ctx.clone()
+        };
+        match self.users.reset_password(&stored, &mut user, &ctx).await {
             Err(campus_ports::PortError::Conflict(_)) => Err(unusable("already used")),
             other => Ok(other?),
         }
@@ -321,6 +327,7 @@ mod tests {
         let s = service(users, MockPasswordHasher::new(), vault);
         let ctx = EventContext {
             correlation_id: Some("c1".into()),
+            actor_id: None,
         };
         s.request_password_reset("Bia@x.org", &ctx).await.unwrap();
     }

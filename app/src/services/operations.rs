@@ -6,7 +6,7 @@ use super::AppError;
 use crate::engine::TaskOptions;
 use campus_core::ids::*;
 use campus_ports::{
-    EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, SummaryQuery,
+    AuditQuery, EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, SummaryQuery,
     TaskControl, TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView, TypeCounts,
 };
 use std::sync::Arc;
@@ -54,6 +54,15 @@ impl OperationsService {
         scope: Option<InstitutionId>,
     ) -> Result<EventDetail, AppError> {
         Ok(self.log.event(id, scope).await?)
+    }
+
+    /// An entity's audit trail, oldest first, within `scope`.
+    pub async fn audit_trail(
+        &self,
+        query: &AuditQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, AppError> {
+        Ok(self.log.audit_trail(query, scope).await?)
     }
 
     /// Tasks matching `query`, newest first, within `scope`.

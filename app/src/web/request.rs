@@ -65,5 +65,7 @@ pub async fn frame<E: Endpoint>(next: E, mut req: Request) -> poem::Result<poem:
 pub fn event_context(req: &Request) -> EventContext {
     EventContext {
         correlation_id: req.extensions().get::<CorrelationId>().map(|c| c.0.clone()),
+        // Anonymous; see `BearerAuth::context` for a logged-in user's requests.
+        actor_id: None,
     }
 }

@@ -32,6 +32,8 @@ pub struct EventView {
     pub status: EventStatus,
     pub attempts: u32,
     pub correlation_id: Option<String>,
+    /// The user who caused the event (`None`: a system actor or an anonymous request).
+    pub actor_id: Option<UserId>,
     pub occurred_at: Timestamp,
     pub dispatched_at: Option<Timestamp>,
     pub reprocessed_from: Option<EventId>,
@@ -115,6 +117,20 @@ pub struct EngineSummary {
     pub oldest_pending_task_age_s: Option<f64>,
 }
 
+/// Most events one page of an audit trail holds.
+pub const MAX_AUDIT_LIMIT: u32 = 1000;
+
+/// One page of an entity's audit trail.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditQuery {
+    /// An aggregate type as `DomainEvent::aggregate` names it (`User`, `Class`, …).
+    pub aggregate_type: String,
+    pub aggregate_id: u128,
+    /// Only events after this one (ids are time-ordered).
+    pub after: Option<EventId>,
+    pub limit: u32,
+}
+
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait::async_trait]
 pub trait EngineLog: Send + Sync {
@@ -142,6 +158,15 @@ pub trait EngineLog: Send + Sync {
         query: &SummaryQuery,
         scope: Option<InstitutionId>,
     ) -> Result<EngineSummary, PortError>;
+    /// An entity's audit trail: the events it recorded, live and archived, oldest first
+    /// (originals only: a reprocessed copy repeats its original's business change). A
+    /// `User`'s trail also has the events that name the user as `student_id` (enrolments and
+    /// grades, whose aggregate is the class).
+    async fn audit_trail(
+        &self,
+        query: &AuditQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, PortError>;
     /// `(id, name)` of the institutions within `scope`, by name, at most `limit`.
     async fn institutions(
         &self,

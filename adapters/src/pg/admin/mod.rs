@@ -18,7 +18,7 @@ use sqlx::QueryBuilder;
 /// The columns a list of events reads and filters on.
 const EVENT_FIELDS: &str =
     "id, event_type, aggregate_type, aggregate_id, institution_id, status, attempts, \
-    correlation_id, occurred_at, dispatched_at, reprocessed_from, errors, payload";
+    correlation_id, actor_id, occurred_at, dispatched_at, reprocessed_from, errors, payload";
 /// The same for tasks.
 const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, status, attempt, max_attempts, \
     correlation_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
@@ -110,6 +110,45 @@ impl EngineLog for PgStore {
             tasks: tasks.iter().map(task_view).collect::<Result<_, _>>()?,
             copies: copies.into_iter().map(|c| EventId(c.as_u128())).collect(),
         })
+    }
+
+    async fn audit_trail(
+        &self,
+        q: &AuditQuery,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<EventView>, PortError> {
+        let own = |table: &str| {
+            format!(
+                "SELECT {EVENT_FIELDS} FROM {table}
+                 WHERE aggregate_id = $2 AND aggregate_type = $1 AND reprocessed_from IS NULL"
+            )
+        };
+        let named = |table: &str| {
+            format!(
+                "SELECT {EVENT_FIELDS} FROM {table}
+                 WHERE $1 = 'User' AND payload ? 'student_id' AND payload ->> 'student_id' = $2::text
+                   AND reprocessed_from IS NULL"
+            )
+        };
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM ({} UNION ALL {} UNION ALL {} UNION ALL {}) AS domain_events
+             WHERE ($3::uuid IS NULL OR id > $3) AND ($4::uuid IS NULL OR institution_id = $4)
+             ORDER BY id LIMIT $5",
+            own("domain_events"),
+            own("domain_events_processed"),
+            named("domain_events"),
+            named("domain_events_processed"),
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&q.aggregate_type)
+            .bind(uuid::Uuid::from_u128(q.aggregate_id))
+            .bind(q.after.map(|a| uuid::Uuid::from_u128(a.0)))
+            .bind(scope.map(|s| uuid::Uuid::from_u128(s.0)))
+            .bind(i64::from(q.limit.clamp(1, MAX_AUDIT_LIMIT)))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        rows.iter().map(event_view).collect()
     }
 
     async fn list_tasks(

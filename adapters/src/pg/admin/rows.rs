@@ -8,7 +8,7 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 pub(super) const EVENT_COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, institution_id, status, attempts, correlation_id,
-    occurred_at, dispatched_at, reprocessed_from, errors::text AS errors, payload::text AS payload";
+    actor_id, occurred_at, dispatched_at, reprocessed_from, errors::text AS errors, payload::text AS payload";
 pub(super) const TASK_COLUMNS: &str = "id, task_type, handler, institution_id, event_id, status, attempt, max_attempts, correlation_id,
     reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, errors::text AS errors,
     payload::text AS payload";
@@ -63,6 +63,7 @@ pub(super) fn event_view(r: &PgRow) -> Result<EventView, PortError> {
         status: status(r.get("status"))?,
         attempts: u32::try_from(r.get::<i32, _>("attempts")).unwrap_or(0),
         correlation_id: r.get("correlation_id"),
+        actor_id: opt_id(r, "actor_id").map(UserId),
         occurred_at: ts(r.get("occurred_at")),
         dispatched_at: r.get::<Option<DateTime<Utc>>, _>("dispatched_at").map(ts),
         reprocessed_from: opt_id(r, "reprocessed_from").map(EventId),

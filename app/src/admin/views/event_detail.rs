@@ -5,6 +5,7 @@ use super::parts::{
     badge, correlation_link, facts, institution_cell, none_yet, opt_link_id, opt_time, pretty_json,
     reprocess_form, time, uuid, Names,
 };
+use super::audit::{actor, audit_link};
 use super::tables::{errors_table, event_table, task_table};
 use campus_ports::{EventDetail, EventView, OperatorSession};
 use maud::{html, Markup};
@@ -15,8 +16,12 @@ fn event_facts(e: &EventView, names: &Names) -> Markup {
         ("Type", html! { (e.event_type) }),
         (
             "Aggregate",
-            html! { (e.aggregate_type) " " code { (uuid(e.aggregate_id)) } },
+            html! {
+                (e.aggregate_type) " " code { (uuid(e.aggregate_id)) } " "
+                a #audit-trail href=(audit_link(&e.aggregate_type, e.aggregate_id)) { "audit trail" }
+            },
         ),
+        ("Caused by", actor(e.actor_id)),
         ("Institution", institution_cell(names, e.institution_id)),
         (
             "Correlation id",

@@ -86,6 +86,7 @@ pub fn event(id: u128, status: &str) -> EventView {
         status,
         attempts: 1,
         correlation_id: Some("c-1".into()),
+        actor_id: (id == 78).then_some(UserId(12)),
         occurred_at: Timestamp(1_767_225_600_000),
         dispatched_at: None,
         reprocessed_from: (id > 100).then_some(EventId(77)),

@@ -3,6 +3,7 @@
 //! per page. Everything a page shows that can change lives in `#live`, which the page's
 //! script (`assets/admin.js`) swaps in place when the engine reports changes.
 
+mod audit;
 mod event_detail;
 mod event_list;
 mod filters;
@@ -20,6 +21,7 @@ mod fixture;
 #[cfg(test)]
 mod tests;
 
+pub use audit::{audit_link, audit_trail};
 pub use event_detail::event_detail;
 pub use event_list::event_list;
 pub use filters::FilterValues;
