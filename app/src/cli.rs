@@ -81,4 +81,23 @@ pub struct BenchArgs {
     /// Print one JSON object instead of the table.
     #[arg(long)]
     pub json: bool,
+    /// History in the live tables before the phases: this many tasks that succeeded two to
+    /// three days ago, two per event (the cost of history; 0: empty tables).
+    #[arg(long, default_value_t = 0)]
+    pub history: usize,
+    /// What becomes of the history: `keep` it in the live tables, archive it `before` the
+    /// phases, or run `campus archive` `during` the drain (1).
+    #[arg(long, value_enum, default_value_t = HistoryArchive::Keep)]
+    pub archive: HistoryArchive,
+}
+
+/// When a bench run archives its history (`--archive`).
+#[cfg(feature = "bench")]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum HistoryArchive {
+    #[default]
+    Keep,
+    Before,
+    During,
 }

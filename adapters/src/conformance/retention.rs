@@ -338,7 +338,9 @@ pub async fn the_audit_trail_follows_an_entity_into_the_archive(e: &Engine) {
     assert_eq!(trail("User", 6, None).await.len(), 1);
     assert!(trail("Class", STUDENT, None).await.is_empty());
     assert!(
-        trail("User", STUDENT, Some(InstitutionId(2))).await.is_empty(),
+        trail("User", STUDENT, Some(InstitutionId(2)))
+            .await
+            .is_empty(),
         "another institution sees nothing"
     );
     let page = e
@@ -355,5 +357,8 @@ pub async fn the_audit_trail_follows_an_entity_into_the_archive(e: &Engine) {
         .await
         .unwrap();
     assert_eq!(page.len(), 1);
-    assert_eq!(page[0].id, student[1].id, "keyset pages continue after `after`");
+    assert_eq!(
+        page[0].id, student[1].id,
+        "keyset pages continue after `after`"
+    );
 }

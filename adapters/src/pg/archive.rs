@@ -12,20 +12,27 @@ use chrono::{DateTime, Utc};
 use std::time::Duration;
 
 /// Archivable tasks (`$1`: the finished window, `$2`: the dead window, in milliseconds).
+///
+/// The `NOT EXISTS` checks end in `OFFSET 0` so that they stay per-row lookups through the
+/// link's index (`tasks_event`, `*_reprocessed_from`): as anti-joins the planner, trusting
+/// statistics that see no unfinished rows, scanned a whole index or table once per batch
+/// (180 ms instead of 20 ms per 5 000 events at 1M tasks). A copy's status is written as
+/// `NOT IN` the final ones so that no partial index on waiting rows (`domain_events_due`)
+/// can be chosen for it: walking the whole waiting backlog once per row.
 const TASKS_ARCHIVABLE: &str = "
     ((t.status = 'succeeded' AND t.finished_at <= now() - $1 * interval '1 millisecond')
       OR (t.status IN ('dead', 'cancelled') AND t.finished_at <= now() - $2 * interval '1 millisecond'))
     AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.reprocessed_from = t.id
-                    AND c.status IN ('pending', 'running', 'retrying'))";
+                    AND c.status IN ('pending', 'running', 'retrying') OFFSET 0)";
 
 /// Archivable events (same parameters).
 const EVENTS_ARCHIVABLE: &str = "
     ((e.status = 'dispatched' AND e.dispatched_at <= now() - $1 * interval '1 millisecond')
       OR (e.status = 'dead' AND e.occurred_at <= now() - $2 * interval '1 millisecond'))
     AND NOT EXISTS (SELECT 1 FROM tasks t WHERE t.event_id = e.id
-                    AND t.status IN ('pending', 'running', 'retrying'))
+                    AND t.status IN ('pending', 'running', 'retrying') OFFSET 0)
     AND NOT EXISTS (SELECT 1 FROM domain_events c WHERE c.reprocessed_from = e.id
-                    AND c.status IN ('pending', 'retrying'))";
+                    AND c.status NOT IN ('dispatched', 'dead') OFFSET 0)";
 
 fn millis(d: Duration) -> f64 {
     d.as_secs_f64() * 1000.0
@@ -50,9 +57,10 @@ impl PgStore {
         w: &RetentionWindows,
         limit: u32,
     ) -> Result<u64, PortError> {
-        // By column name: the archive has the live table's columns, not necessarily in the
-        // same order (a later migration adds a column at the end of each), and `archived_at`
-        // takes its default.
+        // The delete finds its rows by primary key (`= ANY (ARRAY(…))`: joined to the CTE,
+        // the planner hashed the whole live table). The insert names the columns: the archive
+        // has the live table's, not in the same order (a later migration adds a column at the
+        // end of each), and `archived_at` takes its default.
         let columns: String = sqlx::query_scalar(
             "SELECT string_agg(quote_ident(column_name::text), ', ' ORDER BY ordinal_position)
              FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
@@ -66,7 +74,8 @@ impl PgStore {
                  SELECT {alias}.id FROM {table} {alias} WHERE {archivable}
                  ORDER BY {alias}.id LIMIT $3 FOR UPDATE SKIP LOCKED
              ), moved AS (
-                 DELETE FROM {table} {alias} USING picked p WHERE {alias}.id = p.id RETURNING {alias}.*
+                 DELETE FROM {table} {alias} WHERE {alias}.id = ANY (ARRAY(SELECT id FROM picked))
+                 RETURNING {alias}.*
              )
              INSERT INTO {table}_processed ({columns}) SELECT {columns} FROM moved"
         );

@@ -1,5 +1,7 @@
 //! What `campus bench` reads from and does to its scratch database: creating and dropping it,
-//! emptying the engine's tables between phases, and the timestamps its figures come from.
+//! loading history, emptying the engine's tables between phases, and the timestamps its
+//! figures come from. A run's own rows are the recent ones (created in the last day); the
+//! history is older, so every figure reads only rows of the last day.
 //! Behind the `bench` feature; writes go through the ports (`PgStore`), not through here.
 
 use super::db_err;
@@ -13,7 +15,35 @@ use uuid::Uuid;
 pub struct BenchDatabase {
     url: String,
     pool: PgPool,
+    /// History was loaded: phases empty the tables of their own rows only.
+    history: bool,
 }
+
+/// A run's own rows: created in the last day (history is two to three days old).
+const RECENT: &str = "now() - interval '1 day'";
+
+/// One chunk of history: `$1` events, each with two tasks that succeeded, the `$2`-th to
+/// the `$2 + $1`-th of `$3` spread evenly over the day that began three days ago (ids are
+/// UUIDv7 of their instants and rows are stored in that order, as the engine makes them).
+const HISTORY_CHUNK: &str = "
+WITH ev AS (
+    SELECT g, t, (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+                  || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid AS id
+    FROM (SELECT g, now() - interval '3 days' + (($2 + g) * interval '1 day') / $3 AS t
+          FROM generate_series(1, $1) g) s
+), events AS (
+    INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, payload, correlation_id, status,
+                               attempts, occurred_at, dispatched_at, next_attempt_at)
+    SELECT id, 'ExamGradeNoteAdded', 'Enrollment', gen_random_uuid(), jsonb_build_object('note', g % 10),
+           'history-' || g, 'dispatched', 1, t, t, t FROM ev
+)
+INSERT INTO tasks (id, lineage_id, task_type, handler, payload, event_id, correlation_id, status, attempt,
+                   max_attempts, run_at, created_at, started_at, finished_at, duration_ms)
+SELECT tid, tid, 'notify_student_of_grade_note', h, jsonb_build_object('note', g % 10), id, 'history-' || g,
+       'succeeded', 1, 5, t, t, t, t, 3.5
+FROM (SELECT ev.*, (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0') || '7'
+                    || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid AS tid, h
+      FROM ev, (VALUES ('first'), ('second')) AS hs(h)) x";
 
 /// When the tasks planned from events finished, and how many there were.
 #[derive(Debug, Clone, Copy)]
@@ -35,7 +65,11 @@ impl BenchDatabase {
     /// that server).
     pub async fn create(server: &str) -> Result<BenchDatabase, PortError> {
         let (url, pool) = fresh_database_on(server, "campus_bench").await?;
-        Ok(BenchDatabase { url, pool })
+        Ok(BenchDatabase {
+            url,
+            pool,
+            history: false,
+        })
     }
 
     /// Its URL (with the server's credentials: redact it before showing it).
@@ -54,20 +88,60 @@ impl BenchDatabase {
         drop_database(&self.url).await
     }
 
-    /// Empties the engine's tables (events and tasks) between phases.
+    /// Loads `tasks` finished tasks (two per event) as history, `progress` called with the
+    /// tasks loaded so far after each chunk of 200 000; then vacuums and analyzes, as a
+    /// long-lived table would be.
+    pub async fn load_history(
+        &mut self,
+        tasks: u64,
+        mut progress: impl FnMut(u64),
+    ) -> Result<(), PortError> {
+        self.history = true;
+        let total = i64::try_from(tasks / 2).unwrap_or(i64::MAX).max(1);
+        let mut loaded = 0;
+        while loaded < tasks {
+            let events = ((tasks - loaded) / 2).clamp(1, 100_000);
+            sqlx::query(HISTORY_CHUNK)
+                .bind(i64::try_from(events).unwrap_or(i64::MAX))
+                .bind(i64::try_from(loaded / 2).unwrap_or(i64::MAX))
+                .bind(total)
+                .execute(&self.pool)
+                .await
+                .map_err(db_err)?;
+            loaded += events * 2;
+            progress(loaded);
+        }
+        for sql in ["VACUUM ANALYZE domain_events", "VACUUM ANALYZE tasks"] {
+            sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
+    /// Empties the engine's tables (events and tasks) of the run's rows between phases; the
+    /// history stays.
     pub async fn truncate_engine_tables(&self) -> Result<(), PortError> {
-        sqlx::query("TRUNCATE tasks, domain_events CASCADE")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
+        let statements = if self.history {
+            vec![
+                format!("DELETE FROM tasks WHERE created_at > {RECENT}"),
+                format!("DELETE FROM domain_events WHERE occurred_at > {RECENT}"),
+            ]
+        } else {
+            vec!["TRUNCATE tasks, domain_events CASCADE".to_string()]
+        };
+        for sql in &statements {
+            sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;
+        }
         Ok(())
     }
 
     /// Events awaiting dispatch plus tasks awaiting completion (0: the daemon is idle).
     pub async fn waiting_items(&self) -> Result<i64, PortError> {
         sqlx::query_scalar(
+            // Each count on its partial index (`*_due`, `tasks_running_lease`): never a scan
+            // of the history.
             "SELECT (SELECT count(*) FROM domain_events WHERE status IN ('pending', 'retrying'))
-                  + (SELECT count(*) FROM tasks WHERE status IN ('pending', 'running', 'retrying'))",
+                  + (SELECT count(*) FROM tasks WHERE status IN ('pending', 'retrying'))
+                  + (SELECT count(*) FROM tasks WHERE status = 'running')",
         )
         .fetch_one(&self.pool)
         .await
@@ -76,10 +150,10 @@ impl BenchDatabase {
 
     /// Seconds from the first task's start to the last task's finish (0 without tasks).
     pub async fn busy_seconds(&self) -> Result<f64, PortError> {
-        sqlx::query_scalar(
+        sqlx::query_scalar(&format!(
             "SELECT COALESCE(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8, 0)
-             FROM tasks",
-        )
+                 FROM tasks WHERE created_at > {RECENT}"
+        ))
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)
@@ -87,9 +161,10 @@ impl BenchDatabase {
 
     /// The tasks planned from events: when the last one finished, and how many there are.
     pub async fn fanned_out_tasks(&self) -> Result<FannedOutTasks, PortError> {
-        let (last_finished, count) = sqlx::query_as(
-            "SELECT max(finished_at), count(*) FROM tasks WHERE event_id IS NOT NULL",
-        )
+        let (last_finished, count) = sqlx::query_as(&format!(
+            "SELECT max(finished_at), count(*) FROM tasks
+                 WHERE event_id IS NOT NULL AND created_at > {RECENT}"
+        ))
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
@@ -103,10 +178,10 @@ impl BenchDatabase {
     pub async fn first_task_start_per_event(
         &self,
     ) -> Result<Vec<(Uuid, DateTime<Utc>)>, PortError> {
-        sqlx::query_as(
-            "SELECT event_id, min(started_at) FROM tasks WHERE event_id IS NOT NULL
-             GROUP BY event_id",
-        )
+        sqlx::query_as(&format!(
+            "SELECT event_id, min(started_at) FROM tasks
+                 WHERE event_id IS NOT NULL AND created_at > {RECENT} GROUP BY event_id"
+        ))
         .fetch_all(&self.pool)
         .await
         .map_err(db_err)

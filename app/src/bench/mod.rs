@@ -2,7 +2,8 @@
 //! database that is dropped afterwards. The daemon and the API run as child processes
 //! (`campus daemon`, `campus api`), so their memory and latency are what production sees.
 //!
-//! Phases: (1) drain queued no-op tasks; (2) concurrent writers commit events that fan out to
+//! Optionally first: history in the live tables (`--history`), kept or archived before or
+//! during the drain (`--archive`). Phases: (1) drain queued no-op tasks; (2) concurrent writers commit events that fan out to
 //! two tasks each, while single tasks are sampled for latency under load; (3) latency at light
 //! load, one task or event at a time; (4) API latency at a fixed request rate. E-mails go to
 //! an SMTP sink in this process.
@@ -63,8 +64,11 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
 async fn phases(s: &mut Scratch, args: &BenchArgs) -> Result<BenchReport, String> {
     let mut report = BenchReport {
         api_rate_per_s: args.rate,
+        history_tasks: args.history,
+        archive: args.archive,
         ..Default::default()
     };
+    phases::history(s, args, &mut report).await?;
     let daemon_pid = phases::drain(s, args, &mut report).await?;
     phases::under_load(s, args, daemon_pid, &mut report).await?;
     phases::light_load(s, args, &mut report).await?;

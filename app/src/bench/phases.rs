@@ -6,15 +6,45 @@ use super::load::{self, EventCommits, Load, TaskCommits};
 use super::processes::{peak_rss_mb, Scratch};
 use super::report::{summarize, BenchReport, Summary};
 use super::{err, progress};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, HistoryArchive};
 use campus_adapters::pg::bench::BenchDatabase;
 use campus_ports::{NewTask, TaskQueue};
 use chrono::{DateTime, Utc};
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-/// (1) Queues `args.tasks` no-op tasks, starts `campus daemon` and times the drain; returns
-/// the daemon's pid (it keeps running for the next phases).
+/// Loads `args.history` finished tasks into the live tables and, with `--archive before`,
+/// archives them with `campus archive` (timed).
+pub(super) async fn history(
+    s: &mut Scratch,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    if args.history == 0 {
+        return Ok(());
+    }
+    progress(&format!(
+        "[0/4] loading {} finished tasks (two per event) as history",
+        args.history
+    ));
+    s.db.load_history(args.history as u64, |n| {
+        progress(&format!("      {n} tasks"));
+    })
+    .await
+    .map_err(err)?;
+    if args.archive == HistoryArchive::Before {
+        progress("[0/4] archiving the history with `campus archive`");
+        let started = Instant::now();
+        let archive = s.command("archive", args.concurrency)?;
+        s.run_to_end(archive, "archive").await?;
+        report.archive_seconds = started.elapsed().as_secs_f64();
+    }
+    Ok(())
+}
+
+/// (1) Queues `args.tasks` no-op tasks, starts `campus daemon` and times the drain (with
+/// `--archive during`, beside a `campus archive` of the history); returns the daemon's pid
+/// (it keeps running for the next phases).
 pub(super) async fn drain(
     s: &mut Scratch,
     args: &BenchArgs,
@@ -29,9 +59,20 @@ pub(super) async fn drain(
     }
     let daemon = s.command("daemon", args.concurrency)?;
     let daemon_pid = s.spawn(daemon, "daemon")?;
-    progress("[1/4] draining with a `campus daemon` process");
+    let archive = if args.history > 0 && args.archive == HistoryArchive::During {
+        progress("[1/4] draining with a `campus daemon` process beside `campus archive`");
+        let archive = s.command("archive", args.concurrency)?;
+        Some((Instant::now(), s.start(archive, "archive")?))
+    } else {
+        progress("[1/4] draining with a `campus daemon` process");
+        None
+    };
     wait_until_idle(&s.db, Duration::from_secs(600), true).await?;
     let secs = s.db.busy_seconds().await.map_err(err)?;
+    if let Some((started, child)) = archive {
+        Scratch::wait_for(child, "archive").await?;
+        report.archive_seconds = started.elapsed().as_secs_f64();
+    }
     report.tasks_drained = args.tasks;
     report.tasks_per_s = if secs > 0.0 {
         args.tasks as f64 / secs

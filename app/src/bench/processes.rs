@@ -85,6 +85,28 @@ impl Scratch {
         Ok(pid)
     }
 
+    /// Starts `command` as a child the caller waits for (see [`Scratch::wait_for`]).
+    pub(super) fn start(&self, mut command: Command, what: &str) -> Result<Child, String> {
+        command
+            .spawn()
+            .map_err(|e| format!("cannot start the {what}: {e}"))
+    }
+
+    /// Waits for a child started by [`Scratch::start`] to exit; an error unless it succeeded.
+    pub(super) async fn wait_for(mut child: Child, what: &str) -> Result<(), String> {
+        let status = child.wait().await.map_err(err)?;
+        if status.success() {
+            Ok(())
+        } else {
+            Err(format!("the {what} failed: {status}"))
+        }
+    }
+
+    /// Runs `command` to its end.
+    pub(super) async fn run_to_end(&self, command: Command, what: &str) -> Result<(), String> {
+        Scratch::wait_for(self.start(command, what)?, what).await
+    }
+
     /// Stops the children (SIGTERM, then a kill after 15 s), drops the database and removes
     /// the data directory.
     pub(super) async fn cleanup(mut self) {

@@ -32,6 +32,12 @@ pub struct BenchReport {
     /// E-mails the daemon delivered to the bench's SMTP sink (reset links of phase 4).
     pub emails_received: usize,
     pub daemon_peak_rss_mb: f64,
+    /// Finished tasks in the live tables before the phases (`--history`).
+    pub history_tasks: usize,
+    /// What became of that history (`--archive`).
+    pub archive: crate::cli::HistoryArchive,
+    /// How long `campus archive` of the history took (0 when it did not run).
+    pub archive_seconds: f64,
 }
 
 /// Latency summary of a set of samples.
@@ -125,6 +131,21 @@ pub fn table(r: &BenchReport) -> String {
         "daemon peak RSS during (1) and (2)",
         format!("{:.1} MB", r.daemon_peak_rss_mb),
     );
+    if r.history_tasks > 0 {
+        let archive = match r.archive {
+            crate::cli::HistoryArchive::Keep => "kept in the live tables".to_string(),
+            crate::cli::HistoryArchive::Before => {
+                format!("archived before (1) in {:.1} s", r.archive_seconds)
+            }
+            crate::cli::HistoryArchive::During => {
+                format!("archived during (1) in {:.1} s", r.archive_seconds)
+            }
+        };
+        row(
+            "history (finished tasks, two per event)",
+            format!("{} tasks, {archive}", r.history_tasks),
+        );
+    }
     t
 }
 
