@@ -96,7 +96,10 @@ async fn a_students_trail_shows_their_grades_in_order_after_the_archive() {
         ))
         .await;
     assert!(moved > 0);
-    assert_eq!(live_about_student, 0, "everything about the student is archived");
+    assert_eq!(
+        live_about_student, 0,
+        "everything about the student is archived"
+    );
 
     let path = format!("/audit/User/{student_id}");
     let trail = app.get(&path, Some(&academic)).await;
@@ -166,13 +169,11 @@ async fn a_students_trail_shows_their_grades_in_order_after_the_archive() {
     assert_eq!(seeded.status, 200, "{seeded:?}");
     assert_eq!(seeded.body["items"][0]["event_type"], "InstitutionCreated");
     let demo_student: String = app
-        .scalar(
-            &format!(
-                "SELECT aggregate_id::text FROM domain_events_processed
+        .scalar(&format!(
+            "SELECT aggregate_id::text FROM domain_events_processed
                  WHERE event_type = 'StudentCreated' AND aggregate_id <> '{student_id}'
                  ORDER BY id LIMIT 1"
-            ),
-        )
+        ))
         .await;
     let demo = app
         .get(&format!("/audit/User/{demo_student}"), Some(&adm))

@@ -110,7 +110,10 @@ impl AuditApi {
         Ok(Json(AuditTrail {
             aggregate_type: query.aggregate_type,
             aggregate_id: aggregate_id.0,
-            items: events.into_iter().map(super::adm_read::event_item).collect(),
+            items: events
+                .into_iter()
+                .map(super::adm_read::event_item)
+                .collect(),
             next_after,
         }))
     }

@@ -6,8 +6,8 @@ use super::AppError;
 use crate::engine::TaskOptions;
 use campus_core::ids::*;
 use campus_ports::{
-    AuditQuery, EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView, SummaryQuery,
-    TaskControl, TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView, TypeCounts,
+    AuditQuery, EngineLog, EngineSummary, EventDetail, EventQuery, EventStore, EventView,
+    SummaryQuery, TaskControl, TaskDetail, TaskFilter, TaskQuery, TaskQueue, TaskView, TypeCounts,
 };
 use std::sync::Arc;
 use std::time::Duration;

@@ -1,11 +1,11 @@
 //! The page of one event: what it is, the tasks it produced, its failed attempts, its copies
 //! and its payload, with the button that reprocesses it once it is dispatched or dead.
 
+use super::audit::{actor, audit_link};
 use super::parts::{
     badge, correlation_link, facts, institution_cell, none_yet, opt_link_id, opt_time, pretty_json,
     reprocess_form, time, uuid, Names,
 };
-use super::audit::{actor, audit_link};
 use super::tables::{errors_table, event_table, task_table};
 use campus_ports::{EventDetail, EventView, OperatorSession};
 use maud::{html, Markup};
