@@ -61,9 +61,10 @@ impl PgStore {
         // the planner hashed the whole live table). The insert names the columns: the archive
         // has the live table's, not in the same order (a later migration adds a column at the
         // end of each), and `archived_at` takes its default.
+        // (The table as the statement below resolves it, through the search path.)
         let columns: String = sqlx::query_scalar(
-            "SELECT string_agg(quote_ident(column_name::text), ', ' ORDER BY ordinal_position)
-             FROM information_schema.columns WHERE table_schema = current_schema() AND table_name = $1",
+            "SELECT string_agg(quote_ident(attname::text), ', ' ORDER BY attnum)
+             FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped",
         )
         .bind(table)
         .fetch_one(&self.pool)
