@@ -145,6 +145,12 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
                 "Purged {} spent reset tokens, {} expired sessions and {} sent-e-mail records.",
                 p.purged.reset_tokens, p.purged.sessions, p.purged.sent_emails
             );
+            if let Some(took) = p.reclaimed_in {
+                println!(
+                    "Vacuumed the live tables (VACUUM ANALYZE) in {:.1} s.",
+                    took.as_secs_f64()
+                );
+            }
         })
     };
     if let Some(pg) = &database.embedded {

@@ -53,6 +53,10 @@ pub trait Archive: Send + Sync {
     /// finished window ago, expired operator sessions, and records of sent e-mails older than
     /// the dead window (after which a reprocessed copy may send its e-mail again).
     async fn purge(&self, windows: &RetentionWindows) -> Result<PurgeCounts, PortError>;
+    /// Gives the room of the rows moved out back to the live tables and refreshes their
+    /// statistics (PostgreSQL: `VACUUM ANALYZE`), so that the day's work does not pay for the
+    /// night's move (a vacuum started by the day's own churn rescans every index).
+    async fn reclaim(&self) -> Result<(), PortError>;
 
     /// Records a run that went to its end: the instant it was due for, what it moved.
     async fn record_run(&self, due: Timestamp, moved: ArchiveCounts) -> Result<(), PortError>;

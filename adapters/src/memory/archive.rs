@@ -110,6 +110,11 @@ impl Archive for MemoryStore {
         })
     }
 
+    async fn reclaim(&self) -> Result<(), PortError> {
+        // Nothing to give back: removed rows are gone.
+        Ok(())
+    }
+
     async fn purge(&self, w: &RetentionWindows) -> Result<PurgeCounts, PortError> {
         let now = self.now();
         let mut s = self.lock();

@@ -141,6 +141,14 @@ impl Archive for PgStore {
         Ok(counts(events, tasks))
     }
 
+    async fn reclaim(&self) -> Result<(), PortError> {
+        // Not FULL: no lock that stops readers or writers.
+        for sql in ["VACUUM (ANALYZE) tasks", "VACUUM (ANALYZE) domain_events"] {
+            sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;
+        }
+        Ok(())
+    }
+
     async fn purge(&self, w: &RetentionWindows) -> Result<PurgeCounts, PortError> {
         let delete = |sql: &'static str, window: Duration| async move {
             let done = sqlx::query(sql)

@@ -8,7 +8,7 @@ use super::db_err;
 use super::scratch::{drop_database, fresh_database_on};
 use campus_ports::PortError;
 use chrono::{DateTime, Utc};
-use sqlx::PgPool;
+use sqlx::{ConnectOptions, Connection, PgPool};
 use uuid::Uuid;
 
 /// A scratch database made for one bench run (`campus_bench_<UUIDv7>`), migrated.
@@ -97,6 +97,11 @@ impl BenchDatabase {
         mut progress: impl FnMut(u64),
     ) -> Result<(), PortError> {
         self.history = true;
+        // On a connection of its own that does not log each chunk as a slow statement.
+        let options = super::connect_options(&self.url)?.disable_statement_logging();
+        let mut conn = sqlx::PgConnection::connect_with(&options)
+            .await
+            .map_err(db_err)?;
         let total = i64::try_from(tasks / 2).unwrap_or(i64::MAX).max(1);
         let mut loaded = 0;
         while loaded < tasks {
@@ -105,16 +110,16 @@ impl BenchDatabase {
                 .bind(i64::try_from(events).unwrap_or(i64::MAX))
                 .bind(i64::try_from(loaded / 2).unwrap_or(i64::MAX))
                 .bind(total)
-                .execute(&self.pool)
+                .execute(&mut conn)
                 .await
                 .map_err(db_err)?;
             loaded += events * 2;
             progress(loaded);
         }
         for sql in ["VACUUM ANALYZE domain_events", "VACUUM ANALYZE tasks"] {
-            sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;
+            sqlx::query(sql).execute(&mut conn).await.map_err(db_err)?;
         }
-        Ok(())
+        conn.close().await.map_err(db_err)
     }
 
     /// Empties the engine's tables (events and tasks) of the run's rows between phases; the
