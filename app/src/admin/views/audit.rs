@@ -1,7 +1,7 @@
 //! The audit trail of one entity: the events it recorded, live and archived, oldest first,
 //! with who caused each and its correlation id.
 
-use super::parts::{correlation_link, link_id, none_yet, time, uuid};
+use super::parts::{link, link_id, none_yet, time, uuid};
 use campus_ports::EventView;
 use maud::{html, Markup};
 
@@ -44,7 +44,13 @@ pub fn audit_trail(
                             td { (time(e.occurred_at)) }
                             td { (e.event_type) }
                             td { (actor(e.actor_id)) }
-                            td { (correlation_link("/admin/events", &e.correlation_id)) }
+                            td {
+                                @match &e.correlation_id {
+                                    // Live and archived: the trail's events may be in either.
+                                    Some(c) => a href=(link("/admin/events", &[("correlation_id", c.clone()), ("archived", "all".into())])) { (c) },
+                                    None => "—",
+                                }
+                            }
                             td { code { (e.payload) } }
                             td { (link_id("events", e.id.0)) }
                         }
