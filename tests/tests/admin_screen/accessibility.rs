@@ -189,6 +189,19 @@ async fn every_admin_page_passes_axe() {
     checker
         .visit(["event", &format!("/admin/events/{event}"), "form#reprocess"])
         .await;
+    let (aggregate_type, aggregate_id): (String, String) = sqlx::query_as(&format!(
+        "SELECT aggregate_type, aggregate_id::text FROM domain_events WHERE id = '{event}'"
+    ))
+    .fetch_one(&app.pool)
+    .await
+    .unwrap();
+    checker
+        .visit([
+            "audit trail",
+            &format!("/admin/audit/{aggregate_type}/{aggregate_id}"),
+            "#trail tbody tr",
+        ])
+        .await;
     // A task due in an hour: its page offers to cancel it.
     let waiting = NewTask {
         task_type: "noop".into(),

@@ -18,7 +18,7 @@ fn event_facts(e: &EventView, names: &Names) -> Markup {
             "Aggregate",
             html! {
                 (e.aggregate_type) " " code { (uuid(e.aggregate_id)) } " "
-                a #audit-trail href=(audit_link(&e.aggregate_type, e.aggregate_id)) { "audit trail" }
+                a #audit-trail .inline href=(audit_link(&e.aggregate_type, e.aggregate_id)) { "audit trail" }
             },
         ),
         ("Caused by", actor(e.actor_id)),
