@@ -20,3 +20,4 @@ pub mod mail;
 pub mod memory;
 pub mod pg;
 pub mod security;
+pub mod telemetry;

@@ -1,23 +1,42 @@
-//! E-mail: SMTP through lettre on tokio, or a dev mailbox directory of `.eml` files.
+//! E-mail: SMTP through lettre on tokio, or a dev mailbox directory of `.eml` files. Every
+//! message carries the correlation id of the task that sent it as `X-Correlation-Id`.
 
 use async_trait::async_trait;
+use campus_core::engine::valid_correlation_id;
 use campus_ports::{Mailer, OutgoingEmail, PortError};
-use lettre::message::header::{ContentTransferEncoding, ContentType};
+use lettre::message::header::{ContentTransferEncoding, ContentType, HeaderName, HeaderValue};
 use lettre::message::{Body, Mailbox};
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
 use std::path::{Path, PathBuf};
+
+/// The header naming the correlation id of the request behind a message.
+const CORRELATION_HEADER: HeaderName = HeaderName::new_from_ascii_str("X-Correlation-Id");
 
 fn build(from: &Mailbox, email: &OutgoingEmail) -> Result<Message, PortError> {
     let to: Mailbox = email
         .to
         .parse()
         .map_err(|e| PortError::Conflict(format!("invalid recipient address: {e}")))?;
-    Message::builder()
+    let mut message = Message::builder()
         .from(from.clone())
         .to(to)
         .subject(email.subject.clone())
         .message_id(Some(email.message_id.clone()))
-        .header(ContentType::TEXT_PLAIN)
+        .header(ContentType::TEXT_PLAIN);
+    // Only a well-formed id (letters, digits, `-_.:`, at most 64): nothing a stored value
+    // holds can fold or inject a header, and lettre encodes the value besides. A task
+    // enqueued with another kind of id sends its e-mail without the header.
+    match email.correlation_id.as_deref() {
+        Some(id) if valid_correlation_id(id) => {
+            message = message.raw_header(HeaderValue::new(CORRELATION_HEADER, id.to_string()));
+        }
+        Some(id) => tracing::debug!(
+            correlation_id = id,
+            "correlation id left out of the e-mail: not header-safe"
+        ),
+        None => {}
+    }
+    message
         .body(eight_bit(&email.text)?)
         .map_err(|e| PortError::Conflict(format!("cannot build e-mail: {e}")))
 }
@@ -126,6 +145,7 @@ mod tests {
             subject: "Hello".into(),
             text: "Body line".into(),
             message_id: "<m1@campus.localhost>".into(),
+            correlation_id: Some("0af7651916cd43dd8448eb211c80319c".into()),
         };
         mailbox.send(&email).await.unwrap();
         let files: Vec<_> = std::fs::read_dir(&dir).unwrap().collect();
@@ -137,7 +157,39 @@ mod tests {
             "{content}"
         );
         assert!(content.contains("Body line"));
+        assert!(
+            content.contains("X-Correlation-Id: 0af7651916cd43dd8448eb211c80319c\r\n"),
+            "{content}"
+        );
         std::fs::remove_dir_all(dir).unwrap();
+    }
+
+    #[test]
+    fn only_a_header_safe_correlation_id_becomes_a_header() {
+        let from = parse_from("Campus <no-reply@campus.localhost>").unwrap();
+        let email = |correlation_id: Option<&str>| OutgoingEmail {
+            to: "ana@example.org".into(),
+            subject: "s".into(),
+            text: "t".into(),
+            message_id: "<x@y>".into(),
+            correlation_id: correlation_id.map(str::to_string),
+        };
+        let raw =
+            |e: &OutgoingEmail| String::from_utf8(build(&from, e).unwrap().formatted()).unwrap();
+        let with = raw(&email(Some("req-1_a.b:c")));
+        assert!(
+            with.contains("\r\nX-Correlation-Id: req-1_a.b:c\r\n"),
+            "{with}"
+        );
+        for id in [
+            None,
+            Some("evil\r\nBcc: victim@example.org"),
+            Some("has space"),
+        ] {
+            let without = raw(&email(id));
+            assert!(!without.contains("X-Correlation-Id"), "{id:?}: {without}");
+            assert!(!without.contains("Bcc"), "{id:?}: {without}");
+        }
     }
 
     #[tokio::test]
@@ -149,6 +201,7 @@ mod tests {
             subject: "s".into(),
             text: "t".into(),
             message_id: "<x@y>".into(),
+            correlation_id: None,
         };
         assert!(matches!(
             mailbox.send(&email).await,

@@ -128,6 +128,10 @@ impl Application {
             listener,
             registry,
         } = self;
+        let probes = match (&listener, campus.settings.daemon_addr.0) {
+            (None, Some(addr)) if registry.is_some() => probes(&campus, addr, shutdown.clone()),
+            _ => None,
+        };
         let daemon =
             registry.map(|registry| tokio::spawn(campus.daemon(registry).run(shutdown.clone())));
         let mut stop = shutdown;
@@ -146,6 +150,9 @@ impl Application {
         if let Some(daemon) = daemon {
             let _ = daemon.await;
         }
+        if let Some(probes) = probes {
+            let _ = probes.await;
+        }
         if let Some(pg) = campus
             .postgres
             .as_ref()
@@ -155,4 +162,36 @@ impl Application {
         }
         served
     }
+}
+
+/// `campus daemon`'s own listener on `addr` (health and metrics) until `shutdown`. A busy
+/// address is a warning, not a failure: several daemons may share a host.
+fn probes(
+    campus: &Campus,
+    addr: std::net::SocketAddr,
+    mut shutdown: watch::Receiver<bool>,
+) -> Option<tokio::task::JoinHandle<()>> {
+    let listener = match TcpListener::bind(addr).and_then(|l| {
+        l.set_nonblocking(true)?;
+        poem::listener::TcpAcceptor::from_std(l)
+    }) {
+        Ok(l) => l,
+        Err(e) => {
+            tracing::warn!(%addr, error = %e, "the daemon's health and metrics listener is off (set CAMPUS_DAEMON_ADDR)");
+            return None;
+        }
+    };
+    tracing::info!(%addr, "daemon health and metrics at /health/live, /health/ready, /metrics");
+    let routes = crate::routes::daemon_routes(campus.state.clone());
+    Some(tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown.wait_for(|s| *s).await;
+        };
+        if let Err(e) = poem::Server::new_with_acceptor(listener)
+            .run_with_graceful_shutdown(routes, stop, Some(std::time::Duration::from_secs(2)))
+            .await
+        {
+            tracing::warn!(error = %e, "the daemon's health and metrics listener stopped");
+        }
+    }))
 }

@@ -25,6 +25,11 @@ pub struct Settings {
     )]
     pub addr: SocketAddr,
 
+    /// Where `campus daemon` answers `/health/live`, `/health/ready` and `/metrics` (`off`: it
+    /// does not listen). `serve` and `api` answer them on the API's address.
+    #[arg(long, env = "CAMPUS_DAEMON_ADDR", global = true, default_value = "127.0.0.1:9464", value_parser = parse_daemon_addr)]
+    pub daemon_addr: DaemonAddr,
+
     /// Base URL of links in e-mails. Default: http:// + the listen address.
     #[arg(long, env = "CAMPUS_PUBLIC_URL", global = true)]
     pub public_url: Option<String>,
@@ -121,6 +126,19 @@ pub struct Settings {
         default_value_t = 2
     )]
     pub admin_concurrency: usize,
+
+    /// Prometheus metrics (`GET /metrics`): `on` or `off` (nothing is recorded).
+    #[arg(long, env = "CAMPUS_METRICS", global = true, default_value = "on", value_parser = parse_switch)]
+    pub metrics: bool,
+
+    /// When set, `GET /metrics` requires `Authorization: Bearer <this token>`.
+    #[arg(
+        long,
+        env = "CAMPUS_METRICS_TOKEN",
+        global = true,
+        hide_env_values = true
+    )]
+    pub metrics_token: Option<String>,
 
     /// With CAMPUS_ADMIN_PASSWORD: start-up makes sure an Adm user with these credentials exists.
     #[arg(long, env = "CAMPUS_ADMIN_EMAIL", global = true)]
@@ -275,6 +293,30 @@ pub fn parse_time_of_day(raw: &str) -> Result<TimeOfDay, String> {
 }
 
 /// `CAMPUS_ARCHIVE_TZ`: an IANA time zone.
+/// `CAMPUS_DAEMON_ADDR`: an address, or `off` (`None`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DaemonAddr(pub Option<SocketAddr>);
+
+/// An address, or `off`.
+pub fn parse_daemon_addr(raw: &str) -> Result<DaemonAddr, String> {
+    if raw.trim().eq_ignore_ascii_case("off") {
+        return Ok(DaemonAddr(None));
+    }
+    raw.trim()
+        .parse()
+        .map(|a| DaemonAddr(Some(a)))
+        .map_err(|_| format!("{raw:?} is neither an address such as 127.0.0.1:9464 nor `off`"))
+}
+
+/// `on` or `off` (also `true`/`false`, `1`/`0`).
+pub fn parse_switch(raw: &str) -> Result<bool, String> {
+    match raw.trim().to_ascii_lowercase().as_str() {
+        "on" | "true" | "1" => Ok(true),
+        "off" | "false" | "0" => Ok(false),
+        _ => Err(format!("{raw:?} is neither `on` nor `off`")),
+    }
+}
+
 pub fn parse_zone(raw: &str) -> Result<chrono_tz::Tz, String> {
     raw.trim().parse::<chrono_tz::Tz>().map_err(|_| {
         format!("CAMPUS_ARCHIVE_TZ: {raw:?} is not an IANA time zone like UTC, Europe/Lisbon or America/Sao_Paulo")

@@ -12,6 +12,7 @@ pub mod cli;
 pub mod config;
 pub mod engine;
 pub mod handlers;
+pub mod metrics;
 pub mod routes;
 pub mod runtime;
 pub mod services;

@@ -15,7 +15,10 @@ use std::sync::Arc;
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    telemetry::init();
+    if let Err(e) = telemetry::init() {
+        eprintln!("campus: {e}");
+        return ExitCode::FAILURE;
+    }
     match run(cli).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {

@@ -60,6 +60,7 @@ fn start_with(
             ..DaemonConfig::default()
         },
         daily,
+        gauges: None,
     };
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(daemon.run(stopped)))

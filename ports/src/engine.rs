@@ -71,15 +71,17 @@ pub trait EventStore: Send + Sync {
         retry: &RetryPolicy,
     ) -> Result<DispatchReport, PortError>;
 
-    /// Inserts a copy of a dispatched or dead event (same type, aggregate and payload,
-    /// `reprocessed_from` = the original), which fans out again; the original never changes.
-    /// `scope` limits it to one institution's events. Errors: `NotFound` (or out of scope),
-    /// `Conflict` when the event is still pending/retrying or a copy is waiting.
+    /// Inserts a copy of a dispatched or dead event (same type, aggregate, payload and
+    /// correlation id, `reprocessed_from` = the original), which fans out again; the original
+    /// never changes. `request_id` (the operator's request) is stored as the copy's
+    /// `reprocess_request_id`, and its tasks inherit it. `scope` limits it to one
+    /// institution's events. Errors: `NotFound` (or out of scope), `Conflict` when the event
+    /// is still pending/retrying or a copy is waiting.
     async fn reprocess_event(
         &self,
         id: EventId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<EventId, PortError>;
 }
 
@@ -224,26 +226,29 @@ pub trait TaskQueue: Send + Sync {
     /// no attempt is left): the attempt counts as failed. Returns how many it rescued.
     async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError>;
 
-    /// Inserts a copy of a finished task (same type, payload and origin; `reprocessed_from` =
-    /// the original; same lineage, so idempotent effects are not repeated). The original never
-    /// changes. Errors: `NotFound` (or out of `scope`), `Conflict` when the task is not
-    /// finished or a copy of it is still waiting to run.
+    /// Inserts a copy of a finished task (same type, payload, origin and correlation id;
+    /// `reprocessed_from` = the original; same lineage, so idempotent effects are not
+    /// repeated); `request_id` (the operator's request) is stored as its
+    /// `reprocess_request_id`. The original never changes. Errors: `NotFound` (or out of
+    /// `scope`), `Conflict` when the task is not finished or a copy of it is still waiting
+    /// to run.
     async fn reprocess_task(
         &self,
         id: TaskId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<TaskId, PortError>;
 
     /// Copies up to `limit` finished tasks matching `filter` (oldest first), skipping those
     /// with a copy still waiting to run and, unless the filter asks for succeeded tasks, those
-    /// a later copy of their lineage already fixed (it succeeded). Returns how many copies it made. Errors: `Conflict`
-    /// when the filter's status is not final.
+    /// a later copy of their lineage already fixed (it succeeded); each copy as
+    /// [`TaskQueue::reprocess_task`] makes it, with `request_id`. Returns how many copies it
+    /// made. Errors: `Conflict` when the filter's status is not final.
     async fn reprocess_tasks(
         &self,
         filter: &TaskFilter,
         limit: u32,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<usize, PortError>;
 }
 
@@ -258,6 +263,7 @@ pub struct TaskFilter {
     pub created_to: Option<Timestamp>,
     /// Only tasks produced by this event.
     pub event_id: Option<EventId>,
+    /// Tasks with this correlation id or this `reprocess_request_id` (as the lists match).
     pub correlation_id: Option<String>,
     /// Case-insensitive text searched in the payload.
     pub text: Option<String>,

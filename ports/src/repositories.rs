@@ -55,6 +55,8 @@ pub struct NotificationView {
     pub message: String,
     pub created_at: Timestamp,
     pub read_at: Option<Timestamp>,
+    /// The correlation id of the request that led to it (from the task that created it).
+    pub correlation_id: Option<String>,
 }
 
 /// Institutions, users and reset tokens.
@@ -169,7 +171,8 @@ pub trait AcademicRepository: Send + Sync {
 #[async_trait::async_trait]
 pub trait NotificationRepository: Send + Sync {
     /// Saves the notification unless one with the same `dedup_key` exists (idempotent
-    /// handlers pass the task lineage). Returns whether it was created.
+    /// handlers pass the task lineage), with `ctx`'s correlation id. Returns whether it was
+    /// created.
     async fn create_once(
         &self,
         notification: &mut Notification,

@@ -55,6 +55,10 @@ pub struct OutgoingEmail {
     pub subject: String,
     pub text: String,
     pub message_id: String,
+    /// The correlation id of the task that sends it, sent as the `X-Correlation-Id` header
+    /// (left out unless it is a well-formed id, see
+    /// `campus_core::engine::valid_correlation_id`).
+    pub correlation_id: Option<String>,
 }
 
 /// Sends e-mail (SMTP or a local dev mailbox).

@@ -52,6 +52,7 @@ async fn daemon(url: &str, clock: &ManualClock) -> Running {
             ..DaemonConfig::default()
         },
         daily: vec![daily],
+        gauges: None,
     };
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(daemon.run(stopped)))

@@ -113,6 +113,30 @@ pub async fn delayed_tasks_wait_for_their_run_at(e: &Engine) {
     // The backlog the archive gives way to counts due tasks only, up to its cap.
     assert_eq!(e.archive.due_backlog(10).await.unwrap(), 2);
     assert_eq!(e.archive.due_backlog(1).await.unwrap(), 1);
+    // So do the gauges; the oldest due task has waited its minute.
+    let depth = e.gauges.queue_depth(10).await.unwrap();
+    assert_eq!(
+        (
+            depth.tasks_pending,
+            depth.tasks_due,
+            depth.tasks_running,
+            depth.tasks_retrying
+        ),
+        (3, 2, 0, 0)
+    );
+    assert!(
+        depth
+            .oldest_due_task
+            .is_some_and(|a| a >= Duration::from_secs(60)),
+        "{depth:?}"
+    );
+    assert_eq!(depth.events_waiting, 0);
+    assert_eq!(depth.oldest_due_event, None);
+    assert_eq!(
+        e.gauges.queue_depth(1).await.unwrap().tasks_pending,
+        1,
+        "capped"
+    );
     let all = ClaimTypes::of(["later", "now", "overdue"]);
     let first: Vec<String> = e
         .tasks
@@ -123,6 +147,12 @@ pub async fn delayed_tasks_wait_for_their_run_at(e: &Engine) {
         .map(|t| t.task_type)
         .collect();
     assert_eq!(first, ["overdue", "now"], "due ones, the earliest first");
+    let depth = e.gauges.queue_depth(10).await.unwrap();
+    assert_eq!(
+        (depth.tasks_pending, depth.tasks_due, depth.tasks_running),
+        (1, 0, 2)
+    );
+    assert_eq!(depth.oldest_due_task, None);
     let later = eventually(e, "the delayed task", Duration::from_millis(50), || async {
         e.tasks
             .claim("w", &all, 10, LONG_LEASE)

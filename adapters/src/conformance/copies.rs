@@ -60,7 +60,14 @@ pub async fn reprocessing_a_task_copies_and_never_edits(e: &Engine) {
         (c.task_type.as_str(), c.payload.as_str(), c.max_attempts),
         ("t", "{}", 2)
     );
-    assert_eq!(c.correlation_id.as_deref(), Some("op-1"));
+    // The copy keeps the original's correlation id; the operator's request id goes beside it.
+    assert_eq!(
+        (
+            c.correlation_id.as_deref(),
+            c.reprocess_request_id.as_deref()
+        ),
+        (Some("corr-a"), Some("op-1"))
+    );
     assert!(c.errors.is_empty());
     assert_eq!(
         view(e, claimed.id).await,
@@ -77,24 +84,47 @@ pub async fn reprocessing_a_task_copies_and_never_edits(e: &Engine) {
         "a copy is waiting"
     );
 
-    // The copy runs as its own task with its lineage; it keeps the correlation id it got.
+    // The copy runs as its own task with its lineage, under the original's correlation id.
     let run = claim_all(e, "w").await.remove(0);
     assert_eq!(
         (run.id, run.lineage_id, run.attempt),
         (copy, claimed.lineage_id, 1)
     );
-    assert_eq!(run.correlation_id.as_deref(), Some("op-1"));
+    assert_eq!(run.correlation_id.as_deref(), Some("corr-a"));
     let ok = completion(&run, TaskOutcome::Succeeded);
     e.tasks.complete("w", &[ok], &quick_policy()).await.unwrap();
-    // A copy of the copy keeps the first task's lineage; without a new correlation id it
-    // keeps the one it copies.
+    // A copy of the copy keeps the first task's lineage and correlation id; the request id
+    // is only ever the one of the request that made it.
     let second = e.tasks.reprocess_task(copy, None, None).await.unwrap();
     let s = view(e, second).await;
     assert_eq!(
         (s.lineage_id, s.reprocessed_from),
         (claimed.lineage_id, Some(copy))
     );
-    assert_eq!(s.correlation_id.as_deref(), Some("op-1"));
+    assert_eq!(
+        (
+            s.correlation_id.as_deref(),
+            s.reprocess_request_id.as_deref()
+        ),
+        (Some("corr-a"), None)
+    );
+    assert_eq!(view(e, claimed.id).await.reprocess_request_id, None);
+    // The lists' correlation filter finds a copy by either id.
+    let by = |id: &'static str| async move {
+        let q = TaskQuery {
+            filter: ListFilter {
+                correlation_id: Some(id.into()),
+                ..Default::default()
+            },
+            limit: 50,
+            ..Default::default()
+        };
+        let found = e.log.list_tasks(&q, None).await.unwrap();
+        found.into_iter().map(|t| t.id).collect::<Vec<_>>()
+    };
+    assert_eq!(by("op-1").await, vec![copy]);
+    assert_eq!(by("corr-a").await, vec![second, copy, claimed.id]);
+    assert!(by("op-2").await.is_empty());
     assert!(matches!(
         e.tasks.reprocess_task(TaskId(1), None, None).await,
         Err(PortError::NotFound(_))

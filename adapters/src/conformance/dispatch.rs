@@ -247,7 +247,50 @@ pub async fn reprocessing_an_event_fans_out_again(e: &Engine) {
 
     let copied = e.log.event(copy, None).await.unwrap();
     assert_eq!(copied.event.reprocessed_from, Some(id));
-    assert_eq!(copied.event.correlation_id.as_deref(), Some("op-1"));
+    // The copy and its tasks keep the original's correlation id and carry the operator's
+    // request id beside it; the original's tasks have none.
+    assert_eq!(
+        (
+            copied.event.correlation_id.as_deref(),
+            copied.event.reprocess_request_id.as_deref()
+        ),
+        (Some("corr-1"), Some("op-1"))
+    );
+    for t in &copied.tasks {
+        assert_eq!(
+            (
+                t.correlation_id.as_deref(),
+                t.reprocess_request_id.as_deref()
+            ),
+            (Some("corr-1"), Some("op-1"))
+        );
+    }
+    assert!(
+        before
+            .tasks
+            .iter()
+            .all(|t| t.reprocess_request_id.is_none()
+                && t.correlation_id.as_deref() == Some("corr-1"))
+    );
+    assert_eq!(before.event.reprocess_request_id, None);
+    let by = |id: &'static str| async move {
+        let q = EventQuery {
+            filter: ListFilter {
+                correlation_id: Some(id.into()),
+                ..Default::default()
+            },
+            limit: 50,
+            ..Default::default()
+        };
+        let found = e.log.list_events(&q, None).await.unwrap();
+        found.into_iter().map(|v| v.id).collect::<Vec<_>>()
+    };
+    assert_eq!(by("op-1").await, vec![copy], "found by the request id");
+    assert_eq!(
+        by("corr-1").await,
+        vec![copy, id],
+        "found by the correlation id"
+    );
     assert_eq!(
         (copied.event.event_type.as_str(), copied.event.aggregate_id),
         ("Happened", 1)

@@ -50,6 +50,7 @@ pub struct Engine {
     pub leader: Arc<dyn LeaderLock>,
     pub wake_ups: Arc<dyn WakeUps>,
     pub archive: Arc<dyn Archive>,
+    pub gauges: Arc<dyn QueueGauges>,
     /// What the archive run purges besides.
     pub sessions: Arc<dyn SessionStore>,
     pub sent: Arc<dyn SentEmailLog>,

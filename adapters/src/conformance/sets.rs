@@ -30,6 +30,7 @@ pub async fn postgres() -> Engine {
         sent: store.clone(),
         leader: Arc::new(PgLeaderLock::new(pool.clone())),
         wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
+        gauges: store.clone(),
         archive: store,
         harness: Box::new(PgHarness {
             url: DropOnPanic(url),
@@ -107,6 +108,7 @@ pub async fn memory() -> Engine {
         leader: store.clone(),
         wake_ups: store.clone(),
         archive: store.clone(),
+        gauges: store.clone(),
         sessions: store.clone(),
         sent: store.clone(),
         harness: Box::new(MemoryHarness { store, clock }),

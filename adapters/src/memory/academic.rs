@@ -216,6 +216,7 @@ impl NotificationRepository for MemoryStore {
                 kind: n.kind.clone(),
                 message: n.message.clone(),
                 created_at: n.created_at,
+                correlation_id: ctx.correlation_id.clone(),
             },
         );
         s.record(n.take_events(), ctx, now);
@@ -243,6 +244,7 @@ impl NotificationRepository for MemoryStore {
                 message: n.message.clone(),
                 created_at: n.created_at,
                 read_at: None,
+                correlation_id: n.correlation_id.clone(),
             })
             .collect())
     }

@@ -41,6 +41,7 @@ impl EventStore for MemoryStore {
             .iter()
             .map(|e| parse_payload(&e.payload, "event"))
             .collect::<Result<Vec<_>, _>>()?;
+        crate::telemetry::events_recorded(events.iter().map(|e| e.event_type.as_str()));
         let now = self.now();
         let mut s = self.lock();
         let mut ids = Vec::with_capacity(events.len());
@@ -56,6 +57,7 @@ impl EventStore for MemoryStore {
                     institution_id: e.institution_id,
                     payload,
                     correlation_id: e.correlation_id.clone(),
+                    reprocess_request_id: None,
                     actor_id: None,
                     status: EventStatus::Pending,
                     attempts: 0,
@@ -114,7 +116,8 @@ impl EventStore for MemoryStore {
                 Err(message) => {
                     report.failed += 1;
                     let attempt = attempts + 1;
-                    tracing::warn!(event_id = envelope.id.0, attempt, %message, "event dispatch failed");
+                    let correlation_id = envelope.correlation_id.as_deref().unwrap_or("");
+                    tracing::warn!(event_id = envelope.id.0, attempt, correlation_id, %message, "event dispatch failed");
                     let (status, delay) = match retry.decide(attempt, false, rand::random()) {
                         RetryDecision::RetryAfter(d) => (EventStatus::Retrying, d),
                         RetryDecision::Dead => (EventStatus::Dead, Duration::ZERO),
@@ -143,7 +146,7 @@ impl EventStore for MemoryStore {
         &self,
         id: EventId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<EventId, PortError> {
         let now = self.now();
         let mut s = self.lock();
@@ -173,7 +176,8 @@ impl EventStore for MemoryStore {
             copy.0,
             EventRow {
                 id: copy,
-                correlation_id: correlation_id.or(original.correlation_id),
+                // The original's correlation id stays; the operator's request id goes beside it.
+                reprocess_request_id: request_id,
                 status: EventStatus::Pending,
                 attempts: 0,
                 next_attempt_at: now,
@@ -267,6 +271,11 @@ fn insert_planned(
     }
     let id = TaskId(s.new_id(now));
     s.task_keys.insert(key, id.0);
+    // The tasks of a reprocessed event inherit the operator's request id.
+    let reprocess_request_id = s
+        .events
+        .get(&event.id.0)
+        .and_then(|e| e.reprocess_request_id.clone());
     s.tasks.insert(
         id.0,
         new_task_row(id, planned.task_type, payload, now, |t| TaskRow {
@@ -274,6 +283,7 @@ fn insert_planned(
             institution_id: event.institution_id,
             event_id: Some(event.id),
             correlation_id: event.correlation_id.clone(),
+            reprocess_request_id,
             max_attempts,
             ..t
         }),

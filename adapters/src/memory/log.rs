@@ -30,13 +30,15 @@ struct Common<'a> {
 }
 
 impl Common<'_> {
+    /// Whether a row passes; `correlation` holds its correlation id and its
+    /// `reprocess_request_id` (the filter matches either).
     #[allow(clippy::too_many_arguments)]
     fn accepts(
         &self,
         id: u128,
         institution: Option<InstitutionId>,
         time: Timestamp,
-        correlation: Option<&str>,
+        correlation: [Option<&str>; 2],
         has_errors: bool,
         payload: &serde_json::Value,
     ) -> bool {
@@ -46,7 +48,7 @@ impl Common<'_> {
             && f.to.is_none_or(|to| time < to)
             && f.correlation_id
                 .as_deref()
-                .is_none_or(|c| correlation == Some(c))
+                .is_none_or(|c| correlation.contains(&Some(c)))
             && f.has_errors.is_none_or(|h| h == has_errors)
             && f.text
                 .as_deref()
@@ -151,7 +153,10 @@ impl EngineLog for MemoryStore {
                     e.id.0,
                     e.institution_id,
                     e.occurred_at,
-                    e.correlation_id.as_deref(),
+                    [
+                        e.correlation_id.as_deref(),
+                        e.reprocess_request_id.as_deref(),
+                    ],
                     !e.errors.is_empty(),
                     &e.payload,
                 )
@@ -240,7 +245,10 @@ impl EngineLog for MemoryStore {
                     t.id.0,
                     t.institution_id,
                     t.created_at,
-                    t.correlation_id.as_deref(),
+                    [
+                        t.correlation_id.as_deref(),
+                        t.reprocess_request_id.as_deref(),
+                    ],
                     !t.errors.is_empty(),
                     &t.payload,
                 )

@@ -23,6 +23,7 @@ mod archive;
 mod clock;
 mod controls;
 mod events;
+mod gauges;
 mod log;
 mod rows;
 mod tasks;

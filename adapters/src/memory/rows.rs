@@ -22,6 +22,7 @@ pub(crate) struct EventRow {
     pub institution_id: Option<InstitutionId>,
     pub payload: Value,
     pub correlation_id: Option<String>,
+    pub reprocess_request_id: Option<String>,
     pub actor_id: Option<UserId>,
     pub status: EventStatus,
     pub attempts: u32,
@@ -43,6 +44,7 @@ pub(crate) struct TaskRow {
     pub institution_id: Option<InstitutionId>,
     pub event_id: Option<EventId>,
     pub correlation_id: Option<String>,
+    pub reprocess_request_id: Option<String>,
     pub reprocessed_from: Option<TaskId>,
     pub status: TaskStatus,
     pub attempt: u32,
@@ -79,6 +81,7 @@ pub(crate) struct NotificationRow {
     pub kind: String,
     pub message: String,
     pub created_at: Timestamp,
+    pub correlation_id: Option<String>,
 }
 
 /// An operator's browser session.
@@ -199,6 +202,7 @@ impl State {
 
     /// Inserts the events aggregates recorded, as the outbox does in PostgreSQL.
     pub fn record(&mut self, events: Vec<DomainEvent>, ctx: &EventContext, now: Timestamp) {
+        crate::telemetry::events_recorded(events.iter().map(|e| e.event_type()));
         for e in events {
             let (aggregate_type, aggregate_id) = e.aggregate();
             let row = EventRow {
@@ -209,6 +213,7 @@ impl State {
                 institution_id: e.institution_id(),
                 payload: event_payload(&e),
                 correlation_id: ctx.correlation_id.clone(),
+                reprocess_request_id: None,
                 actor_id: ctx.actor_id,
                 status: EventStatus::Pending,
                 attempts: 0,
@@ -240,6 +245,7 @@ pub(crate) fn new_task_row(
         institution_id: None,
         event_id: None,
         correlation_id: None,
+        reprocess_request_id: None,
         reprocessed_from: None,
         status: TaskStatus::Pending,
         attempt: 0,
@@ -328,6 +334,7 @@ impl EventRow {
             status: self.status,
             attempts: self.attempts,
             correlation_id: self.correlation_id.clone(),
+            reprocess_request_id: self.reprocess_request_id.clone(),
             actor_id: self.actor_id,
             occurred_at: self.occurred_at,
             dispatched_at: self.dispatched_at,
@@ -350,6 +357,7 @@ impl TaskRow {
             attempt: self.attempt,
             max_attempts: self.max_attempts,
             correlation_id: self.correlation_id.clone(),
+            reprocess_request_id: self.reprocess_request_id.clone(),
             reprocessed_from: self.reprocessed_from,
             lineage_id: self.lineage_id,
             run_at: self.run_at,

@@ -230,7 +230,7 @@ impl TaskQueue for MemoryStore {
         &self,
         id: TaskId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<TaskId, PortError> {
         let now = self.now();
         let mut s = self.lock();
@@ -249,7 +249,7 @@ impl TaskQueue for MemoryStore {
                 "a copy of this task is already waiting to run".into(),
             ));
         }
-        let copy = insert_copy(&mut s, id, correlation_id, now);
+        let copy = insert_copy(&mut s, id, request_id, now);
         drop(s);
         self.wake();
         Ok(copy)
@@ -259,7 +259,7 @@ impl TaskQueue for MemoryStore {
         &self,
         filter: &TaskFilter,
         limit: u32,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<usize, PortError> {
         let status = filter.status.unwrap_or(TaskStatus::Dead);
         if !status.can_reprocess() {
@@ -281,7 +281,7 @@ impl TaskQueue for MemoryStore {
         originals.sort();
         originals.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         for (_, id) in &originals {
-            insert_copy(&mut s, *id, correlation_id.clone(), now);
+            insert_copy(&mut s, *id, request_id.clone(), now);
         }
         drop(s);
         if !originals.is_empty() {
@@ -297,9 +297,9 @@ fn matches_filter(t: &TaskRow, f: &TaskFilter) -> bool {
         && f.created_from.is_none_or(|from| t.created_at >= from)
         && f.created_to.is_none_or(|to| t.created_at < to)
         && f.event_id.is_none_or(|e| t.event_id == Some(e))
-        && f.correlation_id
-            .as_ref()
-            .is_none_or(|c| t.correlation_id.as_ref() == Some(c))
+        && f.correlation_id.as_ref().is_none_or(|c| {
+            t.correlation_id.as_ref() == Some(c) || t.reprocess_request_id.as_ref() == Some(c)
+        })
         && f.text
             .as_deref()
             .filter(|x| !x.is_empty())
@@ -324,11 +324,12 @@ fn fixed_later(s: &State, t: &TaskRow) -> bool {
     })
 }
 
-/// Inserts a pending copy of task `original` (same lineage, no idempotency key).
+/// Inserts a pending copy of task `original` (same lineage and correlation id, no idempotency
+/// key), made by the operator's request `request_id`.
 fn insert_copy(
     s: &mut State,
     original: TaskId,
-    correlation_id: Option<String>,
+    request_id: Option<String>,
     now: Timestamp,
 ) -> TaskId {
     let id = TaskId(s.new_id(now));
@@ -340,7 +341,8 @@ fn insert_copy(
         handler: o.handler,
         institution_id: o.institution_id,
         event_id: o.event_id,
-        correlation_id: correlation_id.or(o.correlation_id),
+        correlation_id: o.correlation_id,
+        reprocess_request_id: request_id,
         reprocessed_from: Some(original),
         max_attempts: o.max_attempts,
         ..r

@@ -26,8 +26,8 @@ impl NotificationRepository for PgStore {
     ) -> Result<bool, PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let inserted = sqlx::query(
-            "INSERT INTO notifications (id, institution_id, user_id, kind, message, dedup_key, created_at)
-             VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (dedup_key) DO NOTHING",
+            "INSERT INTO notifications (id, institution_id, user_id, kind, message, dedup_key, created_at, correlation_id)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (dedup_key) DO NOTHING",
         )
         .bind(uuid(n.id.0))
         .bind(uuid(n.institution_id.0))
@@ -36,6 +36,7 @@ impl NotificationRepository for PgStore {
         .bind(&n.message)
         .bind(dedup_key)
         .bind(time(n.created_at))
+        .bind(ctx.correlation_id.as_deref())
         .execute(&mut *tx)
         .await
         .map_err(db_err)?
@@ -54,7 +55,7 @@ impl NotificationRepository for PgStore {
         page: PageRequest,
     ) -> Result<Vec<NotificationView>, PortError> {
         let rows = sqlx::query(
-            "SELECT id, kind, message, created_at, read_at FROM notifications
+            "SELECT id, kind, message, created_at, read_at, correlation_id FROM notifications
              WHERE user_id = $1 AND ($2::uuid IS NULL OR id < $2) ORDER BY id DESC LIMIT $3",
         )
         .bind(uuid(user.0))
@@ -72,6 +73,7 @@ impl NotificationRepository for PgStore {
                 message: r.get("message"),
                 created_at: ts(r.get("created_at")),
                 read_at: r.get::<Option<DateTime<Utc>>, _>("read_at").map(ts),
+                correlation_id: r.get("correlation_id"),
             })
             .collect())
     }

@@ -50,7 +50,7 @@ impl EventStore for PgStore {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let rows = sqlx::query(
             "SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload::text AS payload,
-                    occurred_at, correlation_id, reprocessed_from, attempts
+                    occurred_at, correlation_id, reprocess_request_id, reprocessed_from, attempts
              FROM domain_events
              WHERE status IN ('pending', 'retrying') AND next_attempt_at <= now()
              ORDER BY next_attempt_at, id
@@ -97,14 +97,16 @@ impl EventStore for PgStore {
                         let max = t
                             .max_attempts
                             .unwrap_or_else(|| planner.max_attempts(&t.task_type));
-                        tasks.push(&envelope, id, t.task_type, t.handler, payload, max);
+                        let request = row.get("reprocess_request_id");
+                        tasks.push(&envelope, request, t.task_type, t.handler, payload, max);
                     }
                     dispatched.push(id);
                 }
                 Err(message) => {
                     report.failed += 1;
                     let attempt = u32::try_from(row.get::<i32, _>("attempts")).unwrap_or(0) + 1;
-                    tracing::warn!(event_id = %id, attempt, %message, "event dispatch failed");
+                    let correlation_id = envelope.correlation_id.as_deref().unwrap_or("");
+                    tracing::warn!(event_id = %id, attempt, correlation_id, %message, "event dispatch failed");
                     let (status, delay) = match retry.decide(attempt, false, rand::random()) {
                         RetryDecision::RetryAfter(d) => (EventStatus::Retrying, d),
                         RetryDecision::Dead => (EventStatus::Dead, std::time::Duration::ZERO),
@@ -144,17 +146,18 @@ impl EventStore for PgStore {
         &self,
         id: EventId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<EventId, PortError> {
         let original = uuid::Uuid::from_u128(id.0);
         let tx = self.pool.begin().await.map_err(db_err)?;
         let mut tx = lock_original(tx, &EVENT, original, scope).await?;
         let copy = uuid::Uuid::now_v7();
+        // The copy keeps the original's correlation id; the operator's request id goes beside it.
         sqlx::query(
             "INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                                        correlation_id, actor_id, occurred_at, reprocessed_from)
+                                        correlation_id, reprocess_request_id, actor_id, occurred_at, reprocessed_from)
              SELECT $2, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                    COALESCE($3, correlation_id), actor_id, occurred_at, id
+                    correlation_id, $3, actor_id, occurred_at, id
              FROM (SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
                           correlation_id, actor_id, occurred_at FROM domain_events WHERE id = $1
                    UNION ALL
@@ -163,7 +166,7 @@ impl EventStore for PgStore {
         )
         .bind(original)
         .bind(copy)
-        .bind(correlation_id)
+        .bind(request_id)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -214,6 +217,8 @@ struct TaskColumns {
     institutions: Vec<Option<uuid::Uuid>>,
     events: Vec<uuid::Uuid>,
     correlations: Vec<Option<String>>,
+    /// The event's `reprocess_request_id`: the tasks of a reprocessed event inherit it.
+    requests: Vec<Option<String>>,
     keys: Vec<String>,
     max_attempts: Vec<i32>,
 }
@@ -222,7 +227,7 @@ impl TaskColumns {
     fn push(
         &mut self,
         event: &EventEnvelope<String>,
-        event_id: uuid::Uuid,
+        reprocess_request_id: Option<String>,
         task_type: String,
         handler: String,
         payload: serde_json::Value,
@@ -235,8 +240,9 @@ impl TaskColumns {
         self.payloads.push(payload);
         self.institutions
             .push(event.institution_id.map(|i| uuid::Uuid::from_u128(i.0)));
-        self.events.push(event_id);
+        self.events.push(uuid::Uuid::from_u128(event.id.0));
         self.correlations.push(event.correlation_id.clone());
+        self.requests.push(reprocess_request_id);
         self.max_attempts
             .push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
     }
@@ -255,10 +261,13 @@ impl TaskColumns {
                  WHERE id = ANY($10)
              )
              INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                                idempotency_key, max_attempts)
-             SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts
-             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[])
-                  AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts)
+                                idempotency_key, max_attempts, reprocess_request_id)
+             SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
+                    reprocess_request_id
+             FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[],
+                         $11::text[])
+                  AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
+                       reprocess_request_id)
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&self.ids)
@@ -271,6 +280,7 @@ impl TaskColumns {
         .bind(&self.keys)
         .bind(&self.max_attempts)
         .bind(events)
+        .bind(&self.requests)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;

@@ -15,6 +15,7 @@ mod demo;
 #[cfg(test)]
 mod engine_tests;
 mod events;
+mod gauges;
 mod leader;
 pub mod notify;
 mod outbox;

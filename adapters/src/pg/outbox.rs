@@ -46,6 +46,7 @@ pub(crate) async fn insert_rows(
         return Ok(0);
     }
     let n = rows.len();
+    crate::telemetry::events_recorded(rows.iter().map(|r| r.event_type.as_str()));
     let mut ids = Vec::with_capacity(n);
     let mut types = Vec::with_capacity(n);
     let mut agg_types = Vec::with_capacity(n);

@@ -334,13 +334,13 @@ impl TaskQueue for PgStore {
         &self,
         id: TaskId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<TaskId, PortError> {
         let original = uuid::Uuid::from_u128(id.0);
         let tx = self.pool.begin().await.map_err(db_err)?;
         let mut tx = lock_original(tx, &TASK, original, scope).await?;
         let copy = uuid::Uuid::now_v7();
-        insert_copies(&mut tx, &[copy], &[original], correlation_id).await?;
+        insert_copies(&mut tx, &[copy], &[original], request_id).await?;
         tx.commit().await.map_err(db_err)?;
         self.notifier.poke(Channel::Tasks);
         Ok(TaskId(copy.as_u128()))
@@ -350,7 +350,7 @@ impl TaskQueue for PgStore {
         &self,
         filter: &TaskFilter,
         limit: u32,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<usize, PortError> {
         let status = filter.status.unwrap_or(TaskStatus::Dead);
         if !status.can_reprocess() {
@@ -368,7 +368,7 @@ impl TaskQueue for PgStore {
                AND ($4::timestamptz IS NULL OR t.created_at >= $4)
                AND ($5::timestamptz IS NULL OR t.created_at < $5)
                AND ($7::uuid IS NULL OR t.event_id = $7)
-               AND ($8::text IS NULL OR t.correlation_id = $8)
+               AND ($8::text IS NULL OR t.correlation_id = $8 OR t.reprocess_request_id = $8)
                AND ($9::text IS NULL OR t.payload::text ILIKE $9)
                AND NOT EXISTS (SELECT 1 FROM tasks c WHERE c.reprocessed_from = t.id AND c.status IN {WAITING})
                -- A failed or cancelled task that a later copy in its lineage already fixed
@@ -400,7 +400,7 @@ impl TaskQueue for PgStore {
         .await
         .map_err(db_err)?;
         let copies: Vec<uuid::Uuid> = originals.iter().map(|_| uuid::Uuid::now_v7()).collect();
-        let n = insert_copies(&mut tx, &copies, &originals, correlation_id).await?;
+        let n = insert_copies(&mut tx, &copies, &originals, request_id).await?;
         tx.commit().await.map_err(db_err)?;
         if n > 0 {
             self.notifier.poke(Channel::Tasks);
@@ -414,21 +414,22 @@ const COPIED: &str =
     "id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id, \
                       max_attempts, status";
 
-/// Inserts `copies[i]` as a new pending task copying `originals[i]`.
+/// Inserts `copies[i]` as a new pending task copying `originals[i]`: the original's
+/// correlation id, and the operator's `request_id` as `reprocess_request_id`.
 async fn insert_copies(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     copies: &[uuid::Uuid],
     originals: &[uuid::Uuid],
-    correlation_id: Option<String>,
+    request_id: Option<String>,
 ) -> Result<usize, PortError> {
     if copies.is_empty() {
         return Ok(0);
     }
     let r = sqlx::query(&format!(
         "INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                            reprocessed_from, max_attempts)
+                            reprocess_request_id, reprocessed_from, max_attempts)
          SELECT c.copy, t.lineage_id, t.task_type, t.handler, t.payload, t.institution_id, t.event_id,
-                COALESCE($3, t.correlation_id), t.id, t.max_attempts
+                t.correlation_id, $3, t.id, t.max_attempts
          FROM UNNEST($1::uuid[], $2::uuid[]) AS c(copy, original)
          JOIN (SELECT {COPIED} FROM tasks UNION ALL SELECT {COPIED} FROM tasks_processed) t
            ON t.id = c.original
@@ -436,7 +437,7 @@ async fn insert_copies(
     ))
     .bind(copies)
     .bind(originals)
-    .bind(correlation_id)
+    .bind(request_id)
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

@@ -23,17 +23,18 @@ async fn reprocess(req: &Request, state: &State, item: Item, id: &str, csrf: &st
         Ok(op) => op,
         Err(r) => return r,
     };
-    let (scope, correlation) = (scope_of(&op), event_context(req).correlation_id);
+    // The copy keeps the original's correlation id; this request's id is recorded beside it.
+    let (scope, request_id) = (scope_of(&op), event_context(req).correlation_id);
     let copy = match (path_id(id), item) {
         (Err(e), _) => Err(e),
         (Ok(original), Item::Task) => state
             .operations
-            .reprocess_task(TaskId(original), scope, correlation)
+            .reprocess_task(TaskId(original), scope, request_id)
             .await
             .map(|c| c.0),
         (Ok(original), Item::Event) => state
             .operations
-            .reprocess_event(EventId(original), scope, correlation)
+            .reprocess_event(EventId(original), scope, request_id)
             .await
             .map(|c| c.0),
     };
@@ -116,20 +117,17 @@ pub(super) async fn reprocess_tasks(
         (Ok(filter), Ok(limit)) => (filter, limit),
         (Err(e), _) | (_, Err(e)) => return bad_input(req, &e.to_string()),
     };
-    let correlation = event_context(req).correlation_id.unwrap_or_default();
+    // The copies carry this request's id (`reprocess_request_id`): the list filtered by it
+    // shows them.
+    let request_id = event_context(req).correlation_id.unwrap_or_default();
     match state
         .operations
-        .reprocess_tasks(
-            filter,
-            scope_of(&op),
-            Some(limit),
-            Some(correlation.clone()),
-        )
+        .reprocess_tasks(filter, scope_of(&op), Some(limit), Some(request_id.clone()))
         .await
     {
         Ok(n) => Redirect::see_other(format!(
             "{}&copies={n}",
-            views::link("/admin/tasks", &[("correlation_id", correlation)])
+            views::link("/admin/tasks", &[("correlation_id", request_id)])
         ))
         .into_response(),
         Err(e) => failure(req, e),

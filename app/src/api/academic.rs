@@ -102,6 +102,9 @@ pub struct NotificationItem {
     pub message: String,
     pub created_at: chrono::DateTime<chrono::Utc>,
     pub read_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// The correlation id of the request that led to it (e.g. the teacher's grade), to quote
+    /// to support: operators find its event and task with it.
+    pub correlation_id: Option<String>,
 }
 
 fn u(v: u128) -> uuid::Uuid {
@@ -403,6 +406,7 @@ impl StudentApi {
                     message: n.message,
                     created_at: at(n.created_at),
                     read_at: n.read_at.map(at),
+                    correlation_id: n.correlation_id,
                 })
                 .collect(),
         ))

@@ -47,6 +47,7 @@ pub struct BulkReprocessRequest {
     pub created_to: Option<chrono::DateTime<chrono::Utc>>,
     /// Only tasks produced by this event.
     pub event_id: Option<uuid::Uuid>,
+    /// Tasks with this correlation id, or made by the operator's request with this id.
     pub correlation_id: Option<String>,
     /// Case-insensitive text searched in the payload.
     pub q: Option<String>,
@@ -71,8 +72,9 @@ pub struct AdmApi;
 impl AdmApi {
     /// Reprocess an event: insert a copy that fans out again
     ///
-    /// The original never changes. 409 when the event is still pending/retrying or a copy is
-    /// already waiting.
+    /// The original never changes; the copy keeps its correlation id, and this request's
+    /// correlation id is stored as the copy's (and its tasks') `reprocess_request_id`. 409
+    /// when the event is still pending/retrying or a copy is already waiting.
     #[oai(path = "/adm/events/:id/reprocess", method = "post")]
     async fn reprocess_event(
         &self,
@@ -98,8 +100,9 @@ impl AdmApi {
     /// Reprocess a task: insert a copy that runs again
     ///
     /// The original never changes; the copy shares its lineage, so effects already done
-    /// (an e-mail sent, a notification created) are not repeated. 409 when the task is not
-    /// finished or a copy is already waiting.
+    /// (an e-mail sent, a notification created) are not repeated. The copy keeps the
+    /// original's correlation id; this request's is stored as its `reprocess_request_id`. 409
+    /// when the task is not finished or a copy is already waiting.
     #[oai(path = "/adm/tasks/:id/reprocess", method = "post")]
     async fn reprocess_task(
         &self,
@@ -123,6 +126,9 @@ impl AdmApi {
     }
 
     /// Reprocess every finished task matching a filter (at most 1000 per call)
+    ///
+    /// Each copy keeps its original's correlation id and carries this request's as its
+    /// `reprocess_request_id`: `GET /adm/tasks?correlation_id=<this request's id>` lists them.
     #[oai(path = "/adm/tasks/reprocess", method = "post")]
     async fn reprocess_tasks(
         &self,

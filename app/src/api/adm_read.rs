@@ -37,7 +37,11 @@ pub struct EventItem {
     /// `pending`, `dispatched`, `retrying` or `dead`.
     pub status: String,
     pub attempts: u32,
+    /// The id of the request that caused the event; a reprocessed copy keeps its original's.
     pub correlation_id: Option<String>,
+    /// On a reprocessed copy: the correlation id of the operator's request that made it. The
+    /// `correlation_id` filter matches either field.
+    pub reprocess_request_id: Option<String>,
     /// The user who caused the event (`null`: a system actor such as the demo seed, or an
     /// anonymous request).
     pub actor_id: Option<uuid::Uuid>,
@@ -59,7 +63,12 @@ pub struct TaskItem {
     pub status: String,
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The correlation id of its event (or of whoever enqueued it); a reprocessed copy keeps
+    /// its original's.
     pub correlation_id: Option<String>,
+    /// On a reprocessed copy, or a task of a reprocessed event: the correlation id of the
+    /// operator's request that made it. The `correlation_id` filter matches either field.
+    pub reprocess_request_id: Option<String>,
     pub reprocessed_from: Option<uuid::Uuid>,
     pub lineage_id: uuid::Uuid,
     pub run_at: chrono::DateTime<chrono::Utc>,
@@ -178,6 +187,7 @@ pub(super) fn event_item(e: campus_ports::EventView) -> EventItem {
         status: e.status.as_str().to_string(),
         attempts: e.attempts,
         correlation_id: e.correlation_id,
+        reprocess_request_id: e.reprocess_request_id,
         actor_id: e.actor_id.map(|a| u(a.0)),
         occurred_at: at(e.occurred_at),
         dispatched_at: e.dispatched_at.map(at),
@@ -198,6 +208,7 @@ fn task_item(t: campus_ports::TaskView) -> TaskItem {
         attempt: t.attempt,
         max_attempts: t.max_attempts,
         correlation_id: t.correlation_id,
+        reprocess_request_id: t.reprocess_request_id,
         reprocessed_from: t.reprocessed_from.map(|i| u(i.0)),
         lineage_id: u(t.lineage_id.0),
         run_at: at(t.run_at),
@@ -249,6 +260,8 @@ impl AdmViewsApi {
         status: Query<Option<String>>,
         from: Query<Option<chrono::DateTime<chrono::Utc>>>,
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// Rows with this correlation id, or made by the operator's request with this id
+        /// (`reprocess_request_id`).
         correlation_id: Query<Option<String>>,
         has_errors: Query<Option<bool>>,
         /// Case-insensitive text searched in the payload.
@@ -318,6 +331,8 @@ impl AdmViewsApi {
         event_id: Query<Option<uuid::Uuid>>,
         from: Query<Option<chrono::DateTime<chrono::Utc>>>,
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// Rows with this correlation id, or made by the operator's request with this id
+        /// (`reprocess_request_id`).
         correlation_id: Query<Option<String>>,
         has_errors: Query<Option<bool>>,
         /// Case-insensitive text searched in the payload.

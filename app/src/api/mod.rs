@@ -38,8 +38,10 @@ pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     )
     .description(
         "Academic management whose side effects (e-mails, notifications, demo data) run through durable \
-         domain events and tasks in PostgreSQL. Every error is JSON `{code, message}`. Send \
-         `X-Correlation-Id` to trace a request through its events and tasks.",
+         domain events and tasks in PostgreSQL. Every error is JSON `{code, message}`. Send a W3C \
+         `traceparent` (its trace id), `X-Correlation-Id` or `X-Request-Id` to trace a request \
+         through its events, tasks, notifications and e-mails (else one is made); every response \
+         returns it as `X-Correlation-Id`, with a `traceparent` continuing the trace.",
     )
     .server(server_url)
 }

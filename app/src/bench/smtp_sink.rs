@@ -92,6 +92,7 @@ mod tests {
                 subject: format!("n{i}"),
                 text: "body\n.\nstill the body".into(),
                 message_id: format!("<{i}@bench>"),
+                correlation_id: Some(format!("bench-{i}")),
             };
             mailer.send(&email).await.unwrap();
         }

@@ -60,6 +60,8 @@ async fn write_outcomes(
         {
             Ok(accepted) => {
                 if accepted < completions.len() {
+                    metrics::counter!(crate::metrics::LEASES_LOST)
+                        .increment((completions.len() - accepted) as u64);
                     tracing::warn!(
                         rejected = completions.len() - accepted,
                         "stale completions rejected (lease lost)"

@@ -16,7 +16,7 @@ use super::registry::Registry;
 use super::wake::Wakers;
 use super::workers::Workers;
 use campus_core::engine::RetryPolicy;
-use campus_ports::{EventStore, LeaderLock, TaskQueue, WakeUps};
+use campus_ports::{EventStore, LeaderLock, QueueGauges, TaskQueue, WakeUps};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -77,6 +77,9 @@ pub struct Daemon {
     pub config: DaemonConfig,
     /// Jobs the maintenance leader runs once a day (the archive).
     pub daily: Vec<Daily>,
+    /// The queues' depth, which the maintenance leader publishes as gauges (`None`: not
+    /// published).
+    pub gauges: Option<Arc<dyn QueueGauges>>,
 }
 
 impl Daemon {
@@ -98,6 +101,7 @@ impl Daemon {
             self.leader,
             self.tasks.clone(),
             self.daily,
+            self.gauges,
             config.clone(),
             shutdown.clone(),
         ));

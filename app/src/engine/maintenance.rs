@@ -1,25 +1,35 @@
 //! Maintenance on one leader among all daemons: the leader lock (the `LeaderLock` port; for
 //! PostgreSQL an advisory lock held on a dedicated connection, so when the leader dies
 //! another daemon takes over) and, while it is held, the rescue of expired leases and the
-//! daily jobs (each in a task of its own, so a long archive does not hold up the rescue).
+//! daily jobs (each in a task of its own, so a long archive does not hold up the rescue), and
+//! the queue-depth gauges (every [`GAUGES_EVERY`]).
 
 use super::daemon::DaemonConfig;
 use super::daily::Daily;
+use crate::metrics as m;
 use campus_core::Timestamp;
-use campus_ports::{LeaderLock, Leadership, TaskQueue};
+use campus_ports::{LeaderLock, Leadership, QueueGauges, TaskQueue};
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
+
+/// How often the leader reads the queues' depth for the gauges.
+pub const GAUGES_EVERY: Duration = Duration::from_secs(5);
+/// Each count of the gauges stops there (a deeper queue reads as this).
+pub const GAUGE_CAP: u32 = 100_000;
 
 pub(super) async fn maintenance_loop(
     lock: Arc<dyn LeaderLock>,
     queue: Arc<dyn TaskQueue>,
     daily: Vec<Daily>,
+    gauges: Option<Arc<dyn QueueGauges>>,
     config: Arc<DaemonConfig>,
     mut shutdown: watch::Receiver<bool>,
 ) {
     let mut leadership: Option<Box<dyn Leadership>> = None;
     let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
+    let mut gauges_read: Option<Instant> = None;
     while !*shutdown.borrow() {
         leadership = match leadership.take() {
             Some(mut held) => {
@@ -32,10 +42,17 @@ pub(super) async fn maintenance_loop(
             }
             None => try_lead(lock.as_ref()).await,
         };
+        metrics::gauge!(m::LEADER).set(if leadership.is_some() { 1.0 } else { 0.0 });
         if leadership.is_some() {
             rescue_expired(queue.as_ref(), &config).await;
             for job in &mut jobs {
                 job.start_if_due().await;
+            }
+            if let Some(g) = gauges.as_deref() {
+                if gauges_read.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
+                    publish_depth(g).await;
+                    gauges_read = Some(Instant::now());
+                }
             }
         }
         tokio::select! {
@@ -52,6 +69,7 @@ pub(super) async fn maintenance_loop(
     }
     if let Some(held) = leadership {
         held.release().await;
+        metrics::gauge!(m::LEADER).set(0.0);
     }
 }
 
@@ -125,14 +143,39 @@ async fn rescue_expired(queue: &dyn TaskQueue, config: &DaemonConfig) {
     loop {
         match queue.rescue_expired(&config.retry, 1000).await {
             Ok(0) => break,
-            Ok(n) => tracing::warn!(
-                rescued = n,
-                "returned tasks with expired leases to the queue"
-            ),
+            Ok(n) => {
+                metrics::counter!(m::TASKS_RESCUED).increment(n as u64);
+                tracing::warn!(
+                    rescued = n,
+                    "returned tasks with expired leases to the queue"
+                );
+            }
             Err(e) => {
                 tracing::warn!(error = %e, "rescuing expired leases failed");
                 break;
             }
         }
     }
+}
+
+/// Reads the queues' depth and sets the gauges.
+async fn publish_depth(gauges: &dyn QueueGauges) {
+    let d = match gauges.queue_depth(GAUGE_CAP).await {
+        Ok(d) => d,
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot read the queues' depth");
+            return;
+        }
+    };
+    let tasks = |status: &'static str, n: u64| {
+        metrics::gauge!(m::QUEUE_TASKS, "status" => status).set(n as f64);
+    };
+    tasks("pending", d.tasks_pending);
+    tasks("retrying", d.tasks_retrying);
+    tasks("running", d.tasks_running);
+    metrics::gauge!(m::QUEUE_DUE_TASKS).set(d.tasks_due as f64);
+    metrics::gauge!(m::QUEUE_EVENTS).set(d.events_waiting as f64);
+    let secs = |age: Option<Duration>| age.map_or(0.0, |a| a.as_secs_f64());
+    metrics::gauge!(m::OLDEST_DUE_TASK).set(secs(d.oldest_due_task));
+    metrics::gauge!(m::OLDEST_DUE_EVENT).set(secs(d.oldest_due_event));
 }

@@ -327,6 +327,8 @@ impl EventPlanner for Registry {
         &self,
         event: &EventEnvelope<Payload>,
     ) -> Result<Vec<PlannedTask<Payload>>, PlanFailure> {
+        metrics::counter!(crate::metrics::EVENTS_DISPATCHED, "event_type" => event.event_type.clone())
+            .increment(1);
         let Some(routes) = self.routes.get(&event.event_type) else {
             return Ok(Vec::new());
         };

@@ -7,6 +7,7 @@ use super::daemon::DaemonConfig;
 use super::dispatch::{backoff, idle};
 use super::in_flight::{Attempt, Finished, Slots};
 use super::registry::{Registry, TaskError};
+use crate::metrics::TaskMetrics;
 use campus_ports::{ClaimedTask, Completion, TaskOutcome, TaskQueue};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
@@ -191,6 +192,10 @@ async fn drain(
 /// completion.
 async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
     let started = Instant::now();
+    let metrics = TaskMetrics::of(&task.task_type);
+    metrics.started.increment(1);
+    let waited_ms = chrono::Utc::now().timestamp_millis() - task.created_at.0;
+    metrics.start_delay.record(waited_ms.max(0) as f64 / 1000.0);
     let span = tracing::info_span!(
         "task",
         task_id = %uuid::Uuid::from_u128(task.id.0),
@@ -224,6 +229,15 @@ async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
             }
         }
     };
+    metrics.duration.record(started.elapsed().as_secs_f64());
+    match &result {
+        Ok(()) => metrics.succeeded.increment(1),
+        Err(e) if e.permanent || task.attempt >= task.max_attempts => metrics.dead.increment(1),
+        Err(_) => {
+            metrics.retrying.increment(1);
+            metrics.retries.increment(1);
+        }
+    }
     let outcome = match result {
         Ok(()) => {
             span.in_scope(|| tracing::debug!(elapsed = ?started.elapsed(), "task succeeded"));

@@ -81,6 +81,8 @@ impl Handler for SendResetPasswordEmail {
                 p.expires_at.format("%Y-%m-%d %H:%M"),
             ),
             message_id: format!("<reset-{:032x}@campus>", task.lineage_id.0),
+            // The request that asked for the link, followed into the message's headers.
+            correlation_id: task.correlation_id.clone(),
         };
         self.mailer.send(&email).await?;
         self.sent
@@ -114,7 +116,7 @@ mod tests {
             payload: serde_json::to_string(&p).unwrap(),
             institution_id: None,
             event_id: None,
-            correlation_id: None,
+            correlation_id: Some("req-reset-1".into()),
             lineage_id: TaskId(10),
             attempt: 1,
             max_attempts: 5,
@@ -170,6 +172,7 @@ mod tests {
                 e.to == "ana@x.org"
                     && e.text
                         .contains("http://campus.test/reset-password?token=PLAIN-TOKEN")
+                    && e.correlation_id.as_deref() == Some("req-reset-1")
             })
             .times(1)
             .returning(|_| Ok(()));

@@ -25,8 +25,8 @@ use campus_adapters::pg::{
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::{
     AcademicRepository, Archive, DemoDataRepository, EngineLog, EventStore, LeaderLock, Mailer,
-    NotificationRepository, Readiness, SentEmailLog, SessionStore, TaskControl, TaskQueue,
-    UserRepository, WakeUps,
+    NotificationRepository, QueueGauges, Readiness, SentEmailLog, SessionStore, TaskControl,
+    TaskQueue, UserRepository, WakeUps,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -61,6 +61,8 @@ pub struct EnginePorts {
     pub wake_ups: Arc<dyn WakeUps>,
     /// For the daily archive run.
     pub archive: Arc<dyn Archive>,
+    /// The queues' depth, for the leader's gauges.
+    pub gauges: Arc<dyn QueueGauges>,
 }
 
 /// The PostgreSQL side of a Campus on a database.
@@ -112,12 +114,22 @@ impl Campus {
             engine: EnginePorts {
                 events: engine.clone(),
                 tasks: engine.clone(),
-                archive: engine,
+                archive: engine.clone(),
+                gauges: engine,
                 // A dedicated connection for the lock, LISTEN for the hints.
                 leader: Arc::new(PgLeaderLock::new(engine_store.pool().clone())),
                 wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
             },
         };
+        if settings.metrics {
+            let admin = adapters.admin.pool().clone();
+            let pools = [
+                ("api", pool.clone()),
+                ("engine", engine_store.pool().clone()),
+                ("admin", admin),
+            ];
+            tokio::spawn(pool_gauges(pools));
+        }
         let postgres = Postgres {
             database,
             pool,
@@ -144,6 +156,7 @@ impl Campus {
                 events: shared.clone(),
                 tasks: shared.clone(),
                 archive: shared.clone(),
+                gauges: shared.clone(),
                 leader: shared.clone(),
                 wake_ups: shared,
             },
@@ -174,6 +187,9 @@ impl Campus {
             + Readiness
             + 'static,
     {
+        if settings.metrics {
+            crate::metrics::install();
+        }
         let (mailer, mail) = mailer(&settings)?;
         let Adapters { api, admin, engine } = adapters;
         let shared = Arc::new(api);
@@ -237,6 +253,7 @@ impl Campus {
             jwt: JwtKeys::new(keys, Duration::from_secs(3600)),
             limiter: limiter(&settings),
             readiness: shared,
+            metrics_token: settings.metrics_token.clone(),
         });
         Ok(Campus {
             settings,
@@ -264,6 +281,7 @@ impl Campus {
             leader,
             wake_ups,
             archive,
+            gauges,
         } = self.engine.clone();
         let archive = Daily {
             job: Arc::new(ArchiveService {
@@ -292,6 +310,7 @@ impl Campus {
                 ..DaemonConfig::default()
             },
             daily: vec![archive],
+            gauges: self.settings.metrics.then_some(gauges),
         }
     }
 
@@ -419,4 +438,23 @@ fn master_keys(settings: &Settings, database: &ResolvedDatabase) -> Result<KeyRi
         );
     }
     KeyRing::parse(&load_or_create_key_file(&path)?)
+}
+
+/// Every few seconds, the connections of each pool in use and idle (`campus_db_pool_connections`),
+/// for as long as the pools are open.
+async fn pool_gauges<const N: usize>(pools: [(&'static str, sqlx::PgPool); N]) {
+    let mut tick = tokio::time::interval(Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        if pools.iter().all(|(_, p)| p.is_closed()) {
+            return;
+        }
+        for (name, p) in &pools {
+            let idle = p.num_idle() as f64;
+            let open = f64::from(p.size());
+            let gauge = |state: &'static str| metrics::gauge!(crate::metrics::POOL_CONNECTIONS, "pool" => *name, "state" => state);
+            gauge("idle").set(idle);
+            gauge("in_use").set((open - idle).max(0.0));
+        }
+    }
 }

@@ -101,27 +101,25 @@ impl OperationsService {
     }
 
     /// Copies a dispatched or dead event; the copy fans out again. `scope` limits the caller
-    /// to one institution.
+    /// to one institution. The copy keeps the original's correlation id; `request_id` (the
+    /// operator's request) is recorded beside it.
     pub async fn reprocess_event(
         &self,
         id: EventId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<EventId, AppError> {
-        Ok(self
-            .events
-            .reprocess_event(id, scope, correlation_id)
-            .await?)
+        Ok(self.events.reprocess_event(id, scope, request_id).await?)
     }
 
-    /// Copies a finished task; the copy runs again.
+    /// Copies a finished task; the copy runs again (correlation ids as for events).
     pub async fn reprocess_task(
         &self,
         id: TaskId,
         scope: Option<InstitutionId>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<TaskId, AppError> {
-        Ok(self.tasks.reprocess_task(id, scope, correlation_id).await?)
+        Ok(self.tasks.reprocess_task(id, scope, request_id).await?)
     }
 
     /// Copies up to `limit` (at most [`BULK_LIMIT`]) finished tasks matching `filter`; a
@@ -131,7 +129,7 @@ impl OperationsService {
         mut filter: TaskFilter,
         scope: Option<InstitutionId>,
         limit: Option<u32>,
-        correlation_id: Option<String>,
+        request_id: Option<String>,
     ) -> Result<usize, AppError> {
         if let Some(inst) = scope {
             if filter.institution_id.is_some_and(|i| i != inst) {
@@ -144,7 +142,7 @@ impl OperationsService {
         let limit = limit.unwrap_or(BULK_LIMIT).clamp(1, BULK_LIMIT);
         Ok(self
             .tasks
-            .reprocess_tasks(&filter, limit, correlation_id)
+            .reprocess_tasks(&filter, limit, request_id)
             .await?)
     }
 }
@@ -156,7 +154,9 @@ impl OperationsService {
         id: TaskId,
         scope: Option<InstitutionId>,
     ) -> Result<(), AppError> {
-        Ok(self.controls.cancel_task(id, scope).await?)
+        self.controls.cancel_task(id, scope).await?;
+        metrics::counter!(crate::metrics::TASKS_CANCELLED).increment(1);
+        Ok(())
     }
 
     /// Pauses or resumes a task type this release knows, for every daemon.

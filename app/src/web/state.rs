@@ -23,6 +23,8 @@ pub struct AppState {
     pub limiter: Limiter,
     /// The readiness check of `/health/ready`.
     pub readiness: Arc<dyn campus_ports::Readiness>,
+    /// `CAMPUS_METRICS_TOKEN`: the bearer token `GET /metrics` requires, if any.
+    pub metrics_token: Option<String>,
 }
 
 pub type State = Arc<AppState>;

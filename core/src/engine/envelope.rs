@@ -15,7 +15,8 @@ pub struct EventEnvelope<P> {
     pub institution_id: Option<InstitutionId>,
     pub payload: P,
     pub occurred_at: Timestamp,
-    /// The id of the request (or operator action) that caused the event.
+    /// The id of the request that caused the event (a reprocessed copy keeps its
+    /// original's; the operator's request id is stored beside it, not here).
     pub correlation_id: Option<String>,
     /// Set on copies made by reprocessing: the event this one copies.
     pub reprocessed_from: Option<EventId>,
@@ -39,9 +40,34 @@ pub fn idempotency_key(event: EventId, handler: &str) -> String {
     format!("{:032x}:{handler}", event.0)
 }
 
+/// The longest correlation id accepted from a request (and sent in an e-mail header).
+pub const MAX_CORRELATION_ID_LEN: usize = 64;
+
+/// Whether `raw` may serve as a correlation id taken from outside (a request header) and be
+/// written into another protocol's header (an e-mail's `X-Correlation-Id`): 1 to
+/// [`MAX_CORRELATION_ID_LEN`] characters among ASCII letters, digits and `-_.:`.
+pub fn valid_correlation_id(raw: &str) -> bool {
+    !raw.is_empty()
+        && raw.len() <= MAX_CORRELATION_ID_LEN
+        && raw
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b':'))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn correlation_ids_are_short_and_header_safe() {
+        assert!(valid_correlation_id("req-abc_1.2:3"));
+        assert!(valid_correlation_id(&"a".repeat(64)));
+        assert!(!valid_correlation_id(&"a".repeat(65)));
+        assert!(!valid_correlation_id(""));
+        for bad in ["a b", "a\r\nBcc: x", "é", "a;b", "a/b"] {
+            assert!(!valid_correlation_id(bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn idempotency_key_differs_per_event_and_handler() {

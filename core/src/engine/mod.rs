@@ -8,6 +8,8 @@ pub mod lifecycle;
 pub mod retention;
 pub mod retry;
 
-pub use envelope::{idempotency_key, EventEnvelope, PlannedTask};
+pub use envelope::{
+    idempotency_key, valid_correlation_id, EventEnvelope, PlannedTask, MAX_CORRELATION_ID_LEN,
+};
 pub use lifecycle::{EventStatus, InvalidTransition, TaskState, TaskStatus, TaskTransition};
 pub use retry::{RetryDecision, RetryPolicy};

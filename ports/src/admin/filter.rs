@@ -190,6 +190,8 @@ pub struct ListFilter {
     pub from: Option<Timestamp>,
     /// … and before this one.
     pub to: Option<Timestamp>,
+    /// Rows whose correlation id is this one, or that an operator's request with this id
+    /// made (`reprocess_request_id`): both ids of a copy find it.
     pub correlation_id: Option<String>,
     pub has_errors: Option<bool>,
     /// Case-insensitive text searched in the payload.

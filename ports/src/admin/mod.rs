@@ -31,7 +31,10 @@ pub struct EventView {
     pub institution_id: Option<InstitutionId>,
     pub status: EventStatus,
     pub attempts: u32,
+    /// The id of the request that caused the event (a copy keeps its original's).
     pub correlation_id: Option<String>,
+    /// On a reprocessed copy: the id of the operator's request that made it.
+    pub reprocess_request_id: Option<String>,
     /// The user who caused the event (`None`: a system actor or an anonymous request).
     pub actor_id: Option<UserId>,
     pub occurred_at: Timestamp,
@@ -52,7 +55,12 @@ pub struct TaskView {
     pub status: TaskStatus,
     pub attempt: u32,
     pub max_attempts: u32,
+    /// The correlation id of its event or of whoever enqueued it (a copy keeps its
+    /// original's).
     pub correlation_id: Option<String>,
+    /// On a reprocessed copy (or a task of a reprocessed event): the id of the operator's
+    /// request that made it.
+    pub reprocess_request_id: Option<String>,
     pub reprocessed_from: Option<TaskId>,
     pub lineage_id: TaskId,
     pub run_at: Timestamp,

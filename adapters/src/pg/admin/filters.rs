@@ -64,7 +64,12 @@ pub(super) fn push_common(
             .push_bind(id_floor(to.0.saturating_add(ID_TIME_MARGIN_MS)));
     }
     if let Some(corr) = &f.correlation_id {
-        qb.push(" AND correlation_id = ").push_bind(corr.clone());
+        // A copy is found by its original's correlation id and by the operator's request id.
+        qb.push(" AND (correlation_id = ")
+            .push_bind(corr.clone())
+            .push(" OR reprocess_request_id = ")
+            .push_bind(corr.clone())
+            .push(")");
     }
     match f.has_errors {
         Some(true) => {

@@ -18,10 +18,11 @@ use sqlx::QueryBuilder;
 /// The columns a list of events reads and filters on.
 const EVENT_FIELDS: &str =
     "id, event_type, aggregate_type, aggregate_id, institution_id, status, attempts, \
-    correlation_id, actor_id, occurred_at, dispatched_at, reprocessed_from, errors, payload";
+    correlation_id, reprocess_request_id, actor_id, occurred_at, dispatched_at, reprocessed_from, errors, \
+    payload";
 /// The same for tasks.
 const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, status, attempt, max_attempts, \
-    correlation_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
+    correlation_id, reprocess_request_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
     errors, payload";
 
 /// The rows a list reads (the live table, its archive, or both), under the live table's name

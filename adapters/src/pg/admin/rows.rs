@@ -8,9 +8,9 @@ use sqlx::postgres::PgRow;
 use sqlx::Row;
 
 pub(super) const EVENT_COLUMNS: &str = "id, event_type, aggregate_type, aggregate_id, institution_id, status, attempts, correlation_id,
-    actor_id, occurred_at, dispatched_at, reprocessed_from, errors::text AS errors, payload::text AS payload";
+    reprocess_request_id, actor_id, occurred_at, dispatched_at, reprocessed_from, errors::text AS errors, payload::text AS payload";
 pub(super) const TASK_COLUMNS: &str = "id, task_type, handler, institution_id, event_id, status, attempt, max_attempts, correlation_id,
-    reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, errors::text AS errors,
+    reprocess_request_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, errors::text AS errors,
     payload::text AS payload";
 
 pub(super) fn ts(dt: DateTime<Utc>) -> Timestamp {
@@ -63,6 +63,7 @@ pub(super) fn event_view(r: &PgRow) -> Result<EventView, PortError> {
         status: status(r.get("status"))?,
         attempts: u32::try_from(r.get::<i32, _>("attempts")).unwrap_or(0),
         correlation_id: r.get("correlation_id"),
+        reprocess_request_id: r.get("reprocess_request_id"),
         actor_id: opt_id(r, "actor_id").map(UserId),
         occurred_at: ts(r.get("occurred_at")),
         dispatched_at: r.get::<Option<DateTime<Utc>>, _>("dispatched_at").map(ts),
@@ -83,6 +84,7 @@ pub(super) fn task_view(r: &PgRow) -> Result<TaskView, PortError> {
         attempt: u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0),
         max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(0),
         correlation_id: r.get("correlation_id"),
+        reprocess_request_id: r.get("reprocess_request_id"),
         reprocessed_from: opt_id(r, "reprocessed_from").map(TaskId),
         lineage_id: TaskId(id(r, "lineage_id")),
         run_at: ts(r.get("run_at")),

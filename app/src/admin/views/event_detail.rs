@@ -3,15 +3,15 @@
 
 use super::audit::{actor, audit_link};
 use super::parts::{
-    badge, correlation_link, facts, institution_cell, none_yet, opt_link_id, opt_time, pretty_json,
-    reprocess_form, time, uuid, Names,
+    badge, correlation_links, facts, institution_cell, none_yet, opt_link_id, opt_time,
+    pretty_json, reprocess_form, time, uuid, Names,
 };
 use super::tables::{errors_table, event_table, task_table};
 use campus_ports::{EventDetail, EventView, OperatorSession};
 use maud::{html, Markup};
 
 fn event_facts(e: &EventView, names: &Names) -> Markup {
-    facts(&[
+    let mut items = vec![
         ("Status", badge(e.status.as_str())),
         ("Type", html! { (e.event_type) }),
         (
@@ -23,10 +23,7 @@ fn event_facts(e: &EventView, names: &Names) -> Markup {
         ),
         ("Caused by", actor(e.actor_id)),
         ("Institution", institution_cell(names, e.institution_id)),
-        (
-            "Correlation id",
-            correlation_link("/admin/events", &e.correlation_id),
-        ),
+        ("Correlation id", correlation_links(&e.correlation_id)),
         ("Occurred", html! { (time(e.occurred_at)) }),
         ("Dispatched", html! { (opt_time(e.dispatched_at)) }),
         ("Attempts", html! { (e.attempts) }),
@@ -34,7 +31,14 @@ fn event_facts(e: &EventView, names: &Names) -> Markup {
             "Reprocessed from",
             opt_link_id("events", e.reprocessed_from.map(|r| r.0)),
         ),
-    ])
+    ];
+    if e.reprocess_request_id.is_some() {
+        items.push((
+            "Reprocessed by request",
+            correlation_links(&e.reprocess_request_id),
+        ));
+    }
+    facts(&items)
 }
 
 /// The event detail page body.

@@ -63,6 +63,7 @@ pub fn task(id: u128, status: &str) -> TaskView {
         attempt: 3,
         max_attempts: 5,
         correlation_id: Some(format!("corr {HOSTILE}")),
+        reprocess_request_id: (id > 100).then(|| "op-task-1".into()),
         reprocessed_from: (id > 100).then_some(TaskId(100)),
         lineage_id: TaskId(100),
         run_at: Timestamp(1_767_225_600_000),
@@ -86,6 +87,7 @@ pub fn event(id: u128, status: &str) -> EventView {
         status,
         attempts: 1,
         correlation_id: Some("c-1".into()),
+        reprocess_request_id: (id > 100).then(|| "op-event-1".into()),
         actor_id: (id == 78).then_some(UserId(12)),
         occurred_at: Timestamp(1_767_225_600_000),
         dispatched_at: None,
@@ -239,6 +241,11 @@ fn details() -> Vec<(&'static str, String)> {
         tasks: vec![],
         copies: vec![],
     };
+    let copy = EventDetail {
+        event: event(178, "dispatched"),
+        tasks: vec![task(103, "succeeded")],
+        copies: vec![],
+    };
     let refused = Flash::Error(format!("refused {HOSTILE}"));
     let running = task_detail(&task(102, "running"), &[], &names, &academic);
     vec![
@@ -274,6 +281,16 @@ fn details() -> Vec<(&'static str, String)> {
                 &academic,
                 &none,
                 &event_detail(&pending, &[], &names, &academic),
+            ),
+        ),
+        (
+            "event-copy",
+            page(
+                "Event",
+                Section::Events,
+                &adm,
+                &none,
+                &event_detail(&copy, &[], &names, &adm),
             ),
         ),
         (

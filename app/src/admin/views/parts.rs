@@ -126,11 +126,28 @@ pub(super) fn facts(items: &[(&str, Markup)]) -> Markup {
     }
 }
 
-/// The correlation id as a link to the list (`list`) of everything sharing it, or a dash.
-pub(super) fn correlation_link(list: &str, correlation: &Option<String>) -> Markup {
+/// A correlation id and links to everything that carries it — the events and the tasks, live
+/// and archived (the lists' filter also finds the copies an operator's request with this id
+/// made) — or a dash.
+pub(super) fn correlation_links(correlation: &Option<String>) -> Markup {
+    let everything = |list: &str, c: &str| {
+        link(
+            list,
+            &[
+                ("correlation_id", c.to_string()),
+                ("archived", "all".into()),
+            ],
+        )
+    };
     html! {
         @match correlation {
-            Some(c) => a href=(link(list, &[("correlation_id", c.clone())])) { (c) },
+            Some(c) => {
+                code { (c) } " — "
+                a.inline href=(everything("/admin/events", c)) { "its events" }
+                " and "
+                a.inline href=(everything("/admin/tasks", c)) { "its tasks" }
+                ", live and archived"
+            },
             None => "—",
         }
     }

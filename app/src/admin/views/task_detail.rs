@@ -3,7 +3,7 @@
 //! it once it is finished.
 
 use super::parts::{
-    badge, cancel_form, correlation_link, facts, institution_cell, link_id, none_yet, opt_link_id,
+    badge, cancel_form, correlation_links, facts, institution_cell, link_id, none_yet, opt_link_id,
     opt_time, pretty_json, reprocess_form, time, uuid, Names,
 };
 use super::tables::{errors_table, task_table};
@@ -15,7 +15,7 @@ fn task_facts(t: &TaskView, names: &Names) -> Markup {
     let duration = t
         .duration_ms
         .map_or_else(|| "—".to_string(), |d| format!("{d:.1} ms"));
-    facts(&[
+    let mut items = vec![
         ("Status", badge(t.status.as_str())),
         ("Type", html! { (t.task_type) }),
         ("Handler", html! { (t.handler.as_deref().unwrap_or("—")) }),
@@ -24,10 +24,7 @@ fn task_facts(t: &TaskView, names: &Names) -> Markup {
             "Origin event",
             opt_link_id("events", t.event_id.map(|e| e.0)),
         ),
-        (
-            "Correlation id",
-            correlation_link("/admin/tasks", &t.correlation_id),
-        ),
+        ("Correlation id", correlation_links(&t.correlation_id)),
         ("Attempt", html! { (t.attempt) " of " (t.max_attempts) }),
         ("Run at", html! { (time(t.run_at)) }),
         ("Created", html! { (time(t.created_at)) }),
@@ -39,7 +36,14 @@ fn task_facts(t: &TaskView, names: &Names) -> Markup {
             "Reprocessed from",
             opt_link_id("tasks", t.reprocessed_from.map(|r| r.0)),
         ),
-    ])
+    ];
+    if t.reprocess_request_id.is_some() {
+        items.push((
+            "Reprocessed by request",
+            correlation_links(&t.reprocess_request_id),
+        ));
+    }
+    facts(&items)
 }
 
 /// The task detail page body.

@@ -130,6 +130,29 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &["No task (yet).", "once it is dispatched or dead"],
     ),
     (
+        "event",
+        &[
+            r#"<code>c-1</code> — <a class="inline" href="/admin/events?correlation_id=c-1&amp;archived=all">its events</a>"#,
+            r#"<a class="inline" href="/admin/tasks?correlation_id=c-1&amp;archived=all">its tasks</a>, live and archived"#,
+        ],
+    ),
+    (
+        "event-copy",
+        &[
+            "Reprocessed by request",
+            r#"<code>op-event-1</code> — <a class="inline" href="/admin/events?correlation_id=op-event-1&amp;archived=all">"#,
+            r#"href="/admin/tasks?correlation_id=op-event-1&amp;archived=all""#,
+        ],
+    ),
+    (
+        "task-running",
+        &[
+            "Reprocessed by request",
+            r#"href="/admin/tasks?correlation_id=op-task-1&amp;archived=all""#,
+            r#"href="/admin/events?correlation_id=op-task-1&amp;archived=all""#,
+        ],
+    ),
+    (
         "login",
         &[
             r#"class="login""#,
@@ -160,4 +183,19 @@ fn pages_keep_what_the_script_and_the_tests_use() {
             assert!(pages[page].contains(needle), "{page} lacks {needle}");
         }
     }
+}
+
+#[test]
+fn only_a_copy_names_the_request_that_made_it() {
+    let pages: std::collections::HashMap<_, _> = pages().into_iter().collect();
+    for page in ["task", "event", "event-pending"] {
+        assert!(
+            !pages[page].contains("Reprocessed by request"),
+            "{page} is no copy"
+        );
+    }
+    // The hostile correlation id is a value of the links' query, encoded.
+    assert!(pages["task"].contains(
+        r#"href="/admin/tasks?correlation_id=corr+%3Cscript%3Ealert%28%22x%26y%22%29%3C%2Fscript%3E%27&amp;archived=all""#
+    ));
 }
