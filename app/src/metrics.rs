@@ -6,7 +6,7 @@
 use metrics::{describe_counter, describe_gauge, describe_histogram, Counter, Histogram, Unit};
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use std::collections::HashMap;
-use std::sync::{Arc, OnceLock, RwLock};
+use std::sync::{OnceLock, RwLock};
 use std::time::Duration;
 
 pub use campus_adapters::telemetry::EVENTS_RECORDED;
@@ -103,17 +103,19 @@ impl TaskMetrics {
         }
     }
 
-    /// The handles of `task_type` (made on first use, after the recorder is installed).
-    pub fn of(task_type: &str) -> Arc<TaskMetrics> {
-        static BY_TYPE: OnceLock<RwLock<HashMap<String, Arc<TaskMetrics>>>> = OnceLock::new();
+    /// The handles of `task_type`, made on first use (after the recorder is installed) and
+    /// kept for the life of the process: task types are few and fixed by the registry, and a
+    /// `'static` reference spares every attempt a reference count shared by all workers.
+    pub fn of(task_type: &str) -> &'static TaskMetrics {
+        type ByType = RwLock<HashMap<String, &'static TaskMetrics>>;
+        static BY_TYPE: OnceLock<ByType> = OnceLock::new();
         let by_type = BY_TYPE.get_or_init(Default::default);
-        if let Some(m) = by_type.read().ok().and_then(|m| m.get(task_type).cloned()) {
+        if let Some(m) = by_type.read().ok().and_then(|m| m.get(task_type).copied()) {
             return m;
         }
         let mut all = by_type.write().unwrap_or_else(|e| e.into_inner());
         all.entry(task_type.to_string())
-            .or_insert_with(|| Arc::new(TaskMetrics::new(task_type)))
-            .clone()
+            .or_insert_with(|| Box::leak(Box::new(TaskMetrics::new(task_type))))
     }
 }
 
