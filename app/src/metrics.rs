@@ -64,6 +64,11 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     };
     let handle = HANDLE.get_or_init(|| handle);
     describe();
+    // Counters of rare things exist from the start, at 0, so that a rate over them is 0
+    // rather than no data.
+    for rare in [LEASES_LOST, TASKS_RESCUED, TASKS_CANCELLED] {
+        metrics::counter!(rare).increment(0);
+    }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(UPKEEP);

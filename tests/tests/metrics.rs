@@ -225,3 +225,85 @@ async fn counters_and_histograms_move_by_the_work_done() {
     }
     assert!(text.contains("# TYPE campus_task_duration_seconds histogram"));
 }
+
+/// The `campus_…` metric names an expression refers to.
+fn metric_names(expr: &str) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut rest = expr;
+    while let Some(at) = rest.find("campus_") {
+        let tail = &rest[at..];
+        let end = tail
+            .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .unwrap_or(tail.len());
+        names.push(tail[..end].to_string());
+        rest = &tail[end..];
+    }
+    names
+}
+
+#[tokio::test]
+async fn every_expression_of_the_grafana_dashboard_refers_to_an_exposed_metric() {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/grafana/campus.json");
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    let exprs: Vec<String> = dashboard["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p["targets"].as_array().cloned().unwrap_or_default())
+        .map(|t| t["expr"].as_str().unwrap().to_string())
+        .collect();
+    assert!(exprs.len() >= 12, "{} expressions", exprs.len());
+
+    // Some of every kind of work, so that every labelled series exists.
+    let app = TestApp::spawn_custom(
+        |s| s.metrics_token = Some(TOKEN.into()),
+        |c| c.default_registry().task("always_fails", AlwaysFails),
+    )
+    .await;
+    let run = uuid::Uuid::now_v7();
+    app.store()
+        .enqueue(&[
+            task("noop", format!("{run}-ok"), 1),
+            task("always_fails", format!("{run}-no"), 2),
+        ])
+        .await
+        .unwrap();
+    app.create_institution("Dashboard College", "academic@dashboard.test", "password-1")
+        .await;
+    app.wait_for_idle().await;
+    let text = campus_tests::eventually("the gauges", Duration::from_secs(15), || async {
+        let text = reqwest::Client::new()
+            .get(format!("{}/metrics", app.base))
+            .bearer_auth(TOKEN)
+            .send()
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (text.contains("campus_queue_tasks") && text.contains("campus_db_pool_connections"))
+            .then_some(text)
+    })
+    .await;
+    let exposed: std::collections::HashMap<&str, &str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .filter_map(|l| l.split_once(' '))
+        .collect();
+    for expr in &exprs {
+        for name in metric_names(expr) {
+            let base = ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| {
+                    name.strip_suffix(s)
+                        .filter(|b| exposed.get(b) == Some(&"histogram"))
+                })
+                .unwrap_or(&name);
+            assert!(
+                exposed.contains_key(base),
+                "the dashboard's `{expr}` refers to {name}, which /metrics does not expose"
+            );
+        }
+    }
+}
