@@ -31,6 +31,9 @@ pub enum Command {
     /// Move finished events and tasks older than the retention windows to the archive tables
     /// now (the daemon's daily run does the same), printing progress.
     Archive(ArchiveArgs),
+    /// Show the queues at a glance: counts by status and type, the oldest waiting items, the
+    /// last hour's failures and latency by task type, the last archive run.
+    Status(StatusArgs),
     /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
@@ -40,6 +43,17 @@ pub enum Command {
         #[arg(long)]
         output: Option<PathBuf>,
     },
+}
+
+/// Options of `campus status`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StatusArgs {
+    /// One JSON object instead of the table.
+    #[arg(long)]
+    pub json: bool,
+    /// Refresh every 2 seconds until Ctrl-C.
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// Options of `campus archive`.

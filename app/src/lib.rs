@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod routes;
 pub mod runtime;
 pub mod services;
+pub mod status;
 pub mod telemetry;
 pub mod web;
 

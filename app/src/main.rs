@@ -35,6 +35,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => return bench(&cli.settings, &args).await,
         Command::Migrate => return migrate(&cli.settings).await,
         Command::Archive(args) => return archive(&cli.settings, &args).await,
+        Command::Status(args) => return status(&cli.settings, &args).await,
         Command::Serve => Roles::SERVE,
         Command::Api => Roles::API,
         Command::Daemon => Roles::DAEMON,
@@ -94,6 +95,39 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
 
 /// `archive`: moves what the retention windows allow now, with a progress line on standard
 /// error (rewritten in place on a terminal, at most once a second otherwise) and a summary.
+/// `status`: the report once, or every 2 s with `--watch` until Ctrl-C.
+async fn status(settings: &Settings, args: &campus::cli::StatusArgs) -> Result<(), String> {
+    use std::io::IsTerminal;
+    let (database, pool) = campus::runtime::migrated_database(settings, 2).await?;
+    let store = PgStore::new(pool, Notifier::disabled());
+    let terminal = std::io::stdout().is_terminal();
+    let outcome = loop {
+        let report = match campus::status::StatusReport::read(&store, &store).await {
+            Ok(r) => r,
+            Err(e) => break Err(e),
+        };
+        if args.json {
+            println!("{}", report.json());
+        } else {
+            if args.watch && terminal {
+                print!("\x1b[2J\x1b[H");
+            }
+            print!("{}", report.table(terminal));
+        }
+        if !args.watch {
+            break Ok(());
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(2)) => {}
+            _ = tokio::signal::ctrl_c() => break Ok(()),
+        }
+    };
+    if let Some(pg) = &database.embedded {
+        pg.stop();
+    }
+    outcome
+}
+
 async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result<(), String> {
     use std::io::{IsTerminal, Write};
     let (database, pool) = campus::runtime::migrated_database(settings, 2).await?;

@@ -258,3 +258,48 @@ pub async fn a_wake_up_is_only_a_hint(e: &Engine) {
     let hint = tokio::time::timeout(wait, hints.next()).await;
     assert!(matches!(hint, Ok(Some(_))), "{hint:?}");
 }
+
+pub async fn type_stats_count_outcomes_and_latency(e: &Engine) {
+    let since = e.harness.now().await;
+    for key in ["a", "b", "c", "d"] {
+        e.tasks.enqueue(&[task(Some(key))]).await.unwrap();
+    }
+    let claimed = e.tasks.claim("w", &types(), 10, LONG_LEASE).await.unwrap();
+    assert_eq!(claimed.len(), 4);
+    // 10 ms and 30 ms successes, a 50 ms permanent failure, a 5 ms failure that retries.
+    let outcomes = [
+        (TaskOutcome::Succeeded, 10),
+        (TaskOutcome::Succeeded, 30),
+        (failed("no", true), 50),
+        (failed("later", false), 5),
+    ];
+    let completions: Vec<Completion> = claimed
+        .iter()
+        .zip(outcomes)
+        .map(|(c, (outcome, ms))| Completion {
+            duration: Duration::from_millis(ms),
+            ..completion(c, outcome)
+        })
+        .collect();
+    assert_eq!(
+        e.tasks
+            .complete("w", &completions, &quick_policy())
+            .await
+            .unwrap(),
+        4
+    );
+    let stats = e.log.type_stats(since, None).await.unwrap();
+    assert_eq!(stats.len(), 1, "{stats:?}");
+    let t = &stats[0];
+    assert_eq!((t.task_type.as_str(), t.succeeded, t.failed), ("t", 2, 2));
+    assert_eq!(t.failure_rate(), 0.5);
+    // Over the finished ones (10, 30, 50 ms), as PostgreSQL's percentile_cont.
+    assert_eq!(t.p50_ms, Some(30.0));
+    assert!((t.p95_ms.unwrap() - 48.0).abs() < 1e-9, "{t:?}");
+    assert!(e
+        .log
+        .type_stats(since, Some(InstitutionId(9)))
+        .await
+        .unwrap()
+        .is_empty());
+}

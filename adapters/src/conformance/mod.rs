@@ -257,6 +257,7 @@ macro_rules! conformance_suite {
             controls::cancel_stops_a_waiting_task_and_refuses_others,
             controls::one_leader_at_a_time,
             controls::a_wake_up_is_only_a_hint,
+            controls::type_stats_count_outcomes_and_latency,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive

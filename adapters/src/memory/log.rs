@@ -197,6 +197,42 @@ impl EngineLog for MemoryStore {
         })
     }
 
+    async fn type_stats(
+        &self,
+        since: Timestamp,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TypeStats>, PortError> {
+        let s = self.lock();
+        let mut by_type: BTreeMap<String, (i64, i64, Vec<f64>)> = BTreeMap::new();
+        for t in s.tasks.values() {
+            if t.created_at < since || (scope.is_some() && t.institution_id != scope) {
+                continue;
+            }
+            let entry = by_type.entry(t.task_type.clone()).or_default();
+            match t.status {
+                TaskStatus::Succeeded => entry.0 += 1,
+                TaskStatus::Dead | TaskStatus::Retrying => entry.1 += 1,
+                _ => {}
+            }
+            if matches!(t.status, TaskStatus::Succeeded | TaskStatus::Dead) {
+                entry.2.extend(t.duration_ms);
+            }
+        }
+        Ok(by_type
+            .into_iter()
+            .map(|(task_type, (succeeded, failed, mut ms))| {
+                ms.sort_by(f64::total_cmp);
+                TypeStats {
+                    task_type,
+                    succeeded,
+                    failed,
+                    p50_ms: percentile(&ms, 0.5),
+                    p95_ms: percentile(&ms, 0.95),
+                }
+            })
+            .collect())
+    }
+
     async fn audit_trail(
         &self,
         q: &AuditQuery,
@@ -362,4 +398,12 @@ impl EngineLog for MemoryStore {
         all.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         Ok(all)
     }
+}
+
+/// PostgreSQL's `percentile_cont` of sorted samples (linear between the nearest two).
+fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
+    let last = sorted.len().checked_sub(1)?;
+    let at = p * last as f64;
+    let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
+    Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64))
 }

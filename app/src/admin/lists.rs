@@ -48,17 +48,19 @@ pub(super) async fn overview(
     };
     let loaded = async {
         let summary = state.operations.summary(&query, scope_of(&op)).await?;
-        Ok::<_, AppError>((summary, names(state, &op).await?))
+        let hour_ago = campus_core::Timestamp(chrono::Utc::now().timestamp_millis() - 3_600_000);
+        let types = state.operations.type_stats(hour_ago, scope_of(&op)).await?;
+        Ok::<_, AppError>((summary, types, names(state, &op).await?))
     };
     match loaded.await {
-        Ok((summary, names)) => page(
+        Ok((summary, types, names)) => page(
             state,
             "Overview",
             Section::Overview,
             &op,
             &names,
             &Flash::None,
-            &views::overview(&f, &summary, &names, &op),
+            &views::overview(&f, &summary, &types, &names, &op),
         ),
         Err(e) => failure(req, e),
     }

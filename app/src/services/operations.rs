@@ -56,6 +56,15 @@ impl OperationsService {
         Ok(self.log.event(id, scope).await?)
     }
 
+    /// Per task type, outcomes and handler latency of the tasks created since `since`.
+    pub async fn type_stats(
+        &self,
+        since: campus_core::Timestamp,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<campus_ports::TypeStats>, AppError> {
+        Ok(self.log.type_stats(since, scope).await?)
+    }
+
     /// An entity's audit trail, oldest first, within `scope`.
     pub async fn audit_trail(
         &self,

@@ -125,6 +125,31 @@ pub struct EngineSummary {
     pub oldest_pending_task_age_s: Option<f64>,
 }
 
+/// How one task type fared over a period: its attempts' outcome and handler latency.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TypeStats {
+    pub task_type: String,
+    /// Tasks of the period that succeeded.
+    pub succeeded: i64,
+    /// Tasks of the period that are dead, or retrying after a failed attempt.
+    pub failed: i64,
+    /// Handler duration of the finished ones (succeeded or dead), in milliseconds.
+    pub p50_ms: Option<f64>,
+    pub p95_ms: Option<f64>,
+}
+
+impl TypeStats {
+    /// `failed / (succeeded + failed)`, 0 without either.
+    pub fn failure_rate(&self) -> f64 {
+        let all = self.succeeded + self.failed;
+        if all == 0 {
+            0.0
+        } else {
+            self.failed as f64 / all as f64
+        }
+    }
+}
+
 /// Most events one page of an audit trail holds.
 pub const MAX_AUDIT_LIMIT: u32 = 1000;
 
@@ -175,6 +200,13 @@ pub trait EngineLog: Send + Sync {
         query: &AuditQuery,
         scope: Option<InstitutionId>,
     ) -> Result<Vec<EventView>, PortError>;
+    /// Per task type, the tasks created at or after `since` (within `scope`): outcomes and
+    /// handler latency, by type name.
+    async fn type_stats(
+        &self,
+        since: Timestamp,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TypeStats>, PortError>;
     /// `(id, name)` of the institutions within `scope`, by name, at most `limit`.
     async fn institutions(
         &self,

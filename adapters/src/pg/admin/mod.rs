@@ -10,6 +10,7 @@ pub(crate) use filters::contains_pattern;
 use super::{db_err, PgStore};
 use async_trait::async_trait;
 use campus_core::ids::*;
+use campus_core::Timestamp;
 use campus_ports::*;
 use filters::{push_common, scoped};
 use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
@@ -111,6 +112,14 @@ impl EngineLog for PgStore {
             tasks: tasks.iter().map(task_view).collect::<Result<_, _>>()?,
             copies: copies.into_iter().map(|c| EventId(c.as_u128())).collect(),
         })
+    }
+
+    async fn type_stats(
+        &self,
+        since: Timestamp,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TypeStats>, PortError> {
+        self.stats_by_type(since, scope).await
     }
 
     async fn audit_trail(

@@ -305,3 +305,42 @@ impl PgStore {
         .map_err(db_err)
     }
 }
+
+impl PgStore {
+    /// See `EngineLog::type_stats`: the period's tasks are found by their time-ordered ids
+    /// (primary key), never by scanning the table.
+    pub(super) async fn stats_by_type(
+        &self,
+        since: Timestamp,
+        scope: Option<InstitutionId>,
+    ) -> Result<Vec<TypeStats>, PortError> {
+        let rows = sqlx::query(
+            "SELECT task_type,
+                    count(*) FILTER (WHERE status = 'succeeded') AS succeeded,
+                    count(*) FILTER (WHERE status IN ('dead', 'retrying')) AS failed,
+                    percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms)
+                        FILTER (WHERE status IN ('succeeded', 'dead')) AS p50,
+                    percentile_cont(0.95) WITHIN GROUP (ORDER BY duration_ms)
+                        FILTER (WHERE status IN ('succeeded', 'dead')) AS p95
+             FROM tasks
+             WHERE id >= $1 AND created_at >= $2 AND ($3::uuid IS NULL OR institution_id = $3)
+             GROUP BY task_type ORDER BY task_type",
+        )
+        .bind(id_floor(since.0 - ID_TIME_MARGIN_MS))
+        .bind(DateTime::<Utc>::from_timestamp_millis(since.0).unwrap_or_default())
+        .bind(scope.map(|s| uuid::Uuid::from_u128(s.0)))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| TypeStats {
+                task_type: r.get("task_type"),
+                succeeded: r.get("succeeded"),
+                failed: r.get("failed"),
+                p50_ms: r.get("p50"),
+                p95_ms: r.get("p95"),
+            })
+            .collect())
+    }
+}

@@ -9,7 +9,7 @@ use campus_core::Timestamp;
 use campus_ports::{
     AttemptError, EngineSummary, EventDetail, EventView, OperatorSession, StatusCount,
 };
-use campus_ports::{MinuteCounts, TaskView};
+use campus_ports::{MinuteCounts, TaskView, TypeStats};
 use maud::Markup;
 
 pub const HOSTILE: &str = r#"<script>alert("x&y")</script>'"#;
@@ -162,7 +162,14 @@ fn lists() -> Vec<(&'static str, String)> {
     let tasks = [task(100, "dead"), task(101, "succeeded")];
     let events = [event(77, "dead"), event(78, "dispatched")];
     let flash = Flash::Done(format!("2 copies {HOSTILE}"));
-    let overview_empty = overview(&blank, &EngineSummary::default(), &names, &academic);
+    let overview_empty = overview(&blank, &EngineSummary::default(), &[], &names, &academic);
+    let types = [TypeStats {
+        task_type: format!("print{HOSTILE}"),
+        succeeded: 3,
+        failed: 1,
+        p50_ms: Some(2.5),
+        p95_ms: None,
+    }];
     vec![
         (
             "overview",
@@ -171,7 +178,7 @@ fn lists() -> Vec<(&'static str, String)> {
                 Section::Overview,
                 &adm,
                 &none,
-                &overview(&f, &summary(), &names, &adm),
+                &overview(&f, &summary(), &types, &names, &adm),
             ),
         ),
         (

@@ -2,8 +2,10 @@
 //! oldest waiting items, charts of the last hour and the task types needing attention.
 
 use super::filters::{input, institution_select, Field, FilterValues};
-use super::parts::{badge, link, Names};
-use campus_ports::{EngineSummary, ListStatus, MinuteCounts, OperatorSession, StatusCount};
+use super::parts::{badge, link, none_yet, Names};
+use campus_ports::{
+    EngineSummary, ListStatus, MinuteCounts, OperatorSession, StatusCount, TypeStats,
+};
 use maud::{html, Markup};
 
 /// `scope`'s query pairs and `more`.
@@ -223,6 +225,7 @@ fn charts(s: &EngineSummary) -> Markup {
 pub fn overview(
     f: &FilterValues,
     s: &EngineSummary,
+    types: &[TypeStats],
     names: &Names,
     who: &OperatorSession,
 ) -> Markup {
@@ -242,9 +245,40 @@ pub fn overview(
             (charts(s))
             h2 { "Tasks needing attention, by type" }
             (by_type(s, &scope))
+            h2 { "Latency and failures by task type, last hour" }
+            (type_stats(types))
             p.muted {
                 "≈: the planner's estimate, used for the bulk status of a large table instead \
                  of counting every row."
+            }
+        }
+    }
+}
+
+/// Per task type, the last hour's outcomes and handler latency (as `campus status` shows).
+fn type_stats(types: &[TypeStats]) -> Markup {
+    let ms = |v: Option<f64>| v.map_or("—".to_string(), |v| format!("{v:.1}"));
+    html! {
+        @if types.is_empty() {
+            (none_yet("No task in the last hour."))
+        } @else {
+            table.list #type-stats {
+                thead { tr {
+                    th { "task type" } th.num { "succeeded" } th.num { "failed" }
+                    th.num { "failure rate" } th.num { "p50 (ms)" } th.num { "p95 (ms)" }
+                } }
+                tbody {
+                    @for t in types {
+                        tr {
+                            td { (t.task_type) }
+                            td.num { (t.succeeded) }
+                            td.num { (t.failed) }
+                            td.num { (format!("{:.1} %", t.failure_rate() * 100.0)) }
+                            td.num { (ms(t.p50_ms)) }
+                            td.num { (ms(t.p95_ms)) }
+                        }
+                    }
+                }
             }
         }
     }
