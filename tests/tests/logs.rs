@@ -56,6 +56,56 @@ async fn json_logs_have_one_access_line_per_request_without_secrets() {
     assert_eq!(entry["fields"]["status"], 401);
     assert!(entry["fields"]["duration_ms"].as_f64().unwrap() >= 0.0);
     assert_eq!(entry["span"]["correlation_id"], "corr-logs-1");
+    assert!(
+        entry["fields"].get("user_id").is_none(),
+        "nobody logged in: {line}"
+    );
+
+    // A logged-in user's request names them.
+    let created = http
+        .post(format!("{base}/institutions"))
+        .json(&serde_json::json!({"name": "Log College", "academic": {"name": "Ana", "email": "ana@logs.test", "password": "password-1"}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(created.status(), 201);
+    let user_id = created.json::<serde_json::Value>().await.unwrap()["user_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let login: serde_json::Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"email": "ana@logs.test", "password": "password-1"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let token = login["access_token"].as_str().unwrap().to_string();
+    let listed = http
+        .get(format!("{base}/academic/teachers"))
+        .header("x-correlation-id", "corr-logs-2")
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(listed.status(), 200);
+    let line = eventually(
+        "the logged-in access line",
+        Duration::from_secs(10),
+        || async {
+            serve
+                .stderr()
+                .lines()
+                .find(|l| l.contains("campus::access") && l.contains("corr-logs-2"))
+                .map(str::to_string)
+        },
+    )
+    .await;
+    let entry: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(entry["fields"]["user_id"], user_id.as_str());
+    assert_eq!(entry["fields"]["route"], "/academic/teachers");
 
     serve.terminate();
     let exit = serve.wait_exit(Duration::from_secs(20)).await;
@@ -66,6 +116,7 @@ async fn json_logs_have_one_access_line_per_request_without_secrets() {
             .unwrap_or_else(|e| panic!("not a JSON line ({e}): {l}"));
     }
     assert!(!all.contains(secret) && !all.contains("query-secret"));
+    assert!(!all.contains(&token), "no access token in the logs");
     let _ = std::fs::remove_dir_all(&data);
     drop_database(&url).await.unwrap();
 }

@@ -18,7 +18,12 @@ async fn check_bearer(req: &Request, bearer: Bearer) -> Option<Claims> {
     let claims = req.data::<JwtKeys>()?.verify(&bearer.token)?;
     let state = req.data::<State>()?;
     match state.accounts.users.access_version(claims.user_id()).await {
-        Ok(Some(version)) if version == claims.ver => Some(claims),
+        Ok(Some(version)) if version == claims.ver => {
+            if let Some(user) = req.extensions().get::<crate::web::metrics::RequestUser>() {
+                user.set(claims.sub);
+            }
+            Some(claims)
+        }
         Ok(_) => None,
         Err(e) => {
             tracing::warn!(error = %e, "cannot check an access token's version");

@@ -1,7 +1,8 @@
 //! Around every request: its metrics (by method, route template and status; the template,
 //! never the path, so that ids do not multiply the series) and one access-log line (target
-//! `campus::access`: method, route, status, duration; the request's span adds its
-//! correlation id; never the query string, headers or body, so no token or reset link). And
+//! `campus::access`: method, route, status, duration, the authenticated user's id; the
+//! request's span adds its correlation id; never the query string, headers or body, so no
+//! token or reset link). And
 //! `GET /metrics`, the Prometheus text of [`crate::metrics`], behind `CAMPUS_METRICS_TOKEN`
 //! when it is set.
 
@@ -12,13 +13,28 @@ use poem::http::StatusCode;
 use poem::web::Data;
 use poem::PathPattern;
 use poem::{handler, Endpoint, IntoResponse, Request, Response};
+use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 use subtle::ConstantTimeEq;
 
+/// The user a request was authenticated as, for its access-log line: set by the bearer
+/// check (`api::auth`), read once the response is known.
+#[derive(Clone, Default)]
+pub struct RequestUser(Arc<OnceLock<uuid::Uuid>>);
+
+impl RequestUser {
+    /// Records the authenticated user (the first one set stays).
+    pub fn set(&self, user: uuid::Uuid) {
+        let _ = self.0.set(user);
+    }
+}
+
 /// Records the request's metrics and access-log line once its response is known.
-pub async fn observe<E: Endpoint>(next: E, req: Request) -> poem::Result<Response> {
+pub async fn observe<E: Endpoint>(next: E, mut req: Request) -> poem::Result<Response> {
     let started = Instant::now();
     let method = req.method().as_str().to_string();
+    let user = RequestUser::default();
+    req.extensions_mut().insert(user.clone());
     let (result, status, route) = match next.call(req).await {
         Ok(r) => {
             let r = r.into_response();
@@ -34,12 +50,14 @@ pub async fn observe<E: Endpoint>(next: E, req: Request) -> poem::Result<Respons
     };
     let route = route.unwrap_or_else(|| "unmatched".into());
     let elapsed = started.elapsed();
+    let user_id = user.0.get().map(ToString::to_string);
     tracing::info!(
         target: "campus::access",
         method = %method,
         route = %route,
         status = status.as_u16(),
         duration_ms = elapsed.as_secs_f64() * 1000.0,
+        user_id = user_id.as_deref(),
         "request"
     );
     metrics::histogram!(m::HTTP_DURATION, "method" => method.clone(), "route" => route.clone())
