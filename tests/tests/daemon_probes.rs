@@ -88,7 +88,7 @@ async fn the_daemon_reports_health_readiness_and_metrics() {
     .await;
 
     daemon.terminate();
-    let exit = daemon.wait_exit(Duration::from_secs(20)).await;
+    let exit = daemon.finish(Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit:?}: {}", daemon.stderr());
     let _ = std::fs::remove_dir_all(&data);
     admin.close().await;

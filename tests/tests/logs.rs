@@ -108,7 +108,7 @@ async fn json_logs_have_one_access_line_per_request_without_secrets() {
     assert_eq!(entry["fields"]["route"], "/academic/teachers");
 
     serve.terminate();
-    let exit = serve.wait_exit(Duration::from_secs(20)).await;
+    let exit = serve.finish(Duration::from_secs(20)).await;
     assert!(exit.success(), "{exit:?}");
     let all = serve.stderr();
     for l in all.lines().filter(|l| !l.trim().is_empty()) {
@@ -126,7 +126,7 @@ async fn an_unknown_log_format_stops_start_up_with_its_name() {
     let mut cmd = campus_command(&["serve"]);
     cmd.env("CAMPUS_LOG_FORMAT", "xml");
     let mut run = Process::spawn(cmd);
-    let exit = run.wait_exit(Duration::from_secs(60)).await;
+    let exit = run.finish(Duration::from_secs(60)).await;
     assert!(!exit.success());
     assert!(
         run.stderr().contains("CAMPUS_LOG_FORMAT"),
