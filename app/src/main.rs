@@ -102,7 +102,7 @@ async fn status(settings: &Settings, args: &campus::cli::StatusArgs) -> Result<(
     let store = PgStore::new(pool, Notifier::disabled());
     let terminal = std::io::stdout().is_terminal();
     let outcome = loop {
-        let report = match campus::status::StatusReport::read(&store, &store).await {
+        let report = match campus::status::StatusReport::read(&store, &store, &store).await {
             Ok(r) => r,
             Err(e) => break Err(e),
         };

@@ -1,25 +1,59 @@
 //! `campus status`: the queues at a glance, from the same read side as the admin overview:
 //! counts by status and by type, the oldest waiting items, the last hour's failures, per task
-//! type the last hour's outcomes and handler latency, and the last archive run. As an aligned
-//! table (colour on a terminal) or one JSON object.
+//! type the last hour's outcomes and handler latency, the daemons heard from (which one
+//! leads) and the last archive run. As an aligned table (colour on a terminal) or one JSON
+//! object.
 
+use crate::engine::ALIVE_WITHIN;
 use campus_core::Timestamp;
-use campus_ports::{Archive, ArchiveRun, EngineLog, EngineSummary, SummaryQuery, TypeStats};
+use campus_ports::{
+    Archive, ArchiveRun, DaemonRoster, DaemonSeen, EngineLog, EngineSummary, StatusCount,
+    SummaryQuery, TypeStats,
+};
 use serde_json::{json, Value};
+use std::time::Duration;
+
+/// Daemons silent for longer than this are left out of the report.
+const SILENT_SHOWN: Duration = Duration::from_secs(600);
 
 /// What `campus status` shows.
 pub struct StatusReport {
     pub summary: EngineSummary,
     /// The last hour, by task type.
     pub types: Vec<TypeStats>,
+    /// Daemons heard from in the last ten minutes, the leader first; those silent for longer
+    /// than [`ALIVE_WITHIN`] are shown as silent.
+    pub daemons: Vec<DaemonSeen>,
     pub last_archive: Option<ArchiveRun>,
+}
+
+/// `(status, count, approximate)` of each count.
+fn counts<S: Copy>(
+    v: &[StatusCount<S>],
+    name: fn(S) -> &'static str,
+) -> Vec<(&'static str, i64, bool)> {
+    v.iter()
+        .map(|c| (name(c.status), c.count, c.approximate))
+        .collect()
+}
+
+fn alive(d: &DaemonSeen) -> bool {
+    d.silent_for <= ALIVE_WITHIN
 }
 
 impl StatusReport {
     /// Reads the report now.
-    pub async fn read(log: &dyn EngineLog, archive: &dyn Archive) -> Result<StatusReport, String> {
+    pub async fn read(
+        log: &dyn EngineLog,
+        archive: &dyn Archive,
+        roster: &dyn DaemonRoster,
+    ) -> Result<StatusReport, String> {
         let hour_ago = Timestamp(chrono::Utc::now().timestamp_millis() - 3_600_000);
         Ok(StatusReport {
+            daemons: roster
+                .heard_within(SILENT_SHOWN)
+                .await
+                .map_err(|e| e.to_string())?,
             summary: log
                 .summary(&SummaryQuery::default(), None)
                 .await
@@ -37,6 +71,19 @@ impl StatusReport {
         self.summary.per_minute.iter().map(|m| m.tasks_failed).sum()
     }
 
+    /// The leader among the daemons alive, if one is.
+    pub fn leader(&self) -> Option<&DaemonSeen> {
+        self.daemons.iter().find(|d| d.beat.leader && alive(d))
+    }
+
+    fn task_counts(&self) -> Vec<(&'static str, i64, bool)> {
+        counts(&self.summary.tasks_by_status, |s| s.as_str())
+    }
+
+    fn event_counts(&self) -> Vec<(&'static str, i64, bool)> {
+        counts(&self.summary.events_by_status, |s| s.as_str())
+    }
+
     pub fn json(&self) -> Value {
         let s = &self.summary;
         let counts = |v: Vec<(&str, i64, bool)>| -> Vec<Value> {
@@ -45,11 +92,23 @@ impl StatusReport {
                 .collect()
         };
         json!({
-            "tasks_by_status": counts(s.tasks_by_status.iter().map(|c| (c.status.as_str(), c.count, c.approximate)).collect()),
-            "events_by_status": counts(s.events_by_status.iter().map(|c| (c.status.as_str(), c.count, c.approximate)).collect()),
+            "tasks_by_status": counts(self.task_counts()),
+            "events_by_status": counts(self.event_counts()),
             "tasks_by_type": s.tasks_by_type.iter()
                 .map(|(t, st, n)| json!({"task_type": t, "status": st.as_str(), "count": n}))
                 .collect::<Vec<_>>(),
+            "daemons": self.daemons.iter().map(|d| json!({
+                "worker_id": d.beat.worker_id,
+                "version": d.beat.version,
+                "started_at": at(d.beat.started_at),
+                "concurrency": d.beat.concurrency,
+                "running": d.beat.running,
+                "leader": d.beat.leader,
+                "listening": d.beat.listening,
+                "alive": alive(d),
+                "silent_for_s": d.silent_for.as_secs_f64(),
+            })).collect::<Vec<_>>(),
+            "leader": self.leader().map(|d| d.beat.worker_id.as_str()),
             "oldest_pending_task_age_s": s.oldest_pending_task_age_s,
             "oldest_pending_event_age_s": s.oldest_pending_event_age_s,
             "failed_last_hour": self.failed_last_hour(),
@@ -102,22 +161,12 @@ impl StatusReport {
         line(format!(
             "{} {}",
             bold("tasks: "),
-            counts(
-                s.tasks_by_status
-                    .iter()
-                    .map(|c| (c.status.as_str(), c.count, c.approximate))
-                    .collect()
-            )
+            counts(self.task_counts())
         ));
         line(format!(
             "{} {}",
             bold("events:"),
-            counts(
-                s.events_by_status
-                    .iter()
-                    .map(|c| (c.status.as_str(), c.count, c.approximate))
-                    .collect()
-            )
+            counts(self.event_counts())
         ));
         let age = |a: Option<f64>| a.map_or("none".to_string(), |a| format!("{a:.1} s"));
         line(format!(
@@ -170,6 +219,35 @@ impl StatusReport {
                 waiting.join(", ")
             }
         ));
+        line(String::new());
+        line(bold(&format!(
+            "{:<40} {:<8} {:>7} {:>9} {:>9}  {}",
+            "daemon", "version", "running", "heard", "LISTEN", "role"
+        )));
+        for d in &self.daemons {
+            let b = &d.beat;
+            let row = format!(
+                "{:<40} {:<8} {:>7} {:>7.1} s {:>9}  {}",
+                b.worker_id,
+                b.version,
+                format!("{}/{}", b.running, b.concurrency),
+                d.silent_for.as_secs_f64(),
+                if b.listening { "up" } else { "down" },
+                match (alive(d), b.leader) {
+                    (false, _) => "silent",
+                    (true, true) => "leader",
+                    (true, false) => "worker",
+                }
+            );
+            line(if alive(d) && b.listening {
+                row
+            } else {
+                red(row)
+            });
+        }
+        if self.daemons.is_empty() {
+            line(red("(no daemon heard from in the last ten minutes)".into()));
+        }
         line(match &self.last_archive {
             Some(r) => format!(
                 "last archive run: due {}, finished {}, {} tasks and {} events moved",

@@ -1,9 +1,12 @@
-//! The whole daemon (dispatch, workers, retries, leader, wake-ups, pauses, delayed tasks) on
+//! The whole daemon (dispatch, workers, retries, leader, wake-ups, pauses, delayed tasks,
+//! health and the roster) on
 //! the in-memory adapters: no database, each test in milliseconds. (A test of the app crate
 //! rather than a module of `engine`, which knows only the ports.)
 
 use async_trait::async_trait;
-use campus::engine::{Daemon, DaemonConfig, Daily, Registry, Schedule, TaskError, TaskHandler};
+use campus::engine::{
+    Daemon, DaemonConfig, DaemonHealth, Daily, Registry, Schedule, TaskError, TaskHandler,
+};
 use campus::handlers::noop;
 use campus::services::ArchiveService;
 use campus_adapters::memory::MemoryStore;
@@ -42,7 +45,18 @@ fn start_with(
     registry: Registry,
     daily: Vec<Daily>,
 ) -> (watch::Sender<bool>, Running) {
+    let (stop, running, _) = start_watched(store, registry, daily);
+    (stop, running)
+}
+
+/// The same, with the daemon's health flags.
+fn start_watched(
+    store: &Arc<MemoryStore>,
+    registry: Registry,
+    daily: Vec<Daily>,
+) -> (watch::Sender<bool>, Running, DaemonHealth) {
     registry.validate().expect("a consistent registry");
+    let health = DaemonHealth::default();
     let daemon = Daemon {
         events: store.clone(),
         tasks: store.clone(),
@@ -61,9 +75,11 @@ fn start_with(
         },
         daily,
         gauges: None,
+        roster: store.clone(),
+        health: health.clone(),
     };
     let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(daemon.run(stopped)))
+    (stop, tokio::spawn(daemon.run(stopped)), health)
 }
 
 type Running = tokio::task::JoinHandle<()>;
@@ -277,4 +293,41 @@ async fn three_daemons_archive_once_a_day_at_midnight() {
         [midnight.0, midnight.0 + DAY],
         "one run per midnight: {both:?}"
     );
+}
+
+#[tokio::test]
+async fn daemons_report_their_health_and_heartbeats_and_leave_the_roster_when_they_stop() {
+    let store = Arc::new(MemoryStore::with_system_clock());
+    let daemons: Vec<_> = (0..2)
+        .map(|_| start_watched(&store, Registry::new(3).handle(noop::Noop), Vec::new()))
+        .collect();
+    let heard = until("both daemons' heartbeats, one leading", || async {
+        let heard = store.heard_within(Duration::from_secs(60)).await.unwrap();
+        let ready = heard.len() == 2
+            && heard.iter().filter(|d| d.beat.leader).count() == 1
+            && heard.iter().all(|d| d.beat.listening);
+        ready.then_some(heard)
+    })
+    .await;
+    assert!(heard[0].beat.leader, "the leader first");
+    assert_eq!(heard[0].beat.concurrency, 16);
+    let leaders = daemons.iter().filter(|(_, _, h)| h.leader()).count();
+    assert_eq!(leaders, 1);
+    for (_, _, health) in &daemons {
+        assert!(health.running() && health.listening());
+        assert_eq!(health.not_ready(), None);
+    }
+    let mut healths = Vec::new();
+    for (stopper, running, health) in daemons {
+        stop(stopper, running).await;
+        healths.push(health);
+    }
+    assert!(store
+        .heard_within(Duration::from_secs(60))
+        .await
+        .unwrap()
+        .is_empty());
+    for health in healths {
+        assert!(!health.running() && !health.listening() && !health.leader());
+    }
 }

@@ -248,7 +248,7 @@ impl TestApp {
         let app = Application::build_with_listener(settings, listener, registry)
             .await
             .expect("Campus starts");
-        let (client, campus, shutdown, running) = run(app, smtp);
+        let (client, campus, shutdown, running) = run(app, smtp).await;
         TestApp {
             client,
             db_url,
@@ -354,7 +354,9 @@ async fn test_settings() -> (SmtpServer, std::net::TcpListener, Settings) {
 }
 
 /// Runs `app` (API and daemon) until the returned sender says stop.
-fn run(
+/// Runs `app` and waits until it is ready (`/health/ready`: its database, and its daemon's
+/// LISTEN connection, are up).
+async fn run(
     app: Application,
     smtp: SmtpServer,
 ) -> (Client, Arc<Campus>, watch::Sender<bool>, JoinHandle<()>) {
@@ -368,6 +370,10 @@ fn run(
     let running = tokio::spawn(async move {
         let _ = app.run(rx).await;
     });
+    eventually("the app is ready", Duration::from_secs(30), || async {
+        (client.get("/health/ready", None).await.status == 200).then_some(())
+    })
+    .await;
     (client, campus, shutdown, running)
 }
 
@@ -394,7 +400,7 @@ impl MemoryApp {
         let app = Application::build_in_memory(settings, listener, |c| c.default_registry())
             .await
             .expect("Campus starts in memory");
-        let (client, campus, shutdown, running) = run(app, smtp);
+        let (client, campus, shutdown, running) = run(app, smtp).await;
         MemoryApp {
             client,
             campus,

@@ -42,7 +42,7 @@ async fn daemon(url: &str, clock: &ManualClock) -> Running {
     };
     let daemon = Daemon {
         events: store.clone(),
-        tasks: store,
+        tasks: store.clone(),
         leader: Arc::new(PgLeaderLock::new(pool.clone())),
         wake_ups: Arc::new(PgWakeUps::new(pool)),
         registry: Arc::new(Registry::new(4).handle(noop::Noop)),
@@ -53,6 +53,8 @@ async fn daemon(url: &str, clock: &ManualClock) -> Running {
         },
         daily: vec![daily],
         gauges: None,
+        roster: store,
+        health: Default::default(),
     };
     let (stop, stopped) = watch::channel(false);
     (stop, tokio::spawn(daemon.run(stopped)))

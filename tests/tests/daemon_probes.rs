@@ -1,5 +1,6 @@
 //! `campus daemon` answers on `CAMPUS_DAEMON_ADDR`: `/health/live`, `/health/ready` (which
-//! turns 503 while its database refuses connections, and back) and `/metrics`.
+//! turns 503 while its LISTEN connection is down or its database refuses connections, and
+//! back) and `/metrics`.
 
 use campus_adapters::pg::testing::{drop_database, fresh_database, DropOnPanic};
 use campus_tests::eventually;
@@ -19,7 +20,7 @@ async fn status(url: &str) -> Option<u16> {
         .map(|r| r.status().as_u16())
 }
 
-/// Allows or refuses new connections to the database, and ends the daemon's open ones.
+/// Allows or refuses new connections to the database.
 async fn allow_connections(admin: &sqlx::PgPool, db: &str, allow: bool) {
     sqlx::query(&format!(
         "ALTER DATABASE \"{db}\" WITH ALLOW_CONNECTIONS {allow}"
@@ -27,13 +28,20 @@ async fn allow_connections(admin: &sqlx::PgPool, db: &str, allow: bool) {
     .execute(admin)
     .await
     .unwrap();
-    if !allow {
-        sqlx::query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1")
-            .bind(db)
-            .execute(admin)
-            .await
-            .unwrap();
-    }
+}
+
+/// Ends the database's connections whose last statement is `LIKE like`; returns how many.
+async fn end_connections(admin: &sqlx::PgPool, db: &str, like: &str) -> usize {
+    let ended: Vec<bool> = sqlx::query_scalar(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity \
+         WHERE datname = $1 AND query LIKE $2",
+    )
+    .bind(db)
+    .bind(like)
+    .fetch_all(admin)
+    .await
+    .unwrap();
+    ended.into_iter().filter(|e| *e).count()
 }
 
 #[tokio::test]
@@ -61,7 +69,11 @@ async fn the_daemon_reports_health_readiness_and_metrics() {
     })
     .await;
     assert_eq!(live, 200);
-    assert_eq!(status(&format!("{base}/health/ready")).await, Some(200));
+    // Ready once its LISTEN connection is up, moments after start.
+    eventually("ready", Duration::from_secs(30), || async {
+        (status(&format!("{base}/health/ready")).await == Some(200)).then_some(())
+    })
+    .await;
     let metrics = reqwest::get(format!("{base}/metrics"))
         .await
         .unwrap()
@@ -74,8 +86,36 @@ async fn the_daemon_reports_health_readiness_and_metrics() {
     );
     assert_eq!(status(&format!("{base}/nothing-here")).await, Some(404));
 
+    // Only the LISTEN connection is cut (and cannot come back while the database refuses new
+    // connections); the pool's open connections still answer: not ready, for that reason.
+    allow_connections(&admin, &db, false).await;
+    assert_eq!(
+        end_connections(&admin, &db, "LISTEN%").await,
+        1,
+        "one LISTEN connection"
+    );
+    let why = eventually(
+        "not ready without LISTEN",
+        Duration::from_secs(30),
+        || async {
+            let resp = reqwest::get(format!("{base}/health/ready")).await.ok()?;
+            (resp.status() == 503).then_some(())?;
+            resp.text().await.ok()
+        },
+    )
+    .await;
+    assert!(why.contains("LISTEN"), "{why}");
+    allow_connections(&admin, &db, true).await;
+    eventually(
+        "ready with LISTEN back",
+        Duration::from_secs(30),
+        || async { (status(&format!("{base}/health/ready")).await == Some(200)).then_some(()) },
+    )
+    .await;
+
     // The database refuses connections: not ready (the process lives on); then ready again.
     allow_connections(&admin, &db, false).await;
+    end_connections(&admin, &db, "%").await;
     eventually("not ready", Duration::from_secs(30), || async {
         (status(&format!("{base}/health/ready")).await == Some(503)).then_some(())
     })

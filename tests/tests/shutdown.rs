@@ -142,12 +142,11 @@ async fn sigterm_stops_campus_serve_cleanly() {
     wait_for_port("campus serve", addr.port(), Duration::from_secs(20)).await;
     let http = reqwest::Client::new();
     let base = format!("http://{addr}");
-    let ready = http
-        .get(format!("{base}/health/ready"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(ready.status().as_u16(), 200);
+    eventually("ready", Duration::from_secs(30), || async {
+        let ready = http.get(format!("{base}/health/ready")).send().await.ok()?;
+        (ready.status() == 200).then_some(())
+    })
+    .await;
 
     // The daemon of this process works: a new institution's demo data is seeded by a task.
     let created = http

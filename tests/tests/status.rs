@@ -1,12 +1,13 @@
 //! `campus status` after a known workload: its JSON agrees with the database (counts by
 //! status, by type, the last hour's outcomes per type, the last archive run), and its table
-//! names the same.
+//! names the same; it lists the daemons alive from their heartbeats, and which one leads.
 
 use async_trait::async_trait;
 use campus::engine::{TaskError, TaskHandler};
 use campus_ports::{ClaimedTask, NewTask, TaskQueue};
 use campus_tests::extra::{campus_command, Process};
-use campus_tests::TestApp;
+use campus_tests::{eventually, TestApp};
+use serde_json::Value;
 use std::time::Duration;
 
 struct AlwaysFails;
@@ -109,4 +110,68 @@ async fn the_status_agrees_with_the_database() {
     assert_eq!(report["last_archive"]["tasks"], 5);
     let table = status(&app, &[]).await;
     assert!(table.contains("5 tasks and 0 events moved"), "{table}");
+}
+
+/// The daemons `campus status --json` lists as alive.
+async fn alive(app: &TestApp) -> Vec<Value> {
+    let report: Value = serde_json::from_str(&status(app, &["--json"]).await).unwrap();
+    report["daemons"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|d| d["alive"] == true)
+        .cloned()
+        .collect()
+}
+
+#[tokio::test]
+async fn the_status_names_the_daemons_alive_and_the_one_that_leads() {
+    let app = TestApp::spawn().await;
+    // The test app's own daemon, then a second one in its own process.
+    let first = eventually("the first daemon", Duration::from_secs(30), || async {
+        let d = alive(&app).await;
+        (d.len() == 1 && d[0]["leader"] == true && d[0]["listening"] == true).then_some(d)
+    })
+    .await;
+    let leader = first[0]["worker_id"].as_str().unwrap().to_string();
+    assert_eq!(
+        first[0]["concurrency"],
+        app.campus.settings.concurrency.max(1)
+    );
+    let mut cmd = campus_command(&["daemon"]);
+    cmd.env("DATABASE_URL", &app.db_url)
+        .env("CAMPUS_DATA_DIR", &app.campus.settings.data_dir)
+        .env("CAMPUS_JWT_SECRET", campus_tests::TEST_SECRET)
+        .env("CAMPUS_DAEMON_ADDR", "off");
+    let mut second = Process::spawn(cmd);
+    let both = eventually("two daemons", Duration::from_secs(60), || async {
+        let d = alive(&app).await;
+        (d.len() == 2 && d.iter().all(|d| d["listening"] == true)).then_some(d)
+    })
+    .await;
+    let leaders: Vec<&Value> = both.iter().filter(|d| d["leader"] == true).collect();
+    assert_eq!(leaders.len(), 1, "exactly one leader: {both:?}");
+    assert_eq!(
+        leaders[0]["worker_id"],
+        leader.as_str(),
+        "the first keeps the lead"
+    );
+    let report: Value = serde_json::from_str(&status(&app, &["--json"]).await).unwrap();
+    assert_eq!(report["leader"], leader.as_str());
+    let table = status(&app, &[]).await;
+    assert!(table.contains(&format!("{leader} ")), "{table}");
+    assert!(
+        table.contains("leader") && table.contains("worker"),
+        "{table}"
+    );
+
+    // A daemon that stops leaves the roster at once.
+    second.terminate();
+    assert!(second.finish(Duration::from_secs(30)).await.success());
+    let left = alive(&app).await;
+    let ids: Vec<&str> = left
+        .iter()
+        .map(|d| d["worker_id"].as_str().unwrap())
+        .collect();
+    assert_eq!(ids, [leader.as_str()], "{left:?}");
 }

@@ -1,6 +1,7 @@
 //! Conformance of what daemons and operators steer the queue with: claims limited to the
 //! types a daemon knows (and per-type caps), paused types, delayed tasks, cancel, the
-//! maintenance leader's lock, and wake-ups that are hints, never the truth.
+//! maintenance leader's lock, wake-ups that are hints, never the truth, and the roster of
+//! running daemons.
 
 use super::*;
 use campus_core::engine::TaskStatus;
@@ -302,4 +303,62 @@ pub async fn type_stats_count_outcomes_and_latency(e: &Engine) {
         .await
         .unwrap()
         .is_empty());
+}
+
+pub async fn the_roster_lists_the_daemons_heard_from(e: &Engine) {
+    let beat = |worker: &str, started: i64, leader: bool| DaemonBeat {
+        worker_id: worker.into(),
+        version: "1.2.3".into(),
+        started_at: Timestamp(started),
+        concurrency: 16,
+        running: 3,
+        leader,
+        listening: true,
+    };
+    let day = Duration::from_secs(86_400);
+    assert!(e.roster.heard_within(day).await.unwrap().is_empty());
+    e.roster.beat(&beat("old", 1_000, false)).await.unwrap();
+    e.roster.beat(&beat("young", 2_000, false)).await.unwrap();
+    e.roster.beat(&beat("lead", 3_000, true)).await.unwrap();
+    let heard = e.roster.heard_within(day).await.unwrap();
+    let order: Vec<&str> = heard.iter().map(|d| d.beat.worker_id.as_str()).collect();
+    assert_eq!(
+        order,
+        ["lead", "old", "young"],
+        "the leader first, then by start"
+    );
+    assert_eq!(heard[1].beat, beat("old", 1_000, false), "every field kept");
+    // A later beat replaces the earlier one: still one row per daemon.
+    let mut again = beat("old", 1_000, false);
+    again.running = 0;
+    again.listening = false;
+    e.roster.beat(&again).await.unwrap();
+    let heard = e.roster.heard_within(day).await.unwrap();
+    assert_eq!(heard.len(), 3);
+    assert_eq!(heard[1].beat, again);
+    // Silence grows while nobody beats; `within` leaves out who is silent for longer.
+    e.harness.advance(Duration::from_millis(300)).await;
+    e.roster.beat(&beat("young", 2_000, false)).await.unwrap();
+    let recent = e
+        .roster
+        .heard_within(Duration::from_millis(250))
+        .await
+        .unwrap();
+    let order: Vec<&str> = recent.iter().map(|d| d.beat.worker_id.as_str()).collect();
+    assert_eq!(order, ["young"]);
+    assert!(recent[0].silent_for < Duration::from_millis(250));
+    let old = e.roster.heard_within(day).await.unwrap();
+    assert!(old[0].silent_for >= Duration::from_millis(300), "{old:?}");
+    // A daemon that leaves is gone.
+    e.roster.left("lead").await.unwrap();
+    e.roster.left("never-was").await.unwrap();
+    let order: Vec<String> = e
+        .roster
+        .heard_within(day)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|d| d.beat.worker_id)
+        .collect();
+    assert_eq!(order, ["old", "young"]);
 }

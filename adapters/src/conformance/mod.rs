@@ -51,6 +51,7 @@ pub struct Engine {
     pub wake_ups: Arc<dyn WakeUps>,
     pub archive: Arc<dyn Archive>,
     pub gauges: Arc<dyn QueueGauges>,
+    pub roster: Arc<dyn DaemonRoster>,
     /// What the archive run purges besides.
     pub sessions: Arc<dyn SessionStore>,
     pub sent: Arc<dyn SentEmailLog>,
@@ -258,6 +259,7 @@ macro_rules! conformance_suite {
             controls::one_leader_at_a_time,
             controls::a_wake_up_is_only_a_hint,
             controls::type_stats_count_outcomes_and_latency,
+            controls::the_roster_lists_the_daemons_heard_from,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive

@@ -31,6 +31,7 @@ pub async fn postgres() -> Engine {
         leader: Arc::new(PgLeaderLock::new(pool.clone())),
         wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
         gauges: store.clone(),
+        roster: store.clone(),
         archive: store,
         harness: Box::new(PgHarness {
             url: DropOnPanic(url),
@@ -109,6 +110,7 @@ pub async fn memory() -> Engine {
         wake_ups: store.clone(),
         archive: store.clone(),
         gauges: store.clone(),
+        roster: store.clone(),
         sessions: store.clone(),
         sent: store.clone(),
         harness: Box::new(MemoryHarness { store, clock }),

@@ -25,6 +25,7 @@ mod controls;
 mod events;
 mod gauges;
 mod log;
+mod roster;
 mod rows;
 mod tasks;
 mod users;

@@ -126,6 +126,8 @@ pub(crate) struct State {
     pub archived_events: BTreeMap<u128, (EventRow, Timestamp)>,
     pub archived_tasks: BTreeMap<u128, (TaskRow, Timestamp)>,
     pub archive_runs: Vec<campus_ports::ArchiveRun>,
+    /// The daemon roster: worker id → its last heartbeat and when it was heard.
+    pub daemons: BTreeMap<String, (campus_ports::DaemonBeat, Timestamp)>,
 }
 
 /// The rows of a live table, of its archive, or of both, newest first (ids are

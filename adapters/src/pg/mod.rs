@@ -20,6 +20,7 @@ mod leader;
 pub mod notify;
 mod outbox;
 mod reprocess;
+mod roster;
 #[cfg(any(test, feature = "testing", feature = "bench"))]
 mod scratch;
 mod sessions;

@@ -8,7 +8,9 @@
 
 use campus_ports::{WakeStream, WakeUp, WakeUps};
 use sqlx::postgres::PgListener;
+use sqlx::postgres::PgPoolOptions;
 use sqlx::PgPool;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, Notify};
@@ -115,8 +117,8 @@ impl Channel {
     }
 }
 
-/// The wake-up port over LISTEN: each subscriber gets its own LISTEN connection, which lives
-/// as long as its stream.
+/// The wake-up port over LISTEN: each subscriber gets its own LISTEN connection (outside the
+/// given pool, on its options), which lives as long as its stream.
 #[derive(Clone)]
 pub struct PgWakeUps {
     pool: PgPool,
@@ -135,17 +137,33 @@ const QUEUED_HINTS: usize = 64;
 impl WakeUps for PgWakeUps {
     fn subscribe(&self) -> Box<dyn WakeStream> {
         let (tx, rx) = mpsc::channel(QUEUED_HINTS);
-        tokio::spawn(Listener::run(self.pool.clone(), tx));
-        Box::new(Hints(rx))
+        let connected = Arc::new(AtomicBool::new(false));
+        // A pool of one connection of its own, on the same options: LISTEN never takes (nor,
+        // when it reconnects, steals) a connection of the pool it was given.
+        let own = PgPoolOptions::new()
+            .max_connections(1)
+            .max_lifetime(None)
+            .idle_timeout(None)
+            .connect_lazy_with((*self.pool.connect_options()).clone());
+        tokio::spawn(Listener::run(own, tx, connected.clone()));
+        Box::new(Hints { rx, connected })
     }
 }
 
-struct Hints(mpsc::Receiver<WakeUp>);
+struct Hints {
+    rx: mpsc::Receiver<WakeUp>,
+    /// Whether the LISTEN connection is up (its listener sets it).
+    connected: Arc<AtomicBool>,
+}
 
 #[async_trait::async_trait]
 impl WakeStream for Hints {
     async fn next(&mut self) -> Option<WakeUp> {
-        self.0.recv().await
+        self.rx.recv().await
+    }
+
+    fn connected(&self) -> bool {
+        self.connected.load(Ordering::Relaxed)
     }
 }
 
@@ -155,13 +173,15 @@ struct Listener;
 impl Listener {
     /// Runs the LISTEN loop until the subscriber drops its stream: reconnects with backoff,
     /// re-LISTENs, and sends [`WakeUp::All`] after any gap (notifications sent meanwhile are
-    /// lost, so the subscriber must look).
-    async fn run(pool: PgPool, hints: mpsc::Sender<WakeUp>) {
+    /// lost, so the subscriber must look). `connected` says whether the LISTEN connection is
+    /// up.
+    async fn run(pool: PgPool, hints: mpsc::Sender<WakeUp>, connected: Arc<AtomicBool>) {
         let mut backoff = Duration::from_millis(100);
         while !hints.is_closed() {
             let mut listener = match Self::connect(&pool).await {
                 Ok(l) => {
                     backoff = Duration::from_millis(100);
+                    connected.store(true, Ordering::Relaxed);
                     l
                 }
                 Err(e) => {
@@ -184,13 +204,17 @@ impl Listener {
                             let hint = Channel::named(n.channel()).map_or(WakeUp::All, Channel::wake_up);
                             let _ = hints.try_send(hint);
                         }
+                        // Connection lost: reconnect here (not inside `try_recv`), so that
+                        // `connected` stays false until LISTEN is back.
                         Ok(None) => {
-                            // Connection lost; the next try_recv reconnects and re-LISTENs.
                             tracing::warn!("LISTEN connection lost; reconnecting");
+                            connected.store(false, Ordering::Relaxed);
                             let _ = hints.try_send(WakeUp::All);
+                            break;
                         }
                         Err(e) => {
                             tracing::warn!(error = %e, "LISTEN failed; reconnecting");
+                            connected.store(false, Ordering::Relaxed);
                             let _ = hints.try_send(WakeUp::All);
                             break;
                         }

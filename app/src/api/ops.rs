@@ -25,13 +25,20 @@ impl OpsApi {
         })
     }
 
-    /// The database is reachable and every migration is applied
+    /// The database is reachable, every migration is applied and, where this process runs
+    /// a daemon, its wake-up (LISTEN) connection is up
     #[oai(path = "/health/ready", method = "get")]
     async fn ready(&self, state: Data<&State>) -> Result<Json<Health>, ApiError> {
         match state.readiness.schema_ready().await {
-            Ok(true) => Ok(Json(Health {
-                status: "ok".into(),
-            })),
+            Ok(true) => match state.daemon.not_ready() {
+                None => Ok(Json(Health {
+                    status: "ok".into(),
+                })),
+                Some(why) => Err(ApiError::Unavailable(
+                    ErrorBody::new("not_ready", why),
+                    None,
+                )),
+            },
             Ok(false) => Err(ApiError::Unavailable(
                 ErrorBody::new("not_ready", "migrations are not applied"),
                 None,

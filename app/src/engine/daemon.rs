@@ -1,7 +1,8 @@
 //! The daemon: its configuration and its loops, wired over the ports only — wake-ups
 //! (`wake`), the dispatch loop (events → tasks, `dispatch`), the worker loop (claim due tasks,
 //! run them with bounded concurrency, `workers`), heartbeats (`heartbeat`), the batched
-//! completer (`completer`) and the maintenance leader (`maintenance`).
+//! completer (`completer`), the maintenance leader and the roster heartbeats (`maintenance`),
+//! and the health flags its probes read (`health`).
 //!
 //! A wake-up only shortens a wait; every loop also polls, so nothing depends on a
 //! notification arriving. Many daemons can share one store: claims are exclusive and
@@ -10,13 +11,14 @@
 use super::completer::complete_loop;
 use super::daily::Daily;
 use super::dispatch::dispatch_loop;
+use super::health::DaemonHealth;
 use super::in_flight::Slots;
-use super::maintenance::maintenance_loop;
+use super::maintenance::Maintenance;
 use super::registry::Registry;
 use super::wake::Wakers;
 use super::workers::Workers;
 use campus_core::engine::RetryPolicy;
-use campus_ports::{EventStore, LeaderLock, QueueGauges, TaskQueue, WakeUps};
+use campus_ports::{DaemonRoster, EventStore, LeaderLock, QueueGauges, TaskQueue, WakeUps};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -80,6 +82,10 @@ pub struct Daemon {
     /// The queues' depth, which the maintenance leader publishes as gauges (`None`: not
     /// published).
     pub gauges: Option<Arc<dyn QueueGauges>>,
+    /// Where it records its heartbeats for operators.
+    pub roster: Arc<dyn DaemonRoster>,
+    /// Its health flags, shared with whoever probes it.
+    pub health: DaemonHealth,
 }
 
 impl Daemon {
@@ -89,7 +95,12 @@ impl Daemon {
         let wakers = Wakers::default();
         let config = Arc::new(self.config);
         tracing::info!(worker = %config.worker_id, concurrency = config.concurrency, "daemon started");
-        let listener = tokio::spawn(wakers.clone().run(self.wake_ups, shutdown.clone()));
+        self.health.set_running(true);
+        let listener = tokio::spawn(wakers.clone().run(
+            self.wake_ups,
+            Some(self.health.clone()),
+            shutdown.clone(),
+        ));
         let dispatcher = tokio::spawn(dispatch_loop(
             self.events.clone(),
             self.registry.clone(),
@@ -97,16 +108,19 @@ impl Daemon {
             wakers.events.clone(),
             shutdown.clone(),
         ));
-        let maintenance = tokio::spawn(maintenance_loop(
-            self.leader,
-            self.tasks.clone(),
-            self.daily,
-            self.gauges,
-            config.clone(),
-            shutdown.clone(),
-        ));
-        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let slots = Slots::new(config.concurrency);
+        let maintenance = Maintenance {
+            lock: self.leader,
+            queue: self.tasks.clone(),
+            daily: self.daily,
+            gauges: self.gauges,
+            roster: self.roster,
+            health: self.health.clone(),
+            in_flight: slots.in_flight.clone(),
+            config: config.clone(),
+        };
+        let maintenance = tokio::spawn(maintenance.run(shutdown.clone()));
+        let (done_tx, done_rx) = mpsc::unbounded_channel();
         let completer = tokio::spawn(complete_loop(
             self.tasks.clone(),
             config.clone(),
@@ -128,6 +142,7 @@ impl Daemon {
         let _ = dispatcher.await;
         let _ = maintenance.await;
         let _ = listener.await;
+        self.health.set_running(false);
         tracing::info!(worker = %config.worker_id, "daemon stopped");
     }
 }

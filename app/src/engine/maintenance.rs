@@ -2,13 +2,16 @@
 //! PostgreSQL an advisory lock held on a dedicated connection, so when the leader dies
 //! another daemon takes over) and, while it is held, the rescue of expired leases and the
 //! daily jobs (each in a task of its own, so a long archive does not hold up the rescue), and
-//! the queue-depth gauges (every [`GAUGES_EVERY`]).
+//! the queue-depth gauges (every [`GAUGES_EVERY`]). Every daemon, leader or not, records its
+//! heartbeat in the daemon roster here (every [`BEAT_EVERY`]).
 
 use super::daemon::DaemonConfig;
 use super::daily::Daily;
+use super::health::DaemonHealth;
+use super::in_flight::InFlight;
 use crate::metrics as m;
 use campus_core::Timestamp;
-use campus_ports::{LeaderLock, Leadership, QueueGauges, TaskQueue};
+use campus_ports::{DaemonBeat, DaemonRoster, LeaderLock, Leadership, QueueGauges, TaskQueue};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -19,57 +22,112 @@ pub const GAUGES_EVERY: Duration = Duration::from_secs(5);
 /// Each count of the gauges stops there (a deeper queue reads as this).
 pub const GAUGE_CAP: u32 = 100_000;
 
-pub(super) async fn maintenance_loop(
-    lock: Arc<dyn LeaderLock>,
-    queue: Arc<dyn TaskQueue>,
-    daily: Vec<Daily>,
-    gauges: Option<Arc<dyn QueueGauges>>,
-    config: Arc<DaemonConfig>,
-    mut shutdown: watch::Receiver<bool>,
-) {
-    let mut leadership: Option<Box<dyn Leadership>> = None;
-    let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
-    let mut gauges_read: Option<Instant> = None;
-    while !*shutdown.borrow() {
-        leadership = match leadership.take() {
-            Some(mut held) => {
-                if held.still_held().await {
-                    Some(held)
-                } else {
-                    tracing::warn!("lost the maintenance leadership");
-                    None
+/// How often every daemon records its heartbeat in the roster (and at once when its
+/// leadership or its LISTEN connection changes).
+pub const BEAT_EVERY: Duration = Duration::from_secs(5);
+/// A daemon not heard from for this long is silent (stopped, hung or cut off).
+pub const ALIVE_WITHIN: Duration = Duration::from_secs(15);
+
+/// What the maintenance loop of one daemon works with.
+pub(super) struct Maintenance {
+    pub lock: Arc<dyn LeaderLock>,
+    pub queue: Arc<dyn TaskQueue>,
+    pub daily: Vec<Daily>,
+    /// The queues' depth, published as gauges by the leader (`None`: not published).
+    pub gauges: Option<Arc<dyn QueueGauges>>,
+    pub roster: Arc<dyn DaemonRoster>,
+    pub health: DaemonHealth,
+    pub in_flight: InFlight,
+    pub config: Arc<DaemonConfig>,
+}
+
+impl Maintenance {
+    /// Every `maintenance_interval` until `shutdown`: keeps or tries the leadership, records
+    /// this daemon's heartbeat in the roster, and as the leader rescues expired leases,
+    /// starts due daily jobs and publishes the gauges. On shutdown it leaves the roster and
+    /// gives the leadership up.
+    pub(super) async fn run(self, mut shutdown: watch::Receiver<bool>) {
+        let Maintenance {
+            lock,
+            queue,
+            daily,
+            gauges,
+            roster,
+            health,
+            in_flight,
+            config,
+        } = self;
+        let mut leadership: Option<Box<dyn Leadership>> = None;
+        let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
+        let mut gauges_read: Option<Instant> = None;
+        let started_at = Timestamp(chrono::Utc::now().timestamp_millis());
+        let mut last_beat: Option<(Instant, bool, bool)> = None;
+        while !*shutdown.borrow() {
+            leadership = match leadership.take() {
+                Some(mut held) => {
+                    if held.still_held().await {
+                        Some(held)
+                    } else {
+                        tracing::warn!("lost the maintenance leadership");
+                        None
+                    }
+                }
+                None => try_lead(lock.as_ref()).await,
+            };
+            let leader = leadership.is_some();
+            health.set_leader(leader);
+            metrics::gauge!(m::LEADER).set(if leader { 1.0 } else { 0.0 });
+            let listening = health.listening();
+            let changed = last_beat.is_none_or(|(at, was_leader, was_listening)| {
+                at.elapsed() >= BEAT_EVERY || was_leader != leader || was_listening != listening
+            });
+            if changed {
+                let beat = DaemonBeat {
+                    worker_id: config.worker_id.clone(),
+                    version: env!("CARGO_PKG_VERSION").into(),
+                    started_at,
+                    concurrency: u32::try_from(config.concurrency).unwrap_or(u32::MAX),
+                    running: u32::try_from(in_flight.lock().len()).unwrap_or(u32::MAX),
+                    leader,
+                    listening,
+                };
+                match roster.beat(&beat).await {
+                    Ok(()) => last_beat = Some((Instant::now(), leader, listening)),
+                    Err(e) => tracing::debug!(error = %e, "cannot record the daemon's heartbeat"),
                 }
             }
-            None => try_lead(lock.as_ref()).await,
-        };
-        metrics::gauge!(m::LEADER).set(if leadership.is_some() { 1.0 } else { 0.0 });
-        if leadership.is_some() {
-            rescue_expired(queue.as_ref(), &config).await;
-            for job in &mut jobs {
-                job.start_if_due().await;
-            }
-            if let Some(g) = gauges.as_deref() {
-                if gauges_read.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
-                    publish_depth(g).await;
-                    gauges_read = Some(Instant::now());
+            if leader {
+                rescue_expired(queue.as_ref(), &config).await;
+                for job in &mut jobs {
+                    job.start_if_due().await;
+                }
+                if let Some(g) = gauges.as_deref() {
+                    if gauges_read.is_none_or(|at| at.elapsed() >= GAUGES_EVERY) {
+                        publish_depth(g).await;
+                        gauges_read = Some(Instant::now());
+                    }
                 }
             }
+            tokio::select! {
+                _ = tokio::time::sleep(config.maintenance_interval) => {}
+                _ = shutdown.changed() => {}
+            }
         }
-        tokio::select! {
-            _ = tokio::time::sleep(config.maintenance_interval) => {}
-            _ = shutdown.changed() => {}
+        // A daily run in progress stops between two of its atomic steps: it is recorded only
+        // when it went to its end, so the next leader runs it again.
+        for job in jobs {
+            if let Some(run) = job.running {
+                run.abort();
+            }
         }
-    }
-    // A daily run in progress stops between two of its atomic steps: it is recorded only
-    // when it went to its end, so the next leader runs it again.
-    for job in jobs {
-        if let Some(run) = job.running {
-            run.abort();
+        if let Err(e) = roster.left(&config.worker_id).await {
+            tracing::debug!(error = %e, "cannot leave the daemon roster; it forgets silent daemons");
         }
-    }
-    if let Some(held) = leadership {
-        held.release().await;
-        metrics::gauge!(m::LEADER).set(0.0);
+        if let Some(held) = leadership {
+            held.release().await;
+            metrics::gauge!(m::LEADER).set(0.0);
+        }
+        health.set_leader(false);
     }
 }
 

@@ -6,6 +6,7 @@ mod completer;
 pub mod daemon;
 pub mod daily;
 mod dispatch;
+mod health;
 mod heartbeat;
 mod in_flight;
 mod maintenance;
@@ -16,6 +17,8 @@ mod workers;
 
 pub use daemon::{Daemon, DaemonConfig};
 pub use daily::{Daily, DailyJob, Schedule};
+pub use health::DaemonHealth;
+pub use maintenance::{ALIVE_WITHIN, BEAT_EVERY};
 pub use registry::{Registry, RegistryError, TaskError, TaskHandler, TaskOptions};
 pub use typed::Handler;
 pub use wake::Wakers;

@@ -7,7 +7,7 @@ pub use start_up::{AdmPassword, DEFAULT_ADM_EMAIL};
 
 use crate::api::listener::CappedAcceptor;
 use crate::config::Settings;
-use crate::engine::{Daemon, DaemonConfig, Daily, Registry, Schedule, TaskOptions};
+use crate::engine::{Daemon, DaemonConfig, DaemonHealth, Daily, Registry, Schedule, TaskOptions};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::archive::{ArchiveService, DEFAULT_BATCH};
 use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
@@ -24,9 +24,9 @@ use campus_adapters::pg::{
 };
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
 use campus_ports::{
-    AcademicRepository, Archive, DemoDataRepository, EngineLog, EventStore, LeaderLock, Mailer,
-    NotificationRepository, QueueGauges, Readiness, SentEmailLog, SessionStore, TaskControl,
-    TaskQueue, UserRepository, WakeUps,
+    AcademicRepository, Archive, DaemonRoster, DemoDataRepository, EngineLog, EventStore,
+    LeaderLock, Mailer, NotificationRepository, QueueGauges, Readiness, SentEmailLog, SessionStore,
+    TaskControl, TaskQueue, UserRepository, WakeUps,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -63,6 +63,8 @@ pub struct EnginePorts {
     pub archive: Arc<dyn Archive>,
     /// The queues' depth, for the leader's gauges.
     pub gauges: Arc<dyn QueueGauges>,
+    /// Where daemons record their heartbeats.
+    pub roster: Arc<dyn DaemonRoster>,
 }
 
 /// The PostgreSQL side of a Campus on a database.
@@ -115,7 +117,8 @@ impl Campus {
                 events: engine.clone(),
                 tasks: engine.clone(),
                 archive: engine.clone(),
-                gauges: engine,
+                gauges: engine.clone(),
+                roster: engine,
                 // A dedicated connection for the lock, LISTEN for the hints.
                 leader: Arc::new(PgLeaderLock::new(engine_store.pool().clone())),
                 wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
@@ -157,6 +160,7 @@ impl Campus {
                 tasks: shared.clone(),
                 archive: shared.clone(),
                 gauges: shared.clone(),
+                roster: shared.clone(),
                 leader: shared.clone(),
                 wake_ups: shared,
             },
@@ -253,6 +257,7 @@ impl Campus {
             jwt: JwtKeys::new(keys, Duration::from_secs(3600)),
             limiter: limiter(&settings),
             readiness: shared,
+            daemon: DaemonHealth::default(),
             metrics_token: settings.metrics_token.clone(),
         });
         Ok(Campus {
@@ -275,6 +280,9 @@ impl Campus {
 
     /// A daemon with `registry` on the engine's ports, tuned by the settings.
     pub fn daemon(&self, registry: Registry) -> Daemon {
+        // Not the leader until the maintenance loop wins the lock: the gauge exists from the
+        // first scrape of `/metrics`, before the first round trip to the database.
+        metrics::gauge!(crate::metrics::LEADER).set(0.0);
         let EnginePorts {
             events,
             tasks,
@@ -282,6 +290,7 @@ impl Campus {
             wake_ups,
             archive,
             gauges,
+            roster,
         } = self.engine.clone();
         let archive = Daily {
             job: Arc::new(ArchiveService {
@@ -311,6 +320,8 @@ impl Campus {
             },
             daily: vec![archive],
             gauges: self.settings.metrics.then_some(gauges),
+            roster,
+            health: self.state.daemon.clone(),
         }
     }
 

@@ -36,7 +36,11 @@ impl LiveHub {
             // Dropped with the hub, which stops the listener.
             let (stop_tx, stop_rx) = watch::channel(false);
             let wakers = Wakers::default();
-            tokio::spawn(wakers.clone().run(self.wake_ups.clone(), stop_rx.clone()));
+            tokio::spawn(
+                wakers
+                    .clone()
+                    .run(self.wake_ups.clone(), None, stop_rx.clone()),
+            );
             let mut stop = stop_rx;
             tokio::spawn(async move {
                 loop {
