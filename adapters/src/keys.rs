@@ -21,6 +21,8 @@ pub enum Purpose {
     AccessTokens,
     /// Sealing reset tokens inside events (XChaCha20-Poly1305).
     TokenSealing,
+    /// Sealing webhook signing secrets in the database (XChaCha20-Poly1305).
+    WebhookSecrets,
 }
 
 impl Purpose {
@@ -28,6 +30,7 @@ impl Purpose {
         match self {
             Purpose::AccessTokens => b"campus/access-tokens/v1",
             Purpose::TokenSealing => b"campus/token-sealing/v2",
+            Purpose::WebhookSecrets => b"campus/webhook-secrets/v1",
         }
     }
 }

@@ -21,3 +21,4 @@ pub mod memory;
 pub mod pg;
 pub mod security;
 pub mod telemetry;
+pub mod webhooks;

@@ -139,10 +139,17 @@ pub struct SecretVault {
 }
 
 impl SecretVault {
+    /// The vault of reset tokens.
     pub fn new(keys: &KeyRing) -> Self {
+        Self::for_purpose(keys, Purpose::TokenSealing)
+    }
+
+    /// A vault whose keys are derived for `purpose` (e.g. webhook secrets), so that one
+    /// kind of sealed secret never opens with another's key.
+    pub fn for_purpose(keys: &KeyRing, purpose: Purpose) -> Self {
         SecretVault {
             ciphers: keys
-                .derive(Purpose::TokenSealing)
+                .derive(purpose)
                 .into_iter()
                 .map(|k| (k.kid, XChaCha20Poly1305::new((&k.bytes).into())))
                 .collect(),
@@ -155,6 +162,14 @@ impl TokenVault for SecretVault {
         let mut raw = [0u8; 32];
         OsRng.fill_bytes(&mut raw);
         let plain = URL_SAFE_NO_PAD.encode(raw);
+        MintedToken {
+            hash: self.hash(&plain),
+            sealed: self.seal(&plain),
+            plain,
+        }
+    }
+
+    fn seal(&self, plain: &str) -> SealedSecret {
         let mut nonce = [0u8; 24];
         OsRng.fill_bytes(&mut nonce);
         let (kid, cipher) = &self.ciphers[0];
@@ -163,11 +178,7 @@ impl TokenVault for SecretVault {
             .expect("XChaCha20-Poly1305 encryption of a short buffer cannot fail");
         let mut blob = nonce.to_vec();
         blob.extend_from_slice(&sealed);
-        MintedToken {
-            hash: self.hash(&plain),
-            sealed: SealedSecret(format!("{kid}.{}", URL_SAFE_NO_PAD.encode(blob))),
-            plain,
-        }
+        SealedSecret(format!("{kid}.{}", URL_SAFE_NO_PAD.encode(blob)))
     }
 
     fn hash(&self, plain: &str) -> String {

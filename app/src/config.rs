@@ -140,6 +140,24 @@ pub struct Settings {
     )]
     pub metrics_token: Option<String>,
 
+    /// Webhook receivers allowed although their address is not public, or over http:
+    /// comma-separated host names or CIDRs (e.g. `localhost,10.0.0.0/8`).
+    #[arg(long, env = "CAMPUS_WEBHOOK_ALLOWED_HOSTS", global = true, default_value = "", value_parser = parse_allowed_hosts)]
+    pub webhook_allowed_hosts: String,
+
+    /// How long one webhook delivery attempt may take (connect, send, answer).
+    #[arg(long, env = "CAMPUS_WEBHOOK_TIMEOUT", global = true, default_value = "15s", value_parser = parse_duration)]
+    pub webhook_timeout: Duration,
+
+    /// The delay before each retry of a failed webhook delivery (comma-separated; as many
+    /// retries as delays, each with ±10 % jitter).
+    #[arg(long, env = "CAMPUS_WEBHOOK_RETRY_SCHEDULE", global = true, default_value = "0s,5s,5m,30m,2h,5h,10h,10h", value_parser = parse_schedule)]
+    pub webhook_retry_schedule: RetrySchedule,
+
+    /// After a secret rotation, the old secret keeps signing (beside the new one) this long.
+    #[arg(long, env = "CAMPUS_WEBHOOK_ROTATION_OVERLAP", global = true, default_value = "24h", value_parser = parse_retention)]
+    pub webhook_rotation_overlap: Duration,
+
     /// With CAMPUS_ADMIN_PASSWORD: start-up makes sure an Adm user with these credentials exists.
     #[arg(long, env = "CAMPUS_ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,
@@ -259,6 +277,38 @@ pub fn parse_duration(raw: &str) -> Result<Duration, String> {
         &["ms", "s", "m", "h"],
         "a duration like 250ms, 5s, 2m or 1h",
     )
+}
+
+/// `CAMPUS_WEBHOOK_RETRY_SCHEDULE`: the delays before each retry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RetrySchedule(pub Vec<Duration>);
+
+/// Comma-separated durations (`0s,5s,5m`); at least one.
+pub fn parse_schedule(raw: &str) -> Result<RetrySchedule, String> {
+    let delays = raw
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .map(|d| {
+            parse_units(
+                d,
+                &["ms", "s", "m", "h"],
+                "a duration like 0s, 5s, 5m or 2h",
+            )
+            .map_err(|e| format!("CAMPUS_WEBHOOK_RETRY_SCHEDULE: {e}"))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if delays.is_empty() {
+        return Err("CAMPUS_WEBHOOK_RETRY_SCHEDULE: give at least one delay, like 0s,5s,5m".into());
+    }
+    Ok(RetrySchedule(delays))
+}
+
+/// `CAMPUS_WEBHOOK_ALLOWED_HOSTS`, checked here and parsed where the sender is built.
+pub fn parse_allowed_hosts(raw: &str) -> Result<String, String> {
+    campus_adapters::webhooks::sender::AllowedHosts::parse(raw)
+        .map(|_| raw.to_string())
+        .map_err(|e| format!("CAMPUS_WEBHOOK_ALLOWED_HOSTS: {e}"))
 }
 
 /// Retention windows: like [`parse_duration`], with days too (`1d`, `30d`, `1d 12h`).

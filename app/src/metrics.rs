@@ -28,6 +28,7 @@ pub const QUEUE_DUE_TASKS: &str = "campus_queue_due_tasks";
 pub const QUEUE_EVENTS: &str = "campus_queue_waiting_events";
 pub const OLDEST_DUE_TASK: &str = "campus_queue_oldest_due_task_age_seconds";
 pub const OLDEST_DUE_EVENT: &str = "campus_queue_oldest_due_event_age_seconds";
+pub const WEBHOOK_DELIVERIES: &str = "campus_webhook_deliveries_total";
 
 /// Outcomes of `campus_tasks_finished_total`.
 pub const SUCCEEDED: &str = "succeeded";
@@ -124,6 +125,11 @@ impl TaskMetrics {
     }
 }
 
+/// Counts one webhook delivery attempt by its outcome.
+pub fn webhook_delivery(outcome: &'static str) {
+    metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(1);
+}
+
 /// The metrics in Prometheus text format (`None`: metrics are off in this process).
 pub fn render() -> Option<String> {
     HANDLE.get().map(PrometheusHandle::render)
@@ -158,6 +164,10 @@ fn describe() {
         "From a task's creation (the commit that queued it) to the start of its attempt, by task type."
     );
     describe_counter!(TASKS_CANCELLED, "Tasks cancelled by an operator.");
+    describe_counter!(
+        WEBHOOK_DELIVERIES,
+        "Webhook delivery attempts, by outcome (succeeded, failed_will_retry, failed_permanently)."
+    );
     describe_counter!(
         LEASES_LOST,
         "Outcomes this daemon could not write because the task's lease had passed to another."

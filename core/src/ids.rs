@@ -38,4 +38,6 @@ id_type!(
     EventId,
     /// A task row.
     TaskId,
+    /// An institution's webhook subscription.
+    WebhookId,
 );

@@ -174,7 +174,13 @@ pub struct ClaimedTask {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum TaskOutcome {
     Succeeded,
-    Failed { message: String, permanent: bool },
+    Failed {
+        message: String,
+        permanent: bool,
+        /// When to retry, instead of the retry policy's backoff (e.g. a receiver's
+        /// `Retry-After`, or a task type's own schedule).
+        retry_in: Option<Duration>,
+    },
 }
 
 /// The result of one attempt, reported by the worker that claimed it.

@@ -13,6 +13,7 @@ pub mod payloads;
 pub mod repositories;
 pub mod retention;
 pub mod services;
+pub mod webhooks;
 
 pub use admin::*;
 pub use coordination::*;
@@ -22,3 +23,4 @@ pub use gauges::*;
 pub use repositories::*;
 pub use retention::*;
 pub use services::*;
+pub use webhooks::*;

@@ -42,6 +42,8 @@ pub struct MintedToken {
 #[cfg_attr(feature = "mocks", mockall::automock)]
 pub trait TokenVault: Send + Sync {
     fn mint(&self) -> MintedToken;
+    /// Seals a secret made elsewhere (a webhook signing secret).
+    fn seal(&self, plain: &str) -> SealedSecret;
     /// The stored hash of a plain token.
     fn hash(&self, plain: &str) -> String;
     /// Errors: `Conflict` when the sealed value was not made with this vault's key.

@@ -5,6 +5,7 @@
 pub mod browser;
 mod client;
 pub mod extra;
+pub mod receiver;
 mod smtp;
 
 pub use client::{Client, Reply};

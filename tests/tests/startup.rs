@@ -282,10 +282,14 @@ async fn serve_without_a_database_runs_on_a_private_cluster_and_stops_it() {
     );
     let pid = serve.pid();
     // Ready once its daemon's LISTEN connection is up, moments after the API answers.
-    eventually("ready on the private cluster", Duration::from_secs(30), || async {
-        let r = curl_in(pid, &["http://127.0.0.1:8080/health/ready"]);
-        (r.0 == 200).then_some(r)
-    })
+    eventually(
+        "ready on the private cluster",
+        Duration::from_secs(30),
+        || async {
+            let r = curl_in(pid, &["http://127.0.0.1:8080/health/ready"]);
+            (r.0 == 200).then_some(r)
+        },
+    )
     .await;
     // The database it created is writable: an institution is created and its demo data seeded.
     let (status, body) = curl_in(

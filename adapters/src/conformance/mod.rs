@@ -227,6 +227,7 @@ pub fn failed(message: &str, permanent: bool) -> TaskOutcome {
     TaskOutcome::Failed {
         message: message.into(),
         permanent,
+        retry_in: None,
     }
 }
 
@@ -244,6 +245,7 @@ macro_rules! conformance_suite {
             queue::claims_are_exclusive_under_concurrency,
             queue::completion_is_fenced_by_worker_and_attempt,
             queue::failures_retry_with_backoff_then_die,
+            queue::a_failure_may_say_when_to_retry,
             queue::permanent_failures_are_dead_at_once,
             queue::tasks_are_claimed_oldest_due_first,
             queue::expired_leases_are_rescued_and_heartbeats_keep_them,

@@ -229,7 +229,11 @@ async fn complete(
             let permanent = n == 2;
             let message = "x".into();
             (
-                TaskOutcome::Failed { message, permanent },
+                TaskOutcome::Failed {
+                    message,
+                    permanent,
+                    retry_in: None,
+                },
                 TaskTransition::Fail { permanent },
             )
         }

@@ -187,6 +187,36 @@ pub async fn failures_retry_with_backoff_then_die(e: &Engine) {
     );
 }
 
+pub async fn a_failure_may_say_when_to_retry(e: &Engine) {
+    let p = measurable_policy();
+    let mut three = task(None);
+    three.max_attempts = 3;
+    e.tasks.enqueue(&[three]).await.unwrap();
+    let first = claim(e, "w", 10, LONG_LEASE).await.remove(0);
+    let hour = Duration::from_secs(3600);
+    let later = TaskOutcome::Failed {
+        message: "come back in an hour".into(),
+        permanent: false,
+        retry_in: Some(hour),
+    };
+    e.tasks
+        .complete("w", &[completion(&first, later)], &p)
+        .await
+        .unwrap();
+    let v = view(e, first.id).await;
+    assert_eq!(v.status.as_str(), "retrying");
+    let delay_ms = v.run_at.0 as f64 - at_ms(&v.errors[0]);
+    assert!(
+        (3_599_000.0..=3_601_000.0).contains(&delay_ms),
+        "retried after the hour asked for, not the policy's backoff: {delay_ms} ms"
+    );
+    e.harness.advance(Duration::from_millis(100)).await;
+    assert!(
+        claim(e, "w", 10, LONG_LEASE).await.is_empty(),
+        "not due yet"
+    );
+}
+
 pub async fn permanent_failures_are_dead_at_once(e: &Engine) {
     let mut five = task(None);
     five.max_attempts = 5;

@@ -29,6 +29,7 @@ mod roster;
 mod rows;
 mod tasks;
 mod users;
+mod webhooks;
 
 pub use clock::ManualClock;
 

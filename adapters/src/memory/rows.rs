@@ -128,6 +128,15 @@ pub(crate) struct State {
     pub archive_runs: Vec<campus_ports::ArchiveRun>,
     /// The daemon roster: worker id → its last heartbeat and when it was heard.
     pub daemons: BTreeMap<String, (campus_ports::DaemonBeat, Timestamp)>,
+    /// Webhook subscriptions with their delivery target (secrets), and the delivery log.
+    pub webhooks: BTreeMap<
+        u128,
+        (
+            campus_ports::WebhookSubscription,
+            campus_ports::DeliveryTarget,
+        ),
+    >,
+    pub webhook_attempts: Vec<campus_ports::DeliveryAttempt>,
 }
 
 /// The rows of a live table, of its archive, or of both, newest first (ids are

@@ -136,15 +136,18 @@ impl TaskQueue for MemoryStore {
             if t.attempt != c.attempt || t.locked_by.as_deref() != Some(worker) {
                 continue;
             }
-            let (failure, message) = match &c.outcome {
-                TaskOutcome::Succeeded => (None, None),
-                TaskOutcome::Failed { message, permanent } => {
-                    (Some(*permanent), Some(message.clone()))
-                }
+            let (failure, message, retry_in) = match &c.outcome {
+                TaskOutcome::Succeeded => (None, None, None),
+                TaskOutcome::Failed {
+                    message,
+                    permanent,
+                    retry_in,
+                } => (Some(*permanent), Some(message.clone()), *retry_in),
             };
             t.status = TaskState::after_attempt(c.attempt, c.max_attempts, failure);
             if t.status == TaskStatus::Retrying {
-                t.run_at = after(now, retry.delay(c.attempt, rand::random()));
+                let delay = retry_in.unwrap_or_else(|| retry.delay(c.attempt, rand::random()));
+                t.run_at = after(now, delay);
             }
             if let Some(message) = message {
                 t.errors.push(AttemptError {

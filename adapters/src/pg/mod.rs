@@ -28,6 +28,7 @@ mod tasks;
 #[cfg(any(test, feature = "testing"))]
 pub mod testing;
 mod users;
+mod webhooks;
 
 pub use leader::PgLeaderLock;
 pub use notify::{Channel, Notifier, PgWakeUps};

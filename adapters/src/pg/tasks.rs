@@ -217,17 +217,20 @@ impl TaskQueue for PgStore {
         for c in completions {
             // The core's lifecycle rules decide the next state (every end of a running attempt
             // is a valid transition; the fence below skips rows that are not that attempt).
-            let (failure, message) = match &c.outcome {
-                TaskOutcome::Succeeded => (None, None),
-                TaskOutcome::Failed { message, permanent } => {
-                    (Some(*permanent), Some(message.clone()))
-                }
+            let (failure, message, retry_in) = match &c.outcome {
+                TaskOutcome::Succeeded => (None, None, None),
+                TaskOutcome::Failed {
+                    message,
+                    permanent,
+                    retry_in,
+                } => (Some(*permanent), Some(message.clone()), *retry_in),
             };
             let next = TaskState::after_attempt(c.attempt, c.max_attempts, failure);
             ids.push(uuid::Uuid::from_u128(c.id.0));
             attempts.push(to_i32(c.attempt));
             statuses.push(next.as_str());
-            delays.push(millis(retry.delay(c.attempt, rand::random())));
+            let delay = retry_in.unwrap_or_else(|| retry.delay(c.attempt, rand::random()));
+            delays.push(millis(delay));
             messages.push(message);
             durations.push(millis(c.duration));
         }

@@ -12,6 +12,7 @@ pub mod listener;
 pub mod ops;
 pub mod pages;
 pub mod public;
+pub mod webhooks;
 
 use campus_ports::PageRequest;
 use poem_openapi::OpenApiService;
@@ -27,12 +28,13 @@ pub type Apis = (
     audit::AuditApi,
     ops::OpsApi,
     controls::AdmControlsApi,
+    webhooks::WebhooksApi,
 );
 
 /// The OpenAPI service; `server_url` is advertised in the document.
 pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     OpenApiService::new(
-        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, audit::AuditApi, ops::OpsApi, controls::AdmControlsApi),
+        (public::PublicApi, academic::AcademicApi, academic::TeacherApi, academic::StudentApi, adm::AdmApi, adm_read::AdmViewsApi, audit::AuditApi, ops::OpsApi, controls::AdmControlsApi, webhooks::WebhooksApi),
         "Campus",
         env!("CARGO_PKG_VERSION"),
     )

@@ -21,6 +21,8 @@ pub struct TaskError {
     pub message: String,
     /// A permanent failure is not retried (e.g. the user no longer exists).
     pub permanent: bool,
+    /// When to retry instead of the retry policy's backoff (see [`TaskError::retry_in`]).
+    pub retry_in: Option<Duration>,
 }
 
 impl TaskError {
@@ -29,6 +31,17 @@ impl TaskError {
         TaskError {
             message: message.to_string(),
             permanent: false,
+            retry_in: None,
+        }
+    }
+
+    /// A failure to retry after `delay` rather than after the policy's backoff (a
+    /// receiver's `Retry-After`, a task type's own schedule); still dead after the last
+    /// attempt.
+    pub fn retry_in(message: impl fmt::Display, delay: Duration) -> Self {
+        TaskError {
+            retry_in: Some(delay),
+            ..TaskError::transient(message)
         }
     }
 
@@ -37,6 +50,7 @@ impl TaskError {
         TaskError {
             message: message.to_string(),
             permanent: true,
+            retry_in: None,
         }
     }
 }
@@ -86,8 +100,9 @@ impl Default for TaskOptions {
     }
 }
 
-/// Builds a task's payload from an event's envelope; `Err` fails the event's dispatch.
-pub type PlanFn = dyn Fn(&EventEnvelope<Payload>) -> Result<Payload, String> + Send + Sync;
+/// Builds a task's payload from an event's envelope (`None`: no task for this event); `Err`
+/// fails the event's dispatch.
+pub type PlanFn = dyn Fn(&EventEnvelope<Payload>) -> Result<Option<Payload>, String> + Send + Sync;
 
 struct Route {
     handler: String,
@@ -165,11 +180,26 @@ impl Registry {
 
     /// Like [`Registry::on_event`], with a function that builds the task payload.
     pub fn on_event_with(
-        mut self,
+        self,
         event_type: &str,
         handler: &str,
         task_type: &str,
         plan: impl Fn(&EventEnvelope<Payload>) -> Result<Payload, String> + Send + Sync + 'static,
+    ) -> Self {
+        self.on_event_when(event_type, handler, task_type, move |e| plan(e).map(Some))
+    }
+
+    /// Like [`Registry::on_event_with`], where the plan may also decide that this event
+    /// needs no task of this handler (`Ok(None)`).
+    pub fn on_event_when(
+        mut self,
+        event_type: &str,
+        handler: &str,
+        task_type: &str,
+        plan: impl Fn(&EventEnvelope<Payload>) -> Result<Option<Payload>, String>
+            + Send
+            + Sync
+            + 'static,
     ) -> Self {
         let routes = self.routes.entry(event_type.to_string()).or_default();
         assert!(
@@ -334,17 +364,22 @@ impl EventPlanner for Registry {
         };
         routes
             .iter()
-            .map(|r| {
-                let payload = (r.plan)(event).map_err(|message| PlanFailure {
-                    handler: r.handler.clone(),
-                    message,
-                })?;
-                Ok(PlannedTask {
+            .filter_map(|r| {
+                let payload = match (r.plan)(event) {
+                    Ok(payload) => payload?,
+                    Err(message) => {
+                        return Some(Err(PlanFailure {
+                            handler: r.handler.clone(),
+                            message,
+                        }))
+                    }
+                };
+                Some(Ok(PlannedTask {
                     task_type: r.task_type.clone(),
                     handler: r.handler.clone(),
                     payload,
                     max_attempts: None,
-                })
+                }))
             })
             .collect()
     }

@@ -178,6 +178,7 @@ async fn drain(
             outcome: TaskOutcome::Failed {
                 message: "the daemon stopped before the task finished".into(),
                 permanent: false,
+                retry_in: None,
             },
             duration: started.elapsed(),
         };
@@ -250,6 +251,7 @@ async fn execute(registry: &Registry, task: ClaimedTask) -> Completion {
             TaskOutcome::Failed {
                 message: e.message,
                 permanent: e.permanent,
+                retry_in: e.retry_in,
             }
         }
     };

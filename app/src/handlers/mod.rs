@@ -20,6 +20,7 @@ pub mod demo_seed;
 pub mod grade_note;
 pub mod noop;
 pub mod reset_email;
+pub mod webhooks;
 
 use crate::engine::{Handler, Registry};
 use campus_ports::{
@@ -45,6 +46,7 @@ pub struct HandlerDeps {
     pub public_url: String,
     /// Password of demo users (`CAMPUS_DEMO_PASSWORD`); without it they cannot log in.
     pub demo_password: Option<String>,
+    pub webhooks: webhooks::WebhookDeps,
 }
 
 /// The probe event of `campus bench`: two handlers, each planning a `noop` task.
@@ -56,7 +58,7 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
     use demo_seed::SeedDemoData as DemoSeed;
     use grade_note::NotifyStudentOfGradeNote as GradeNote;
     use reset_email::SendResetPasswordEmail as ResetEmail;
-    registry
+    let registry = registry
         .route(
             EventType::ResetPasswordTokenCreated,
             "email_reset_link",
@@ -75,10 +77,41 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
             DemoSeed::TASK_TYPE,
         )
         .handle(DemoSeed::new(deps))
-        .handle(noop::Noop)
+        .handle(noop::Noop);
+    // Every subscribable event may be delivered to webhooks.
+    let registry = webhooks::subscribable().fold(registry, |r, event| {
+        let subscribed = deps.webhooks.subscribed.clone();
+        r.on_event_when(
+            event.as_str(),
+            "webhooks",
+            webhooks::FanOutWebhooks::TASK_TYPE,
+            move |e| plan_webhooks(&subscribed, e),
+        )
+    });
+    registry
+        .handle(webhooks::FanOutWebhooks(deps.webhooks.clone()))
+        .handle(webhooks::DeliverWebhook(deps.webhooks.clone()))
         .external_event(BENCHMARK_EVENT)
         .on_event(BENCHMARK_EVENT, "bench_first", noop::TASK_TYPE)
         .on_event(BENCHMARK_EVENT, "bench_second", noop::TASK_TYPE)
+}
+
+/// The `fan_out_webhooks` task of an event (its payload the message receivers get), when
+/// a subscription of its institution may want it.
+fn plan_webhooks(
+    subscribed: &webhooks::SubscribedTypes,
+    event: &campus_core::engine::EventEnvelope<campus_ports::Payload>,
+) -> Result<Option<campus_ports::Payload>, String> {
+    let wanted = event
+        .institution_id
+        .is_some_and(|i| subscribed.contains(i, &event.event_type));
+    if !wanted {
+        return Ok(None);
+    }
+    let message = webhooks::WebhookMessage::of_event(event)?;
+    serde_json::to_string(&message)
+        .map(Some)
+        .map_err(|e| e.to_string())
 }
 
 /// The event context of writes a task makes: the task's correlation id.

@@ -8,13 +8,17 @@ pub use start_up::{AdmPassword, DEFAULT_ADM_EMAIL};
 use crate::api::listener::CappedAcceptor;
 use crate::config::Settings;
 use crate::engine::{Daemon, DaemonConfig, DaemonHealth, Daily, Registry, Schedule, TaskOptions};
+use crate::handlers::webhooks::{SubscribedTypes, WebhookDeps, WebhookPolicy};
 use crate::handlers::{self, HandlerDeps};
 use crate::services::archive::{ArchiveService, DEFAULT_BATCH};
-use crate::services::{AcademicService, AccountService, OperationsService, SessionService};
+use crate::services::{
+    AcademicService, AccountService, OperationsService, SessionService, WebhookService,
+};
 use crate::web::limits::Limiter;
 use crate::web::live::LiveHub;
 use crate::web::tokens::JwtKeys;
 use crate::web::{self, AppState};
+use campus_adapters::keys::Purpose;
 use campus_adapters::keys::{load_or_create_key_file, KeyRing};
 use campus_adapters::mail::{DevMailbox, SmtpMailer};
 use campus_adapters::memory::MemoryStore;
@@ -23,10 +27,11 @@ use campus_adapters::pg::{
     self, notify::NOTIFY_WINDOW, Notifier, PgLeaderLock, PgStore, PgWakeUps,
 };
 use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Ids};
+use campus_adapters::webhooks::sender::{AllowedHosts, HttpWebhookSender};
 use campus_ports::{
     AcademicRepository, Archive, DaemonRoster, DemoDataRepository, EngineLog, EventStore,
     LeaderLock, Mailer, NotificationRepository, QueueGauges, Readiness, SentEmailLog, SessionStore,
-    TaskControl, TaskQueue, UserRepository, WakeUps,
+    TaskControl, TaskQueue, UserRepository, WakeUps, WebhookStore,
 };
 use sqlx::PgPool;
 use std::sync::Arc;
@@ -189,6 +194,7 @@ impl Campus {
             + EngineLog
             + TaskControl
             + Readiness
+            + WebhookStore
             + 'static,
     {
         if settings.metrics {
@@ -214,6 +220,25 @@ impl Campus {
             ids: Arc::new(UuidV7Ids),
         };
         ensure_configured_adm(&accounts, &settings).await?;
+        let webhooks = WebhookDeps {
+            store: shared.clone(),
+            sender: Arc::new(HttpWebhookSender::new(
+                settings.webhook_timeout,
+                AllowedHosts::parse(&settings.webhook_allowed_hosts)?,
+            )),
+            vault: Arc::new(SecretVault::for_purpose(keys, Purpose::WebhookSecrets)),
+            tasks: shared.clone(),
+            clock: Arc::new(SystemClock),
+            policy: WebhookPolicy {
+                retry_schedule: settings.webhook_retry_schedule.0.clone(),
+                rotation_overlap: settings.webhook_rotation_overlap,
+                timeout: settings.webhook_timeout,
+            },
+            subscribed: SubscribedTypes::default(),
+        };
+        // Loaded before any daemon plans an event, then kept fresh.
+        webhooks.subscribed.refresh(webhooks.store.as_ref()).await;
+        webhooks.subscribed.keep_fresh(webhooks.store.clone());
         let handler_deps = HandlerDeps {
             users: shared.clone(),
             academic: shared.clone(),
@@ -227,6 +252,7 @@ impl Campus {
             ids: Arc::new(UuidV7Ids),
             public_url: settings.public_url(),
             demo_password: settings.demo_password.clone(),
+            webhooks: webhooks.clone(),
         };
         // A route from an event nobody records, or to a task type nobody runs, stops the start.
         let registry = handlers::register(Registry::new(settings.max_attempts), &handler_deps);
@@ -257,6 +283,7 @@ impl Campus {
             jwt: JwtKeys::new(keys, Duration::from_secs(3600)),
             limiter: limiter(&settings),
             readiness: shared,
+            webhooks: WebhookService { deps: webhooks },
             daemon: DaemonHealth::default(),
             metrics_token: settings.metrics_token.clone(),
         });

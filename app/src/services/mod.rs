@@ -7,12 +7,14 @@ pub mod accounts;
 pub mod archive;
 pub mod operations;
 pub mod sessions;
+pub mod webhooks;
 
 pub use academic::AcademicService;
 pub use accounts::AccountService;
 pub use archive::ArchiveService;
 pub use operations::OperationsService;
 pub use sessions::SessionService;
+pub use webhooks::WebhookService;
 
 use campus_core::DomainError;
 use campus_ports::PortError;

@@ -23,6 +23,8 @@ pub struct AppState {
     pub limiter: Limiter,
     /// The readiness check of `/health/ready`.
     pub readiness: Arc<dyn campus_ports::Readiness>,
+    /// Institutions' webhook subscriptions.
+    pub webhooks: crate::services::WebhookService,
     /// The health of the daemon this process runs, if it runs one (also part of readiness).
     pub daemon: crate::engine::DaemonHealth,
     /// `CAMPUS_METRICS_TOKEN`: the bearer token `GET /metrics` requires, if any.
