@@ -70,6 +70,9 @@ pub fn install() -> Option<&'static PrometheusHandle> {
     for rare in [LEASES_LOST, TASKS_RESCUED, TASKS_CANCELLED] {
         metrics::counter!(rare).increment(0);
     }
+    for outcome in ["succeeded", "failed_will_retry", "failed_permanently"] {
+        metrics::counter!(WEBHOOK_DELIVERIES, "outcome" => outcome).increment(0);
+    }
     if let Ok(runtime) = tokio::runtime::Handle::try_current() {
         runtime.spawn(async move {
             let mut tick = tokio::time::interval(UPKEEP);

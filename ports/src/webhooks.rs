@@ -76,6 +76,71 @@ pub struct DeliveryAttempt {
     pub error: Option<String>,
 }
 
+/// An attempt as the log returns it, with when it was made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoggedAttempt {
+    pub attempt: DeliveryAttempt,
+    pub at: Timestamp,
+}
+
+/// Where a delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    /// Its last attempt got a 2xx.
+    Succeeded,
+    /// It failed so far and will be tried again.
+    Retrying,
+    /// It failed for good (no attempts left, refused, or 410 Gone).
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Succeeded => "succeeded",
+            DeliveryState::Retrying => "retrying",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(raw: &str) -> Option<DeliveryState> {
+        [
+            DeliveryState::Succeeded,
+            DeliveryState::Retrying,
+            DeliveryState::Failed,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == raw)
+    }
+}
+
+/// One delivery (one `deliver_webhook` task; a redelivery is another) as its attempts tell.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliverySummary {
+    pub task_id: TaskId,
+    pub message_id: String,
+    pub event_type: String,
+    pub attempts: u32,
+    pub last_status: Option<u16>,
+    pub last_error: Option<String>,
+    pub first_at: Timestamp,
+    pub last_at: Timestamp,
+    pub state: DeliveryState,
+}
+
+/// Which deliveries of one subscription to list, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeliveryQuery {
+    pub state: Option<DeliveryState>,
+    pub event_type: Option<String>,
+    /// Deliveries with an attempt in `[since, until)`.
+    pub since: Option<Timestamp>,
+    pub until: Option<Timestamp>,
+    /// Keyset page: deliveries older than this one.
+    pub before: Option<TaskId>,
+    pub limit: u32,
+}
+
 /// How much of a receiver's response body is read and kept.
 pub const RESPONSE_EXCERPT: usize = 4096;
 
@@ -138,6 +203,21 @@ pub trait WebhookStore: Send + Sync {
     async fn disable(&self, id: WebhookId, reason: &str) -> Result<(), PortError>;
     /// Appends one attempt to the delivery log.
     async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError>;
+    /// The deliveries of a subscription of `institution` (newest first).
+    async fn deliveries(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliverySummary>, PortError>;
+    /// Every attempt of one delivery, oldest first. Errors: `NotFound` (none, or another
+    /// institution's or subscription's).
+    async fn delivery_attempts(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        delivery: TaskId,
+    ) -> Result<Vec<LoggedAttempt>, PortError>;
 }
 
 /// One delivery's HTTP request: `POST url` with these headers and body.

@@ -63,6 +63,18 @@ fn verified(r: &Received, secret: &str) -> bool {
     .is_ok()
 }
 
+/// The id of the subscription whose URL ends with `path`.
+async fn subscription_id(app: &TestApp, token: &str, path: &str) -> String {
+    let all = app.get("/academic/webhooks", Some(token)).await;
+    all.body
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["url"].as_str().unwrap().ends_with(path))
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .unwrap()
+}
+
 fn body(r: &Received) -> Value {
     serde_json::from_str(&r.body).unwrap()
 }
@@ -191,6 +203,91 @@ async fn failures_are_retried_with_one_webhook_id_gone_disables_and_retry_after_
     receiver.wait_for("/flaky", 4).await;
     app.wait_for_idle().await;
     assert_eq!(receiver.received("/gone").len(), 1);
+    // The delivery log: both deliveries to /flaky succeeded, the first after three attempts.
+    let flaky_id = subscription_id(&app, &token, "/flaky").await;
+    let log = app
+        .get(
+            &format!("/academic/webhooks/{flaky_id}/deliveries"),
+            Some(&token),
+        )
+        .await;
+    let items = log.body["items"].as_array().unwrap();
+    assert_eq!(items.len(), 2, "{log:?}");
+    assert!(items.iter().all(|d| d["status"] == "succeeded"), "{log:?}");
+    let first = &items[1];
+    assert_eq!(first["attempts"], 3);
+    let first_id = first["delivery_id"].as_str().unwrap();
+    let detail = app
+        .get(
+            &format!("/academic/webhooks/{flaky_id}/deliveries/{first_id}"),
+            Some(&token),
+        )
+        .await;
+    let statuses: Vec<&Value> = detail.body["attempt_log"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| &a["status"])
+        .collect();
+    assert_eq!(
+        statuses,
+        [&json!(500), &json!(500), &json!(204)],
+        "{detail:?}"
+    );
+    assert_eq!(
+        detail.body["attempt_log"][0]["response_excerpt"],
+        "received"
+    );
+    let failed = app
+        .get(
+            &format!("/academic/webhooks/{gone}/deliveries?status=failed"),
+            Some(&token),
+        )
+        .await;
+    assert_eq!(
+        failed.body["items"].as_array().unwrap().len(),
+        1,
+        "{failed:?}"
+    );
+    // A redelivery is a new delivery of the same message (same webhook-id).
+    let again = app
+        .post(
+            &format!("/academic/webhooks/{flaky_id}/deliveries/{first_id}/redeliver"),
+            Some(&token),
+            json!({}),
+        )
+        .await;
+    assert_eq!(again.status, 202, "{again:?}");
+    assert_ne!(again.body["delivery_id"].as_str().unwrap(), first_id);
+    let all = receiver.wait_for("/flaky", 5).await;
+    assert_eq!(all[4].header("webhook-id"), all[0].header("webhook-id"));
+    assert!(verified(&all[4], &flaky_secret));
+    app.wait_for_idle().await;
+
+    // The attempts by outcome, as /metrics counts them: /flaky 500, 500, 204, 204 later and
+    // 204 redelivered; /busy 503 then 204 twice; /gone 410.
+    let metrics = reqwest::get(format!("{}/metrics", app.base))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let count = |outcome: &str| {
+        let prefix = format!("campus_webhook_deliveries_total{{outcome=\"{outcome}\"}} ");
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix))
+            .map_or(0.0, |v| v.parse::<f64>().unwrap())
+    };
+    assert_eq!(
+        (
+            count("succeeded"),
+            count("failed_will_retry"),
+            count("failed_permanently")
+        ),
+        (5.0, 3.0, 1.0),
+        "{metrics}"
+    );
     app.stop().await;
 }
 
@@ -270,10 +367,39 @@ async fn bad_or_unsafe_subscriptions_are_refused_and_institutions_see_only_their
     assert_eq!(listed.body.as_array().unwrap().len(), 1, "nothing stored");
 
     // Another institution's Academic sees and touches nothing of it.
-    let seen = app
-        .get(&format!("/academic/webhooks/{id}"), Some(&other))
+    let ping = app
+        .post(
+            &format!("/academic/webhooks/{id}/test"),
+            Some(&token),
+            json!({}),
+        )
         .await;
-    assert_eq!(seen.status, 404, "{seen:?}");
+    assert_eq!(ping.status, 202);
+    receiver.wait_for("/ok", 1).await;
+    app.wait_for_idle().await;
+    let log = app
+        .get(&format!("/academic/webhooks/{id}/deliveries"), Some(&token))
+        .await;
+    let delivery = log.body["items"][0]["delivery_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    for path in [
+        format!("/academic/webhooks/{id}"),
+        format!("/academic/webhooks/{id}/deliveries"),
+        format!("/academic/webhooks/{id}/deliveries/{delivery}"),
+    ] {
+        let seen = app.get(&path, Some(&other)).await;
+        assert_eq!(seen.status, 404, "{path}: {seen:?}");
+    }
+    let r = app
+        .post(
+            &format!("/academic/webhooks/{id}/deliveries/{delivery}/redeliver"),
+            Some(&other),
+            json!({}),
+        )
+        .await;
+    assert_eq!(r.status, 404, "{r:?}");
     let put = app
         .put(
             &format!("/academic/webhooks/{id}"),

@@ -136,7 +136,7 @@ pub(crate) struct State {
             campus_ports::DeliveryTarget,
         ),
     >,
-    pub webhook_attempts: Vec<campus_ports::DeliveryAttempt>,
+    pub webhook_attempts: Vec<campus_ports::LoggedAttempt>,
 }
 
 /// The rows of a live table, of its archive, or of both, newest first (ids are

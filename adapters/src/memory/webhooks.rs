@@ -2,13 +2,15 @@
 //! PostgreSQL's: scoped by institution, one subscription per URL, a cap per institution).
 
 use super::MemoryStore;
+use campus_core::engine::TaskStatus;
 use campus_core::events::SealedSecret;
-use campus_core::ids::{InstitutionId, WebhookId};
+use campus_core::ids::{InstitutionId, TaskId, WebhookId};
 use campus_core::Timestamp;
 use campus_ports::{
-    DeliveryAttempt, DeliveryTarget, NewSubscription, PortError, SubscriptionChange, WebhookStore,
-    WebhookSubscription,
+    DeliveryAttempt, DeliveryQuery, DeliveryState, DeliverySummary, DeliveryTarget, LoggedAttempt,
+    NewSubscription, PortError, SubscriptionChange, WebhookStore, WebhookSubscription,
 };
+use std::collections::BTreeMap;
 
 fn not_found() -> PortError {
     PortError::NotFound("webhook subscription")
@@ -207,7 +209,91 @@ impl WebhookStore for MemoryStore {
     }
 
     async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError> {
-        self.lock().webhook_attempts.push(attempt.clone());
+        let at = self.now();
+        self.lock().webhook_attempts.push(LoggedAttempt {
+            attempt: attempt.clone(),
+            at,
+        });
         Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        q: &DeliveryQuery,
+    ) -> Result<Vec<DeliverySummary>, PortError> {
+        let s = self.lock();
+        let mut by_task: BTreeMap<u128, Vec<&LoggedAttempt>> = BTreeMap::new();
+        for l in &s.webhook_attempts {
+            let a = &l.attempt;
+            let wanted = a.institution_id == institution
+                && a.subscription_id == subscription
+                && q.event_type.as_ref().is_none_or(|t| *t == a.event_type)
+                && q.since.is_none_or(|t| l.at >= t)
+                && q.until.is_none_or(|t| l.at < t)
+                && q.before.is_none_or(|t| a.task_id < t);
+            if wanted {
+                by_task.entry(a.task_id.0).or_default().push(l);
+            }
+        }
+        let mut out = Vec::new();
+        for (task, mut attempts) in by_task.into_iter().rev() {
+            attempts.sort_by_key(|l| l.attempt.attempt);
+            let last = attempts[attempts.len() - 1];
+            let waiting = s.tasks.get(&task).is_some_and(|t| {
+                matches!(
+                    t.status,
+                    TaskStatus::Pending | TaskStatus::Running | TaskStatus::Retrying
+                )
+            });
+            let state = match last.attempt.status {
+                Some(200..=299) => DeliveryState::Succeeded,
+                _ if waiting => DeliveryState::Retrying,
+                _ => DeliveryState::Failed,
+            };
+            if q.state.is_some_and(|s| s != state) {
+                continue;
+            }
+            out.push(DeliverySummary {
+                task_id: TaskId(task),
+                message_id: last.attempt.message_id.clone(),
+                event_type: last.attempt.event_type.clone(),
+                attempts: u32::try_from(attempts.len()).unwrap_or(u32::MAX),
+                last_status: last.attempt.status,
+                last_error: last.attempt.error.clone(),
+                first_at: attempts[0].at,
+                last_at: last.at,
+                state,
+            });
+            if out.len() >= q.limit as usize {
+                break;
+            }
+        }
+        Ok(out)
+    }
+
+    async fn delivery_attempts(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        delivery: TaskId,
+    ) -> Result<Vec<LoggedAttempt>, PortError> {
+        let mut attempts: Vec<LoggedAttempt> = self
+            .lock()
+            .webhook_attempts
+            .iter()
+            .filter(|l| {
+                l.attempt.institution_id == institution
+                    && l.attempt.subscription_id == subscription
+                    && l.attempt.task_id == delivery
+            })
+            .cloned()
+            .collect();
+        if attempts.is_empty() {
+            return Err(PortError::NotFound("webhook delivery"));
+        }
+        attempts.sort_by_key(|l| l.attempt.attempt);
+        Ok(attempts)
     }
 }

@@ -4,11 +4,11 @@
 use super::{db_err, is_unique_violation, PgStore};
 use crate::dto::{time, uuid};
 use campus_core::events::SealedSecret;
-use campus_core::ids::{InstitutionId, WebhookId};
+use campus_core::ids::{InstitutionId, TaskId, WebhookId};
 use campus_core::Timestamp;
 use campus_ports::{
-    DeliveryAttempt, DeliveryTarget, NewSubscription, PortError, SubscriptionChange, WebhookStore,
-    WebhookSubscription,
+    DeliveryAttempt, DeliveryQuery, DeliveryState, DeliverySummary, DeliveryTarget, LoggedAttempt,
+    NewSubscription, PortError, SubscriptionChange, WebhookStore, WebhookSubscription,
 };
 use chrono::{DateTime, Utc};
 use sqlx::postgres::PgRow;
@@ -32,6 +32,55 @@ fn subscription(row: &PgRow) -> WebhookSubscription {
         disabled_reason: row.get("disabled_reason"),
         created_at: ts(row.get("created_at")),
         updated_at: ts(row.get("updated_at")),
+    }
+}
+
+/// One row per delivery of a subscription, from its attempts; its state from the last
+/// attempt and its task (live or archived).
+const DELIVERIES: &str = "
+SELECT * FROM (
+  SELECT d.*,
+         CASE WHEN d.last_status BETWEEN 200 AND 299 THEN 'succeeded'
+              WHEN coalesce(t.status, tp.status) IN ('pending', 'running', 'retrying')
+                THEN 'retrying'
+              ELSE 'failed' END AS state
+    FROM (SELECT task_id, min(message_id) AS message_id, min(event_type) AS event_type,
+                 count(*) AS attempts, min(at) AS first_at, max(at) AS last_at,
+                 (array_agg(status ORDER BY attempt DESC, id DESC))[1] AS last_status,
+                 (array_agg(error ORDER BY attempt DESC, id DESC))[1] AS last_error
+            FROM webhook_attempts
+           WHERE institution_id = $1 AND subscription_id = $2
+             AND ($3::text IS NULL OR event_type = $3)
+             AND ($4::timestamptz IS NULL OR at >= $4)
+             AND ($5::timestamptz IS NULL OR at < $5)
+             AND ($6::uuid IS NULL OR task_id < $6)
+           GROUP BY task_id) d
+    LEFT JOIN tasks t ON t.id = d.task_id
+    LEFT JOIN tasks_processed tp ON tp.id = d.task_id
+) x
+WHERE ($7::text IS NULL OR state = $7)
+ORDER BY task_id DESC
+LIMIT $8";
+
+fn logged(row: &PgRow) -> LoggedAttempt {
+    LoggedAttempt {
+        attempt: DeliveryAttempt {
+            task_id: TaskId(row.get::<uuid::Uuid, _>("task_id").as_u128()),
+            subscription_id: WebhookId(row.get::<uuid::Uuid, _>("subscription_id").as_u128()),
+            institution_id: InstitutionId(row.get::<uuid::Uuid, _>("institution_id").as_u128()),
+            message_id: row.get("message_id"),
+            event_type: row.get("event_type"),
+            attempt: u32::try_from(row.get::<i32, _>("attempt")).unwrap_or(0),
+            status: row
+                .get::<Option<i32>, _>("status")
+                .and_then(|s| u16::try_from(s).ok()),
+            duration: std::time::Duration::from_secs_f64(
+                row.get::<f64, _>("duration_ms").max(0.0) / 1000.0,
+            ),
+            response_excerpt: row.get("response_excerpt"),
+            error: row.get("error"),
+        },
+        at: ts(row.get("at")),
     }
 }
 
@@ -260,6 +309,65 @@ impl WebhookStore for PgStore {
         .await
         .map_err(db_err)?;
         Ok(())
+    }
+
+    async fn deliveries(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        q: &DeliveryQuery,
+    ) -> Result<Vec<DeliverySummary>, PortError> {
+        let rows = sqlx::query(DELIVERIES)
+            .bind(uuid(institution.0))
+            .bind(uuid(subscription.0))
+            .bind(&q.event_type)
+            .bind(q.since.map(time))
+            .bind(q.until.map(time))
+            .bind(q.before.map(|t| uuid(t.0)))
+            .bind(q.state.map(DeliveryState::as_str))
+            .bind(i64::from(q.limit))
+            .fetch_all(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|row| DeliverySummary {
+                task_id: TaskId(row.get::<uuid::Uuid, _>("task_id").as_u128()),
+                message_id: row.get("message_id"),
+                event_type: row.get("event_type"),
+                attempts: u32::try_from(row.get::<i64, _>("attempts")).unwrap_or(0),
+                last_status: row
+                    .get::<Option<i32>, _>("last_status")
+                    .and_then(|s| u16::try_from(s).ok()),
+                last_error: row.get("last_error"),
+                first_at: ts(row.get("first_at")),
+                last_at: ts(row.get("last_at")),
+                state: DeliveryState::parse(row.get("state")).unwrap_or(DeliveryState::Failed),
+            })
+            .collect())
+    }
+
+    async fn delivery_attempts(
+        &self,
+        institution: InstitutionId,
+        subscription: WebhookId,
+        delivery: TaskId,
+    ) -> Result<Vec<LoggedAttempt>, PortError> {
+        let rows = sqlx::query(
+            "SELECT * FROM webhook_attempts
+              WHERE institution_id = $1 AND subscription_id = $2 AND task_id = $3
+              ORDER BY attempt, id",
+        )
+        .bind(uuid(institution.0))
+        .bind(uuid(subscription.0))
+        .bind(uuid(delivery.0))
+        .fetch_all(&self.pool)
+        .await
+        .map_err(db_err)?;
+        if rows.is_empty() {
+            return Err(PortError::NotFound("webhook delivery"));
+        }
+        Ok(rows.iter().map(logged).collect())
     }
 
     async fn record_attempt(&self, a: &DeliveryAttempt) -> Result<(), PortError> {

@@ -6,14 +6,14 @@ use super::public::{ApiTags, NoContent};
 use crate::services::webhooks::SubscriptionInput;
 use crate::web::error::ApiError;
 use crate::web::State;
-use campus_core::ids::WebhookId;
+use campus_core::ids::{TaskId, WebhookId};
 use campus_core::values::Role;
-use campus_ports::WebhookSubscription;
+use campus_ports::{DeliveryQuery, DeliveryState, DeliverySummary, WebhookSubscription};
 use poem::web::Data;
 use poem::Request;
-use poem_openapi::param::Path;
+use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 /// A subscription to create, or the full replacement of one.
 #[derive(Object)]
@@ -73,6 +73,112 @@ pub struct TestDelivery {
     pub message_id: String,
 }
 
+/// Where a delivery stands.
+#[derive(Enum, Clone, Copy, PartialEq, Eq)]
+#[oai(rename_all = "snake_case")]
+pub enum DeliveryStatus {
+    /// Its last attempt got a 2xx.
+    Succeeded,
+    /// It failed so far and will be tried again.
+    Retrying,
+    /// It failed for good (no attempts left, the URL refused, or 410 Gone).
+    Failed,
+}
+
+impl DeliveryStatus {
+    fn of(s: DeliveryState) -> Self {
+        match s {
+            DeliveryState::Succeeded => DeliveryStatus::Succeeded,
+            DeliveryState::Retrying => DeliveryStatus::Retrying,
+            DeliveryState::Failed => DeliveryStatus::Failed,
+        }
+    }
+
+    fn state(self) -> DeliveryState {
+        match self {
+            DeliveryStatus::Succeeded => DeliveryState::Succeeded,
+            DeliveryStatus::Retrying => DeliveryState::Retrying,
+            DeliveryStatus::Failed => DeliveryState::Failed,
+        }
+    }
+}
+
+/// One delivery of one message to one subscription (a redelivery is another).
+#[derive(Object)]
+pub struct DeliveryItem {
+    pub delivery_id: uuid::Uuid,
+    /// Its `webhook-id` (a redelivery keeps it).
+    pub message_id: String,
+    pub event_type: String,
+    pub status: DeliveryStatus,
+    pub attempts: u32,
+    /// The receiver's status at the last attempt, if it answered.
+    pub last_status: Option<u16>,
+    /// Why the last attempt got no answer, if it did not.
+    pub last_error: Option<String>,
+    pub first_attempt_at: chrono::DateTime<chrono::Utc>,
+    pub last_attempt_at: chrono::DateTime<chrono::Utc>,
+}
+
+/// A page of deliveries, newest first.
+#[derive(Object)]
+pub struct DeliveryPage {
+    pub items: Vec<DeliveryItem>,
+    /// Pass as `before` for the next page; absent on the last.
+    pub next_before: Option<uuid::Uuid>,
+}
+
+/// One attempt of a delivery.
+#[derive(Object)]
+pub struct AttemptItem {
+    pub attempt: u32,
+    pub at: chrono::DateTime<chrono::Utc>,
+    pub status: Option<u16>,
+    pub duration_ms: f64,
+    /// The first 4 KiB of the receiver's response body.
+    pub response_excerpt: String,
+    pub error: Option<String>,
+}
+
+/// A delivery with every attempt, oldest first.
+#[derive(Object)]
+pub struct DeliveryDetail {
+    #[oai(flatten)]
+    pub delivery: DeliveryItem,
+    pub attempt_log: Vec<AttemptItem>,
+}
+
+/// The new delivery a redelivery made.
+#[derive(Object)]
+pub struct Redelivery {
+    pub delivery_id: uuid::Uuid,
+}
+
+#[derive(ApiResponse)]
+pub enum RedeliveryQueued {
+    /// Queued as a new delivery.
+    #[oai(status = 202)]
+    Accepted(Json<Redelivery>),
+}
+
+fn at(t: campus_core::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
+}
+
+fn delivery_item(d: DeliverySummary) -> DeliveryItem {
+    DeliveryItem {
+        delivery_id: uuid::Uuid::from_u128(d.task_id.0),
+        message_id: d.message_id,
+        event_type: d.event_type,
+        status: DeliveryStatus::of(d.state),
+        attempts: d.attempts,
+        last_status: d.last_status,
+        last_error: d.last_error,
+        first_attempt_at: at(d.first_at),
+        last_attempt_at: at(d.last_at),
+    }
+}
+
 #[derive(ApiResponse)]
 pub enum WebhookCreated {
     /// Created; the secret is in the body, once.
@@ -88,9 +194,6 @@ pub enum TestQueued {
 }
 
 fn item(s: WebhookSubscription) -> WebhookItem {
-    let at = |t: campus_core::Timestamp| {
-        chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
-    };
     WebhookItem {
         id: uuid::Uuid::from_u128(s.id.0),
         url: s.url,
@@ -205,6 +308,117 @@ impl WebhooksApi {
             .rotate_secret(inst, WebhookId(id.0.as_u128()))
             .await?;
         Ok(Json(RotatedSecret { secret }))
+    }
+
+    /// The subscription's deliveries, newest first, with their status
+    #[allow(clippy::too_many_arguments)]
+    #[oai(path = "/academic/webhooks/:id/deliveries", method = "get")]
+    async fn deliveries(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        id: Path<uuid::Uuid>,
+        /// Only deliveries in this status.
+        status: Query<Option<DeliveryStatus>>,
+        /// Only deliveries of this event type.
+        event_type: Query<Option<String>>,
+        /// Only deliveries with an attempt at or after this instant.
+        since: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// Only deliveries with an attempt before this instant.
+        until: Query<Option<chrono::DateTime<chrono::Utc>>>,
+        /// The `next_before` of the previous page.
+        before: Query<Option<uuid::Uuid>>,
+        /// Page size, 1 to 200 (default 50).
+        #[oai(validator(minimum(value = "1"), maximum(value = "200")))]
+        limit: Query<Option<u32>>,
+    ) -> Result<Json<DeliveryPage>, ApiError> {
+        let inst = auth.0.institution_as(Role::Academic)?;
+        let limit = campus_ports::clamp_limit(limit.0);
+        let ms = |t: chrono::DateTime<chrono::Utc>| campus_core::Timestamp(t.timestamp_millis());
+        let query = DeliveryQuery {
+            state: status.0.map(DeliveryStatus::state),
+            event_type: event_type.0,
+            since: since.0.map(ms),
+            until: until.0.map(ms),
+            before: before.0.map(|b| TaskId(b.as_u128())),
+            limit,
+        };
+        let found = state
+            .webhooks
+            .deliveries(inst, WebhookId(id.0.as_u128()), &query)
+            .await?;
+        let next_before = (found.len() == limit as usize)
+            .then(|| found.last().map(|d| uuid::Uuid::from_u128(d.task_id.0)))
+            .flatten();
+        Ok(Json(DeliveryPage {
+            items: found.into_iter().map(delivery_item).collect(),
+            next_before,
+        }))
+    }
+
+    /// One delivery with every attempt (status, duration, the start of the response)
+    #[oai(
+        path = "/academic/webhooks/:id/deliveries/:delivery_id",
+        method = "get"
+    )]
+    async fn delivery(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        id: Path<uuid::Uuid>,
+        delivery_id: Path<uuid::Uuid>,
+    ) -> Result<Json<DeliveryDetail>, ApiError> {
+        let inst = auth.0.institution_as(Role::Academic)?;
+        let (summary, attempts) = state
+            .webhooks
+            .delivery(
+                inst,
+                WebhookId(id.0.as_u128()),
+                TaskId(delivery_id.0.as_u128()),
+            )
+            .await?;
+        Ok(Json(DeliveryDetail {
+            delivery: delivery_item(summary),
+            attempt_log: attempts
+                .into_iter()
+                .map(|l| AttemptItem {
+                    attempt: l.attempt.attempt,
+                    at: at(l.at),
+                    status: l.attempt.status,
+                    duration_ms: l.attempt.duration.as_secs_f64() * 1000.0,
+                    response_excerpt: l.attempt.response_excerpt,
+                    error: l.attempt.error,
+                })
+                .collect(),
+        }))
+    }
+
+    /// Deliver the same message again, as a new delivery with the same `webhook-id`
+    #[oai(
+        path = "/academic/webhooks/:id/deliveries/:delivery_id/redeliver",
+        method = "post"
+    )]
+    async fn redeliver(
+        &self,
+        state: Data<&State>,
+        auth: BearerAuth,
+        req: &Request,
+        id: Path<uuid::Uuid>,
+        delivery_id: Path<uuid::Uuid>,
+    ) -> Result<RedeliveryQueued, ApiError> {
+        let inst = auth.0.institution_as(Role::Academic)?;
+        let copy = state
+            .webhooks
+            .redeliver(
+                inst,
+                WebhookId(id.0.as_u128()),
+                TaskId(delivery_id.0.as_u128()),
+                auth.context(req).correlation_id,
+            )
+            .await?;
+        Ok(RedeliveryQueued::Accepted(Json(Redelivery {
+            delivery_id: uuid::Uuid::from_u128(copy.0),
+        })))
     }
 
     /// Send a `WebhookTest` ping to the subscription (a delivery like any other)

@@ -7,9 +7,12 @@ use crate::handlers::webhooks::{
     subscribable, Delivery, WebhookDeps, WebhookMessage, MAX_SUBSCRIPTIONS, TEST_EVENT,
 };
 use campus_adapters::webhooks::signature::generate_secret;
-use campus_core::ids::{InstitutionId, WebhookId};
+use campus_core::ids::{InstitutionId, TaskId, WebhookId};
 use campus_core::DomainError;
-use campus_ports::{NewSubscription, PortError, SubscriptionChange, WebhookSubscription};
+use campus_ports::{
+    DeliveryQuery, DeliverySummary, LoggedAttempt, NewSubscription, PortError, SubscriptionChange,
+    WebhookSubscription,
+};
 
 /// Longest description accepted.
 pub const MAX_DESCRIPTION: usize = 500;
@@ -183,6 +186,67 @@ impl WebhookService {
             .rotate_secret(institution, id, &self.deps.vault.seal(&secret), until)
             .await?;
         Ok(secret)
+    }
+
+    /// A subscription's deliveries, newest first.
+    pub async fn deliveries(
+        &self,
+        institution: InstitutionId,
+        id: WebhookId,
+        query: &DeliveryQuery,
+    ) -> Result<Vec<DeliverySummary>, AppError> {
+        self.deps.store.subscription(institution, id).await?;
+        Ok(self.deps.store.deliveries(institution, id, query).await?)
+    }
+
+    /// One delivery and every attempt of it, oldest first.
+    pub async fn delivery(
+        &self,
+        institution: InstitutionId,
+        id: WebhookId,
+        delivery: TaskId,
+    ) -> Result<(DeliverySummary, Vec<LoggedAttempt>), AppError> {
+        let attempts = self
+            .deps
+            .store
+            .delivery_attempts(institution, id, delivery)
+            .await?;
+        // The newest delivery not newer than this one is this one.
+        let just_this = DeliveryQuery {
+            before: Some(TaskId(delivery.0.saturating_add(1))),
+            limit: 1,
+            ..DeliveryQuery::default()
+        };
+        let summary = self
+            .deps
+            .store
+            .deliveries(institution, id, &just_this)
+            .await?
+            .into_iter()
+            .find(|d| d.task_id == delivery)
+            .ok_or(AppError::NotFound("webhook delivery"))?;
+        Ok((summary, attempts))
+    }
+
+    /// Delivers the same message again as a new delivery (a copy of the original task, so
+    /// the same `webhook-id`); returns the new delivery's id. Errors: `NotFound`; `Conflict`
+    /// while the delivery (or an earlier redelivery of it) is still being tried.
+    pub async fn redeliver(
+        &self,
+        institution: InstitutionId,
+        id: WebhookId,
+        delivery: TaskId,
+        request_id: Option<String>,
+    ) -> Result<TaskId, AppError> {
+        self.deps
+            .store
+            .delivery_attempts(institution, id, delivery)
+            .await?;
+        Ok(self
+            .deps
+            .tasks
+            .reprocess_task(delivery, Some(institution), request_id)
+            .await?)
     }
 
     /// Queues a `WebhookTest` delivery to the subscription (through the engine, like any
