@@ -14,6 +14,9 @@ CREATE TABLE webhook_subscriptions (
     secret_sealed    text NOT NULL,
     previous_sealed  text,
     previous_until   timestamptz,
+    -- Its first failed attempt after its last success: failing for
+    -- CAMPUS_WEBHOOK_DISABLE_AFTER disables it.
+    failing_since    timestamptz,
     created_at       timestamptz NOT NULL DEFAULT now(),
     updated_at       timestamptz NOT NULL DEFAULT now(),
     UNIQUE (institution_id, url)

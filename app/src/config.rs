@@ -154,6 +154,11 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_WEBHOOK_RETRY_SCHEDULE", global = true, default_value = "0s,5s,5m,30m,2h,5h,10h,10h", value_parser = parse_schedule)]
     pub webhook_retry_schedule: RetrySchedule,
 
+    /// A webhook subscription whose every delivery failed for this long is disabled (its
+    /// institution's Academic users are told).
+    #[arg(long, env = "CAMPUS_WEBHOOK_DISABLE_AFTER", global = true, default_value = "5d", value_parser = parse_retention)]
+    pub webhook_disable_after: Duration,
+
     /// After a secret rotation, the old secret keeps signing (beside the new one) this long.
     #[arg(long, env = "CAMPUS_WEBHOOK_ROTATION_OVERLAP", global = true, default_value = "24h", value_parser = parse_retention)]
     pub webhook_rotation_overlap: Duration,

@@ -67,6 +67,38 @@ impl Notification {
     }
 }
 
+impl Notification {
+    /// Kind of the notification sent when Campus disables a webhook subscription.
+    pub const WEBHOOK_DISABLED: &'static str = "webhook_disabled";
+
+    /// Tells an Academic user that a subscription of their institution was disabled.
+    pub fn webhook_disabled(
+        id: NotificationId,
+        user_id: UserId,
+        institution_id: InstitutionId,
+        url: &str,
+        why: &str,
+        now: Timestamp,
+    ) -> Self {
+        let kind = Self::WEBHOOK_DISABLED.to_string();
+        let event = DomainEvent::NotificationCreated {
+            notification_id: id,
+            user_id,
+            institution_id,
+            kind: kind.clone(),
+        };
+        Notification {
+            id,
+            user_id,
+            institution_id,
+            kind,
+            message: format!("The webhook subscription to {url} was disabled: {why}. Enable it again once its receiver works."),
+            created_at: now,
+            events: vec![event],
+        }
+    }
+}
+
 impl RecordsEvents for Notification {
     fn take_events(&mut self) -> Vec<DomainEvent> {
         std::mem::take(&mut self.events)

@@ -165,7 +165,8 @@ pub trait WebhookStore: Send + Sync {
         institution: InstitutionId,
         id: WebhookId,
     ) -> Result<WebhookSubscription, PortError>;
-    /// Replaces the editable fields; enabling clears `disabled_reason`. Errors: `NotFound`,
+    /// Replaces the editable fields; enabling clears `disabled_reason` and the failing
+    /// streak. Errors: `NotFound`,
     /// `Conflict` (another subscription of the institution has the URL).
     async fn update_subscription(
         &self,
@@ -201,8 +202,13 @@ pub trait WebhookStore: Send + Sync {
     async fn target(&self, id: WebhookId) -> Result<Option<DeliveryTarget>, PortError>;
     /// Disables a subscription, saying why (Campus's own decision, e.g. 410 Gone).
     async fn disable(&self, id: WebhookId, reason: &str) -> Result<(), PortError>;
-    /// Appends one attempt to the delivery log.
-    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError>;
+    /// Appends one attempt to the delivery log and returns since when the subscription has
+    /// been failing (its first failed attempt after its last success, `None` after a
+    /// success).
+    async fn record_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+    ) -> Result<Option<Timestamp>, PortError>;
     /// The deliveries of a subscription of `institution` (newest first).
     async fn deliveries(
         &self,

@@ -443,3 +443,64 @@ async fn bad_or_unsafe_subscriptions_are_refused_and_institutions_see_only_their
     assert_eq!(stored, 0);
     strict.stop().await;
 }
+
+#[tokio::test]
+async fn a_subscription_failing_for_too_long_is_disabled_and_its_academics_are_told() {
+    let app = TestApp::spawn_custom(
+        |s| {
+            s.webhook_allowed_hosts = "127.0.0.0/8".into();
+            s.webhook_retry_schedule = RetrySchedule(vec![Duration::from_millis(200); 20]);
+            s.webhook_disable_after = Duration::from_millis(500);
+        },
+        |c| c.default_registry(),
+    )
+    .await;
+    let receiver = WebhookReceiver::start().await;
+    let token = institution(&app, "failing").await;
+    let down = Answer {
+        status: 500,
+        retry_after: None,
+    };
+    receiver.script("/down", &[down; 50]);
+    let (id, _) = subscribe(&app, &token, &receiver.url("/down"), &["DisciplineCreated"]).await;
+    create_discipline(&app, &token, "Hook Studies III").await;
+    app.wait_for_idle().await;
+    let s = app
+        .get(&format!("/academic/webhooks/{id}"), Some(&token))
+        .await;
+    assert_eq!(s.body["enabled"], false, "{s:?}");
+    let why = s.body["disabled_reason"].as_str().unwrap();
+    assert!(why.contains("every delivery failed"), "{why}");
+    let attempts = receiver.received("/down");
+    assert!(
+        (3..20).contains(&attempts.len()),
+        "disabled after about half a second of failures, not after every retry: {}",
+        attempts.len()
+    );
+    let told: Vec<String> = sqlx::query_scalar(
+        "SELECT n.message FROM notifications n JOIN users u ON u.id = n.user_id
+          WHERE n.kind = 'webhook_disabled' AND u.role = 'academic'",
+    )
+    .fetch_all(&app.pool)
+    .await
+    .unwrap();
+    assert_eq!(
+        told.len(),
+        1,
+        "the institution's one Academic user: {told:?}"
+    );
+    assert!(told[0].contains(&receiver.url("/down")), "{told:?}");
+    // Enabled again, it delivers again.
+    let r = app
+        .put(
+            &format!("/academic/webhooks/{id}"),
+            &token,
+            json!({"url": receiver.url("/up"), "event_types": ["DisciplineCreated"]}),
+        )
+        .await;
+    assert_eq!((r.status, &r.body["enabled"]), (200, &json!(true)), "{r:?}");
+    assert!(r.body["disabled_reason"].is_null());
+    create_discipline(&app, &token, "Hook Studies IV").await;
+    receiver.wait_for("/up", 1).await;
+    app.stop().await;
+}

@@ -137,6 +137,8 @@ pub(crate) struct State {
         ),
     >,
     pub webhook_attempts: Vec<campus_ports::LoggedAttempt>,
+    /// Subscription → its first failed attempt after its last success.
+    pub failing_since: HashMap<u128, Option<Timestamp>>,
 }
 
 /// The rows of a live table, of its archive, or of both, newest first (ids are

@@ -123,7 +123,11 @@ impl WebhookStore for MemoryStore {
         sub.updated_at = now;
         target.url = change.url.clone();
         target.enabled = change.enabled;
-        Ok(sub.clone())
+        let updated = sub.clone();
+        if change.enabled {
+            s.failing_since.remove(&id.0);
+        }
+        Ok(updated)
     }
 
     async fn delete_subscription(
@@ -208,13 +212,27 @@ impl WebhookStore for MemoryStore {
         Ok(())
     }
 
-    async fn record_attempt(&self, attempt: &DeliveryAttempt) -> Result<(), PortError> {
+    async fn record_attempt(
+        &self,
+        attempt: &DeliveryAttempt,
+    ) -> Result<Option<Timestamp>, PortError> {
         let at = self.now();
-        self.lock().webhook_attempts.push(LoggedAttempt {
+        let mut s = self.lock();
+        s.webhook_attempts.push(LoggedAttempt {
             attempt: attempt.clone(),
             at,
         });
-        Ok(())
+        let succeeded = attempt.status.is_some_and(|st| (200..300).contains(&st));
+        let since = s
+            .failing_since
+            .entry(attempt.subscription_id.0)
+            .or_insert(None);
+        *since = if succeeded {
+            None
+        } else {
+            Some(since.unwrap_or(at))
+        };
+        Ok(*since)
     }
 
     async fn deliveries(

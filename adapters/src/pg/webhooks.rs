@@ -180,6 +180,7 @@ impl WebhookStore for PgStore {
             "UPDATE webhook_subscriptions
                 SET url = $3, event_types = $4, description = $5, enabled = $6,
                     disabled_reason = CASE WHEN $6 THEN NULL ELSE disabled_reason END,
+                    failing_since = CASE WHEN $6 THEN NULL ELSE failing_since END,
                     updated_at = now()
               WHERE institution_id = $1 AND id = $2
           RETURNING {COLUMNS}"
@@ -370,7 +371,8 @@ impl WebhookStore for PgStore {
         Ok(rows.iter().map(logged).collect())
     }
 
-    async fn record_attempt(&self, a: &DeliveryAttempt) -> Result<(), PortError> {
+    async fn record_attempt(&self, a: &DeliveryAttempt) -> Result<Option<Timestamp>, PortError> {
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query(
             "INSERT INTO webhook_attempts
                (id, task_id, subscription_id, institution_id, message_id, event_type, attempt,
@@ -388,9 +390,22 @@ impl WebhookStore for PgStore {
         .bind(a.duration.as_secs_f64() * 1000.0)
         .bind(&a.response_excerpt)
         .bind(&a.error)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await
         .map_err(db_err)?;
-        Ok(())
+        let succeeded = a.status.is_some_and(|s| (200..300).contains(&s));
+        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
+            "UPDATE webhook_subscriptions
+                SET failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END
+              WHERE id = $1
+          RETURNING failing_since",
+        )
+        .bind(uuid(a.subscription_id.0))
+        .bind(succeeded)
+        .fetch_optional(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(since.flatten().map(ts))
     }
 }

@@ -11,10 +11,14 @@ use async_trait::async_trait;
 use campus_adapters::webhooks::signature::signature_header;
 use campus_core::engine::EventEnvelope;
 use campus_core::events::EventType;
+use campus_core::ids::NotificationId;
 use campus_core::ids::{InstitutionId, WebhookId};
+use campus_core::notification::Notification;
+use campus_core::values::Role;
 use campus_ports::{
-    ClaimedTask, Clock, DeliveryAttempt, NewTask, Payload, PortError, TaskQueue, TokenVault,
-    WebhookRequest, WebhookSender, WebhookStore,
+    ClaimedTask, Clock, DeliveryAttempt, IdGenerator, NewTask, NotificationRepository, PageRequest,
+    Payload, PortError, TaskQueue, TokenVault, UserRepository, WebhookRequest, WebhookSender,
+    WebhookStore,
 };
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
@@ -101,6 +105,9 @@ pub struct WebhookPolicy {
     pub rotation_overlap: Duration,
     /// `CAMPUS_WEBHOOK_TIMEOUT`; a delivery's attempt is stopped a little after it.
     pub timeout: Duration,
+    /// `CAMPUS_WEBHOOK_DISABLE_AFTER`: a subscription failing every delivery this long is
+    /// disabled (and its institution's Academic users told).
+    pub disable_after: Duration,
 }
 
 impl WebhookPolicy {
@@ -135,6 +142,10 @@ pub struct WebhookDeps {
     pub clock: Arc<dyn Clock>,
     pub policy: WebhookPolicy,
     pub subscribed: SubscribedTypes,
+    /// To tell the Academic users of an institution that a subscription was disabled.
+    pub users: Arc<dyn UserRepository>,
+    pub notifications: Arc<dyn NotificationRepository>,
+    pub ids: Arc<dyn IdGenerator>,
 }
 
 /// The message a receiver gets (the body of every delivery of one event).
@@ -335,17 +346,72 @@ impl Handler for DeliverWebhook {
                 }
             }
         };
+        let failing_since = d.store.record_attempt(&attempt).await?;
+        let outcome = match (outcome, failing_since) {
+            (Err(e), Some(since))
+                if !e.permanent
+                    && now.0 - since.0
+                        >= i64::try_from(d.policy.disable_after.as_millis())
+                            .unwrap_or(i64::MAX) =>
+            {
+                let why = format!(
+                    "every delivery failed for {} (the last: {})",
+                    humantime::format_duration(d.policy.disable_after),
+                    e.message
+                );
+                self.disable(&target, &why, task).await?;
+                Err(TaskError::permanent(why))
+            }
+            (outcome, _) => outcome,
+        };
         crate::metrics::webhook_delivery(match &outcome {
             Ok(()) => "succeeded",
             Err(e) if e.permanent => "failed_permanently",
             Err(_) => "failed_will_retry",
         });
-        d.store.record_attempt(&attempt).await?;
         outcome
     }
 }
 
 impl DeliverWebhook {
+    /// Disables the subscription and tells its institution's Academic users, once per
+    /// delivery lineage.
+    async fn disable(
+        &self,
+        target: &campus_ports::DeliveryTarget,
+        why: &str,
+        task: &ClaimedTask,
+    ) -> Result<(), TaskError> {
+        let d = &self.0;
+        d.store.disable(target.id, why).await?;
+        let page = PageRequest {
+            limit: 200,
+            after: None,
+        };
+        let academics = d
+            .users
+            .list_users(target.institution_id, Role::Academic, page)
+            .await?;
+        for user in academics {
+            let mut notification = Notification::webhook_disabled(
+                NotificationId(d.ids.new_id()),
+                user.id,
+                target.institution_id,
+                &target.url,
+                why,
+                d.clock.now(),
+            );
+            let dedup = format!(
+                "webhook-disabled:{:032x}:{:032x}",
+                task.lineage_id.0, user.id.0
+            );
+            d.notifications
+                .create_once(&mut notification, &dedup, &super::context(task))
+                .await?;
+        }
+        Ok(())
+    }
+
     async fn outcome(
         &self,
         status: u16,

@@ -233,8 +233,12 @@ impl Campus {
                 retry_schedule: settings.webhook_retry_schedule.0.clone(),
                 rotation_overlap: settings.webhook_rotation_overlap,
                 timeout: settings.webhook_timeout,
+                disable_after: settings.webhook_disable_after,
             },
             subscribed: SubscribedTypes::default(),
+            users: shared.clone(),
+            notifications: shared.clone(),
+            ids: Arc::new(UuidV7Ids),
         };
         // Loaded before any daemon plans an event, then kept fresh.
         webhooks.subscribed.refresh(webhooks.store.as_ref()).await;
