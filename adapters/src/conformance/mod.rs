@@ -18,7 +18,7 @@
 //! Cases: `dispatch` (fan-out, poison events, event order, event copies), `queue` (claims,
 //! fencing, retries, leases), `copies` (task copies, scoping), `outbox` (entity rows and
 //! their events commit together; the summary), `controls` (claims by type, pauses, delayed
-//! tasks, cancel, the leader lock, wake-ups as hints), `retention` (the archive) and `model` (a proptest of the task
+//! tasks, cancel, the leader lock, wake-ups as hints), `retention` (the archive) `webhooks` (subscriptions and the delivery log) and `model` (a proptest of the task
 //! lifecycle against a model).
 
 pub mod controls;
@@ -29,6 +29,7 @@ pub mod outbox;
 pub mod queue;
 pub mod retention;
 pub mod sets;
+pub mod webhooks;
 
 use async_trait::async_trait;
 use campus_core::engine::{EventEnvelope, PlannedTask, RetryPolicy};
@@ -52,6 +53,7 @@ pub struct Engine {
     pub archive: Arc<dyn Archive>,
     pub gauges: Arc<dyn QueueGauges>,
     pub roster: Arc<dyn DaemonRoster>,
+    pub webhooks: Arc<dyn WebhookStore>,
     /// What the archive run purges besides.
     pub sessions: Arc<dyn SessionStore>,
     pub sent: Arc<dyn SentEmailLog>,
@@ -264,7 +266,8 @@ macro_rules! conformance_suite {
             controls::the_roster_lists_the_daemons_heard_from,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
-            retention::the_audit_trail_follows_an_entity_into_the_archive
+            retention::the_audit_trail_follows_an_entity_into_the_archive,
+            webhooks::webhook_subscriptions_are_scoped_and_deliveries_logged
         );
 
         #[test]

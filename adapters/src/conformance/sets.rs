@@ -32,6 +32,7 @@ pub async fn postgres() -> Engine {
         wake_ups: Arc::new(PgWakeUps::new(pool.clone())),
         gauges: store.clone(),
         roster: store.clone(),
+        webhooks: store.clone(),
         archive: store,
         harness: Box::new(PgHarness {
             url: DropOnPanic(url),
@@ -111,6 +112,7 @@ pub async fn memory() -> Engine {
         archive: store.clone(),
         gauges: store.clone(),
         roster: store.clone(),
+        webhooks: store.clone(),
         sessions: store.clone(),
         sent: store.clone(),
         harness: Box::new(MemoryHarness { store, clock }),
