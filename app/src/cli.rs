@@ -103,6 +103,11 @@ pub struct BenchArgs {
     /// phases, or run `campus archive` `during` the drain (1).
     #[arg(long, value_enum, default_value_t = HistoryArchive::Keep)]
     pub archive: HistoryArchive,
+
+    /// Phase 5: commit this many events at once, each delivered to a webhook receiver in
+    /// this process, then measure delivery latency one event at a time (0: skip).
+    #[arg(long, default_value_t = 0)]
+    pub webhooks: usize,
 }
 
 /// When a bench run archives its history (`--archive`).

@@ -15,6 +15,7 @@
 use campus_ports::{PortError, WebhookRequest, WebhookResponse, WebhookSender, RESPONSE_EXCERPT};
 use ipnet::IpNet;
 use reqwest::header::{HeaderMap, HeaderName, HeaderValue, RETRY_AFTER};
+use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
@@ -236,18 +237,57 @@ struct Vetted {
     pinned: Option<(String, Vec<SocketAddr>)>,
 }
 
+/// What a client is pinned to: the host name and its checked addresses (`None` for an
+/// address literal).
+type Pin = Option<(String, Vec<SocketAddr>)>;
+
+/// Clients kept for reuse (their TLS setup and open connections), at most this many.
+const CLIENTS_KEPT: usize = 256;
+
 /// Sends webhook deliveries with reqwest (rustls), enforcing the address safety rule.
 #[derive(Debug, Clone)]
 pub struct HttpWebhookSender {
     timeout: Duration,
     allowed: AllowedHosts,
+    /// One client per pin, reused while the host resolves to the same checked addresses
+    /// (a changed answer is another pin, so a client never reaches an unchecked address).
+    clients: Arc<std::sync::Mutex<HashMap<Pin, reqwest::Client>>>,
 }
 
 impl HttpWebhookSender {
     /// `timeout` bounds a whole delivery: resolving, connecting, sending and reading the
     /// response excerpt.
     pub fn new(timeout: Duration, allowed: AllowedHosts) -> Self {
-        Self { timeout, allowed }
+        Self {
+            timeout,
+            allowed,
+            clients: Arc::default(),
+        }
+    }
+
+    /// The client pinned to `pin`, made on first use.
+    fn client(&self, pin: &Pin) -> Result<reqwest::Client, PortError> {
+        let mut clients = self.clients.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(client) = clients.get(pin) {
+            return Ok(client.clone());
+        }
+        let mut builder = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .no_proxy()
+            .user_agent(concat!("Campus-Webhooks/", env!("CARGO_PKG_VERSION")));
+        // Any name other than the checked one finds no address (it never should be asked).
+        builder = builder.dns_resolver(Arc::new(NoFurtherDns));
+        if let Some((name, addrs)) = pin {
+            builder = builder.resolve_to_addrs(name, addrs);
+        }
+        let client = builder.build().map_err(|e| {
+            PortError::Unavailable(format!("cannot build the HTTP client: {}", chain(&e)))
+        })?;
+        if clients.len() >= CLIENTS_KEPT {
+            clients.clear();
+        }
+        clients.insert(pin.clone(), client.clone());
+        Ok(client)
     }
 
     /// Applies the safety rule to `url`.
@@ -353,20 +393,8 @@ impl HttpWebhookSender {
             headers.append(header, value);
         }
 
-        // A client per delivery: it connects only to the addresses just checked.
-        let mut builder = reqwest::Client::builder()
-            .redirect(reqwest::redirect::Policy::none())
-            .no_proxy()
-            .pool_max_idle_per_host(0)
-            .user_agent(concat!("Campus-Webhooks/", env!("CARGO_PKG_VERSION")));
-        // Any name other than the checked one finds no address (it never should be asked).
-        builder = builder.dns_resolver(Arc::new(NoFurtherDns));
-        if let Some((name, addrs)) = &vetted.pinned {
-            builder = builder.resolve_to_addrs(name, addrs);
-        }
-        let client = builder.build().map_err(|e| {
-            PortError::Unavailable(format!("cannot build the HTTP client: {}", chain(&e)))
-        })?;
+        // The client of the addresses just checked: it connects to no other.
+        let client = self.client(&vetted.pinned)?;
 
         let response = client
             .post(vetted.url)

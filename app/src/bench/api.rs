@@ -8,22 +8,27 @@ use super::processes::{Scratch, DEMO_PASSWORD};
 use super::report::BenchReport;
 use super::{err, progress};
 use crate::cli::BenchArgs;
+use campus_core::ids::InstitutionId;
 use std::time::{Duration, Instant};
 
 /// The Academic user of the bench's institution (its reset links are what phase 4 requests).
-const ACADEMIC_EMAIL: &str = "bench-academic@campus.test";
+pub(super) const ACADEMIC_EMAIL: &str = "bench-academic@campus.test";
+pub(super) const ACADEMIC_PASSWORD: &str = "bench-password";
 
 /// A demo teacher, logged in, with the (class, student) pairs it may grade.
 struct Teacher {
     token: String,
     pairs: Vec<(uuid::Uuid, uuid::Uuid)>,
+    institution: InstitutionId,
 }
 
+/// Runs the phase; returns the API's base URL and the bench institution (the API keeps
+/// running for phase 5).
 pub(super) async fn api_phase(
     s: &mut Scratch,
     args: &BenchArgs,
     report: &mut BenchReport,
-) -> Result<(), String> {
+) -> Result<(String, InstitutionId), String> {
     let http = reqwest::Client::builder()
         .pool_max_idle_per_host(256)
         .build()
@@ -31,6 +36,7 @@ pub(super) async fn api_phase(
     progress("[4/4] starting `campus api` and an institution with demo data");
     let base = start_api(s, &http).await?;
     let teacher = institution_with_demo_teacher(s, &http, &base).await?;
+    let institution = teacher.institution;
 
     progress(&format!(
         "[4/4] POST /auth/reset-password-token at {} req/s for {} s",
@@ -51,7 +57,8 @@ pub(super) async fn api_phase(
     ));
     let notes = open_loop(args.rate, args.api_seconds, {
         let http = http.clone();
-        let Teacher { token, pairs } = teacher;
+        let base = base.clone();
+        let Teacher { token, pairs, .. } = teacher;
         move |i| {
             let (class, student) = pairs[i % pairs.len()];
             http.put(format!(
@@ -68,7 +75,7 @@ pub(super) async fn api_phase(
     report.api_p99_ms = reset.0.p99.max(notes.0.p99);
     wait_until_idle(&s.db, Duration::from_secs(120), false).await?;
     report.emails_received = s.smtp.received();
-    Ok(())
+    Ok((base, institution))
 }
 
 /// Starts `campus api` on a free port and waits until it is ready; returns its base URL.
@@ -107,13 +114,19 @@ async fn institution_with_demo_teacher(
 ) -> Result<Teacher, String> {
     let r = http
         .post(format!("{base}/institutions"))
-        .json(&serde_json::json!({"name": "Bench College", "academic": {"name": "Bench", "email": ACADEMIC_EMAIL, "password": "bench-password"}}))
+        .json(&serde_json::json!({"name": "Bench College", "academic": {"name": "Bench", "email": ACADEMIC_EMAIL, "password": ACADEMIC_PASSWORD}}))
         .send()
         .await
         .map_err(err)?;
     if r.status().as_u16() != 201 {
         return Err(format!("creating the institution failed: {}", r.status()));
     }
+    let created: serde_json::Value = r.json().await.map_err(err)?;
+    let institution = created["institution_id"]
+        .as_str()
+        .and_then(|i| uuid::Uuid::parse_str(i).ok())
+        .map(|i| InstitutionId(i.as_u128()))
+        .ok_or("the new institution has no id")?;
     let deadline = Instant::now() + Duration::from_secs(60);
     let (teacher_email, pairs) = loop {
         let enrollments = s.db.demo_enrollments().await.map_err(err)?;
@@ -144,5 +157,9 @@ async fn institution_with_demo_teacher(
         .as_str()
         .ok_or("teacher login failed")?
         .to_string();
-    Ok(Teacher { token, pairs })
+    Ok(Teacher {
+        token,
+        pairs,
+        institution,
+    })
 }

@@ -68,6 +68,8 @@ impl Scratch {
             .env("CAMPUS_RATE_LIMITS", "off")
             .env("CAMPUS_MAX_CONNECTIONS_PER_CLIENT", "100000")
             .env("CAMPUS_RESET_COOLDOWN", "0s")
+            // Phase 5's receiver listens on 127.0.0.1.
+            .env("CAMPUS_WEBHOOK_ALLOWED_HOSTS", "127.0.0.0/8")
             .env_remove("CAMPUS_ADMIN_EMAIL")
             .env_remove("CAMPUS_ADMIN_PASSWORD")
             .stdout(std::process::Stdio::null())

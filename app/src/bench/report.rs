@@ -38,6 +38,13 @@ pub struct BenchReport {
     pub archive: crate::cli::HistoryArchive,
     /// How long `campus archive` of the history took (0 when it did not run).
     pub archive_seconds: f64,
+    /// Phase 5 (`--webhooks N`): events committed at once, each delivered to one webhook.
+    pub webhook_events: usize,
+    pub webhook_deliveries_per_s: f64,
+    /// One event at a time: commit → delivery received.
+    pub webhook_latency_p50_ms: f64,
+    pub webhook_latency_p99_ms: f64,
+    pub webhook_latency_max_ms: f64,
 }
 
 /// Latency summary of a set of samples.
@@ -127,6 +134,23 @@ pub fn table(r: &BenchReport) -> String {
             r.api_grade_note_p50_ms, r.api_grade_note_p99_ms, r.api_errors
         ),
     );
+    if r.webhook_events > 0 {
+        row(
+            "webhook deliveries (events committed at once)",
+            format!(
+                "{:.0} deliveries/s ({} events)",
+                r.webhook_deliveries_per_s, r.webhook_events
+            ),
+        );
+        row(
+            "event commit → webhook received, light load",
+            lat(
+                r.webhook_latency_p50_ms,
+                r.webhook_latency_p99_ms,
+                r.webhook_latency_max_ms,
+            ),
+        );
+    }
     row(
         "daemon peak RSS during (1) and (2)",
         format!("{:.1} MB", r.daemon_peak_rss_mb),

@@ -1,0 +1,196 @@
+//! Phase (5), with `--webhooks N`: webhook deliveries to a receiver in this process that
+//! answers 204 at once. The bench's institution subscribes to `DisciplineCreated` through the
+//! API; then N events are committed at once (deliveries per second, from the first commit to
+//! the last delivery received) and, at light load, one at a time (commit → delivery received).
+
+use super::api::{ACADEMIC_EMAIL, ACADEMIC_PASSWORD};
+use super::processes::Scratch;
+use super::report::{summarize, BenchReport};
+use super::{err, progress};
+use campus_core::ids::InstitutionId;
+use campus_ports::{EventStore, NewEvent};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// Events measured one at a time at light load.
+const LIGHT_LOAD_EVENTS: usize = 200;
+
+/// When each `webhook-id` arrived.
+type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+
+/// A receiver on 127.0.0.1 answering 204 to every delivery, until the returned task ends.
+fn start_receiver() -> Result<(String, Arrivals, tokio::task::JoinHandle<()>), String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").map_err(err)?;
+    listener.set_nonblocking(true).map_err(err)?;
+    let url = format!("http://{}/hook", listener.local_addr().map_err(err)?);
+    let acceptor = poem::listener::TcpAcceptor::from_std(listener).map_err(err)?;
+    let arrivals: Arrivals = Arc::default();
+    let seen = arrivals.clone();
+    let endpoint = poem::endpoint::make_sync(move |req: poem::Request| {
+        if let Some(id) = req.header("webhook-id") {
+            seen.lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry(id.to_string())
+                .or_insert_with(Instant::now);
+        }
+        poem::http::StatusCode::NO_CONTENT
+    });
+    let server = tokio::spawn(async move {
+        let _ = poem::Server::new_with_acceptor(acceptor)
+            .run(endpoint)
+            .await;
+    });
+    Ok((url, arrivals, server))
+}
+
+fn event(institution: InstitutionId, n: usize) -> NewEvent {
+    let id = uuid::Uuid::now_v7();
+    NewEvent {
+        event_type: "DisciplineCreated".into(),
+        aggregate_type: "Discipline".into(),
+        aggregate_id: id.as_u128(),
+        institution_id: Some(institution),
+        payload: serde_json::json!({
+            "discipline_id": id,
+            "institution_id": uuid::Uuid::from_u128(institution.0),
+            "name": format!("Bench discipline {n}"),
+        })
+        .to_string(),
+        correlation_id: None,
+    }
+}
+
+fn message_id(id: campus_core::ids::EventId) -> String {
+    uuid::Uuid::from_u128(id.0).to_string()
+}
+
+/// Waits until every id of `ids` arrived; returns the last arrival.
+async fn arrived(
+    arrivals: &Arrivals,
+    ids: &[String],
+    timeout: Duration,
+) -> Result<Instant, String> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        {
+            let got = arrivals.lock().unwrap_or_else(|e| e.into_inner());
+            let times: Option<Vec<Instant>> = ids.iter().map(|id| got.get(id).copied()).collect();
+            if let Some(times) = times {
+                return Ok(times.into_iter().max().unwrap_or_else(Instant::now));
+            }
+        }
+        if Instant::now() > deadline {
+            let got = arrivals.lock().unwrap_or_else(|e| e.into_inner()).len();
+            return Err(format!(
+                "webhook deliveries did not all arrive within {timeout:?} ({got} received so far)"
+            ));
+        }
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+}
+
+/// Runs the phase against the API at `base`, as the bench institution's Academic user.
+pub(super) async fn webhook_phase(
+    s: &Scratch,
+    base: &str,
+    institution: InstitutionId,
+    events: usize,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    let http = reqwest::Client::new();
+    let (url, arrivals, receiver) = start_receiver()?;
+    let login: serde_json::Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"email": ACADEMIC_EMAIL, "password": ACADEMIC_PASSWORD}))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    let token = login["access_token"].as_str().ok_or("login failed")?;
+    let r = http
+        .post(format!("{base}/academic/webhooks"))
+        .bearer_auth(token)
+        .json(&serde_json::json!({"url": url, "event_types": ["DisciplineCreated"]}))
+        .send()
+        .await
+        .map_err(err)?;
+    if r.status().as_u16() != 201 {
+        return Err(format!(
+            "subscribing failed: {}",
+            r.text().await.map_err(err)?
+        ));
+    }
+    // The daemon sees a subscription made through the API within a second: warm up until an
+    // event is delivered.
+    progress("[5/5] webhooks: waiting for the daemon to see the subscription");
+    let warm = Instant::now();
+    loop {
+        let ids = s
+            .store
+            .append(&[event(institution, 0)])
+            .await
+            .map_err(err)?;
+        if arrived(&arrivals, &[message_id(ids[0])], Duration::from_secs(2))
+            .await
+            .is_ok()
+        {
+            break;
+        }
+        if warm.elapsed() > Duration::from_secs(30) {
+            return Err("no webhook delivery arrived within 30 s".into());
+        }
+    }
+
+    progress(&format!(
+        "[5/5] webhooks: {events} events committed at once"
+    ));
+    let started = Instant::now();
+    let mut ids = Vec::with_capacity(events);
+    for chunk in (0..events).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<NewEvent> = chunk.iter().map(|n| event(institution, *n)).collect();
+        ids.extend(
+            s.store
+                .append(&batch)
+                .await
+                .map_err(err)?
+                .into_iter()
+                .map(message_id),
+        );
+    }
+    let last = arrived(&arrivals, &ids, Duration::from_secs(600)).await?;
+    report.webhook_events = events;
+    report.webhook_deliveries_per_s = events as f64 / (last - started).as_secs_f64();
+
+    progress(&format!(
+        "[5/5] webhooks: {LIGHT_LOAD_EVENTS} events one at a time"
+    ));
+    let mut latencies = Vec::with_capacity(LIGHT_LOAD_EVENTS);
+    for n in 0..LIGHT_LOAD_EVENTS {
+        // From just before the insert: the delivery may arrive before `append` returns.
+        let committed = Instant::now();
+        let ids = s
+            .store
+            .append(&[event(institution, n)])
+            .await
+            .map_err(err)?;
+        let id = message_id(ids[0]);
+        let at = arrived(
+            &arrivals,
+            std::slice::from_ref(&id),
+            Duration::from_secs(30),
+        )
+        .await?;
+        latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+    }
+    let l = summarize(latencies);
+    (
+        report.webhook_latency_p50_ms,
+        report.webhook_latency_p99_ms,
+        report.webhook_latency_max_ms,
+    ) = (l.p50, l.p99, l.max);
+    receiver.abort();
+    Ok(())
+}
