@@ -257,6 +257,16 @@ pub fn free_addr() -> std::net::SocketAddr {
         .expect("a free port")
 }
 
+/// Fails every attempt (transiently: retried until its attempts are spent).
+pub struct AlwaysFails;
+
+#[async_trait]
+impl TaskHandler for AlwaysFails {
+    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
+        Err(TaskError::transient("the printer is on fire"))
+    }
+}
+
 /// A task handler the test controls: every run is counted, and a run blocks until the test
 /// calls [`Gate::open`] (runs after that return at once), unless its attempt number is at
 /// least the one given to [`Gate::blocking_before_attempt`].

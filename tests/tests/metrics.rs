@@ -3,24 +3,13 @@
 //! an institution's events are recorded and dispatched; requests are counted by route
 //! template), behind `CAMPUS_METRICS_TOKEN` when it is set.
 
-use async_trait::async_trait;
-use campus::engine::{TaskError, TaskHandler};
-use campus_ports::{ClaimedTask, NewTask, TaskQueue};
+use campus_ports::{NewTask, TaskQueue};
+use campus_tests::extra::AlwaysFails;
 use campus_tests::TestApp;
 use prometheus_parse::{Scrape, Value};
 use std::time::Duration;
 
 const TOKEN: &str = "scrape-token-for-tests";
-
-/// Fails every attempt (transiently: retried until its attempts are spent).
-struct AlwaysFails;
-
-#[async_trait]
-impl TaskHandler for AlwaysFails {
-    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
-        Err(TaskError::transient("the printer is on fire"))
-    }
-}
 
 fn task(task_type: &str, key: String, max_attempts: u32) -> NewTask {
     NewTask {

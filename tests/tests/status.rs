@@ -2,22 +2,11 @@
 //! status, by type, the last hour's outcomes per type, the last archive run), and its table
 //! names the same; it lists the daemons alive from their heartbeats, and which one leads.
 
-use async_trait::async_trait;
-use campus::engine::{TaskError, TaskHandler};
-use campus_ports::{ClaimedTask, NewTask, TaskQueue};
-use campus_tests::extra::{campus_command, Process};
+use campus_ports::{NewTask, TaskQueue};
+use campus_tests::extra::{campus_command, AlwaysFails, Process};
 use campus_tests::{eventually, TestApp};
 use serde_json::Value;
 use std::time::Duration;
-
-struct AlwaysFails;
-
-#[async_trait]
-impl TaskHandler for AlwaysFails {
-    async fn run(&self, _: &ClaimedTask) -> Result<(), TaskError> {
-        Err(TaskError::permanent("no ink"))
-    }
-}
 
 async fn status(app: &TestApp, args: &[&str]) -> String {
     let mut cmd = campus_command(&[&["status"], args].concat());
@@ -127,7 +116,8 @@ async fn alive(app: &TestApp) -> Vec<Value> {
 #[tokio::test]
 async fn the_status_names_the_daemons_alive_and_the_one_that_leads() {
     let app = TestApp::spawn().await;
-    // The test app's own daemon, then a second one in its own process.
+    campus_tests::campus_binary(); // built (or found up to date) before the clock starts
+                                   // The test app's own daemon, then a second one in its own process.
     let first = eventually("the first daemon", Duration::from_secs(30), || async {
         let d = alive(&app).await;
         (d.len() == 1 && d[0]["leader"] == true && d[0]["listening"] == true).then_some(d)
