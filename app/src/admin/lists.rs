@@ -21,7 +21,7 @@ pub(super) struct LivePage {
 
 /// The signed-in operator with one slot of their few concurrent reads, to hold until the
 /// page is rendered; or the response to send instead.
-async fn reader(
+pub(super) async fn reader(
     req: &Request,
     state: &State,
 ) -> Result<(OperatorSession, AdminReadSlot), Response> {

@@ -6,8 +6,9 @@
 //!
 //! This module routes and sets the screen's headers; `session` knows who is signed in,
 //! `login` signs in and out, `filters` reads the URL, `lists`, `details` and `actions` are
-//! the pages and forms, `respond` shapes answers and errors, `views` renders HTML, `assets`
-//! serves the stylesheet and script.
+//! the pages and forms, `webhooks` the Webhooks section (subscriptions, deliveries,
+//! redelivery), `respond` shapes answers and errors, `views` renders HTML, `assets` serves
+//! the stylesheet and script.
 
 mod actions;
 mod assets;
@@ -18,6 +19,7 @@ mod login;
 mod respond;
 mod session;
 pub mod views;
+mod webhooks;
 
 use poem::middleware::CookieJarManager;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
@@ -47,6 +49,16 @@ pub fn routes() -> impl Endpoint {
         .at(
             "/task-types/:task_type/:action",
             poem::post(actions::pause_or_resume),
+        )
+        .at("/webhooks", poem::get(webhooks::webhook_list))
+        .at("/webhooks/:id", poem::get(webhooks::webhook_detail))
+        .at(
+            "/webhooks/:id/deliveries/:delivery_id",
+            poem::get(webhooks::delivery_detail),
+        )
+        .at(
+            "/webhooks/:id/deliveries/:delivery_id/redeliver",
+            poem::post(webhooks::redeliver),
         )
         .at("/live", poem::get(lists::live_updates))
         .at("/assets/admin.css", poem::get(assets::stylesheet))

@@ -15,7 +15,7 @@ use std::time::Duration;
 const WAIT: Duration = Duration::from_secs(20);
 
 /// Pages reached by their URL alone: (name, path, what shows it is loaded).
-const LISTS: [[&str; 3]; 7] = [
+const LISTS: [[&str; 3]; 8] = [
     [
         "overview empty",
         "/admin?task_type=none&event_type=none",
@@ -31,6 +31,11 @@ const LISTS: [[&str; 3]; 7] = [
     ["dead tasks", "/admin/tasks?status=dead", "details.bulk"],
     ["tasks empty", "/admin/tasks?task_type=none", "#live .empty"],
     ["task types", "/admin/task-types", "#task-types tbody tr"],
+    [
+        "webhooks without an institution",
+        "/admin/webhooks",
+        "#live .empty",
+    ],
 ];
 
 /// Errors (an unknown id, a bad filter) and the reset-password page with and without its

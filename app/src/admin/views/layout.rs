@@ -12,6 +12,7 @@ pub enum Section {
     Events,
     Tasks,
     TaskTypes,
+    Webhooks,
 }
 
 /// A message at the top of a page.
@@ -21,11 +22,12 @@ pub enum Flash {
     Error(String),
 }
 
-const NAV: [(Section, &str, &str); 4] = [
+const NAV: [(Section, &str, &str); 5] = [
     (Section::Overview, "/admin", "Overview"),
     (Section::Events, "/admin/events", "Events"),
     (Section::Tasks, "/admin/tasks", "Tasks"),
     (Section::TaskTypes, "/admin/task-types", "Task types"),
+    (Section::Webhooks, "/admin/webhooks", "Webhooks"),
 ];
 
 /// `<head>` of a page titled `title`; `script` adds the live-update script.

@@ -15,6 +15,7 @@ mod tables;
 mod task_detail;
 mod task_list;
 mod task_types;
+mod webhooks;
 
 #[cfg(test)]
 mod fixture;
@@ -32,3 +33,7 @@ pub use parts::{link, uuid, Names};
 pub use task_detail::task_detail;
 pub use task_list::task_list;
 pub use task_types::task_types;
+pub use webhooks::{
+    delivery_detail, webhook_detail, webhook_list, DeliveryView, Health, HEALTH_DELIVERIES,
+    HEALTH_WINDOW_MS,
+};
