@@ -393,19 +393,36 @@ impl WebhookStore for PgStore {
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
+        // The subscription's row is written only when its streak starts or ends: every
+        // delivery to one receiver writing it would queue them all on its row lock.
         let succeeded = a.status.is_some_and(|s| (200..300).contains(&s));
-        let since: Option<Option<DateTime<Utc>>> = sqlx::query_scalar(
-            "UPDATE webhook_subscriptions
-                SET failing_since = CASE WHEN $2 THEN NULL ELSE coalesce(failing_since, now()) END
-              WHERE id = $1
-          RETURNING failing_since",
-        )
-        .bind(uuid(a.subscription_id.0))
-        .bind(succeeded)
-        .fetch_optional(&mut *tx)
-        .await
-        .map_err(db_err)?;
+        let since: Option<DateTime<Utc>> = if succeeded {
+            sqlx::query(
+                "UPDATE webhook_subscriptions SET failing_since = NULL
+                  WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(uuid(a.subscription_id.0))
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            None
+        } else {
+            sqlx::query_scalar(
+                "WITH started AS (
+                   UPDATE webhook_subscriptions SET failing_since = now()
+                    WHERE id = $1 AND failing_since IS NULL
+                RETURNING failing_since)
+                 SELECT failing_since FROM started
+                 UNION ALL
+                 SELECT failing_since FROM webhook_subscriptions
+                  WHERE id = $1 AND failing_since IS NOT NULL",
+            )
+            .bind(uuid(a.subscription_id.0))
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(db_err)?
+        };
         tx.commit().await.map_err(db_err)?;
-        Ok(since.flatten().map(ts))
+        Ok(since.map(ts))
     }
 }
