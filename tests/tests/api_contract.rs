@@ -15,6 +15,30 @@ fn committed_openapi_matches_the_code() {
     );
 }
 
+/// Generated clients name their methods after `operationId`: every operation has one, in
+/// camelCase, and no two share one.
+#[test]
+fn every_operation_has_a_unique_camel_case_operation_id() {
+    let spec: serde_json::Value = serde_json::from_str(&campus::api::openapi_json()).unwrap();
+    let mut ids = Vec::new();
+    for (path, item) in spec["paths"].as_object().unwrap() {
+        for (method, op) in item.as_object().unwrap() {
+            let id = op["operationId"].as_str();
+            let camel = id.is_some_and(|id| {
+                id.starts_with(|c: char| c.is_ascii_lowercase())
+                    && id.chars().all(|c| c.is_ascii_alphanumeric())
+            });
+            assert!(camel, "{method} {path}: operationId {id:?}");
+            ids.push(id.unwrap().to_string());
+        }
+    }
+    let count = ids.len();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), count, "operationIds repeat");
+    assert!(count >= 40, "{count} operations");
+}
+
 #[tokio::test]
 async fn bad_input_gets_a_json_4xx_and_changes_nothing() {
     let app = TestApp::spawn().await;

@@ -159,7 +159,11 @@ async fn list_members(
 #[OpenApi(tag = "ApiTags::Academic")]
 impl AcademicApi {
     /// Create a teacher (who sets a password through the reset flow)
-    #[oai(path = "/academic/teachers", method = "post")]
+    #[oai(
+        path = "/academic/teachers",
+        method = "post",
+        operation_id = "createTeacher"
+    )]
     async fn create_teacher(
         &self,
         state: Data<&State>,
@@ -171,7 +175,11 @@ impl AcademicApi {
     }
 
     /// Create a student (who sets a password through the reset flow)
-    #[oai(path = "/academic/students", method = "post")]
+    #[oai(
+        path = "/academic/students",
+        method = "post",
+        operation_id = "createStudent"
+    )]
     async fn create_student(
         &self,
         state: Data<&State>,
@@ -183,7 +191,11 @@ impl AcademicApi {
     }
 
     /// Create a discipline
-    #[oai(path = "/academic/disciplines", method = "post")]
+    #[oai(
+        path = "/academic/disciplines",
+        method = "post",
+        operation_id = "createDiscipline"
+    )]
     async fn create_discipline(
         &self,
         state: Data<&State>,
@@ -200,7 +212,11 @@ impl AcademicApi {
     }
 
     /// Open a class of a discipline, taught by a teacher in a period
-    #[oai(path = "/academic/classes", method = "post")]
+    #[oai(
+        path = "/academic/classes",
+        method = "post",
+        operation_id = "createClass"
+    )]
     async fn create_class(
         &self,
         state: Data<&State>,
@@ -223,7 +239,11 @@ impl AcademicApi {
     }
 
     /// Enroll a student in a class
-    #[oai(path = "/academic/classes/:class_id/students", method = "post")]
+    #[oai(
+        path = "/academic/classes/:class_id/students",
+        method = "post",
+        operation_id = "enrollStudent"
+    )]
     async fn enroll(
         &self,
         state: Data<&State>,
@@ -246,7 +266,11 @@ impl AcademicApi {
     }
 
     /// List teachers
-    #[oai(path = "/academic/teachers", method = "get")]
+    #[oai(
+        path = "/academic/teachers",
+        method = "get",
+        operation_id = "listTeachers"
+    )]
     async fn list_teachers(
         &self,
         state: Data<&State>,
@@ -260,7 +284,11 @@ impl AcademicApi {
     }
 
     /// List students
-    #[oai(path = "/academic/students", method = "get")]
+    #[oai(
+        path = "/academic/students",
+        method = "get",
+        operation_id = "listStudents"
+    )]
     async fn list_students(
         &self,
         state: Data<&State>,
@@ -274,7 +302,11 @@ impl AcademicApi {
     }
 
     /// List disciplines
-    #[oai(path = "/academic/disciplines", method = "get")]
+    #[oai(
+        path = "/academic/disciplines",
+        method = "get",
+        operation_id = "listDisciplines"
+    )]
     async fn list_disciplines(
         &self,
         state: Data<&State>,
@@ -301,7 +333,11 @@ impl AcademicApi {
     }
 
     /// List classes
-    #[oai(path = "/academic/classes", method = "get")]
+    #[oai(
+        path = "/academic/classes",
+        method = "get",
+        operation_id = "listClasses"
+    )]
     async fn list_classes(
         &self,
         state: Data<&State>,
@@ -342,7 +378,8 @@ impl TeacherApi {
     /// asynchronously. 404 when the class is not the caller's or the student is not enrolled.
     #[oai(
         path = "/teacher/classes/:class_id/students/:student_id/notes",
-        method = "put"
+        method = "put",
+        operation_id = "setGradeNote"
     )]
     async fn set_note(
         &self,
@@ -382,7 +419,11 @@ pub struct StudentApi;
 #[OpenApi(tag = "ApiTags::Student")]
 impl StudentApi {
     /// The student's notifications, newest first
-    #[oai(path = "/student/notifications", method = "get")]
+    #[oai(
+        path = "/student/notifications",
+        method = "get",
+        operation_id = "listNotifications"
+    )]
     async fn notifications(
         &self,
         state: Data<&State>,

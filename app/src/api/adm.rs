@@ -75,7 +75,11 @@ impl AdmApi {
     /// The original never changes; the copy keeps its correlation id, and this request's
     /// correlation id is stored as the copy's (and its tasks') `reprocess_request_id`. 409
     /// when the event is still pending/retrying or a copy is already waiting.
-    #[oai(path = "/adm/events/:id/reprocess", method = "post")]
+    #[oai(
+        path = "/adm/events/:id/reprocess",
+        method = "post",
+        operation_id = "reprocessEvent"
+    )]
     async fn reprocess_event(
         &self,
         state: Data<&State>,
@@ -103,7 +107,11 @@ impl AdmApi {
     /// (an e-mail sent, a notification created) are not repeated. The copy keeps the
     /// original's correlation id; this request's is stored as its `reprocess_request_id`. 409
     /// when the task is not finished or a copy is already waiting.
-    #[oai(path = "/adm/tasks/:id/reprocess", method = "post")]
+    #[oai(
+        path = "/adm/tasks/:id/reprocess",
+        method = "post",
+        operation_id = "reprocessTask"
+    )]
     async fn reprocess_task(
         &self,
         state: Data<&State>,
@@ -129,7 +137,11 @@ impl AdmApi {
     ///
     /// Each copy keeps its original's correlation id and carries this request's as its
     /// `reprocess_request_id`: `GET /adm/tasks?correlation_id=<this request's id>` lists them.
-    #[oai(path = "/adm/tasks/reprocess", method = "post")]
+    #[oai(
+        path = "/adm/tasks/reprocess",
+        method = "post",
+        operation_id = "reprocessTasks"
+    )]
     async fn reprocess_tasks(
         &self,
         state: Data<&State>,

@@ -246,7 +246,7 @@ pub struct AdmViewsApi;
 #[OpenApi(tag = "ApiTags::Adm")]
 impl AdmViewsApi {
     /// Domain events, newest first, filtered
-    #[oai(path = "/adm/events", method = "get")]
+    #[oai(path = "/adm/events", method = "get", operation_id = "listEvents")]
     #[allow(clippy::too_many_arguments)]
     async fn events(
         &self,
@@ -296,7 +296,7 @@ impl AdmViewsApi {
     }
 
     /// One event: payload, status, errors, the tasks it produced, its copies
-    #[oai(path = "/adm/events/:id", method = "get")]
+    #[oai(path = "/adm/events/:id", method = "get", operation_id = "getEvent")]
     async fn event(
         &self,
         state: Data<&State>,
@@ -315,7 +315,7 @@ impl AdmViewsApi {
     }
 
     /// Tasks, newest first, filtered
-    #[oai(path = "/adm/tasks", method = "get")]
+    #[oai(path = "/adm/tasks", method = "get", operation_id = "listTasks")]
     #[allow(clippy::too_many_arguments)]
     async fn tasks(
         &self,
@@ -368,7 +368,7 @@ impl AdmViewsApi {
     }
 
     /// One task: payload, every attempt's error, origin event, lineage
-    #[oai(path = "/adm/tasks/:id", method = "get")]
+    #[oai(path = "/adm/tasks/:id", method = "get", operation_id = "getTask")]
     async fn task(
         &self,
         state: Data<&State>,
@@ -390,7 +390,7 @@ impl AdmViewsApi {
     /// Never counts a whole large table: every status is counted exactly through its own
     /// index except the bulk one (`dispatched`, `succeeded`), which is estimated once the
     /// table is past 100 000 rows (`approximate: true`).
-    #[oai(path = "/adm/summary", method = "get")]
+    #[oai(path = "/adm/summary", method = "get", operation_id = "getSummary")]
     #[allow(clippy::too_many_arguments)]
     async fn summary(
         &self,

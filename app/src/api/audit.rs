@@ -71,7 +71,11 @@ impl AuditApi {
     /// Every domain event the entity recorded, live and archived, oldest first: type,
     /// payload, when, who (`actor_id`) and the correlation id. Reprocessed copies are left
     /// out (they repeat their original). 404 when the entity has no events in your scope.
-    #[oai(path = "/audit/:aggregate_type/:aggregate_id", method = "get")]
+    #[oai(
+        path = "/audit/:aggregate_type/:aggregate_id",
+        method = "get",
+        operation_id = "getAuditTrail"
+    )]
     async fn trail(
         &self,
         state: Data<&State>,

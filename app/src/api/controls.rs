@@ -60,7 +60,11 @@ impl AdmControlsApi {
     ///
     /// A pending or retrying task becomes `cancelled` (final; it can be reprocessed). 409
     /// when the task is running or finished (a claim that comes first wins).
-    #[oai(path = "/adm/tasks/:id/cancel", method = "post")]
+    #[oai(
+        path = "/adm/tasks/:id/cancel",
+        method = "post",
+        operation_id = "cancelTask"
+    )]
     async fn cancel_task(
         &self,
         state: Data<&State>,
@@ -76,7 +80,11 @@ impl AdmControlsApi {
     }
 
     /// Pause a task type: no daemon claims its tasks until it is resumed
-    #[oai(path = "/adm/task-types/:task_type/pause", method = "post")]
+    #[oai(
+        path = "/adm/task-types/:task_type/pause",
+        method = "post",
+        operation_id = "pauseTaskType"
+    )]
     async fn pause(
         &self,
         state: Data<&State>,
@@ -89,7 +97,11 @@ impl AdmControlsApi {
     }
 
     /// Resume a paused task type
-    #[oai(path = "/adm/task-types/:task_type/resume", method = "post")]
+    #[oai(
+        path = "/adm/task-types/:task_type/resume",
+        method = "post",
+        operation_id = "resumeTaskType"
+    )]
     async fn resume(
         &self,
         state: Data<&State>,
@@ -102,7 +114,11 @@ impl AdmControlsApi {
     }
 
     /// Task types: paused flag, concurrency limit, timeout, attempts and counts
-    #[oai(path = "/adm/task-types", method = "get")]
+    #[oai(
+        path = "/adm/task-types",
+        method = "get",
+        operation_id = "listTaskTypes"
+    )]
     async fn task_types(
         &self,
         state: Data<&State>,

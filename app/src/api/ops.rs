@@ -18,7 +18,7 @@ pub struct OpsApi;
 #[OpenApi(tag = "ApiTags::Ops")]
 impl OpsApi {
     /// The process is alive
-    #[oai(path = "/health/live", method = "get")]
+    #[oai(path = "/health/live", method = "get", operation_id = "checkLiveness")]
     async fn live(&self) -> Json<Health> {
         Json(Health {
             status: "ok".into(),
@@ -27,7 +27,11 @@ impl OpsApi {
 
     /// The database is reachable, every migration is applied and, where this process runs
     /// a daemon, its wake-up (LISTEN) connection is up
-    #[oai(path = "/health/ready", method = "get")]
+    #[oai(
+        path = "/health/ready",
+        method = "get",
+        operation_id = "checkReadiness"
+    )]
     async fn ready(&self, state: Data<&State>) -> Result<Json<Health>, ApiError> {
         match state.readiness.schema_ready().await {
             Ok(true) => match state.daemon.not_ready() {

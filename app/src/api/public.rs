@@ -99,7 +99,11 @@ pub struct PublicApi;
 #[OpenApi(tag = "ApiTags::Public")]
 impl PublicApi {
     /// Create an institution with its first Academic user
-    #[oai(path = "/institutions", method = "post")]
+    #[oai(
+        path = "/institutions",
+        method = "post",
+        operation_id = "createInstitution"
+    )]
     async fn create_institution(
         &self,
         state: Data<&State>,
@@ -129,7 +133,7 @@ impl PublicApi {
     }
 
     /// Log in and receive a bearer token
-    #[oai(path = "/auth/login", method = "post")]
+    #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
         state: Data<&State>,
@@ -155,7 +159,11 @@ impl PublicApi {
     /// `ResetPasswordTokenCreated` is recorded; a task e-mails the link. A user gets at most
     /// one link per `CAMPUS_RESET_COOLDOWN` (5 minutes by default); requests within it are
     /// answered the same way and send nothing.
-    #[oai(path = "/auth/reset-password-token", method = "post")]
+    #[oai(
+        path = "/auth/reset-password-token",
+        method = "post",
+        operation_id = "requestPasswordReset"
+    )]
     async fn reset_password_token(
         &self,
         state: Data<&State>,
@@ -173,7 +181,11 @@ impl PublicApi {
     }
 
     /// Set a new password with a reset token
-    #[oai(path = "/auth/reset-password", method = "post")]
+    #[oai(
+        path = "/auth/reset-password",
+        method = "post",
+        operation_id = "resetPassword"
+    )]
     async fn reset_password(
         &self,
         state: Data<&State>,

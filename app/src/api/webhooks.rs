@@ -221,7 +221,11 @@ pub struct WebhooksApi;
 #[OpenApi(tag = "ApiTags::Academic")]
 impl WebhooksApi {
     /// Subscribe to the institution's events; the signing secret is returned this once
-    #[oai(path = "/academic/webhooks", method = "post")]
+    #[oai(
+        path = "/academic/webhooks",
+        method = "post",
+        operation_id = "createWebhook"
+    )]
     async fn create(
         &self,
         state: Data<&State>,
@@ -237,7 +241,11 @@ impl WebhooksApi {
     }
 
     /// The institution's subscriptions, oldest first
-    #[oai(path = "/academic/webhooks", method = "get")]
+    #[oai(
+        path = "/academic/webhooks",
+        method = "get",
+        operation_id = "listWebhooks"
+    )]
     async fn list(
         &self,
         state: Data<&State>,
@@ -249,7 +257,11 @@ impl WebhooksApi {
     }
 
     /// One subscription
-    #[oai(path = "/academic/webhooks/:id", method = "get")]
+    #[oai(
+        path = "/academic/webhooks/:id",
+        method = "get",
+        operation_id = "getWebhook"
+    )]
     async fn get(
         &self,
         state: Data<&State>,
@@ -262,7 +274,11 @@ impl WebhooksApi {
     }
 
     /// Replace a subscription's URL, event types, description and enabled flag
-    #[oai(path = "/academic/webhooks/:id", method = "put")]
+    #[oai(
+        path = "/academic/webhooks/:id",
+        method = "put",
+        operation_id = "replaceWebhook"
+    )]
     async fn replace(
         &self,
         state: Data<&State>,
@@ -279,7 +295,11 @@ impl WebhooksApi {
     }
 
     /// Delete a subscription (its delivery log stays)
-    #[oai(path = "/academic/webhooks/:id", method = "delete")]
+    #[oai(
+        path = "/academic/webhooks/:id",
+        method = "delete",
+        operation_id = "deleteWebhook"
+    )]
     async fn delete(
         &self,
         state: Data<&State>,
@@ -295,7 +315,11 @@ impl WebhooksApi {
     }
 
     /// A new signing secret, returned this once; the old one keeps signing beside it for a while
-    #[oai(path = "/academic/webhooks/:id/rotate-secret", method = "post")]
+    #[oai(
+        path = "/academic/webhooks/:id/rotate-secret",
+        method = "post",
+        operation_id = "rotateWebhookSecret"
+    )]
     async fn rotate_secret(
         &self,
         state: Data<&State>,
@@ -312,7 +336,11 @@ impl WebhooksApi {
 
     /// The subscription's deliveries, newest first, with their status
     #[allow(clippy::too_many_arguments)]
-    #[oai(path = "/academic/webhooks/:id/deliveries", method = "get")]
+    #[oai(
+        path = "/academic/webhooks/:id/deliveries",
+        method = "get",
+        operation_id = "listWebhookDeliveries"
+    )]
     async fn deliveries(
         &self,
         state: Data<&State>,
@@ -359,7 +387,8 @@ impl WebhooksApi {
     /// One delivery with every attempt (status, duration, the start of the response)
     #[oai(
         path = "/academic/webhooks/:id/deliveries/:delivery_id",
-        method = "get"
+        method = "get",
+        operation_id = "getWebhookDelivery"
     )]
     async fn delivery(
         &self,
@@ -396,7 +425,8 @@ impl WebhooksApi {
     /// Deliver the same message again, as a new delivery with the same `webhook-id`
     #[oai(
         path = "/academic/webhooks/:id/deliveries/:delivery_id/redeliver",
-        method = "post"
+        method = "post",
+        operation_id = "redeliverWebhook"
     )]
     async fn redeliver(
         &self,
@@ -422,7 +452,11 @@ impl WebhooksApi {
     }
 
     /// Send a `WebhookTest` ping to the subscription (a delivery like any other)
-    #[oai(path = "/academic/webhooks/:id/test", method = "post")]
+    #[oai(
+        path = "/academic/webhooks/:id/test",
+        method = "post",
+        operation_id = "testWebhook"
+    )]
     async fn test(
         &self,
         state: Data<&State>,
