@@ -1,5 +1,6 @@
 //! Endpoints of Academic, Teacher and Student users, scoped to the caller's institution.
 
+use super::at;
 use super::auth::BearerAuth;
 use super::page;
 use super::public::{ApiTags, NoContent};
@@ -109,10 +110,6 @@ pub struct NotificationItem {
 
 fn u(v: u128) -> uuid::Uuid {
     uuid::Uuid::from_u128(v)
-}
-
-fn at(ts: campus_core::Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(ts.0).unwrap_or_default()
 }
 
 pub struct AcademicApi;

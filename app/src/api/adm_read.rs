@@ -3,13 +3,13 @@
 //! institution; an Academic user only their own.
 
 use super::adm::ts;
+use super::at;
 use super::auth::BearerAuth;
 use super::public::ApiTags;
 use crate::services::AppError;
 use crate::web::error::ApiError;
 use crate::web::State;
 use campus_core::ids::*;
-use campus_core::Timestamp;
 use campus_ports::{
     clamp_limit, parse_status, Archived, EventQuery, ListFilter, ListStatus, SummaryQuery,
     TaskQuery,
@@ -151,10 +151,6 @@ pub struct SummaryResponse {
     pub failure_rate: f64,
     pub oldest_pending_event_age_s: Option<f64>,
     pub oldest_pending_task_age_s: Option<f64>,
-}
-
-fn at(t: Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
 }
 
 fn u(v: u128) -> uuid::Uuid {

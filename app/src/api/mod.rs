@@ -53,6 +53,11 @@ pub fn openapi_json() -> String {
     openapi("/").spec()
 }
 
+/// A stored instant as the API shows it.
+pub fn at(t: campus_core::Timestamp) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
+}
+
 /// Page parameters: `limit` within the lists' bounds (see [`campus_ports::clamp_limit`]),
 /// `after` an item id.
 pub fn page(limit: Option<u32>, after: Option<uuid::Uuid>) -> PageRequest {

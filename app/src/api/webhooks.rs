@@ -1,6 +1,7 @@
 //! `/academic/webhooks`: an Academic user manages their institution's webhook
 //! subscriptions. The signing secret is returned once, at creation (and by a rotation).
 
+use super::at;
 use super::auth::BearerAuth;
 use super::public::{ApiTags, NoContent};
 use crate::services::webhooks::SubscriptionInput;
@@ -159,10 +160,6 @@ pub enum RedeliveryQueued {
     /// Queued as a new delivery.
     #[oai(status = 202)]
     Accepted(Json<Redelivery>),
-}
-
-fn at(t: campus_core::Timestamp) -> chrono::DateTime<chrono::Utc> {
-    chrono::DateTime::from_timestamp_millis(t.0).unwrap_or_default()
 }
 
 fn delivery_item(d: DeliverySummary) -> DeliveryItem {

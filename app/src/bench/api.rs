@@ -78,6 +78,28 @@ pub(super) async fn api_phase(
     Ok((base, institution))
 }
 
+/// Logs `email` in through the API; returns the access token.
+pub(super) async fn login(
+    http: &reqwest::Client,
+    base: &str,
+    email: &str,
+    password: &str,
+) -> Result<String, String> {
+    let login: serde_json::Value = http
+        .post(format!("{base}/auth/login"))
+        .json(&serde_json::json!({"email": email, "password": password}))
+        .send()
+        .await
+        .map_err(err)?
+        .json()
+        .await
+        .map_err(err)?;
+    login["access_token"]
+        .as_str()
+        .map(str::to_string)
+        .ok_or_else(|| format!("the login of {email} failed"))
+}
+
 /// Starts `campus api` on a free port and waits until it is ready; returns its base URL.
 async fn start_api(s: &mut Scratch, http: &reqwest::Client) -> Result<String, String> {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
@@ -144,19 +166,7 @@ async fn institution_with_demo_teacher(
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
-    let login: serde_json::Value = http
-        .post(format!("{base}/auth/login"))
-        .json(&serde_json::json!({"email": teacher_email, "password": DEMO_PASSWORD}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
-    let token = login["access_token"]
-        .as_str()
-        .ok_or("teacher login failed")?
-        .to_string();
+    let token = login(http, base, &teacher_email, DEMO_PASSWORD).await?;
     Ok(Teacher {
         token,
         pairs,

@@ -3,7 +3,7 @@
 //! API; then N events are committed at once (deliveries per second, from the first commit to
 //! the last delivery received) and, at light load, one at a time (commit → delivery received).
 
-use super::api::{ACADEMIC_EMAIL, ACADEMIC_PASSWORD};
+use super::api::{login, ACADEMIC_EMAIL, ACADEMIC_PASSWORD};
 use super::processes::Scratch;
 use super::report::{summarize, BenchReport};
 use super::{err, progress};
@@ -100,19 +100,10 @@ pub(super) async fn webhook_phase(
 ) -> Result<(), String> {
     let http = reqwest::Client::new();
     let (url, arrivals, receiver) = start_receiver()?;
-    let login: serde_json::Value = http
-        .post(format!("{base}/auth/login"))
-        .json(&serde_json::json!({"email": ACADEMIC_EMAIL, "password": ACADEMIC_PASSWORD}))
-        .send()
-        .await
-        .map_err(err)?
-        .json()
-        .await
-        .map_err(err)?;
-    let token = login["access_token"].as_str().ok_or("login failed")?;
+    let token = login(&http, base, ACADEMIC_EMAIL, ACADEMIC_PASSWORD).await?;
     let r = http
         .post(format!("{base}/academic/webhooks"))
-        .bearer_auth(token)
+        .bearer_auth(&token)
         .json(&serde_json::json!({"url": url, "event_types": ["DisciplineCreated"]}))
         .send()
         .await

@@ -15,6 +15,7 @@ use campus_core::ids::NotificationId;
 use campus_core::ids::{InstitutionId, WebhookId};
 use campus_core::notification::Notification;
 use campus_core::values::Role;
+use campus_core::Timestamp;
 use campus_ports::{
     ClaimedTask, Clock, DeliveryAttempt, IdGenerator, NewTask, NotificationRepository, PageRequest,
     Payload, PortError, TaskQueue, TokenVault, UserRepository, WebhookRequest, WebhookSender,
@@ -119,6 +120,11 @@ impl WebhookPolicy {
             .collect()
     }
 
+    /// Attempts of a delivery: the first and one per delay of the schedule.
+    pub fn attempts(&self) -> u32 {
+        u32::try_from(self.retry_schedule.len() + 1).unwrap_or(u32::MAX)
+    }
+
     /// The delay after failed attempt `attempt` (1-based), with up to ±10 % jitter.
     pub fn retry_delay(&self, attempt: u32) -> Duration {
         let base = self
@@ -163,21 +169,40 @@ pub struct WebhookMessage {
 }
 
 impl WebhookMessage {
+    /// A message of `institution`, which happened `at`.
+    pub fn new(
+        id: String,
+        event_type: String,
+        at: Timestamp,
+        institution: InstitutionId,
+        correlation_id: Option<String>,
+        data: serde_json::Value,
+    ) -> WebhookMessage {
+        WebhookMessage {
+            id,
+            event_type,
+            timestamp: chrono::DateTime::from_timestamp_millis(at.0)
+                .unwrap_or_default()
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
+            institution_id: uuid::Uuid::from_u128(institution.0).to_string(),
+            correlation_id,
+            data,
+        }
+    }
+
     /// The message of an event, as the route's plan builds it (the fan-out task's payload).
     pub fn of_event(event: &EventEnvelope<Payload>) -> Result<WebhookMessage, String> {
         let institution = event
             .institution_id
             .ok_or("the event has no institution; nobody can subscribe to it")?;
-        Ok(WebhookMessage {
-            id: uuid::Uuid::from_u128(event.id.0).to_string(),
-            event_type: event.event_type.clone(),
-            timestamp: chrono::DateTime::from_timestamp_millis(event.occurred_at.0)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            institution_id: uuid::Uuid::from_u128(institution.0).to_string(),
-            correlation_id: event.correlation_id.clone(),
-            data: serde_json::from_str(&event.payload).map_err(|e| e.to_string())?,
-        })
+        Ok(WebhookMessage::new(
+            uuid::Uuid::from_u128(event.id.0).to_string(),
+            event.event_type.clone(),
+            event.occurred_at,
+            institution,
+            event.correlation_id.clone(),
+            serde_json::from_str(&event.payload).map_err(|e| e.to_string())?,
+        ))
     }
 }
 
@@ -241,7 +266,7 @@ impl Handler for FanOutWebhooks {
             .institution_id
             .ok_or_else(|| TaskError::permanent("the task has no institution"))?;
         let subscriptions = d.store.matching(institution, &message.event_type).await?;
-        let attempts = u32::try_from(d.policy.retry_schedule.len() + 1).unwrap_or(u32::MAX);
+        let attempts = d.policy.attempts();
         let deliveries = subscriptions
             .into_iter()
             .map(|s| {
@@ -269,9 +294,7 @@ impl Handler for DeliverWebhook {
 
     fn options(&self) -> TaskOptions {
         TaskOptions {
-            max_attempts: Some(
-                u32::try_from(self.0.policy.retry_schedule.len() + 1).unwrap_or(u32::MAX),
-            ),
+            max_attempts: Some(self.0.policy.attempts()),
             // The request's own timeout stops it first; this only bounds the rest.
             timeout: self.0.policy.timeout + Duration::from_secs(10),
             concurrency: None,

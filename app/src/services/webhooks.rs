@@ -258,26 +258,22 @@ impl WebhookService {
         correlation_id: Option<String>,
     ) -> Result<String, AppError> {
         let subscription = self.deps.store.subscription(institution, id).await?;
-        let now = self.deps.clock.now();
         let message_id = uuid::Uuid::now_v7().to_string();
-        let message = WebhookMessage {
-            id: message_id.clone(),
-            event_type: TEST_EVENT.into(),
-            timestamp: chrono::DateTime::from_timestamp_millis(now.0)
-                .unwrap_or_default()
-                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true),
-            institution_id: uuid::Uuid::from_u128(institution.0).to_string(),
-            correlation_id: correlation_id.clone(),
-            data: serde_json::json!({
+        let message = WebhookMessage::new(
+            message_id.clone(),
+            TEST_EVENT.into(),
+            self.deps.clock.now(),
+            institution,
+            correlation_id.clone(),
+            serde_json::json!({
                 "subscription_id": uuid::Uuid::from_u128(subscription.id.0).to_string(),
             }),
-        };
-        let attempts = u32::try_from(self.deps.policy.retry_schedule.len() + 1).unwrap_or(u32::MAX);
+        );
         let task = Delivery::task(
             subscription.id,
             &message,
             correlation_id,
-            attempts,
+            self.deps.policy.attempts(),
             format!("webhook-test:{message_id}"),
         )
         .map_err(|e| AppError::Conflict(e.message))?;
