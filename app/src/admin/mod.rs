@@ -21,48 +21,49 @@ mod session;
 pub mod views;
 mod webhooks;
 
+use crate::web;
 use poem::middleware::CookieJarManager;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 
 /// Every page and form of the admin screen, under `/admin`.
 pub fn routes() -> impl Endpoint {
     Route::new()
-        .at("/", poem::get(lists::overview))
-        .at("/login", poem::get(login::login_form).post(login::login))
-        .at("/logout", poem::post(login::logout))
-        .at("/events", poem::get(lists::event_list))
-        .at("/events/:id", poem::get(details::event_detail))
+        .at("/", web::methods::get(lists::overview))
+        .at("/login", web::methods::get(login::login_form).post(login::login))
+        .at("/logout", web::methods::post(login::logout))
+        .at("/events", web::methods::get(lists::event_list))
+        .at("/events/:id", web::methods::get(details::event_detail))
         .at(
             "/events/:id/reprocess",
-            poem::post(actions::reprocess_event),
+            web::methods::post(actions::reprocess_event),
         )
         .at(
             "/audit/:aggregate_type/:aggregate_id",
-            poem::get(details::audit_trail),
+            web::methods::get(details::audit_trail),
         )
-        .at("/tasks", poem::get(lists::task_list))
-        .at("/tasks/reprocess", poem::post(actions::reprocess_tasks))
-        .at("/tasks/:id", poem::get(details::task_detail))
-        .at("/tasks/:id/reprocess", poem::post(actions::reprocess_task))
-        .at("/tasks/:id/cancel", poem::post(actions::cancel_task))
-        .at("/task-types", poem::get(lists::task_types))
+        .at("/tasks", web::methods::get(lists::task_list))
+        .at("/tasks/reprocess", web::methods::post(actions::reprocess_tasks))
+        .at("/tasks/:id", web::methods::get(details::task_detail))
+        .at("/tasks/:id/reprocess", web::methods::post(actions::reprocess_task))
+        .at("/tasks/:id/cancel", web::methods::post(actions::cancel_task))
+        .at("/task-types", web::methods::get(lists::task_types))
         .at(
             "/task-types/:task_type/:action",
-            poem::post(actions::pause_or_resume),
+            web::methods::post(actions::pause_or_resume),
         )
-        .at("/webhooks", poem::get(webhooks::webhook_list))
-        .at("/webhooks/:id", poem::get(webhooks::webhook_detail))
+        .at("/webhooks", web::methods::get(webhooks::webhook_list))
+        .at("/webhooks/:id", web::methods::get(webhooks::webhook_detail))
         .at(
             "/webhooks/:id/deliveries/:delivery_id",
-            poem::get(webhooks::delivery_detail),
+            web::methods::get(webhooks::delivery_detail),
         )
         .at(
             "/webhooks/:id/deliveries/:delivery_id/redeliver",
-            poem::post(webhooks::redeliver),
+            web::methods::post(webhooks::redeliver),
         )
-        .at("/live", poem::get(lists::live_updates))
-        .at("/assets/admin.css", poem::get(assets::stylesheet))
-        .at("/assets/admin.js", poem::get(assets::script))
+        .at("/live", web::methods::get(lists::live_updates))
+        .at("/assets/admin.css", web::methods::get(assets::stylesheet))
+        .at("/assets/admin.js", web::methods::get(assets::script))
         .with(CookieJarManager::new())
         .around(secure_headers)
 }

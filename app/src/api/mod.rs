@@ -7,11 +7,13 @@ pub mod adm;
 pub mod adm_read;
 pub mod audit;
 pub mod auth;
+pub mod contract;
 pub mod controls;
 pub mod listener;
 pub mod ops;
 pub mod pages;
 pub mod public;
+pub mod text;
 pub mod webhooks;
 
 use campus_ports::PageRequest;
@@ -48,9 +50,10 @@ pub fn openapi(server_url: &str) -> OpenApiService<Apis, ()> {
     .server(server_url)
 }
 
-/// The OpenAPI document as committed in `openapi/openapi.json`.
+/// The OpenAPI document, completed by [`contract::complete`]: what `/openapi.json` serves
+/// and `openapi/openapi.json` commits.
 pub fn openapi_json() -> String {
-    openapi("/").spec()
+    contract::complete(&openapi("/").spec())
 }
 
 /// A stored instant as the API shows it.

@@ -6,6 +6,7 @@
 pub mod error;
 pub mod limits;
 pub mod live;
+pub mod methods;
 pub mod metrics;
 pub mod page;
 pub mod request;
