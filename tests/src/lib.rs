@@ -5,6 +5,9 @@
 pub mod browser;
 mod client;
 pub mod extra;
+// Generated code: its doc comments are the spec's descriptions, not written for clippy.
+#[allow(clippy::all)]
+pub mod generated;
 pub mod receiver;
 mod smtp;
 
