@@ -32,7 +32,10 @@ pub fn routes(state: web::State) -> impl Endpoint {
     let api = openapi.around(move |next, req| allow_header(next, req, allowed.clone()));
     Route::new()
         .nest("/", api)
-        .at("/docs", web::methods::get(poem::endpoint::make_sync(move |_| Html(docs.clone()))))
+        .at(
+            "/docs",
+            web::methods::get(poem::endpoint::make_sync(move |_| Html(docs.clone()))),
+        )
         .nest("/admin", admin::routes())
         .at(
             "/openapi.json",

@@ -9,7 +9,9 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 fn load(name: &str) -> Value {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../openapi").join(name);
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../openapi")
+        .join(name);
     serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap()
 }
 
@@ -21,12 +23,23 @@ fn promises(spec: &Value) -> BTreeSet<String> {
             let id = op["operationId"].as_str().unwrap_or("?");
             found.insert(format!("operation {id}: {} {path}", method.to_uppercase()));
             for p in op["parameters"].as_array().into_iter().flatten() {
-                found.insert(format!("operation {id}: parameter {} in {}", p["name"], p["in"]));
+                found.insert(format!(
+                    "operation {id}: parameter {} in {}",
+                    p["name"], p["in"]
+                ));
                 for value in p["schema"]["enum"].as_array().into_iter().flatten() {
-                    found.insert(format!("operation {id}: parameter {} value {value}", p["name"]));
+                    found.insert(format!(
+                        "operation {id}: parameter {} value {value}",
+                        p["name"]
+                    ));
                 }
             }
-            for status in op["responses"].as_object().into_iter().flatten().map(|(s, _)| s) {
+            for status in op["responses"]
+                .as_object()
+                .into_iter()
+                .flatten()
+                .map(|(s, _)| s)
+            {
                 if status.starts_with('2') {
                     found.insert(format!("operation {id}: answers {status}"));
                 }
@@ -38,7 +51,12 @@ fn promises(spec: &Value) -> BTreeSet<String> {
         for value in schema["enum"].as_array().into_iter().flatten() {
             found.insert(format!("schema {name}: value {value}"));
         }
-        for field in schema["properties"].as_object().into_iter().flatten().map(|(f, _)| f) {
+        for field in schema["properties"]
+            .as_object()
+            .into_iter()
+            .flatten()
+            .map(|(f, _)| f)
+        {
             found.insert(format!("schema {name}: field {field}"));
         }
     }

@@ -29,7 +29,10 @@ use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Route};
 pub fn routes() -> impl Endpoint {
     Route::new()
         .at("/", web::methods::get(lists::overview))
-        .at("/login", web::methods::get(login::login_form).post(login::login))
+        .at(
+            "/login",
+            web::methods::get(login::login_form).post(login::login),
+        )
         .at("/logout", web::methods::post(login::logout))
         .at("/events", web::methods::get(lists::event_list))
         .at("/events/:id", web::methods::get(details::event_detail))
@@ -42,10 +45,19 @@ pub fn routes() -> impl Endpoint {
             web::methods::get(details::audit_trail),
         )
         .at("/tasks", web::methods::get(lists::task_list))
-        .at("/tasks/reprocess", web::methods::post(actions::reprocess_tasks))
+        .at(
+            "/tasks/reprocess",
+            web::methods::post(actions::reprocess_tasks),
+        )
         .at("/tasks/:id", web::methods::get(details::task_detail))
-        .at("/tasks/:id/reprocess", web::methods::post(actions::reprocess_task))
-        .at("/tasks/:id/cancel", web::methods::post(actions::cancel_task))
+        .at(
+            "/tasks/:id/reprocess",
+            web::methods::post(actions::reprocess_task),
+        )
+        .at(
+            "/tasks/:id/cancel",
+            web::methods::post(actions::cancel_task),
+        )
         .at("/task-types", web::methods::get(lists::task_types))
         .at(
             "/task-types/:task_type/:action",

@@ -137,7 +137,11 @@ fn exact_responses(spec: &mut Value) {
 fn schema_uses(spec: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
     let schemas = &spec["components"]["schemas"];
     let (mut requests, mut responses) = (BTreeSet::new(), BTreeSet::new());
-    for item in spec["paths"].as_object().into_iter().flat_map(|p| p.values()) {
+    for item in spec["paths"]
+        .as_object()
+        .into_iter()
+        .flat_map(|p| p.values())
+    {
         for op in item.as_object().into_iter().flat_map(|i| i.values()) {
             refs_in(&op["requestBody"], schemas, &mut requests);
             refs_in(&op["parameters"], schemas, &mut requests);
@@ -151,7 +155,11 @@ fn schema_uses(spec: &Value) -> (BTreeSet<String>, BTreeSet<String>) {
 fn refs_in(value: &Value, schemas: &Value, found: &mut BTreeSet<String>) {
     match value {
         Value::Object(map) => {
-            if let Some(name) = map.get("$ref").and_then(Value::as_str).and_then(schema_name) {
+            if let Some(name) = map
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(schema_name)
+            {
                 if found.insert(name.to_string()) {
                     refs_in(&schemas[name], schemas, found);
                 }
@@ -202,7 +210,10 @@ fn referenced_enum<'a>(property: &Value, schemas: &'a Value) -> Option<(Value, &
     let [reference, rest @ ..] = property["allOf"].as_array()?.as_slice() else {
         return None;
     };
-    let only_words = |s: &Value| s.as_object().is_some_and(|o| o.keys().all(|k| k == "description"));
+    let only_words = |s: &Value| {
+        s.as_object()
+            .is_some_and(|o| o.keys().all(|k| k == "description"))
+    };
     if !rest.iter().all(only_words) {
         return None;
     }
@@ -317,16 +328,27 @@ mod tests {
                 let errors = errors_of(id).unwrap();
                 let has = |s: u16| errors.contains(&s);
                 if op.get("requestBody").is_some() {
-                    assert!(has(400) && has(413) && has(415), "{id}: a body may be refused");
+                    assert!(
+                        has(400) && has(413) && has(415),
+                        "{id}: a body may be refused"
+                    );
                 }
                 if op.get("security").is_some() {
-                    assert!(has(401) && has(403), "{id}: a token may be missing or wrong");
+                    assert!(
+                        has(401) && has(403),
+                        "{id}: a token may be missing or wrong"
+                    );
                 }
-                let path_ids = op["parameters"].as_array().into_iter().flatten().any(|p| {
-                    p["in"] == "path" && p["schema"]["format"] == "uuid"
-                });
+                let path_ids = op["parameters"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|p| p["in"] == "path" && p["schema"]["format"] == "uuid");
                 if path_ids {
-                    assert!(has(400) && has(404), "{id}: an id may be malformed or unknown");
+                    assert!(
+                        has(400) && has(404),
+                        "{id}: an id may be malformed or unknown"
+                    );
                 }
             }
         }
@@ -336,7 +358,12 @@ mod tests {
     fn completed_responses_are_exactly_the_listed_ones() {
         let spec: Value = serde_json::from_str(&complete(&generated().to_string())).unwrap();
         let reprocess = &spec["paths"]["/adm/tasks/{id}/reprocess"]["post"]["responses"];
-        let statuses: Vec<&str> = reprocess.as_object().unwrap().keys().map(|k| k.as_str()).collect();
+        let statuses: Vec<&str> = reprocess
+            .as_object()
+            .unwrap()
+            .keys()
+            .map(|k| k.as_str())
+            .collect();
         assert_eq!(statuses, ["201", "400", "401", "403", "404", "409", "503"]);
         let login = &spec["paths"]["/auth/login"]["post"]["responses"];
         assert!(login.get("403").is_none() && login.get("404").is_none());
@@ -351,13 +378,20 @@ mod tests {
         let spec: Value = serde_json::from_str(&complete(&generated().to_string())).unwrap();
         let page = &spec["components"]["schemas"]["EventPage"];
         assert_eq!(page["properties"]["next_before"]["nullable"], true);
-        assert!(page["required"].as_array().unwrap().contains(&json!("next_before")));
+        assert!(page["required"]
+            .as_array()
+            .unwrap()
+            .contains(&json!("next_before")));
         let bulk = &spec["components"]["schemas"]["BulkReprocessRequest"];
         assert_eq!(bulk["properties"]["status"]["nullable"], true);
-        assert!(bulk["properties"]["status"]["enum"].as_array().unwrap().contains(&Value::Null));
+        assert!(bulk["properties"]["status"]["enum"]
+            .as_array()
+            .unwrap()
+            .contains(&Value::Null));
         assert!(bulk["properties"]["status"].get("allOf").is_none());
         assert!(
-            bulk.get("required").is_none_or(|r| !r.as_array().unwrap().contains(&json!("status"))),
+            bulk.get("required")
+                .is_none_or(|r| !r.as_array().unwrap().contains(&json!("status"))),
             "a request's optional field stays optional"
         );
     }

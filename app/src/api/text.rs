@@ -90,8 +90,17 @@ mod tests {
             Text::parse_from_json(Some(json!("Physics"))).unwrap(),
             Text("Physics".into())
         );
-        for not_text in [json!(false), json!(12), json!(null), json!(["a"]), json!({})] {
-            assert!(Text::parse_from_json(Some(not_text.clone())).is_err(), "{not_text}");
+        for not_text in [
+            json!(false),
+            json!(12),
+            json!(null),
+            json!(["a"]),
+            json!({}),
+        ] {
+            assert!(
+                Text::parse_from_json(Some(not_text.clone())).is_err(),
+                "{not_text}"
+            );
         }
         assert!(Text::parse_from_json(None).is_err(), "a missing field");
     }

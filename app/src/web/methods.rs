@@ -97,7 +97,9 @@ mod tests {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::METHOD_NOT_ALLOWED);
         assert_eq!(resp.headers()[header::ALLOW], "GET, HEAD, POST");
-        let ok = ep.call(Request::builder().method(Method::POST).finish()).await;
+        let ok = ep
+            .call(Request::builder().method(Method::POST).finish())
+            .await;
         assert_eq!(ok.unwrap().status(), StatusCode::OK);
     }
 }
