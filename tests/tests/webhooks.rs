@@ -356,7 +356,7 @@ async fn bad_or_unsafe_subscriptions_are_refused_and_institutions_see_only_their
     let why = refused(json!({"url": receiver.url("/x"), "event_types": ["NoSuchEvent"]})).await;
     assert!(why.contains("NoSuchEvent"), "{why}");
     let why = refused(json!({"url": receiver.url("/x"), "event_types": []})).await;
-    assert!(why.contains("at least one"), "{why}");
+    assert!(why.contains("event_types"), "{why}");
     let why = refused(json!({"url": receiver.url("/ok"), "event_types": ["ClassCreated"]})).await;
     assert!(why.contains("already"), "duplicate URL: {why}");
     let why =

@@ -15,6 +15,7 @@ use poem::web::Data;
 use poem::Request;
 use poem_openapi::param::Path;
 use poem_openapi::payload::Json;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
 #[derive(ApiResponse)]
@@ -28,14 +29,20 @@ pub enum CopyCreated {
 #[derive(Enum, Clone, Copy, Debug)]
 #[oai(rename_all = "lowercase")]
 pub enum FinalStatus {
+    /// The task's handler succeeded.
     Succeeded,
+    /// Every attempt failed, or the failure was permanent.
     Dead,
+    /// An operator cancelled it before it started.
     Cancelled,
 }
 
+/// Which finished tasks to reprocess: every filter given must match (none given: every
+/// `dead` task in reach).
 #[derive(Object, Debug)]
+#[oai(example, skip_serializing_if_is_none)]
 pub struct BulkReprocessRequest {
-    /// Only tasks of this type.
+    /// Only tasks of this type (e.g. `send_reset_password_email`).
     pub task_type: Option<String>,
     /// Only tasks of this institution (an Academic user is always limited to theirs).
     pub institution_id: Option<uuid::Uuid>,
@@ -52,9 +59,27 @@ pub struct BulkReprocessRequest {
     /// Case-insensitive text searched in the payload.
     pub q: Option<String>,
     /// At most this many copies (1–1000, default 1000).
+    #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
     pub limit: Option<u32>,
 }
 
+impl Example for BulkReprocessRequest {
+    fn example() -> Self {
+        BulkReprocessRequest {
+            task_type: Some("send_reset_password_email".into()),
+            institution_id: None,
+            status: Some(FinalStatus::Dead),
+            created_from: chrono::DateTime::from_timestamp(1_790_000_000, 0),
+            created_to: None,
+            event_id: None,
+            correlation_id: None,
+            q: None,
+            limit: Some(100),
+        }
+    }
+}
+
+/// What a bulk reprocess did.
 #[derive(Object)]
 pub struct BulkReprocessResponse {
     /// How many copies were made (tasks with a copy still waiting are skipped).
@@ -72,6 +97,8 @@ pub struct AdmApi;
 impl AdmApi {
     /// Reprocess an event: insert a copy that fans out again
     ///
+    /// For Adm users (any event) and Academic users (their institution's events; 404 for
+    /// others).
     /// The original never changes; the copy keeps its correlation id, and this request's
     /// correlation id is stored as the copy's (and its tasks') `reprocess_request_id`. 409
     /// when the event is still pending/retrying or a copy is already waiting.
@@ -85,6 +112,7 @@ impl AdmApi {
         state: Data<&State>,
         auth: BearerAuth,
         req: &Request,
+        /// The event to copy (dispatched or dead).
         id: Path<uuid::Uuid>,
     ) -> Result<CopyCreated, ApiError> {
         let scope = auth.0.operator_scope()?;
@@ -103,6 +131,8 @@ impl AdmApi {
 
     /// Reprocess a task: insert a copy that runs again
     ///
+    /// For Adm users (any task) and Academic users (their institution's tasks; 404 for
+    /// others).
     /// The original never changes; the copy shares its lineage, so effects already done
     /// (an e-mail sent, a notification created) are not repeated. The copy keeps the
     /// original's correlation id; this request's is stored as its `reprocess_request_id`. 409
@@ -117,6 +147,7 @@ impl AdmApi {
         state: Data<&State>,
         auth: BearerAuth,
         req: &Request,
+        /// The task to copy (succeeded, dead or cancelled).
         id: Path<uuid::Uuid>,
     ) -> Result<CopyCreated, ApiError> {
         let scope = auth.0.operator_scope()?;
@@ -135,6 +166,9 @@ impl AdmApi {
 
     /// Reprocess every finished task matching a filter (at most 1000 per call)
     ///
+    /// For Adm users (any institution) and Academic users (always limited to their
+    /// institution; 403 when `institution_id` names another). Tasks that already have a
+    /// copy waiting are skipped.
     /// Each copy keeps its original's correlation id and carries this request's as its
     /// `reprocess_request_id`: `GET /adm/tasks?correlation_id=<this request's id>` lists them.
     #[oai(

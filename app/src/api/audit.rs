@@ -17,20 +17,25 @@ use poem_openapi::{Enum, Object, OpenApi};
 /// The kinds of entity that record domain events.
 #[derive(Enum, Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AggregateType {
+    /// An institution (its creation).
     #[oai(rename = "Institution")]
     Institution,
     /// A user of any role; a student's trail includes their enrolments and grades.
     #[oai(rename = "User")]
     User,
+    /// A password reset token (its creation).
     #[oai(rename = "ResetPasswordToken")]
     ResetPasswordToken,
+    /// A discipline (its creation).
     #[oai(rename = "Discipline")]
     Discipline,
+    /// A class (its creation).
     #[oai(rename = "Class")]
     Class,
     /// A class's enrolments and grades (keyed by the class id).
     #[oai(rename = "Enrollment")]
     Enrollment,
+    /// A notification (its creation).
     #[oai(rename = "Notification")]
     Notification,
 }
@@ -53,7 +58,9 @@ impl AggregateType {
 /// One page of an entity's audit trail.
 #[derive(Object)]
 pub struct AuditTrail {
-    pub aggregate_type: String,
+    /// The kind of entity, as asked.
+    pub aggregate_type: AggregateType,
+    /// The entity's id, as asked.
     pub aggregate_id: uuid::Uuid,
     /// Oldest first. Each event's `actor_id` is the user who caused it (`null`: a system
     /// actor such as the demo seed, or an anonymous request).
@@ -70,7 +77,9 @@ impl AuditApi {
     ///
     /// Every domain event the entity recorded, live and archived, oldest first: type,
     /// payload, when, who (`actor_id`) and the correlation id. Reprocessed copies are left
-    /// out (they repeat their original). 404 when the entity has no events in your scope.
+    /// out (they repeat their original). For Adm users (any entity) and Academic users
+    /// (their institution's). 404 when the entity has no events in the caller's scope; 429
+    /// when the caller already has `CAMPUS_ADMIN_CONCURRENCY` operator reads running.
     #[oai(
         path = "/audit/:aggregate_type/:aggregate_id",
         method = "get",
@@ -80,11 +89,14 @@ impl AuditApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// The kind of entity.
         aggregate_type: Path<AggregateType>,
+        /// The entity's id (for `Enrollment`, the class's).
         aggregate_id: Path<uuid::Uuid>,
         /// The `next_after` of the previous page.
         after: Query<Option<uuid::Uuid>>,
-        /// 1–1000, default 1000.
+        /// At most this many events (1–1000, default 1000).
+        #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
         limit: Query<Option<u32>>,
     ) -> Result<Json<AuditTrail>, ApiError> {
         let scope = auth.0.operator_scope()?;
@@ -112,7 +124,7 @@ impl AuditApi {
             .filter(|_| full)
             .map(|e| uuid::Uuid::from_u128(e.id.0));
         Ok(Json(AuditTrail {
-            aggregate_type: query.aggregate_type,
+            aggregate_type: aggregate_type.0,
             aggregate_id: aggregate_id.0,
             items: events
                 .into_iter()

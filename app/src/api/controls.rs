@@ -23,6 +23,7 @@ pub enum Done {
 /// A task type this release runs.
 #[derive(Object)]
 pub struct TaskTypeItem {
+    /// Its name, e.g. `send_reset_password_email`.
     pub task_type: String,
     /// Paused types are not claimed by any daemon (running tasks finish).
     pub paused: bool,
@@ -31,15 +32,20 @@ pub struct TaskTypeItem {
     pub concurrency: Option<u32>,
     /// An attempt running longer fails (and is retried per the policy).
     pub timeout_ms: u64,
+    /// Attempts a task of the type may have in all.
     pub max_attempts: u32,
     /// Tasks pending or retrying.
     pub waiting: i64,
+    /// Tasks running now.
     pub running: i64,
+    /// Dead tasks (in the live table).
     pub dead: i64,
 }
 
+/// Every task type this release runs.
 #[derive(Object)]
 pub struct TaskTypeList {
+    /// The task types, in the order the release registers them.
     pub items: Vec<TaskTypeItem>,
 }
 
@@ -58,6 +64,7 @@ pub struct AdmControlsApi;
 impl AdmControlsApi {
     /// Cancel a task that has not started
     ///
+    /// For Adm users (any task) and Academic users (their institution's; 404 for others).
     /// A pending or retrying task becomes `cancelled` (final; it can be reprocessed). 409
     /// when the task is running or finished (a claim that comes first wins).
     #[oai(
@@ -69,6 +76,7 @@ impl AdmControlsApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// The task's id.
         id: Path<uuid::Uuid>,
     ) -> Result<Done, ApiError> {
         let scope = auth.0.operator_scope()?;
@@ -80,6 +88,10 @@ impl AdmControlsApi {
     }
 
     /// Pause a task type: no daemon claims its tasks until it is resumed
+    ///
+    /// For Adm users only (403 for Academic users: a type is shared by every institution).
+    /// Running tasks finish; waiting ones (and new ones) wait. Pausing a paused type
+    /// changes nothing. 404 when this release runs no such type.
     #[oai(
         path = "/adm/task-types/:task_type/pause",
         method = "post",
@@ -89,6 +101,7 @@ impl AdmControlsApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// A task type this release runs (see `GET /adm/task-types`).
         task_type: Path<String>,
     ) -> Result<Done, ApiError> {
         adm_only(&auth)?;
@@ -97,6 +110,10 @@ impl AdmControlsApi {
     }
 
     /// Resume a paused task type
+    ///
+    /// For Adm users only (403 for Academic users). Its waiting tasks are claimed again.
+    /// Resuming a type that is not paused changes nothing. 404 when this release runs no
+    /// such type.
     #[oai(
         path = "/adm/task-types/:task_type/resume",
         method = "post",
@@ -106,6 +123,7 @@ impl AdmControlsApi {
         &self,
         state: Data<&State>,
         auth: BearerAuth,
+        /// A task type this release runs (see `GET /adm/task-types`).
         task_type: Path<String>,
     ) -> Result<Done, ApiError> {
         adm_only(&auth)?;
@@ -114,6 +132,10 @@ impl AdmControlsApi {
     }
 
     /// Task types: paused flag, concurrency limit, timeout, attempts and counts
+    ///
+    /// For Adm users only (403 for Academic users). Every task type this release runs, with
+    /// its options and how many of its tasks wait, run or are dead. 429 when the caller
+    /// already has `CAMPUS_ADMIN_CONCURRENCY` operator reads running.
     #[oai(
         path = "/adm/task-types",
         method = "get",

@@ -5,12 +5,21 @@ use crate::web::error::{ApiError, ErrorBody};
 use crate::web::State;
 use poem::web::Data;
 use poem_openapi::payload::Json;
-use poem_openapi::{Object, OpenApi};
+use poem_openapi::{Enum, Object, OpenApi};
 
+/// A healthy answer's status.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum HealthStatus {
+    /// Healthy (an unhealthy process answers 503 with an error body instead).
+    Ok,
+}
+
+/// A health check that passed.
 #[derive(Object)]
 pub struct Health {
-    /// `ok`
-    pub status: String,
+    /// Always `ok`.
+    pub status: HealthStatus,
 }
 
 pub struct OpsApi;
@@ -18,15 +27,20 @@ pub struct OpsApi;
 #[OpenApi(tag = "ApiTags::Ops")]
 impl OpsApi {
     /// The process is alive
+    ///
+    /// Anyone may call it. 200 as long as the process answers HTTP; for a liveness probe.
     #[oai(path = "/health/live", method = "get", operation_id = "checkLiveness")]
     async fn live(&self) -> Json<Health> {
         Json(Health {
-            status: "ok".into(),
+            status: HealthStatus::Ok,
         })
     }
 
-    /// The database is reachable, every migration is applied and, where this process runs
-    /// a daemon, its wake-up (LISTEN) connection is up
+    /// The process can serve: database, migrations and daemon wake-up connection are ready
+    ///
+    /// Anyone may call it; for a readiness probe. 200 when the database is reachable, every
+    /// migration is applied and, where this process runs a daemon, its wake-up (LISTEN)
+    /// connection is up; else 503 with code `not_ready` and the reason.
     #[oai(
         path = "/health/ready",
         method = "get",
@@ -36,7 +50,7 @@ impl OpsApi {
         match state.readiness.schema_ready().await {
             Ok(true) => match state.daemon.not_ready() {
                 None => Ok(Json(Health {
-                    status: "ok".into(),
+                    status: HealthStatus::Ok,
                 })),
                 Some(why) => Err(ApiError::Unavailable(
                     ErrorBody::new("not_ready", why),

@@ -6,7 +6,10 @@ use crate::web::{event_context, State};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object, OpenApi, Tags};
+use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
+use poem_openapi::types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
+use std::borrow::Cow;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -24,25 +27,163 @@ pub enum ApiTags {
     Ops,
 }
 
+/// A person's or a thing's name (institution, user, discipline) as the domain checks it:
+/// after trimming leading and trailing whitespace, 1 to 200 characters, none of them a
+/// control character (`\t`, `\n`, …) or an invisible or bidirectional formatting character
+/// (zero-width spaces and joiners, bidi overrides and isolates, soft hyphen, BOM). The
+/// trimmed text is what is stored.
+///
+/// The server applies the rule itself ([`campus_core::values::Name::parse`]) when it
+/// parses the body; the schema's `pattern` ([`NAME_PATTERN`]) states the same rule, and a
+/// test checks that the two agree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NameText(pub String);
+
+/// [`NameText`]'s rule as a regular expression: whitespace (Unicode `White_Space`), then
+/// a first and a last character that are neither whitespace nor a control nor an invisible
+/// formatting character, with at most 198 characters between them that are neither a
+/// control nor an invisible formatting character, then whitespace.
+pub const NAME_PATTERN: &str = concat!(
+    r"^[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
+    r"[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
+    r"(?:[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]{0,198}",
+    r"[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?",
+    r"[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+);
+
+impl NameText {
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl From<&str> for NameText {
+    fn from(s: &str) -> Self {
+        NameText(s.to_string())
+    }
+}
+
+impl Type for NameText {
+    const IS_REQUIRED: bool = true;
+    type RawValueType = Self;
+    type RawElementValueType = Self;
+
+    fn name() -> Cow<'static, str> {
+        "Name".into()
+    }
+
+    fn schema_ref() -> MetaSchemaRef {
+        MetaSchemaRef::Reference("Name".to_string())
+    }
+
+    fn register(registry: &mut Registry) {
+        registry.create_schema::<Self, _>("Name".to_string(), |_| MetaSchema {
+            description: Some(
+                "A name (of an institution, a user, a discipline): after trimming leading and \
+                 trailing whitespace, 1 to 200 characters, none of them a control character or \
+                 an invisible or bidirectional formatting character (zero-width spaces and \
+                 joiners, bidi overrides and isolates, soft hyphen, BOM). The trimmed text is \
+                 what is stored. The pattern is exactly this rule.",
+            ),
+            pattern: Some(NAME_PATTERN.to_string()),
+            example: Some(serde_json::json!("Ana Souza")),
+            ..MetaSchema::new("string")
+        });
+    }
+
+    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
+        Some(self)
+    }
+
+    fn raw_element_iter<'a>(
+        &'a self,
+    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
+        Box::new(self.as_raw_value().into_iter())
+    }
+}
+
+impl ParseFromJSON for NameText {
+    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
+        let raw = String::parse_from_json(value).map_err(ParseError::propagate)?;
+        match campus_core::values::Name::parse("name", &raw) {
+            Ok(_) => Ok(NameText(raw)),
+            Err(e) => Err(ParseError::custom(e)),
+        }
+    }
+}
+
+impl ToJSON for NameText {
+    fn to_json(&self) -> Option<serde_json::Value> {
+        Some(serde_json::Value::String(self.0.clone()))
+    }
+}
+
+/// The first Academic user of a new institution.
 #[derive(Object)]
+#[oai(example)]
 pub struct AcademicUserRequest {
-    pub name: String,
+    /// Their name.
+    pub name: NameText,
+    /// Their e-mail address, which they log in with; no other user may have it (any
+    /// institution, compared case-insensitively). Trimmed and lower-cased; one `@`, a
+    /// non-empty local part, a dotted domain, at most 254 bytes.
     pub email: String,
-    /// 8 to 128 characters.
+    /// Their password, 8 to 128 characters (Unicode code points; spaces count).
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub password: String,
 }
 
+impl Example for AcademicUserRequest {
+    fn example() -> Self {
+        AcademicUserRequest {
+            name: "Ana Souza".into(),
+            email: "ana.souza@example.edu".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// A new institution and its first Academic user.
 #[derive(Object)]
+#[oai(example)]
 pub struct CreateInstitutionRequest {
-    pub name: String,
+    /// The institution's name (institution names need not be unique).
+    pub name: NameText,
     /// The institution's first Academic user.
     pub academic: AcademicUserRequest,
 }
 
+impl Example for CreateInstitutionRequest {
+    fn example() -> Self {
+        CreateInstitutionRequest {
+            name: "Springfield College".into(),
+            academic: AcademicUserRequest::example(),
+        }
+    }
+}
+
+/// The ids of a new institution and of its first Academic user.
 #[derive(Object)]
+#[oai(example)]
 pub struct CreateInstitutionResponse {
+    /// The new institution.
     pub institution_id: uuid::Uuid,
+    /// Its first Academic user, who can log in at once.
     pub user_id: uuid::Uuid,
+}
+
+impl Example for CreateInstitutionResponse {
+    fn example() -> Self {
+        CreateInstitutionResponse {
+            institution_id: example_id("0192f5a3-6c1e-7b3d-9a41-3f2d8c1b7e01"),
+            user_id: example_id("0192f5a3-6c1e-7b3d-9a41-3f2d8c1b7e02"),
+        }
+    }
+}
+
+/// A fixed id for examples.
+pub(super) fn example_id(s: &str) -> uuid::Uuid {
+    uuid::Uuid::parse_str(s).unwrap_or_default()
 }
 
 #[derive(ApiResponse)]
@@ -52,32 +193,93 @@ pub enum InstitutionCreated {
     Created(Json<CreateInstitutionResponse>),
 }
 
+/// Credentials.
 #[derive(Object)]
+#[oai(example)]
 pub struct LoginRequest {
+    /// The user's e-mail address (case-insensitive; surrounding spaces are ignored).
     pub email: String,
+    /// The user's password. Not checked for form: a wrong one is a 401 like any other.
     pub password: String,
 }
 
+impl Example for LoginRequest {
+    fn example() -> Self {
+        LoginRequest {
+            email: "ana.souza@example.edu".into(),
+            password: "correct horse battery".into(),
+        }
+    }
+}
+
+/// The kind of an access token.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TokenType {
+    /// Send it as `Authorization: Bearer <access_token>`.
+    Bearer,
+}
+
+/// An access token.
 #[derive(Object)]
+#[oai(example)]
 pub struct LoginResponse {
+    /// A signed JWT to send as `Authorization: Bearer <access_token>`. A password change
+    /// revokes every token issued before it.
     pub access_token: String,
     /// Always `Bearer`.
-    pub token_type: String,
+    pub token_type: TokenType,
     /// Seconds until the token expires.
     pub expires_in: u64,
 }
 
+impl Example for LoginResponse {
+    fn example() -> Self {
+        LoginResponse {
+            access_token: "eyJhbGciOiJIUzI1NiIsImtpZCI6ImsxIn0.eyJzdWIiOiIuLi4ifQ.c2lnbmF0dXJl"
+                .into(),
+            token_type: TokenType::Bearer,
+            expires_in: 3600,
+        }
+    }
+}
+
+/// Whom to send a password reset link.
 #[derive(Object)]
+#[oai(example)]
 pub struct ResetPasswordTokenRequest {
+    /// The user's e-mail address. It must be well-formed (trimmed and lower-cased; one
+    /// `@`, a non-empty local part, a dotted domain, at most 254 bytes), else 400; whether
+    /// it belongs to a user is never revealed.
     pub email: String,
 }
 
+impl Example for ResetPasswordTokenRequest {
+    fn example() -> Self {
+        ResetPasswordTokenRequest {
+            email: "ana.souza@example.edu".into(),
+        }
+    }
+}
+
+/// A new password, with the token that allows setting it.
 #[derive(Object)]
+#[oai(example)]
 pub struct ResetPasswordRequest {
-    /// The token from the e-mailed link.
+    /// The token from the e-mailed link (single use, valid for one hour).
+    #[oai(validator(min_length = 1))]
     pub token: String,
-    /// The new password, 8 to 128 characters.
+    /// The new password, 8 to 128 characters (Unicode code points; spaces count).
+    #[oai(validator(min_length = 8, max_length = 128))]
     pub password: String,
+}
+
+impl Example for ResetPasswordRequest {
+    fn example() -> Self {
+        ResetPasswordRequest {
+            token: "q0Yx3c9ZbH1mVtN7rL2pK8sW4dF6gJ5e".into(),
+            password: "a new long passphrase".into(),
+        }
+    }
 }
 
 #[derive(ApiResponse)]
@@ -99,6 +301,13 @@ pub struct PublicApi;
 #[OpenApi(tag = "ApiTags::Public")]
 impl PublicApi {
     /// Create an institution with its first Academic user
+    ///
+    /// Anyone may call it (no authentication). Records `InstitutionCreated` and
+    /// `AcademicCreated`; a task then fills the institution with demo data (teachers,
+    /// students, disciplines, classes). The Academic user can log in at once with the given
+    /// password. 409 when the e-mail already belongs to a user (of any institution); 429
+    /// when this client address created too many institutions recently (`CAMPUS_RATE_LIMITS`,
+    /// `signup-ip`: 10 an hour by default).
     #[oai(
         path = "/institutions",
         method = "post",
@@ -117,8 +326,8 @@ impl PublicApi {
         let (institution, user) = state
             .accounts
             .create_institution(
-                &b.name,
-                &b.academic.name,
+                b.name.as_str(),
+                b.academic.name.as_str(),
                 &b.academic.email,
                 &b.academic.password,
                 &event_context(req),
@@ -133,6 +342,12 @@ impl PublicApi {
     }
 
     /// Log in and receive a bearer token
+    ///
+    /// Anyone may call it. Any user with a password (Adm, Academic, Teacher, Student) gets a
+    /// token for the other endpoints; Teachers and Students set their first password
+    /// through the reset flow. 401 for an unknown e-mail, a user without a password or a
+    /// wrong password alike; 429 after too many attempts from this client address or for
+    /// this account (`login-ip`, `login-account`).
     #[oai(path = "/auth/login", method = "post", operation_id = "login")]
     async fn login(
         &self,
@@ -147,18 +362,20 @@ impl PublicApi {
         let version = state.accounts.access_version(&user).await?;
         Ok(Json(LoginResponse {
             access_token: state.jwt.issue(&user, version)?,
-            token_type: "Bearer".into(),
+            token_type: TokenType::Bearer,
             expires_in: state.jwt.ttl.as_secs(),
         }))
     }
 
     /// Ask for a password reset link by e-mail
     ///
-    /// Always 202 for a well-formed address: the answer never reveals whether it belongs to a
+    /// Anyone may call it. Always 202 for a well-formed address: the answer never reveals whether it belongs to a
     /// user. For a user, a single-use token valid for one hour is created and
     /// `ResetPasswordTokenCreated` is recorded; a task e-mails the link. A user gets at most
     /// one link per `CAMPUS_RESET_COOLDOWN` (5 minutes by default); requests within it are
-    /// answered the same way and send nothing.
+    /// answered the same way and send nothing. 400 for a malformed address; 429 after too
+    /// many requests from this client address or for this address (`reset-ip`,
+    /// `reset-account`).
     #[oai(
         path = "/auth/reset-password-token",
         method = "post",
@@ -181,6 +398,11 @@ impl PublicApi {
     }
 
     /// Set a new password with a reset token
+    ///
+    /// Anyone holding a token may call it (no authentication). The token is used up, the
+    /// password replaced, `PasswordChanged` recorded, and every access token the user had
+    /// is revoked. 400 when the token is unknown, expired or already used, or the password
+    /// is not 8 to 128 characters.
     #[oai(
         path = "/auth/reset-password",
         method = "post",
@@ -197,5 +419,184 @@ impl PublicApi {
             .reset_password(&body.token, &body.password, &event_context(req))
             .await?;
         Ok(NoContent::NoContent)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem_openapi::validation::{Pattern, Validator};
+
+    /// The published spec.
+    fn spec() -> serde_json::Value {
+        serde_json::from_str(&crate::api::openapi_json()).unwrap()
+    }
+
+    /// A pattern of the spec as poem-openapi checks it (the regex crate, like the server).
+    fn pattern(spec: &serde_json::Value, pointer: &str) -> Pattern {
+        let text = spec.pointer(pointer).and_then(|p| p.as_str()).unwrap();
+        Pattern::new(Box::leak(text.to_string().into_boxed_str()))
+    }
+
+    /// Characters the rules treat specially: whitespace inside and outside the ASCII range,
+    /// controls that are whitespace and controls that are not, invisible and bidirectional
+    /// formatting characters, look-alike digits.
+    const CHARS: &[char] = &[
+        'a',
+        '7',
+        '2',
+        '1',
+        '.',
+        ' ',
+        '\t',
+        '\n',
+        '\u{0B}',
+        '\u{0C}',
+        '\r',
+        '\u{85}',
+        '\u{A0}',
+        '\u{1680}',
+        '\u{2003}',
+        '\u{2028}',
+        '\u{2029}',
+        '\u{202F}',
+        '\u{3000}',
+        '\u{0}',
+        '\u{1F}',
+        '\u{7F}',
+        '\u{9F}',
+        '\u{AD}',
+        '\u{61C}',
+        '\u{180E}',
+        '\u{200B}',
+        '\u{200F}',
+        '\u{202E}',
+        '\u{2060}',
+        '\u{2066}',
+        '\u{FEFF}',
+        'é',
+        '李',
+        '\u{1F600}',
+        '\u{FF12}',
+    ];
+
+    /// Each special character alone, first, last, inside and doubled; names around the
+    /// length bound, bare and padded; periods and near-periods; and a few random strings.
+    /// Deterministic. (Few: poem-openapi compiles a pattern at every check.)
+    fn samples() -> Vec<String> {
+        let mut out = vec![String::new()];
+        for &c in CHARS {
+            for s in [
+                format!("{c}"),
+                format!("{c}ab"),
+                format!("ab{c}"),
+                format!("a{c}b"),
+                format!("{c}{c}"),
+            ] {
+                out.push(s);
+            }
+        }
+        let x = |n: usize| "x".repeat(n);
+        for n in [199, 200, 201] {
+            out.extend([
+                x(n),
+                format!(" {} ", x(n)),
+                format!("\t{}\u{2028}", x(n)),
+                format!("{}\u{3000}", x(n)),
+                format!("{} y", x(n - 2)),
+                format!("\u{200B}{}", x(n - 1)),
+            ]);
+        }
+        out.extend(
+            [
+                "2026.1",
+                "2026.2",
+                " 2026.1\n",
+                "\u{85}2026.2\u{3000}",
+                "2026.3",
+                "26.1",
+                "２０２６.1",
+                "2026.1.1",
+                "2026.12",
+                "2026,1",
+                "\u{FEFF}2026.1",
+                "2026.1\u{0}",
+                "20261.1",
+            ]
+            .map(String::from),
+        );
+        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        for _ in 0..60 {
+            let len = next() % 12;
+            out.push((0..len).map(|_| CHARS[next() % CHARS.len()]).collect());
+        }
+        out
+    }
+
+    #[test]
+    fn the_name_pattern_is_the_domain_rule() {
+        let spec = spec();
+        assert_eq!(
+            spec["components"]["schemas"]["Name"]["pattern"],
+            NAME_PATTERN
+        );
+        let published = Pattern::new(NAME_PATTERN);
+        let (mut valid, mut invalid) = (0, 0);
+        for s in samples() {
+            let domain = campus_core::values::Name::parse("name", &s).is_ok();
+            assert_eq!(published.check(&s), domain, "{s:?}");
+            let parsed = NameText::parse_from_json(Some(serde_json::Value::String(s.clone())));
+            assert_eq!(parsed.is_ok(), domain, "{s:?}");
+            if domain {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        assert!(
+            valid > 80 && invalid > 80,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn the_period_pattern_is_the_domain_rule() {
+        let spec = spec();
+        let published = pattern(
+            &spec,
+            "/components/schemas/CreateClassRequest/properties/period/pattern",
+        );
+        let mut valid = 0;
+        for s in samples() {
+            let domain = campus_core::values::Period::parse(&s).is_ok();
+            assert_eq!(published.check(&s), domain, "{s:?}");
+            valid += usize::from(domain);
+        }
+        assert!(valid >= 4, "{valid} valid periods");
+    }
+
+    #[test]
+    fn request_examples_are_valid_requests() {
+        let spec = spec();
+        for name in [
+            "CreateInstitutionRequest",
+            "LoginRequest",
+            "ResetPasswordRequest",
+        ] {
+            assert!(
+                spec["components"]["schemas"][name]["example"].is_object(),
+                "{name}"
+            );
+        }
+        let example = CreateInstitutionRequest::example().to_json();
+        assert!(CreateInstitutionRequest::parse_from_json(example).is_ok());
+        let example = ResetPasswordRequest::example().to_json();
+        assert!(ResetPasswordRequest::parse_from_json(example).is_ok());
     }
 }

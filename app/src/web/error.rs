@@ -8,9 +8,13 @@ use poem_openapi::{ApiResponse, Object};
 /// The body of every error response.
 #[derive(Debug, Clone, Object, serde::Serialize)]
 pub struct ErrorBody {
-    /// Stable machine-readable code, e.g. `invalid_input`, `not_found`.
+    /// Stable machine-readable code: `invalid_request` (400: malformed, or outside the
+    /// declared schema), `invalid_input` (400: breaks a business rule), `unauthorized`
+    /// (401), `forbidden` (403), `not_found` (404), `method_not_allowed` (405), `conflict`
+    /// (409), `payload_too_large` (413), `unsupported_media_type` (415), `rate_limited`
+    /// (429), `unavailable`, `overloaded` or `not_ready` (503), `internal_error` (500).
     pub code: String,
-    /// Human-readable explanation.
+    /// Human-readable explanation (its wording may change; match on `code`).
     pub message: String,
 }
 
