@@ -172,6 +172,11 @@ struct Operation {
     uuid_queries: Vec<String>,
     /// The required properties of the JSON request body, if it has one.
     body_required: Option<Vec<String>>,
+    /// The statuses the spec declares for it.
+    declared: BTreeSet<u16>,
+    /// Query parameters with a value their schema refuses (below the minimum, outside the
+    /// enum, not a uuid or a date-time).
+    bad_queries: Vec<(String, String)>,
 }
 
 fn operations() -> Vec<Operation> {
@@ -192,6 +197,7 @@ fn operations() -> Vec<Operation> {
                 .unwrap_or_else(|| panic!("{method} {path}: no operationId"));
             let params = op["parameters"].as_array().cloned().unwrap_or_default();
             let mut uuid_queries = Vec::new();
+            let mut bad_queries = Vec::new();
             for p in &params {
                 let name = p["name"].as_str().unwrap().to_string();
                 if p["in"] == "query" {
@@ -199,11 +205,21 @@ fn operations() -> Vec<Operation> {
                         p["required"] != true,
                         "{id}: required query parameter {name}; teach this test what to send"
                     );
-                    if schema_of(&p["schema"])["format"] == "uuid" {
+                    let schema = schema_of(&p["schema"]);
+                    if let Some(bad) = refused_value(&schema) {
+                        bad_queries.push((name.clone(), bad));
+                    }
+                    if schema["format"] == "uuid" {
                         uuid_queries.push(name);
                     }
                 }
             }
+            let declared = op["responses"]
+                .as_object()
+                .unwrap()
+                .keys()
+                .map(|s| s.parse().unwrap())
+                .collect();
             let path_params: Vec<String> = path
                 .split('{')
                 .skip(1)
@@ -223,10 +239,28 @@ fn operations() -> Vec<Operation> {
                 path_params,
                 uuid_queries,
                 body_required,
+                declared,
+                bad_queries,
             });
         }
     }
     ops
+}
+
+/// A query value `schema` refuses, if the test knows one.
+fn refused_value(schema: &Value) -> Option<String> {
+    if let Some(min) = schema["minimum"].as_f64() {
+        return Some(format!("{}", min - 1.0));
+    }
+    if schema["enum"].is_array() {
+        return Some("no-such-value".into());
+    }
+    match schema["format"].as_str() {
+        Some("uuid") => Some("not-a-uuid".into()),
+        Some("date-time") => Some("yesterday".into()),
+        _ if schema["type"] == "integer" || schema["type"] == "boolean" => Some("many".into()),
+        _ => None,
+    }
 }
 
 fn allowed(op: &str) -> &'static [Role] {
@@ -316,6 +350,8 @@ struct Call {
     method: String,
     path: String,
     body: Option<Value>,
+    /// Instead of `body`: bytes sent as they are, with this content type (if any).
+    raw: Option<(Option<&'static str>, &'static str)>,
 }
 
 fn build(op: &Operation, ids: &Ids, receiver: &WebhookReceiver) -> Call {
@@ -346,6 +382,7 @@ fn build(op: &Operation, ids: &Ids, receiver: &WebhookReceiver) -> Call {
         method: op.method.clone(),
         path,
         body,
+        raw: None,
     }
 }
 
@@ -358,7 +395,12 @@ async fn send(app: &TestApp, call: &Call, token: Option<&str>) -> (u16, String) 
     if let Some(t) = token {
         req = req.bearer_auth(t);
     }
-    if let Some(b) = &call.body {
+    if let Some((content_type, bytes)) = call.raw {
+        if let Some(ct) = content_type {
+            req = req.header("content-type", ct);
+        }
+        req = req.body(bytes);
+    } else if let Some(b) = &call.body {
         req = req.json(b);
     }
     let resp = req.send().await.expect("HTTP request");
@@ -779,6 +821,62 @@ impl Matrix {
         cases
     }
 
+    /// `op` as a role it is for, with input it must refuse — a malformed path id, a query
+    /// value outside its schema, a body that is not JSON, a body without its content type,
+    /// every body field of the wrong type: a 4xx the spec declares for `op`, a JSON error,
+    /// nothing written. Returns the number of cases.
+    async fn bad_input(&mut self, op: &Operation) -> usize {
+        let role = allowed(&op.id)[0];
+        let good = || self.call(op, BTreeSet::new());
+        let mut cases: Vec<(String, Call)> = Vec::new();
+        for name in &op.path_params {
+            if let Param::Id(_) = path_param(&op.path, name) {
+                let mut call = good();
+                let at = op
+                    .path
+                    .split('/')
+                    .position(|seg| seg == format!("{{{name}}}"));
+                let mut segments: Vec<&str> = call.path.split('/').collect();
+                segments[at.unwrap()] = "not-a-uuid";
+                call.path = segments.join("/");
+                cases.push((format!("{{{name}}} not a uuid"), call));
+            }
+        }
+        for (name, value) in &op.bad_queries {
+            let mut call = good();
+            call.path = format!("{}?{name}={value}", call.path);
+            cases.push((format!("?{name}={value}"), call));
+        }
+        if op.body_required.is_some() {
+            let mut call = good();
+            call.raw = Some((Some("application/json"), "{\"unfinished\": "));
+            cases.push(("a body that is not JSON".into(), call));
+            let mut call = good();
+            call.raw = Some((None, "{}"));
+            cases.push(("a body without Content-Type".into(), call));
+            let mut call = good();
+            call.body = call.body.map(|b| wrong_types(&b));
+            cases.push(("every body field of the wrong type".into(), call));
+        }
+        let count = cases.len();
+        for (what, call) in cases {
+            let (status, body, written) = self.send(&call, role).await;
+            if !(400..500).contains(&status)
+                || !op.declared.contains(&status)
+                || !is_error_body(&body)
+                || !written.is_empty()
+            {
+                let problem = format!(
+                    "{what}: expected a declared 4xx ({:?}) with {{code, message}}, got {status} {}; wrote to {written:?}",
+                    op.declared,
+                    excerpt(&body)
+                );
+                self.fail(op, &call, format!("{role:?}"), problem);
+            }
+        }
+        count
+    }
+
     /// Every role `op` is for, with A's ids: not refused (401, 403) and no server error.
     /// Returns the number of calls.
     async fn let_through(&mut self, op: &Operation) -> usize {
@@ -810,6 +908,10 @@ async fn every_role_and_institution_is_refused_what_is_not_theirs() {
     for op in &ops {
         cross += m.cross_institution(op).await;
     }
+    let mut bad = 0;
+    for op in &ops {
+        bad += m.bad_input(op).await;
+    }
     // Then the allowed calls, which may change A's rows: deletions last, so the other calls
     // still find theirs.
     let mut let_through = 0;
@@ -821,7 +923,8 @@ async fn every_role_and_institution_is_refused_what_is_not_theirs() {
 
     println!(
         "{} operations: {refused} refused (operation, role) cases, {cross} cross-institution \
-         cases, {let_through} allowed calls; fixtures {fixtures:?}, total {:?}",
+         cases, {bad} bad-input cases, {let_through} allowed calls; fixtures {fixtures:?}, \
+         total {:?}",
         ops.len(),
         started.elapsed()
     );
@@ -832,4 +935,24 @@ async fn every_role_and_institution_is_refused_what_is_not_theirs() {
         m.failures.join("\n")
     );
     m.app.stop().await;
+}
+
+/// `body` with every field of another JSON type than its own.
+fn wrong_types(body: &Value) -> Value {
+    let Some(fields) = body.as_object() else {
+        return json!(42);
+    };
+    fields
+        .iter()
+        .map(|(k, v)| {
+            let wrong = match v {
+                Value::String(_) => json!(12345),
+                Value::Number(_) | Value::Bool(_) => json!("not of this type"),
+                Value::Array(_) => json!({"not": "a list"}),
+                Value::Object(_) => json!(["not", "an", "object"]),
+                Value::Null => json!(false),
+            };
+            (k.clone(), wrong)
+        })
+        .collect()
 }

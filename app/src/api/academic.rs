@@ -4,6 +4,7 @@ use super::at;
 use super::auth::BearerAuth;
 use super::page;
 use super::public::{example_id, ApiTags, NameText, NoContent};
+use super::text::Text;
 use crate::services::academic::SetNote;
 use crate::web::error::ApiError;
 use crate::web::State;
@@ -27,7 +28,7 @@ pub struct CreateMemberRequest {
     /// case-insensitively). Trimmed and lower-cased; one `@`, a non-empty local part, a
     /// dotted domain, at most 254 bytes. They set their password through the reset flow
     /// (`POST /auth/reset-password-token` with this address).
-    pub email: String,
+    pub email: Text,
 }
 
 impl Example for CreateMemberRequest {
@@ -69,7 +70,7 @@ pub struct CreateClassRequest {
     #[oai(validator(
         pattern = r"^[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*[0-9]{4}\.[12][\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$"
     ))]
-    pub period: String,
+    pub period: Text,
 }
 
 impl Example for CreateClassRequest {

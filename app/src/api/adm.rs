@@ -5,6 +5,7 @@
 use super::academic::IdResponse;
 use super::auth::BearerAuth;
 use super::public::ApiTags;
+use super::text::Text;
 use crate::web::error::ApiError;
 use crate::web::{event_context, State};
 use campus_core::engine::TaskStatus;
@@ -43,7 +44,7 @@ pub enum FinalStatus {
 #[oai(example, skip_serializing_if_is_none)]
 pub struct BulkReprocessRequest {
     /// Only tasks of this type (e.g. `send_reset_password_email`).
-    pub task_type: Option<String>,
+    pub task_type: Option<Text>,
     /// Only tasks of this institution (an Academic user is always limited to theirs).
     pub institution_id: Option<uuid::Uuid>,
     /// Tasks in this final status; default `dead`.
@@ -55,9 +56,9 @@ pub struct BulkReprocessRequest {
     /// Only tasks produced by this event.
     pub event_id: Option<uuid::Uuid>,
     /// Tasks with this correlation id, or made by the operator's request with this id.
-    pub correlation_id: Option<String>,
+    pub correlation_id: Option<Text>,
     /// Case-insensitive text searched in the payload.
-    pub q: Option<String>,
+    pub q: Option<Text>,
     /// At most this many copies (1–1000, default 1000).
     #[oai(validator(minimum(value = "1"), maximum(value = "1000")))]
     pub limit: Option<u32>,
@@ -186,7 +187,7 @@ impl AdmApi {
         let scope = auth.0.operator_scope()?;
         let b = body.0;
         let filter = TaskFilter {
-            task_type: b.task_type,
+            task_type: b.task_type.map(String::from),
             institution_id: b.institution_id.map(|i| InstitutionId(i.as_u128())),
             status: b.status.map(|s| match s {
                 FinalStatus::Succeeded => TaskStatus::Succeeded,
@@ -196,8 +197,8 @@ impl AdmApi {
             created_from: b.created_from.map(ts),
             created_to: b.created_to.map(ts),
             event_id: b.event_id.map(|e| EventId(e.as_u128())),
-            correlation_id: b.correlation_id.filter(|c| !c.is_empty()),
-            text: b.q.filter(|t| !t.is_empty()),
+            correlation_id: b.correlation_id.map(String::from).filter(|c| !c.is_empty()),
+            text: b.q.map(String::from).filter(|t| !t.is_empty()),
         };
         let copies = state
             .operations

@@ -1,5 +1,6 @@
 //! Public endpoints: create an institution, log in, reset a password.
 
+use super::text::Text;
 use crate::web::error::ApiError;
 use crate::web::limits::Limit;
 use crate::web::{event_context, State};
@@ -104,7 +105,7 @@ impl Type for NameText {
 
 impl ParseFromJSON for NameText {
     fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
-        let raw = String::parse_from_json(value).map_err(ParseError::propagate)?;
+        let Text(raw) = Text::parse_from_json(value).map_err(ParseError::propagate)?;
         match campus_core::values::Name::parse("name", &raw) {
             Ok(_) => Ok(NameText(raw)),
             Err(e) => Err(ParseError::custom(e)),
@@ -127,10 +128,10 @@ pub struct AcademicUserRequest {
     /// Their e-mail address, which they log in with; no other user may have it (any
     /// institution, compared case-insensitively). Trimmed and lower-cased; one `@`, a
     /// non-empty local part, a dotted domain, at most 254 bytes.
-    pub email: String,
+    pub email: Text,
     /// Their password, 8 to 128 characters (Unicode code points; spaces count).
     #[oai(validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    pub password: Text,
 }
 
 impl Example for AcademicUserRequest {
@@ -198,9 +199,9 @@ pub enum InstitutionCreated {
 #[oai(example)]
 pub struct LoginRequest {
     /// The user's e-mail address (case-insensitive; surrounding spaces are ignored).
-    pub email: String,
+    pub email: Text,
     /// The user's password. Not checked for form: a wrong one is a 401 like any other.
-    pub password: String,
+    pub password: Text,
 }
 
 impl Example for LoginRequest {
@@ -250,7 +251,7 @@ pub struct ResetPasswordTokenRequest {
     /// The user's e-mail address. It must be well-formed (trimmed and lower-cased; one
     /// `@`, a non-empty local part, a dotted domain, at most 254 bytes), else 400; whether
     /// it belongs to a user is never revealed.
-    pub email: String,
+    pub email: Text,
 }
 
 impl Example for ResetPasswordTokenRequest {
@@ -267,10 +268,10 @@ impl Example for ResetPasswordTokenRequest {
 pub struct ResetPasswordRequest {
     /// The token from the e-mailed link (single use, valid for one hour).
     #[oai(validator(min_length = 1))]
-    pub token: String,
+    pub token: Text,
     /// The new password, 8 to 128 characters (Unicode code points; spaces count).
     #[oai(validator(min_length = 8, max_length = 128))]
-    pub password: String,
+    pub password: Text,
 }
 
 impl Example for ResetPasswordRequest {

@@ -4,6 +4,7 @@
 use super::at;
 use super::auth::BearerAuth;
 use super::public::{ApiTags, NoContent};
+use super::text::Text;
 use crate::handlers::webhooks::TEST_EVENT;
 use crate::services::webhooks::SubscriptionInput;
 use crate::web::error::ApiError;
@@ -180,13 +181,13 @@ pub struct WebhookRequest {
     /// the host in `CAMPUS_WEBHOOK_ALLOWED_HOSTS`), without a user name or password; at
     /// most 2000 bytes once trimmed. Unique among the institution's subscriptions.
     #[oai(validator(max_length = 2000))]
-    pub url: String,
+    pub url: Text,
     /// The event types to deliver (at least one; repeats are ignored).
     #[oai(validator(min_items = 1))]
     pub event_types: Vec<SubscribableEventType>,
     /// Free text for the institution's own use (at most 500 characters).
     #[oai(default, validator(max_length = 500))]
-    pub description: String,
+    pub description: Text,
     /// Whether deliveries are made (default true).
     #[oai(default = "enabled_by_default")]
     pub enabled: bool,
@@ -405,13 +406,13 @@ fn item(s: WebhookSubscription) -> Result<WebhookItem, ApiError> {
 fn input(body: Json<WebhookRequest>) -> SubscriptionInput {
     let Json(b) = body;
     SubscriptionInput {
-        url: b.url,
+        url: b.url.into(),
         event_types: b
             .event_types
             .into_iter()
             .map(|t| t.as_str().to_string())
             .collect(),
-        description: b.description,
+        description: b.description.into(),
         enabled: b.enabled,
     }
 }
