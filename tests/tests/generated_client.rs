@@ -243,7 +243,9 @@ async fn a_reset_link_by_email_changes_the_password() {
         })
     };
     assert!(
-        "short".parse::<types::ResetPasswordRequestPassword>().is_err(),
+        "short"
+            .parse::<types::ResetPasswordRequestPassword>()
+            .is_err(),
         "the spec's minLength reaches the generated client: a short password is not even sent"
     );
     let done = reset("new-password").send().await.expect("the reset");

@@ -92,10 +92,10 @@ impl Checker {
     /// few connections a browser opens to the server (their live-update streams).
     async fn visit(&mut self, [name, path, css]: [&str; 3]) {
         let url = format!("{}{path}", self.base);
-        tokio::time::timeout(WAIT, self.browser.client.goto(&url))
-            .await
-            .unwrap_or_else(|_| panic!("{path} did not load within {WAIT:?}"))
-            .unwrap();
+        match tokio::time::timeout(WAIT, self.browser.client.goto(&url)).await {
+            Ok(loaded) => loaded.unwrap(),
+            Err(_) => panic!("{path} did not load within {WAIT:?}"),
+        }
         self.wait_for(css).await;
         self.check(name).await;
     }
