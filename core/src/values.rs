@@ -57,9 +57,10 @@ impl Email {
         let t = raw.trim().to_lowercase();
         let invalid =
             || DomainError::invalid("email", "must be an e-mail address like name@example.org");
-        // No whitespace, controls or invisible characters, and none of the characters that
-        // separate or quote addresses in a mail header (`Name <a@b>, c@d`).
-        if t.len() > 254
+        // At most 254 characters as sent (the API's schema states this rule as `maxLength`
+        // and a pattern). No whitespace, controls or invisible characters, and none of the
+        // characters that separate or quote addresses in a mail header (`Name <a@b>, c@d`).
+        if raw.chars().count() > 254
             || t.chars().any(|c| {
                 c.is_whitespace()
                     || c.is_control()

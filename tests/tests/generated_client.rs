@@ -42,8 +42,8 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> api::Client {
     let session = anonymous(app)
         .login()
         .body(types::LoginRequest {
-            email: email.into(),
-            password: password.into(),
+            email: email.parse().unwrap(),
+            password: password.parse().unwrap(),
         })
         .send()
         .await
@@ -67,7 +67,7 @@ async fn create_institution(
             name: name.parse().unwrap(),
             academic: types::AcademicUserRequest {
                 name: "Academic".parse().unwrap(),
-                email: email.into(),
+                email: email.parse().unwrap(),
                 password: password.parse().unwrap(),
             },
         })
@@ -105,7 +105,7 @@ async fn e_mailed_token(app: &TestApp, email: &str) -> String {
     let accepted = anonymous(app)
         .request_password_reset()
         .body(types::ResetPasswordTokenRequest {
-            email: email.into(),
+            email: email.parse().unwrap(),
         })
         .send()
         .await
@@ -260,8 +260,8 @@ async fn a_reset_link_by_email_changes_the_password() {
     let old = anonymous(&app)
         .login()
         .body(types::LoginRequest {
-            email: "ana@gen.test".into(),
-            password: "old-password".into(),
+            email: "ana@gen.test".parse().unwrap(),
+            password: "old-password".parse().unwrap(),
         })
         .send()
         .await;
@@ -284,7 +284,7 @@ async fn a_grade_note_notifies_the_student() {
 
     let member = |name: &str, email: &str| types::CreateMemberRequest {
         name: name.parse().unwrap(),
-        email: email.into(),
+        email: email.parse().unwrap(),
     };
     let teacher = academic
         .create_teacher()

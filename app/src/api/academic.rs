@@ -3,7 +3,7 @@
 use super::at;
 use super::auth::BearerAuth;
 use super::page;
-use super::public::{example_id, ApiTags, NameText, NoContent};
+use super::public::{example_id, ApiTags, EmailText, NameText, NoContent};
 use super::text::Text;
 use crate::services::academic::SetNote;
 use crate::web::error::ApiError;
@@ -28,7 +28,7 @@ pub struct CreateMemberRequest {
     /// case-insensitively). Trimmed and lower-cased; one `@`, a non-empty local part, a
     /// dotted domain, at most 254 bytes. They set their password through the reset flow
     /// (`POST /auth/reset-password-token` with this address).
-    pub email: Text,
+    pub email: EmailText,
 }
 
 impl Example for CreateMemberRequest {

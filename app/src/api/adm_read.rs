@@ -6,6 +6,7 @@ use super::adm::ts;
 use super::at;
 use super::auth::BearerAuth;
 use super::public::ApiTags;
+use super::text::Text;
 use crate::web::error::ApiError;
 use crate::web::State;
 use campus_core::engine::{EventStatus as CoreEventStatus, TaskStatus as CoreTaskStatus};
@@ -428,7 +429,7 @@ impl AdmViewsApi {
         /// Only events of this institution.
         institution_id: Query<Option<uuid::Uuid>>,
         /// Only events of this type, e.g. `ExamGradeNoteAdded` (empty: any).
-        event_type: Query<Option<String>>,
+        event_type: Query<Option<Text>>,
         /// Only events in this status.
         status: Query<Option<EventStatus>>,
         /// Only events recorded at or after this instant.
@@ -437,11 +438,11 @@ impl AdmViewsApi {
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Rows with this correlation id, or made by the operator's request with this id
         /// (`reprocess_request_id`).
-        correlation_id: Query<Option<String>>,
+        correlation_id: Query<Option<Text>>,
         /// Only events with (`true`) or without (`false`) a failed attempt.
         has_errors: Query<Option<bool>>,
         /// Case-insensitive text searched in the payload.
-        q: Query<Option<String>>,
+        q: Query<Option<Text>>,
         /// The `next_before` of the previous page.
         before: Query<Option<uuid::Uuid>>,
         /// At most this many items (1–200, default 50).
@@ -451,16 +452,16 @@ impl AdmViewsApi {
         let scope = auth.0.operator_scope()?;
         let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let query = EventQuery {
-            event_type: event_type.0.filter(|t| !t.is_empty()),
+            event_type: event_type.0.map(String::from).filter(|t| !t.is_empty()),
             status: status.0.map(Into::into),
             filter: list_filter(
                 archived.0,
                 institution_id.0,
                 from.0,
                 to.0,
-                correlation_id.0,
+                correlation_id.0.map(String::from),
                 has_errors.0,
-                q.0,
+                q.0.map(String::from),
             ),
             before: before.0.map(|b| EventId(b.as_u128())),
             limit: clamp_limit(limit.0),
@@ -512,7 +513,7 @@ impl AdmViewsApi {
         /// Only tasks of this institution.
         institution_id: Query<Option<uuid::Uuid>>,
         /// Only tasks of this type, e.g. `send_reset_password_email` (empty: any).
-        task_type: Query<Option<String>>,
+        task_type: Query<Option<Text>>,
         /// Only tasks in this status.
         status: Query<Option<TaskStatus>>,
         /// Only tasks produced by this event.
@@ -523,11 +524,11 @@ impl AdmViewsApi {
         to: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Rows with this correlation id, or made by the operator's request with this id
         /// (`reprocess_request_id`).
-        correlation_id: Query<Option<String>>,
+        correlation_id: Query<Option<Text>>,
         /// Only tasks with (`true`) or without (`false`) a failed attempt.
         has_errors: Query<Option<bool>>,
         /// Case-insensitive text searched in the payload.
-        q: Query<Option<String>>,
+        q: Query<Option<Text>>,
         /// The `next_before` of the previous page.
         before: Query<Option<uuid::Uuid>>,
         /// At most this many items (1–200, default 50).
@@ -537,7 +538,7 @@ impl AdmViewsApi {
         let scope = auth.0.operator_scope()?;
         let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let query = TaskQuery {
-            task_type: task_type.0.filter(|t| !t.is_empty()),
+            task_type: task_type.0.map(String::from).filter(|t| !t.is_empty()),
             status: status.0.map(Into::into),
             event_id: event_id.0.map(|e| EventId(e.as_u128())),
             filter: list_filter(
@@ -545,9 +546,9 @@ impl AdmViewsApi {
                 institution_id.0,
                 from.0,
                 to.0,
-                correlation_id.0,
+                correlation_id.0.map(String::from),
                 has_errors.0,
-                q.0,
+                q.0.map(String::from),
             ),
             before: before.0.map(|b| TaskId(b.as_u128())),
             limit: clamp_limit(limit.0),
@@ -597,9 +598,9 @@ impl AdmViewsApi {
         /// Counts of this institution only.
         institution_id: Query<Option<uuid::Uuid>>,
         /// Counts of events of this type only.
-        event_type: Query<Option<String>>,
+        event_type: Query<Option<Text>>,
         /// Counts of tasks of this type only.
-        task_type: Query<Option<String>>,
+        task_type: Query<Option<Text>>,
         /// Counts of events recorded / tasks created at or after this instant (the
         /// per-minute series always covers the last hour).
         from: Query<Option<chrono::DateTime<chrono::Utc>>>,
@@ -610,8 +611,8 @@ impl AdmViewsApi {
         let _slot = state.limiter.admin_read(auth.0.sub.as_u128())?;
         let query = SummaryQuery {
             institution_id: institution_id.0.map(|i| InstitutionId(i.as_u128())),
-            event_type: event_type.0.filter(|t| !t.is_empty()),
-            task_type: task_type.0.filter(|t| !t.is_empty()),
+            event_type: event_type.0.map(String::from).filter(|t| !t.is_empty()),
+            task_type: task_type.0.map(String::from).filter(|t| !t.is_empty()),
             from: from.0.map(ts),
             to: to.0.map(ts),
         };

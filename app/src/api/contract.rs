@@ -186,7 +186,7 @@ fn nullable_options(schema: &mut Value, always_sent: bool, schemas: &Value) {
         .filter_map(|r| r.as_str().map(str::to_string))
         .collect();
     let mut now_required = required.clone();
-    if let Some(properties) = schema["properties"].as_object_mut() {
+    if let Some(properties) = schema.get_mut("properties").and_then(Value::as_object_mut) {
         for (name, property) in properties.iter_mut() {
             if !required.contains(name) {
                 make_nullable(property, schemas);
@@ -394,6 +394,27 @@ mod tests {
                 .is_none_or(|r| !r.as_array().unwrap().contains(&json!("status"))),
             "a request's optional field stays optional"
         );
+    }
+
+    #[test]
+    fn completing_adds_no_null_but_to_enums() {
+        fn nulls(value: &Value, at: &str, found: &mut Vec<String>) {
+            match value {
+                Value::Null => found.push(at.to_string()),
+                Value::Object(map) => map
+                    .iter()
+                    .for_each(|(k, v)| nulls(v, &format!("{at}/{k}"), found)),
+                Value::Array(items) if !at.ends_with("/enum") => items
+                    .iter()
+                    .enumerate()
+                    .for_each(|(i, v)| nulls(v, &format!("{at}/{i}"), found)),
+                _ => {}
+            }
+        }
+        let spec: Value = serde_json::from_str(&super::super::openapi_json()).unwrap();
+        let mut found = Vec::new();
+        nulls(&spec, "", &mut found);
+        assert!(found.is_empty(), "null at {found:?}");
     }
 
     #[test]

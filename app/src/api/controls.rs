@@ -5,6 +5,7 @@
 
 use super::auth::BearerAuth;
 use super::public::ApiTags;
+use super::text::Text;
 use crate::web::error::ApiError;
 use crate::web::State;
 use campus_core::ids::TaskId;
@@ -102,7 +103,7 @@ impl AdmControlsApi {
         state: Data<&State>,
         auth: BearerAuth,
         /// A task type this release runs (see `GET /adm/task-types`).
-        task_type: Path<String>,
+        task_type: Path<Text>,
     ) -> Result<Done, ApiError> {
         adm_only(&auth)?;
         state.operations.set_paused(&task_type.0, true).await?;
@@ -124,7 +125,7 @@ impl AdmControlsApi {
         state: Data<&State>,
         auth: BearerAuth,
         /// A task type this release runs (see `GET /adm/task-types`).
-        task_type: Path<String>,
+        task_type: Path<Text>,
     ) -> Result<Done, ApiError> {
         adm_only(&auth)?;
         state.operations.set_paused(&task_type.0, false).await?;

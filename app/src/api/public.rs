@@ -1,16 +1,15 @@
 //! Public endpoints: create an institution, log in, reset a password.
 
-use super::text::Text;
+use super::text::{Checked, Text, TextRule};
 use crate::web::error::ApiError;
 use crate::web::limits::Limit;
 use crate::web::{event_context, State};
 use poem::web::Data;
 use poem::Request;
 use poem_openapi::payload::Json;
-use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use poem_openapi::types::{Example, ParseError, ParseFromJSON, ParseResult, ToJSON, Type};
+use poem_openapi::registry::MetaSchema;
+use poem_openapi::types::Example;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi, Tags};
-use std::borrow::Cow;
 
 #[derive(Tags)]
 pub enum ApiTags {
@@ -28,57 +27,60 @@ pub enum ApiTags {
     Ops,
 }
 
+/// Characters the domain treats as whitespace around a name or an address (Unicode
+/// `White_Space`, what Rust's `trim` removes), as a regular-expression class body.
+macro_rules! whitespace {
+    () => {
+        r"\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000"
+    };
+}
+
+/// Controls and invisible or bidirectional formatting characters (zero-width spaces and
+/// joiners, bidi overrides and isolates, soft hyphen, BOM), which no name or address holds.
+macro_rules! hidden {
+    () => {
+        r"\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF"
+    };
+}
+
 /// A person's or a thing's name (institution, user, discipline) as the domain checks it:
 /// after trimming leading and trailing whitespace, 1 to 200 characters, none of them a
 /// control character (`\t`, `\n`, …) or an invisible or bidirectional formatting character
 /// (zero-width spaces and joiners, bidi overrides and isolates, soft hyphen, BOM). The
 /// trimmed text is what is stored.
-///
-/// The server applies the rule itself ([`campus_core::values::Name::parse`]) when it
-/// parses the body; the schema's `pattern` ([`NAME_PATTERN`]) states the same rule, and a
-/// test checks that the two agree.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NameText(pub String);
+pub type NameText = Checked<NameRule>;
 
-/// [`NameText`]'s rule as a regular expression: whitespace (Unicode `White_Space`), then
-/// a first and a last character that are neither whitespace nor a control nor an invisible
-/// formatting character, with at most 198 characters between them that are neither a
-/// control nor an invisible formatting character, then whitespace.
+/// [`NameText`]'s rule: [`campus_core::values::Name::parse`], published as [`NAME_PATTERN`].
+pub struct NameRule;
+
+/// [`NameText`]'s rule as a regular expression: whitespace, then a first and a last
+/// character that are neither whitespace nor hidden, with at most 198 characters between
+/// them that are not hidden, then whitespace.
 pub const NAME_PATTERN: &str = concat!(
-    r"^[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*",
-    r"[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]",
-    r"(?:[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF]{0,198}",
-    r"[^\u0000-\u001F\u007F-\u009F\u00AD\u061C\u180E\u200B-\u200F\u202A-\u202E\u2060-\u2064\u2066-\u2069\uFEFF \u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000])?",
-    r"[\t\n\v\f\r \u0085\u00A0\u1680\u2000-\u200A\u2028\u2029\u202F\u205F\u3000]*$",
+    "^[",
+    whitespace!(),
+    "]*",
+    "[^",
+    hidden!(),
+    whitespace!(),
+    "]",
+    "(?:[^",
+    hidden!(),
+    "]{0,198}",
+    "[^",
+    hidden!(),
+    whitespace!(),
+    "])?",
+    "[",
+    whitespace!(),
+    "]*$",
 );
 
-impl NameText {
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
+impl TextRule for NameRule {
+    const NAME: &'static str = "Name";
 
-impl From<&str> for NameText {
-    fn from(s: &str) -> Self {
-        NameText(s.to_string())
-    }
-}
-
-impl Type for NameText {
-    const IS_REQUIRED: bool = true;
-    type RawValueType = Self;
-    type RawElementValueType = Self;
-
-    fn name() -> Cow<'static, str> {
-        "Name".into()
-    }
-
-    fn schema_ref() -> MetaSchemaRef {
-        MetaSchemaRef::Reference("Name".to_string())
-    }
-
-    fn register(registry: &mut Registry) {
-        registry.create_schema::<Self, _>("Name".to_string(), |_| MetaSchema {
+    fn schema() -> MetaSchema {
+        MetaSchema {
             description: Some(
                 "A name (of an institution, a user, a discipline): after trimming leading and \
                  trailing whitespace, 1 to 200 characters, none of them a control character or \
@@ -89,33 +91,67 @@ impl Type for NameText {
             pattern: Some(NAME_PATTERN.to_string()),
             example: Some(serde_json::json!("Ana Souza")),
             ..MetaSchema::new("string")
-        });
-    }
-
-    fn as_raw_value(&self) -> Option<&Self::RawValueType> {
-        Some(self)
-    }
-
-    fn raw_element_iter<'a>(
-        &'a self,
-    ) -> Box<dyn Iterator<Item = &'a Self::RawElementValueType> + 'a> {
-        Box::new(self.as_raw_value().into_iter())
-    }
-}
-
-impl ParseFromJSON for NameText {
-    fn parse_from_json(value: Option<serde_json::Value>) -> ParseResult<Self> {
-        let Text(raw) = Text::parse_from_json(value).map_err(ParseError::propagate)?;
-        match campus_core::values::Name::parse("name", &raw) {
-            Ok(_) => Ok(NameText(raw)),
-            Err(e) => Err(ParseError::custom(e)),
         }
     }
+
+    fn check(raw: &str) -> Result<(), campus_core::DomainError> {
+        campus_core::values::Name::parse("name", raw).map(drop)
+    }
 }
 
-impl ToJSON for NameText {
-    fn to_json(&self) -> Option<serde_json::Value> {
-        Some(serde_json::Value::String(self.0.clone()))
+/// An e-mail address as the domain checks it ([`campus_core::values::Email::parse`]): at
+/// most 254 characters as sent; after trimming whitespace, one `@` between a non-empty local
+/// part and a domain of two or more dot-separated labels, with no whitespace, control or
+/// invisible formatting character and none of `<>,;"()[]\`. It is stored lower-cased.
+pub type EmailText = Checked<EmailRule>;
+
+/// [`EmailText`]'s rule, published as [`EMAIL_PATTERN`] and a `maxLength` of 254.
+pub struct EmailRule;
+
+/// [`EmailText`]'s rule as a regular expression (the length is the schema's `maxLength`).
+pub const EMAIL_PATTERN: &str = concat!(
+    "^[",
+    whitespace!(),
+    "]*",
+    "[^",
+    hidden!(),
+    whitespace!(),
+    r#"<>,;"()\[\]\\@]+"#,
+    "@",
+    "(?:[^",
+    hidden!(),
+    whitespace!(),
+    r#"<>,;"()\[\]\\@.]+\.)+"#,
+    "[^",
+    hidden!(),
+    whitespace!(),
+    r#"<>,;"()\[\]\\@.]+"#,
+    "[",
+    whitespace!(),
+    "]*$",
+);
+
+impl TextRule for EmailRule {
+    const NAME: &'static str = "Email";
+
+    fn schema() -> MetaSchema {
+        MetaSchema {
+            description: Some(
+                "An e-mail address: at most 254 characters as sent; after trimming \
+                 whitespace, one `@` between a non-empty local part and a domain of two or \
+                 more dot-separated labels, with no whitespace, control or invisible \
+                 formatting character and none of `<>,;\"()[]\\`. Compared and stored \
+                 lower-cased. The pattern and the length are exactly this rule.",
+            ),
+            pattern: Some(EMAIL_PATTERN.to_string()),
+            max_length: Some(254),
+            example: Some(serde_json::json!("ana.souza@example.edu")),
+            ..MetaSchema::new("string")
+        }
+    }
+
+    fn check(raw: &str) -> Result<(), campus_core::DomainError> {
+        campus_core::values::Email::parse(raw).map(drop)
     }
 }
 
@@ -128,7 +164,7 @@ pub struct AcademicUserRequest {
     /// Their e-mail address, which they log in with; no other user may have it (any
     /// institution, compared case-insensitively). Trimmed and lower-cased; one `@`, a
     /// non-empty local part, a dotted domain, at most 254 bytes.
-    pub email: Text,
+    pub email: EmailText,
     /// Their password, 8 to 128 characters (Unicode code points; spaces count).
     #[oai(validator(min_length = 8, max_length = 128))]
     pub password: Text,
@@ -251,7 +287,7 @@ pub struct ResetPasswordTokenRequest {
     /// The user's e-mail address. It must be well-formed (trimmed and lower-cased; one
     /// `@`, a non-empty local part, a dotted domain, at most 254 bytes), else 400; whether
     /// it belongs to a user is never revealed.
-    pub email: Text,
+    pub email: EmailText,
 }
 
 impl Example for ResetPasswordTokenRequest {
@@ -426,6 +462,7 @@ impl PublicApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poem_openapi::types::{ParseFromJSON, ToJSON};
     use poem_openapi::validation::{Pattern, Validator};
 
     /// The published spec.
@@ -562,6 +599,61 @@ mod tests {
         }
         assert!(
             valid > 80 && invalid > 80,
+            "{valid} valid, {invalid} invalid"
+        );
+    }
+
+    #[test]
+    fn the_email_pattern_and_length_are_the_domain_rule() {
+        let spec = spec();
+        let schema = &spec["components"]["schemas"]["Email"];
+        assert_eq!(schema["pattern"], EMAIL_PATTERN);
+        let published = Pattern::new(EMAIL_PATTERN);
+        let max = schema["maxLength"].as_u64().unwrap() as usize;
+        const PIECES: &[&str] = &[
+            "a", "B", "7", ".", "..", "@", "x.org", "-", "+", " ", "\t", "\u{A0}", "\u{3000}",
+            "\u{200B}", "\u{202E}", "\u{0}", "\u{85}", "<", ",", ";", "\"", "(", "[", "\\", "ü",
+            "İ", "ß",
+        ];
+        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        };
+        let mut piece = move |most: usize| -> String {
+            let n = next();
+            (0..n % most)
+                .map(|i| PIECES[(n >> (5 * i + 3)) % PIECES.len()])
+                .collect()
+        };
+        let mut samples: Vec<String> = (0..4000)
+            .map(|i| match i % 3 {
+                0 => piece(9),
+                1 => format!("{}@{}", piece(3), piece(4)),
+                _ => format!("{}a@b{}.org{}", piece(2), piece(2), piece(2)),
+            })
+            .collect();
+        for len in [250, 254, 255] {
+            samples.push(format!("{}@x.org", "a".repeat(len - 6)));
+            samples.push(format!(" {}@x.org", "a".repeat(len - 7)));
+        }
+        let (mut valid, mut invalid) = (0, 0);
+        for s in samples {
+            let domain = campus_core::values::Email::parse(&s).is_ok();
+            let schema = published.check(&s) && s.chars().count() <= max;
+            assert_eq!(schema, domain, "{s:?}");
+            let parsed = EmailText::parse_from_json(Some(serde_json::Value::String(s.clone())));
+            assert_eq!(parsed.is_ok(), domain, "{s:?}");
+            if domain {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        assert!(
+            valid > 50 && invalid > 50,
             "{valid} valid, {invalid} invalid"
         );
     }

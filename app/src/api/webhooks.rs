@@ -580,7 +580,7 @@ impl WebhooksApi {
         /// Only deliveries in this status.
         status: Query<Option<DeliveryStatus>>,
         /// Only deliveries of this event type (e.g. `ExamGradeNoteAdded`, `WebhookTest`).
-        event_type: Query<Option<String>>,
+        event_type: Query<Option<Text>>,
         /// Only deliveries with an attempt at or after this instant.
         since: Query<Option<chrono::DateTime<chrono::Utc>>>,
         /// Only deliveries with an attempt before this instant.
@@ -596,7 +596,7 @@ impl WebhooksApi {
         let ms = |t: chrono::DateTime<chrono::Utc>| campus_core::Timestamp(t.timestamp_millis());
         let query = DeliveryQuery {
             state: status.0.map(DeliveryStatus::state),
-            event_type: event_type.0,
+            event_type: event_type.0.map(String::from),
             since: since.0.map(ms),
             until: until.0.map(ms),
             before: before.0.map(|b| TaskId(b.as_u128())),
