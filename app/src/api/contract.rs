@@ -203,10 +203,10 @@ fn nullable_options(schema: &mut Value, always_sent: bool, schemas: &Value) {
     }
 }
 
-/// The reference and the schema of an enum `property` refers to through `allOf` (poem-openapi's
-/// way of describing a referenced schema: the `$ref`, then a schema of only a description),
-/// if it is one.
-fn referenced_enum<'a>(property: &Value, schemas: &'a Value) -> Option<(Value, &'a Value)> {
+/// The reference and the schema of a scalar (an enum, a checked string) `property` refers
+/// to through `allOf` (poem-openapi's way of describing a referenced schema: the `$ref`, then
+/// a schema of only a description), if it is one.
+fn referenced_scalar<'a>(property: &Value, schemas: &'a Value) -> Option<(Value, &'a Value)> {
     let [reference, rest @ ..] = property["allOf"].as_array()?.as_slice() else {
         return None;
     };
@@ -218,24 +218,25 @@ fn referenced_enum<'a>(property: &Value, schemas: &'a Value) -> Option<(Value, &
         return None;
     }
     let target = &schemas[schema_name(reference["$ref"].as_str()?)?];
-    target.get("enum").map(|_| (reference.clone(), target))
+    (target["type"] != "object").then(|| (reference.clone(), target))
 }
 
-/// An enum referenced through `allOf` is written as the reference alone: generators resolve
+/// A scalar referenced through `allOf` is written as the reference alone: generators resolve
 /// `allOf` only to objects (openapi-python-client: "Cannot take allOf a non-object"). The
-/// enum's own schema carries the description.
+/// referenced schema carries the description.
 fn resolvable(property: &mut Value, schemas: &Value) {
-    if let Some((reference, _)) = referenced_enum(property, schemas) {
+    if let Some((reference, _)) = referenced_scalar(property, schemas) {
         *property = reference;
     }
 }
 
-/// Marks `property` as accepting `null`. An enum gets its values inline with `null` among
-/// them (a `$ref` cannot carry `nullable` in OpenAPI 3.0); an object keeps its `allOf`.
+/// Marks `property` as accepting `null`. A scalar is copied inline (a `$ref` cannot carry
+/// `nullable` in OpenAPI 3.0), an enum with `null` among its values; an object keeps its
+/// `allOf`.
 fn make_nullable(property: &mut Value, schemas: &Value) {
-    if let Some((_, target)) = referenced_enum(property, schemas) {
+    if let Some((_, target)) = referenced_scalar(property, schemas) {
         let mut inline = target.clone();
-        if let Some(values) = inline["enum"].as_array_mut() {
+        if let Some(values) = inline.get_mut("enum").and_then(Value::as_array_mut) {
             values.push(Value::Null);
         }
         if let Some(description) = property.get("description") {
