@@ -638,14 +638,9 @@ impl StudentApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::wire;
     use campus_core::values::Exam;
     use poem_openapi::types::{ParseFromJSON, ToJSON};
-
-    fn wire(v: impl ToJSON) -> String {
-        v.to_json()
-            .and_then(|j| j.as_str().map(String::from))
-            .unwrap()
-    }
 
     #[test]
     fn enums_carry_the_domain_names() {

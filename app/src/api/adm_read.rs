@@ -670,14 +670,8 @@ fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::wire;
     use campus_ports::ListStatus;
-    use poem_openapi::types::ToJSON;
-
-    fn wire(v: impl ToJSON) -> String {
-        v.to_json()
-            .and_then(|j| j.as_str().map(String::from))
-            .unwrap()
-    }
 
     /// The wire names are the ones the filters parsed and the lists showed before the
     /// enums: the core's.

@@ -69,3 +69,11 @@ pub fn page(limit: Option<u32>, after: Option<uuid::Uuid>) -> PageRequest {
         after: after.map(|a| a.as_u128()),
     }
 }
+
+/// How a value is written on the wire, for the tests of enums' names.
+#[cfg(test)]
+pub(crate) fn wire(v: impl poem_openapi::types::ToJSON) -> String {
+    v.to_json()
+        .and_then(|j| j.as_str().map(String::from))
+        .unwrap()
+}

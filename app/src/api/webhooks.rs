@@ -25,36 +25,27 @@ use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 /// An event type one can subscribe to: every domain event type but `AdmCreated` and
 /// `ResetPasswordTokenCreated` (which carry nothing an institution should receive).
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "PascalCase")]
 pub enum SubscribableEventType {
     /// An institution was created (with its first Academic user).
-    #[oai(rename = "InstitutionCreated")]
     InstitutionCreated,
     /// An Academic user was created.
-    #[oai(rename = "AcademicCreated")]
     AcademicCreated,
     /// A Teacher was created.
-    #[oai(rename = "TeacherCreated")]
     TeacherCreated,
     /// A Student was created.
-    #[oai(rename = "StudentCreated")]
     StudentCreated,
     /// A user changed their password.
-    #[oai(rename = "PasswordChanged")]
     PasswordChanged,
     /// A discipline was created.
-    #[oai(rename = "DisciplineCreated")]
     DisciplineCreated,
     /// A class was opened.
-    #[oai(rename = "ClassCreated")]
     ClassCreated,
     /// A student was enrolled in a class.
-    #[oai(rename = "StudentEnrolled")]
     StudentEnrolled,
     /// A teacher set an exam grade note.
-    #[oai(rename = "ExamGradeNoteAdded")]
     ExamGradeNoteAdded,
     /// A user was notified.
-    #[oai(rename = "NotificationCreated")]
     NotificationCreated,
 }
 
@@ -110,39 +101,29 @@ impl SubscribableEventType {
 /// The type of a delivered message: a subscribable event type, or `WebhookTest` for the
 /// ping of `POST /academic/webhooks/{id}/test`.
 #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "PascalCase")]
 pub enum DeliveredEventType {
     /// An institution was created (with its first Academic user).
-    #[oai(rename = "InstitutionCreated")]
     InstitutionCreated,
     /// An Academic user was created.
-    #[oai(rename = "AcademicCreated")]
     AcademicCreated,
     /// A Teacher was created.
-    #[oai(rename = "TeacherCreated")]
     TeacherCreated,
     /// A Student was created.
-    #[oai(rename = "StudentCreated")]
     StudentCreated,
     /// A user changed their password.
-    #[oai(rename = "PasswordChanged")]
     PasswordChanged,
     /// A discipline was created.
-    #[oai(rename = "DisciplineCreated")]
     DisciplineCreated,
     /// A class was opened.
-    #[oai(rename = "ClassCreated")]
     ClassCreated,
     /// A student was enrolled in a class.
-    #[oai(rename = "StudentEnrolled")]
     StudentEnrolled,
     /// A teacher set an exam grade note.
-    #[oai(rename = "ExamGradeNoteAdded")]
     ExamGradeNoteAdded,
     /// A user was notified.
-    #[oai(rename = "NotificationCreated")]
     NotificationCreated,
     /// The test ping.
-    #[oai(rename = "WebhookTest")]
     WebhookTest,
 }
 
@@ -729,14 +710,9 @@ impl WebhooksApi {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::api::wire;
     use crate::handlers::webhooks::subscribable;
     use poem_openapi::types::ToJSON;
-
-    fn wire(v: impl ToJSON) -> String {
-        v.to_json()
-            .and_then(|j| j.as_str().map(String::from))
-            .unwrap()
-    }
 
     #[test]
     fn the_event_type_enums_are_the_subscribable_types_and_the_ping() {
