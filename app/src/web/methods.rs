@@ -18,11 +18,7 @@ where
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
-    Methods {
-        route: RouteMethod::new(),
-        allow: Vec::new(),
-    }
-    .get(ep)
+    Methods::none().get(ep)
 }
 
 /// `POST` served by `ep`.
@@ -31,14 +27,17 @@ where
     E: IntoEndpoint,
     E::Endpoint: 'static,
 {
-    Methods {
-        route: RouteMethod::new(),
-        allow: Vec::new(),
-    }
-    .post(ep)
+    Methods::none().post(ep)
 }
 
 impl Methods {
+    fn none() -> Methods {
+        Methods {
+            route: RouteMethod::new(),
+            allow: Vec::new(),
+        }
+    }
+
     pub fn get<E>(mut self, ep: E) -> Self
     where
         E: IntoEndpoint,
