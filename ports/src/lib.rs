@@ -5,6 +5,7 @@
 //! behind the `mocks` feature.
 
 pub mod admin;
+pub mod bus;
 pub mod coordination;
 pub mod engine;
 pub mod error;
@@ -16,6 +17,7 @@ pub mod services;
 pub mod webhooks;
 
 pub use admin::*;
+pub use bus::*;
 pub use coordination::*;
 pub use engine::*;
 pub use error::PortError;
