@@ -163,6 +163,13 @@ pub struct Settings {
     #[arg(long, env = "CAMPUS_WEBHOOK_ROTATION_OVERLAP", global = true, default_value = "24h", value_parser = parse_retention)]
     pub webhook_rotation_overlap: Duration,
 
+    /// A RabbitMQ broker (`amqp://user:pass@host:5672/%2f`) to publish every event
+    /// institutions may receive by webhook to, on the durable topic exchange `campus.events`
+    /// with routing key `<institution_id>.<EventType>`. Unset: nothing is published and
+    /// nothing connects.
+    #[arg(long, env = "CAMPUS_BUS_URL", global = true, hide_env_values = true, value_parser = parse_bus_url)]
+    pub bus_url: Option<String>,
+
     /// With CAMPUS_ADMIN_PASSWORD: start-up makes sure an Adm user with these credentials exists.
     #[arg(long, env = "CAMPUS_ADMIN_EMAIL", global = true)]
     pub admin_email: Option<String>,
@@ -310,7 +317,15 @@ pub fn parse_schedule(raw: &str) -> Result<RetrySchedule, String> {
 }
 
 /// `CAMPUS_WEBHOOK_ALLOWED_HOSTS`, checked here and parsed where the sender is built.
-pub fn parse_allowed_hosts(raw: &str) -> Result<String, String> {
+pub fn parse_bus_url(raw: &str) -> Result<String, String> {
+    if raw.starts_with("amqp://") || raw.starts_with("amqps://") {
+        Ok(raw.to_string())
+    } else {
+        Err("give an AMQP URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f".into())
+    }
+}
+
+fn parse_allowed_hosts(raw: &str) -> Result<String, String> {
     campus_adapters::webhooks::sender::AllowedHosts::parse(raw)
         .map(|_| raw.to_string())
         .map_err(|e| format!("CAMPUS_WEBHOOK_ALLOWED_HOSTS: {e}"))

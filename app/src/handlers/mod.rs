@@ -16,6 +16,7 @@
 //! and one `handle` line in [`register`]. The engine does not change; `Registry::validate`
 //! refuses a route whose event no aggregate records or whose task type has no handler.
 
+pub mod bus;
 pub mod demo_seed;
 pub mod grade_note;
 pub mod noop;
@@ -47,6 +48,8 @@ pub struct HandlerDeps {
     /// Password of demo users (`CAMPUS_DEMO_PASSWORD`); without it they cannot log in.
     pub demo_password: Option<String>,
     pub webhooks: webhooks::WebhookDeps,
+    /// The event bus (`CAMPUS_BUS_URL`); without it nothing is published.
+    pub bus: Option<Arc<dyn campus_ports::EventBus>>,
 }
 
 /// The probe event of `campus bench`: two handlers, each planning a `noop` task.
@@ -88,6 +91,18 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
             move |e| plan_webhooks(&subscribed, e),
         )
     });
+    // With a bus, the same events are published to it.
+    let registry = match &deps.bus {
+        Some(bus) => webhooks::subscribable()
+            .fold(registry, |r, event| {
+                r.on_event_with(event.as_str(), "bus", bus::PublishEvent::TASK_TYPE, |e| {
+                    let message = webhooks::WebhookMessage::of_event(e)?;
+                    serde_json::to_string(&message).map_err(|e| e.to_string())
+                })
+            })
+            .handle(bus::PublishEvent(bus.clone())),
+        None => registry,
+    };
     registry
         .handle(webhooks::FanOutWebhooks(deps.webhooks.clone()))
         .handle(webhooks::DeliverWebhook(deps.webhooks.clone()))

@@ -257,6 +257,7 @@ impl Campus {
             public_url: settings.public_url(),
             demo_password: settings.demo_password.clone(),
             webhooks: webhooks.clone(),
+            bus: None,
         };
         // A route from an event nobody records, or to a task type nobody runs, stops the start.
         let registry = handlers::register(Registry::new(settings.max_attempts), &handler_deps);
