@@ -34,6 +34,9 @@ pub enum Command {
     /// Show the queues at a glance: counts by status and type, the oldest waiting items, the
     /// last hour's failures and latency by task type, the last archive run.
     Status(StatusArgs),
+    /// Take the events published to the bus (CAMPUS_BUS_URL) from a queue and print each as
+    /// a JSON line, acknowledging it once printed; shows how another service consumes them.
+    Consume(ConsumeArgs),
     /// Measure throughput, latency and memory on a scratch database (dropped afterwards).
     #[cfg(feature = "bench")]
     Bench(BenchArgs),
@@ -54,6 +57,21 @@ pub struct StatusArgs {
     /// Refresh every 2 seconds until Ctrl-C.
     #[arg(long)]
     pub watch: bool,
+}
+
+/// Options of `campus consume`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct ConsumeArgs {
+    /// The durable queue to declare and read (its dead letters go to `<queue>.dead`).
+    #[arg(long)]
+    pub queue: String,
+    /// Binding keys on `campus.events` (`<institution_id>.<EventType>`; `*` one word, `#`
+    /// any); repeat for several.
+    #[arg(long = "binding", default_value = "#")]
+    pub bindings: Vec<String>,
+    /// Messages taken ahead of their acknowledgement.
+    #[arg(long, default_value_t = 50)]
+    pub prefetch: u16,
 }
 
 /// Options of `campus archive`.

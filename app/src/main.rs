@@ -36,6 +36,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Migrate => return migrate(&cli.settings).await,
         Command::Archive(args) => return archive(&cli.settings, &args).await,
         Command::Status(args) => return status(&cli.settings, &args).await,
+        Command::Consume(args) => return consume(&cli.settings, &args).await,
         Command::Serve => Roles::SERVE,
         Command::Api => Roles::API,
         Command::Daemon => Roles::DAEMON,
@@ -65,6 +66,50 @@ async fn serve(settings: Settings, roles: Roles) -> Result<(), String> {
         println!("{}", campus.banner(false, true, None));
     }
     app.run(shutdown).await
+}
+
+/// `consume`: prints the bus's messages of a queue as JSON lines until Ctrl-C or SIGTERM.
+async fn consume(settings: &Settings, args: &campus::cli::ConsumeArgs) -> Result<(), String> {
+    use campus_adapters::bus::consumer::{consume, Verdict};
+    use std::io::Write;
+    let url = settings
+        .bus_url
+        .as_deref()
+        .ok_or("campus consume needs CAMPUS_BUS_URL, e.g. amqp://guest:guest@127.0.0.1:5672/%2f")?;
+    eprintln!(
+        "campus: consuming queue {} (bindings {}); one JSON line per message, Ctrl-C to stop",
+        args.queue,
+        args.bindings.join(", ")
+    );
+    let print = |m: campus_adapters::bus::consumer::Delivered| async move {
+        let body: serde_json::Value = serde_json::from_slice(&m.body)
+            .unwrap_or_else(|_| serde_json::Value::String(String::from_utf8_lossy(&m.body).into()));
+        let line = serde_json::json!({
+            "message_id": m.message_id,
+            "routing_key": m.routing_key,
+            "event_type": m.event_type,
+            "correlation_id": m.correlation_id,
+            "redelivered": m.redelivered,
+            "body": body,
+        });
+        let mut out = std::io::stdout().lock();
+        // Acknowledged only once written.
+        match writeln!(out, "{line}").and_then(|()| out.flush()) {
+            Ok(()) => Verdict::Ack,
+            // Nowhere to print it: it goes to the dead-letter queue rather than loop.
+            Err(_) => Verdict::Reject,
+        }
+    };
+    consume(
+        url,
+        &args.queue,
+        &args.bindings,
+        args.prefetch,
+        shutdown_signal(),
+        print,
+    )
+    .await
+    .map_err(|e| e.to_string())
 }
 
 /// `openapi`: prints the document, or writes it to `output`.

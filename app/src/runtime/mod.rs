@@ -257,7 +257,7 @@ impl Campus {
             public_url: settings.public_url(),
             demo_password: settings.demo_password.clone(),
             webhooks: webhooks.clone(),
-            bus: None,
+            bus: event_bus(&settings)?,
         };
         // A route from an event nobody records, or to a task type nobody runs, stops the start.
         let registry = handlers::register(Registry::new(settings.max_attempts), &handler_deps);
@@ -500,4 +500,15 @@ async fn pool_gauges<const N: usize>(pools: [(&'static str, sqlx::PgPool); N]) {
             gauge("in_use").set((open - idle).max(0.0));
         }
     }
+}
+
+/// The bus of `CAMPUS_BUS_URL`, if set: nothing connects until the first publish.
+fn event_bus(settings: &Settings) -> Result<Option<Arc<dyn campus_ports::EventBus>>, String> {
+    let Some(url) = &settings.bus_url else {
+        return Ok(None);
+    };
+    let bus = campus_adapters::bus::rabbitmq::RabbitBus::new(url)
+        .map_err(|e| format!("CAMPUS_BUS_URL: {e}"))?;
+    tracing::info!(endpoint = %bus.endpoint(), "events are published to the bus");
+    Ok(Some(Arc::new(bus)))
 }
