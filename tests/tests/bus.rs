@@ -5,7 +5,7 @@
 //! takes; without `CAMPUS_BUS_URL` nothing is published. These tests run one at a time (the
 //! nextest group `rabbitmq`): one of them stops the broker.
 
-use campus_adapters::bus::consumer::{consume, declare_queue, Delivered, Verdict};
+use campus_adapters::bus::consumer::{consume, declare_queue, delete_queue, Delivered, Verdict};
 use campus_tests::extra::Process;
 use campus_tests::{campus_binary, eventually, TestApp};
 use serde_json::{json, Value};
@@ -13,12 +13,20 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+/// Deletes `queue` and its dead letters.
+async fn done_with(queue: &str) {
+    delete_queue(&amqp_url(), queue)
+        .await
+        .expect("deleting the test's queue");
+}
+
 fn amqp_url() -> String {
     std::env::var("CAMPUS_TEST_AMQP_URL")
         .unwrap_or_else(|_| "amqp://guest:guest@127.0.0.1:5672/%2f".into())
 }
 
-/// A queue of its own, bound to every event, declared before anything is published.
+/// A queue of its own, bound as asked, declared before anything is published (deleted with
+/// [`done_with`]).
 async fn fresh_queue(bindings: &[&str]) -> String {
     let queue = format!("campus-test-{}", uuid::Uuid::new_v4().simple());
     let bindings: Vec<String> = bindings.iter().map(|b| b.to_string()).collect();
@@ -187,6 +195,7 @@ async fn every_event_is_published_once_and_a_reprocess_republishes_it() {
         [event_id.to_string()],
         "the reprocessed event, by its id"
     );
+    done_with(&queue).await;
     app.stop().await;
 }
 
@@ -252,6 +261,7 @@ async fn a_broker_stopped_in_the_middle_of_a_run_loses_no_event() {
         seen, expected,
         "every event arrived after the recovery, none lost"
     );
+    done_with(&queue).await;
     app.stop().await;
 }
 
@@ -306,6 +316,7 @@ async fn campus_consume_prints_each_event_as_a_json_line() {
     assert!(consumer
         .stderr()
         .contains(&format!("consuming queue {queue}")));
+    done_with(&queue).await;
     app.stop().await;
 }
 

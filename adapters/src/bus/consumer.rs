@@ -39,7 +39,7 @@ use futures::StreamExt;
 use lapin::message::Delivery;
 use lapin::options::{
     BasicAckOptions, BasicCancelOptions, BasicConsumeOptions, BasicQosOptions, BasicRejectOptions,
-    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions,
+    ExchangeDeclareOptions, QueueBindOptions, QueueDeclareOptions, QueueDeleteOptions,
 };
 use lapin::types::{AMQPValue, FieldTable, LongString};
 use lapin::{Channel, ExchangeKind};
@@ -84,22 +84,55 @@ pub fn dead_letter_queue(queue: &str) -> String {
 /// or so a new consumer's queue exists before the events it wants are published.
 pub async fn declare_queue(url: &str, queue: &str, bindings: &[String]) -> Result<(), PortError> {
     check_names(queue, bindings)?;
+    on_a_channel(
+        url,
+        &format!("declaring queue {queue}"),
+        |channel| async move { declare_topology(&channel, queue, bindings).await },
+    )
+    .await
+}
+
+/// Deletes `queue` and its dead-letter queue, with what they hold: when a consumer goes
+/// away for good (and after tests and benchmarks).
+pub async fn delete_queue(url: &str, queue: &str) -> Result<(), PortError> {
+    check_names(queue, &[])?;
+    on_a_channel(
+        url,
+        &format!("deleting queue {queue}"),
+        |channel| async move {
+            for name in [queue.to_string(), dead_letter_queue(queue)] {
+                channel
+                    .queue_delete(name.as_str().into(), QueueDeleteOptions::default())
+                    .await?;
+            }
+            Ok(())
+        },
+    )
+    .await
+}
+
+/// Runs `work` on a channel of a connection of its own, within [`CONNECT_TIMEOUT`], and
+/// closes the connection.
+async fn on_a_channel<F, Fut>(url: &str, doing: &str, work: F) -> Result<(), PortError>
+where
+    F: FnOnce(Channel) -> Fut,
+    Fut: Future<Output = Result<(), lapin::Error>>,
+{
     let uri = parse_url(url)?;
     let endpoint = endpoint(&uri);
     let connection = connect(&uri, CONNECT_TIMEOUT).await?;
-    let declared = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        let channel = connection.create_channel().await?;
-        declare_topology(&channel, queue, bindings).await
+    let done = tokio::time::timeout(CONNECT_TIMEOUT, async {
+        work(connection.create_channel().await?).await
     })
     .await
     .map_err(|_| {
         PortError::Unavailable(format!(
-            "RabbitMQ at {endpoint}: declaring queue {queue} took longer than {CONNECT_TIMEOUT:?}"
+            "RabbitMQ at {endpoint}: {doing} took longer than {CONNECT_TIMEOUT:?}"
         ))
     })?
-    .map_err(|e| unavailable(&endpoint, &format!("declaring queue {queue}"), &e));
+    .map_err(|e| unavailable(&endpoint, doing, &e));
     let _ = connection.close(200, "OK".into()).await;
-    declared
+    done
 }
 
 /// Consumes `queue` — declared first, bound to [`EXCHANGE`] with each of `bindings` — calling

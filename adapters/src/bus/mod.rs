@@ -26,7 +26,8 @@ pub mod consumer;
 pub mod rabbitmq;
 
 pub use consumer::{
-    consume, dead_letter_queue, declare_queue, Delivered, Verdict, DEAD_LETTER_EXCHANGE,
+    consume, dead_letter_queue, declare_queue, delete_queue, Delivered, Verdict,
+    DEAD_LETTER_EXCHANGE,
 };
 pub use rabbitmq::{RabbitBus, EXCHANGE};
 
