@@ -126,6 +126,12 @@ pub struct BenchArgs {
     /// this process, then measure delivery latency one event at a time (0: skip).
     #[arg(long, default_value_t = 0)]
     pub webhooks: usize,
+
+    /// Phase 6: the event bus. With CAMPUS_BUS_URL: this many messages published with
+    /// confirms, then this many events committed at once until consumed, then latency one
+    /// at a time; without it, the same events until dispatched (the bus off). 0: skip.
+    #[arg(long, default_value_t = 0)]
+    pub bus: usize,
 }
 
 /// When a bench run archives its history (`--archive`).

@@ -18,6 +18,7 @@
 //! (writes). Built with the `bench` cargo feature (on by default).
 
 mod api;
+mod bus;
 mod load;
 mod phases;
 mod processes;
@@ -51,6 +52,7 @@ pub async fn run(settings: &Settings, args: &BenchArgs) -> Result<BenchReport, S
                 "scratch database {}",
                 cluster::redact_url(scratch.db.url())
             ));
+            scratch.bus_url = settings.bus_url.clone();
             let result = phases(&mut scratch, args).await;
             scratch.cleanup().await;
             result
@@ -77,6 +79,10 @@ async fn phases(s: &mut Scratch, args: &BenchArgs) -> Result<BenchReport, String
     let (base, institution) = api::api_phase(s, args, &mut report).await?;
     if args.webhooks > 0 {
         webhooks::webhook_phase(s, &base, institution, args.webhooks, &mut report).await?;
+    }
+    if args.bus > 0 {
+        let url = s.bus_url.clone();
+        bus::bus_phase(s, url.as_deref(), institution, args.bus, &mut report).await?;
     }
     Ok(report)
 }

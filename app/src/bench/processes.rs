@@ -24,6 +24,8 @@ pub(super) struct Scratch {
     /// The master key every process of the run shares.
     secret: String,
     children: Vec<Child>,
+    /// `CAMPUS_BUS_URL`, given to every process of the run (phase 6).
+    pub(super) bus_url: Option<String>,
 }
 
 impl Scratch {
@@ -48,6 +50,7 @@ impl Scratch {
             smtp,
             secret: campus_adapters::keys::KeyRing::generate(),
             children: Vec::new(),
+            bus_url: None,
         })
     }
 
@@ -55,6 +58,9 @@ impl Scratch {
     pub(super) fn command(&self, sub: &str, concurrency: usize) -> Result<Command, String> {
         let exe = std::env::current_exe().map_err(err)?;
         let mut cmd = Command::new(exe);
+        if let Some(url) = &self.bus_url {
+            cmd.env("CAMPUS_BUS_URL", url);
+        }
         cmd.arg(sub)
             .env("DATABASE_URL", self.db.url())
             .env("CAMPUS_DATA_DIR", &self.dir)

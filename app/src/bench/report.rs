@@ -45,6 +45,16 @@ pub struct BenchReport {
     pub webhook_latency_p50_ms: f64,
     pub webhook_latency_p99_ms: f64,
     pub webhook_latency_max_ms: f64,
+    /// Phase 6 (`--bus N`): whether the bus was on (`CAMPUS_BUS_URL`), the messages
+    /// published with confirms per second, the events committed at once per second until
+    /// consumed (on) or dispatched (off), and commit → consumed one at a time.
+    pub bus_events: usize,
+    pub bus_on: bool,
+    pub bus_confirms_per_s: f64,
+    pub bus_events_per_s: f64,
+    pub bus_latency_p50_ms: f64,
+    pub bus_latency_p99_ms: f64,
+    pub bus_latency_max_ms: f64,
 }
 
 /// Latency summary of a set of samples.
@@ -148,6 +158,38 @@ pub fn table(r: &BenchReport) -> String {
                 r.webhook_latency_p50_ms,
                 r.webhook_latency_p99_ms,
                 r.webhook_latency_max_ms,
+            ),
+        );
+    }
+    if r.bus_events > 0 && r.bus_on {
+        row(
+            "bus: messages published with confirms",
+            format!(
+                "{:.0} messages/s ({} messages)",
+                r.bus_confirms_per_s, r.bus_events
+            ),
+        );
+        row(
+            "bus: events committed at once → consumed",
+            format!(
+                "{:.0} events/s ({} events)",
+                r.bus_events_per_s, r.bus_events
+            ),
+        );
+        row(
+            "bus: event commit → consumed, light load",
+            lat(
+                r.bus_latency_p50_ms,
+                r.bus_latency_p99_ms,
+                r.bus_latency_max_ms,
+            ),
+        );
+    } else if r.bus_events > 0 {
+        row(
+            "bus off: events committed at once → dispatched",
+            format!(
+                "{:.0} events/s ({} events)",
+                r.bus_events_per_s, r.bus_events
             ),
         );
     }

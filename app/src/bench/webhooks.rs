@@ -16,8 +16,8 @@ use std::time::{Duration, Instant};
 /// Events measured one at a time at light load.
 const LIGHT_LOAD_EVENTS: usize = 200;
 
-/// When each `webhook-id` arrived.
-type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
+/// When each message id arrived (a webhook-id, a bus message_id).
+pub(super) type Arrivals = Arc<Mutex<HashMap<String, Instant>>>;
 
 /// A receiver on 127.0.0.1 answering 204 to every delivery, until the returned task ends.
 fn start_receiver() -> Result<(String, Arrivals, tokio::task::JoinHandle<()>), String> {
@@ -44,7 +44,7 @@ fn start_receiver() -> Result<(String, Arrivals, tokio::task::JoinHandle<()>), S
     Ok((url, arrivals, server))
 }
 
-fn event(institution: InstitutionId, n: usize) -> NewEvent {
+pub(super) fn event(institution: InstitutionId, n: usize) -> NewEvent {
     let id = uuid::Uuid::now_v7();
     NewEvent {
         event_type: "DisciplineCreated".into(),
@@ -61,12 +61,12 @@ fn event(institution: InstitutionId, n: usize) -> NewEvent {
     }
 }
 
-fn message_id(id: campus_core::ids::EventId) -> String {
+pub(super) fn message_id(id: campus_core::ids::EventId) -> String {
     uuid::Uuid::from_u128(id.0).to_string()
 }
 
 /// Waits until every id of `ids` arrived; returns the last arrival.
-async fn arrived(
+pub(super) async fn arrived(
     arrivals: &Arrivals,
     ids: &[String],
     timeout: Duration,
@@ -83,7 +83,7 @@ async fn arrived(
         if Instant::now() > deadline {
             let got = arrivals.lock().unwrap_or_else(|e| e.into_inner()).len();
             return Err(format!(
-                "webhook deliveries did not all arrive within {timeout:?} ({got} received so far)"
+                "the messages did not all arrive within {timeout:?} ({got} received so far)"
             ));
         }
         tokio::time::sleep(Duration::from_millis(1)).await;
