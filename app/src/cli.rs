@@ -107,6 +107,9 @@ pub struct BenchArgs {
     /// Concurrent event writers in phase 2.
     #[arg(long, default_value_t = 8)]
     pub writers: usize,
+    /// `campus daemon` processes running phases 1 to 3 (each with `--concurrency`).
+    #[arg(long, default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=16))]
+    pub daemons: u32,
     /// Tasks the daemon runs at once (1 024 measured best for no-op tasks on 2 cores).
     #[arg(long, default_value_t = 1024)]
     pub concurrency: usize,

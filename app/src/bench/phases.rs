@@ -57,14 +57,24 @@ pub(super) async fn drain(
         let n = (args.tasks - queued).min(batch.len());
         queued += s.store.enqueue(&batch[..n]).await.map_err(err)?;
     }
+    // `--daemons K`: K identical processes; the first answers probes, the others do not
+    // listen (one address), and its memory is the one reported.
     let daemon = s.command("daemon", args.concurrency)?;
     let daemon_pid = s.spawn(daemon, "daemon")?;
+    for _ in 1..args.daemons {
+        let mut more = s.command("daemon", args.concurrency)?;
+        more.env("CAMPUS_DAEMON_ADDR", "off");
+        s.spawn(more, "daemon")?;
+    }
     let archive = if args.history > 0 && args.archive == HistoryArchive::During {
         progress("[1/4] draining with a `campus daemon` process beside `campus archive`");
         let archive = s.command("archive", args.concurrency)?;
         Some((Instant::now(), s.start(archive, "archive")?))
     } else {
-        progress("[1/4] draining with a `campus daemon` process");
+        progress(&format!(
+            "[1/4] draining with {} `campus daemon` process(es)",
+            args.daemons
+        ));
         None
     };
     wait_until_idle(&s.db, Duration::from_secs(600), true).await?;
