@@ -55,6 +55,23 @@ async fn log_in(app: &TestApp, email: &str, password: &str) -> api::Client {
 }
 
 /// Signs up an institution; returns `(institution_id, academic_user_id)`.
+/// The demo-seeding task of an `InstitutionCreated` event, once it succeeded.
+async fn seeding_task(client: &api::Client, event: Uuid) -> types::TaskItem {
+    eventually("the seeding task to succeed", WAIT, || async {
+        let page = client
+            .list_tasks()
+            .event_id(event)
+            .send()
+            .await
+            .expect("tasks");
+        page.items
+            .iter()
+            .find(|t| t.task_type == "seed_demo_data" && is(&t.status, "succeeded"))
+            .cloned()
+    })
+    .await
+}
+
 async fn create_institution(
     app: &TestApp,
     name: &str,
@@ -209,19 +226,7 @@ async fn a_new_institution_is_seeded_with_demo_data() {
     assert!(second.iter().all(|s| first.iter().all(|f| f.id != s.id)));
 
     // The seeding task came from that event and succeeded; demo users can log in.
-    let seeded = eventually("the seeding task to succeed", WAIT, || async {
-        let page = academic
-            .list_tasks()
-            .event_id(event.id)
-            .send()
-            .await
-            .expect("tasks");
-        page.items
-            .iter()
-            .find(|t| t.task_type == "seed_demo_data" && is(&t.status, "succeeded"))
-            .cloned()
-    })
-    .await;
+    let seeded = seeding_task(&academic, event.id).await;
     assert_eq!(seeded.institution_id, Some(institution));
     assert_eq!(seeded.correlation_id, event.correlation_id);
     log_in(&app, &teachers[0].email, campus_tests::DEMO_PASSWORD).await;
@@ -456,19 +461,7 @@ async fn an_operator_reprocesses_a_task_and_an_event() {
     )
     .await;
     assert!(event.dispatched_at.is_some() && event.reprocessed_from.is_none());
-    let task = eventually("the seeding task to succeed", WAIT, || async {
-        let page = adm
-            .list_tasks()
-            .event_id(event.id)
-            .send()
-            .await
-            .expect("tasks");
-        page.items
-            .iter()
-            .find(|t| t.task_type == "seed_demo_data" && is(&t.status, "succeeded"))
-            .cloned()
-    })
-    .await;
+    let task = seeding_task(&adm, event.id).await;
     assert_eq!(task.event_id, Some(event.id));
     assert!(task.finished_at.is_some() && task.errors.is_empty());
 
