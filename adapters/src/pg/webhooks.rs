@@ -210,10 +210,7 @@ impl WebhookStore for PgStore {
                 .execute(&self.pool)
                 .await
                 .map_err(db_err)?;
-        if r.rows_affected() == 0 {
-            return Err(PortError::NotFound("webhook subscription"));
-        }
-        Ok(())
+        one_subscription(r)
     }
 
     async fn rotate_secret(
@@ -236,10 +233,7 @@ impl WebhookStore for PgStore {
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
-        if r.rows_affected() == 0 {
-            return Err(PortError::NotFound("webhook subscription"));
-        }
-        Ok(())
+        one_subscription(r)
     }
 
     async fn matching(
@@ -425,4 +419,12 @@ impl WebhookStore for PgStore {
         tx.commit().await.map_err(db_err)?;
         Ok(since.map(ts))
     }
+}
+
+/// A write that names one subscription of an institution: `NotFound` when it touched none.
+fn one_subscription(r: sqlx::postgres::PgQueryResult) -> Result<(), PortError> {
+    if r.rows_affected() == 0 {
+        return Err(PortError::NotFound("webhook subscription"));
+    }
+    Ok(())
 }
