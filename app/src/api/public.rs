@@ -518,6 +518,37 @@ mod tests {
         '\u{FF12}',
     ];
 
+    /// A deterministic stream of pseudo-random numbers (xorshift) from `seed`.
+    fn xorshift(mut seed: u64) -> impl FnMut() -> usize {
+        move || {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed as usize
+        }
+    }
+
+    /// Asserts that the schema (`in_schema`) and [`Checked<R>`] accept exactly the samples
+    /// the domain rule `R` accepts; returns how many it accepted and refused.
+    fn agreement<R: TextRule>(
+        samples: impl IntoIterator<Item = String>,
+        in_schema: impl Fn(&str) -> bool,
+    ) -> (usize, usize) {
+        let (mut valid, mut invalid) = (0, 0);
+        for s in samples {
+            let domain = R::check(&s).is_ok();
+            assert_eq!(in_schema(&s), domain, "{s:?}");
+            let parsed = Checked::<R>::parse_from_json(Some(serde_json::Value::String(s.clone())));
+            assert_eq!(parsed.is_ok(), domain, "{s:?}");
+            if domain {
+                valid += 1;
+            } else {
+                invalid += 1;
+            }
+        }
+        (valid, invalid)
+    }
+
     /// Each special character alone, first, last, inside and doubled; names around the
     /// length bound, bare and padded; periods and near-periods; and a few random strings.
     /// Deterministic. (Few: poem-openapi compiles a pattern at every check.)
@@ -563,13 +594,7 @@ mod tests {
             ]
             .map(String::from),
         );
-        let mut seed: u64 = 0x9E37_79B9_7F4A_7C15;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize
-        };
+        let mut next = xorshift(0x9E37_79B9_7F4A_7C15);
         for _ in 0..60 {
             let len = next() % 12;
             out.push((0..len).map(|_| CHARS[next() % CHARS.len()]).collect());
@@ -585,18 +610,7 @@ mod tests {
             NAME_PATTERN
         );
         let published = Pattern::new(NAME_PATTERN);
-        let (mut valid, mut invalid) = (0, 0);
-        for s in samples() {
-            let domain = campus_core::values::Name::parse("name", &s).is_ok();
-            assert_eq!(published.check(&s), domain, "{s:?}");
-            let parsed = NameText::parse_from_json(Some(serde_json::Value::String(s.clone())));
-            assert_eq!(parsed.is_ok(), domain, "{s:?}");
-            if domain {
-                valid += 1;
-            } else {
-                invalid += 1;
-            }
-        }
+        let (valid, invalid) = agreement::<NameRule>(samples(), |s| published.check(&s));
         assert!(
             valid > 80 && invalid > 80,
             "{valid} valid, {invalid} invalid"
@@ -615,13 +629,7 @@ mod tests {
             "\u{200B}", "\u{202E}", "\u{0}", "\u{85}", "<", ",", ";", "\"", "(", "[", "\\", "ü",
             "İ", "ß",
         ];
-        let mut seed: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = move || {
-            seed ^= seed << 13;
-            seed ^= seed >> 7;
-            seed ^= seed << 17;
-            seed as usize
-        };
+        let mut next = xorshift(0x2545_F491_4F6C_DD1D);
         let mut piece = move |most: usize| -> String {
             let n = next();
             (0..n % most)
@@ -639,19 +647,8 @@ mod tests {
             samples.push(format!("{}@x.org", "a".repeat(len - 6)));
             samples.push(format!(" {}@x.org", "a".repeat(len - 7)));
         }
-        let (mut valid, mut invalid) = (0, 0);
-        for s in samples {
-            let domain = campus_core::values::Email::parse(&s).is_ok();
-            let schema = published.check(&s) && s.chars().count() <= max;
-            assert_eq!(schema, domain, "{s:?}");
-            let parsed = EmailText::parse_from_json(Some(serde_json::Value::String(s.clone())));
-            assert_eq!(parsed.is_ok(), domain, "{s:?}");
-            if domain {
-                valid += 1;
-            } else {
-                invalid += 1;
-            }
-        }
+        let (valid, invalid) =
+            agreement::<EmailRule>(samples, |s| published.check(&s) && s.chars().count() <= max);
         assert!(
             valid > 50 && invalid > 50,
             "{valid} valid, {invalid} invalid"
