@@ -6,18 +6,15 @@
 //! at light load, one at a time (commit → consumed). Without it, the same N events committed
 //! at once until each is dispatched: the rate with the bus off, to compare with.
 
-use super::report::{summarize, BenchReport};
-use super::webhooks::{arrived, event, message_id, Arrivals};
+use super::report::BenchReport;
+use super::webhooks::{commit, committed_to_arrived, Arrivals};
 use super::{err, processes::Scratch, progress};
 use campus_adapters::bus::consumer::{consume, declare_queue, delete_queue, Delivered, Verdict};
 use campus_adapters::bus::RabbitBus;
 use campus_core::ids::InstitutionId;
-use campus_ports::{BusMessage, EventBus, EventStore};
+use campus_ports::{BusMessage, EventBus};
 use futures::StreamExt;
 use std::time::{Duration, Instant};
-
-/// Events measured one at a time at light load.
-const LIGHT_LOAD_EVENTS: usize = 200;
 
 /// Publishes in flight when measuring the broker alone.
 const IN_FLIGHT: usize = 64;
@@ -111,62 +108,18 @@ pub(super) async fn bus_phase(
             .await
         })
     };
-    let measured = through_the_engine(s, &arrivals, institution, events, report).await;
+    let measured = committed_to_arrived(s, &arrivals, institution, events, "[6/6] bus").await;
     let _ = stop.send(true);
     let consumed = consumer.await.map_err(err)?;
     delete_queue(url, &queue).await.map_err(err)?;
-    measured?;
-    consumed.map_err(err)
-}
-
-/// N events at once, then one at a time, each until the consumer has it.
-async fn through_the_engine(
-    s: &Scratch,
-    arrivals: &Arrivals,
-    institution: InstitutionId,
-    events: usize,
-    report: &mut BenchReport,
-) -> Result<(), String> {
-    progress(&format!(
-        "[6/6] bus: {events} events committed at once, until consumed"
-    ));
-    let started = Instant::now();
-    let ids = commit(s, institution, events).await?;
-    let last = arrived(arrivals, &ids, Duration::from_secs(600)).await?;
-    report.bus_events_per_s = events as f64 / (last - started).as_secs_f64();
-
-    progress(&format!(
-        "[6/6] bus: {LIGHT_LOAD_EVENTS} events one at a time"
-    ));
-    let mut latencies = Vec::with_capacity(LIGHT_LOAD_EVENTS);
-    for _ in 0..LIGHT_LOAD_EVENTS {
-        let committed = Instant::now();
-        let id = commit(s, institution, 1).await?.remove(0);
-        let at = arrived(arrivals, std::slice::from_ref(&id), Duration::from_secs(30)).await?;
-        latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
-    }
-    let l = summarize(latencies);
+    let (rate, latency) = measured?;
+    report.bus_events_per_s = rate;
     (
         report.bus_latency_p50_ms,
         report.bus_latency_p99_ms,
         report.bus_latency_max_ms,
-    ) = (l.p50, l.p99, l.max);
-    Ok(())
-}
-
-/// Commits `events` discipline events in batches of 500; returns their ids.
-async fn commit(
-    s: &Scratch,
-    institution: InstitutionId,
-    events: usize,
-) -> Result<Vec<String>, String> {
-    let mut ids = Vec::with_capacity(events);
-    for chunk in (0..events).collect::<Vec<_>>().chunks(500) {
-        let batch: Vec<_> = chunk.iter().map(|n| event(institution, *n)).collect();
-        let appended = s.store.append(&batch).await.map_err(err)?;
-        ids.extend(appended.into_iter().map(message_id));
-    }
-    Ok(ids)
+    ) = (latency.p50, latency.p99, latency.max);
+    consumed.map_err(err)
 }
 
 /// Waits until no event waits to be dispatched.

@@ -5,7 +5,7 @@
 
 use super::api::{login, ACADEMIC_EMAIL, ACADEMIC_PASSWORD};
 use super::processes::Scratch;
-use super::report::{summarize, BenchReport};
+use super::report::{summarize, BenchReport, Summary};
 use super::{err, progress};
 use campus_core::ids::InstitutionId;
 use campus_ports::{EventStore, NewEvent};
@@ -44,7 +44,7 @@ fn start_receiver() -> Result<(String, Arrivals, tokio::task::JoinHandle<()>), S
     Ok((url, arrivals, server))
 }
 
-pub(super) fn event(institution: InstitutionId, n: usize) -> NewEvent {
+fn event(institution: InstitutionId, n: usize) -> NewEvent {
     let id = uuid::Uuid::now_v7();
     NewEvent {
         event_type: "DisciplineCreated".into(),
@@ -61,7 +61,7 @@ pub(super) fn event(institution: InstitutionId, n: usize) -> NewEvent {
     }
 }
 
-pub(super) fn message_id(id: campus_core::ids::EventId) -> String {
+fn message_id(id: campus_core::ids::EventId) -> String {
     uuid::Uuid::from_u128(id.0).to_string()
 }
 
@@ -119,12 +119,8 @@ pub(super) async fn webhook_phase(
     progress("[5/5] webhooks: waiting for the daemon to see the subscription");
     let warm = Instant::now();
     loop {
-        let ids = s
-            .store
-            .append(&[event(institution, 0)])
-            .await
-            .map_err(err)?;
-        if arrived(&arrivals, &[message_id(ids[0])], Duration::from_secs(2))
+        let ids = commit(s, institution, 1).await?;
+        if arrived(&arrivals, &ids, Duration::from_secs(2))
             .await
             .is_ok()
         {
@@ -135,53 +131,59 @@ pub(super) async fn webhook_phase(
         }
     }
 
-    progress(&format!(
-        "[5/5] webhooks: {events} events committed at once"
-    ));
-    let started = Instant::now();
-    let mut ids = Vec::with_capacity(events);
-    for chunk in (0..events).collect::<Vec<_>>().chunks(500) {
-        let batch: Vec<NewEvent> = chunk.iter().map(|n| event(institution, *n)).collect();
-        ids.extend(
-            s.store
-                .append(&batch)
-                .await
-                .map_err(err)?
-                .into_iter()
-                .map(message_id),
-        );
-    }
-    let last = arrived(&arrivals, &ids, Duration::from_secs(600)).await?;
+    let (rate, latency) =
+        committed_to_arrived(s, &arrivals, institution, events, "[5/5] webhooks").await?;
     report.webhook_events = events;
-    report.webhook_deliveries_per_s = events as f64 / (last - started).as_secs_f64();
-
-    progress(&format!(
-        "[5/5] webhooks: {LIGHT_LOAD_EVENTS} events one at a time"
-    ));
-    let mut latencies = Vec::with_capacity(LIGHT_LOAD_EVENTS);
-    for n in 0..LIGHT_LOAD_EVENTS {
-        // From just before the insert: the delivery may arrive before `append` returns.
-        let committed = Instant::now();
-        let ids = s
-            .store
-            .append(&[event(institution, n)])
-            .await
-            .map_err(err)?;
-        let id = message_id(ids[0]);
-        let at = arrived(
-            &arrivals,
-            std::slice::from_ref(&id),
-            Duration::from_secs(30),
-        )
-        .await?;
-        latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
-    }
-    let l = summarize(latencies);
+    report.webhook_deliveries_per_s = rate;
     (
         report.webhook_latency_p50_ms,
         report.webhook_latency_p99_ms,
         report.webhook_latency_max_ms,
-    ) = (l.p50, l.p99, l.max);
+    ) = (latency.p50, latency.p99, latency.max);
     receiver.abort();
     Ok(())
+}
+
+/// Commits `events` discipline events in batches of 500; returns their message ids.
+pub(super) async fn commit(
+    s: &Scratch,
+    institution: InstitutionId,
+    events: usize,
+) -> Result<Vec<String>, String> {
+    let mut ids = Vec::with_capacity(events);
+    for chunk in (0..events).collect::<Vec<_>>().chunks(500) {
+        let batch: Vec<NewEvent> = chunk.iter().map(|n| event(institution, *n)).collect();
+        let appended = s.store.append(&batch).await.map_err(err)?;
+        ids.extend(appended.into_iter().map(message_id));
+    }
+    Ok(ids)
+}
+
+/// `events` committed at once until every one arrived (events per second, from the first
+/// commit to the last arrival), then [`LIGHT_LOAD_EVENTS`] one at a time (commit → arrival).
+pub(super) async fn committed_to_arrived(
+    s: &Scratch,
+    arrivals: &Arrivals,
+    institution: InstitutionId,
+    events: usize,
+    phase: &str,
+) -> Result<(f64, Summary), String> {
+    progress(&format!("{phase}: {events} events committed at once"));
+    let started = Instant::now();
+    let ids = commit(s, institution, events).await?;
+    let last = arrived(arrivals, &ids, Duration::from_secs(600)).await?;
+    let rate = events as f64 / (last - started).as_secs_f64();
+
+    progress(&format!(
+        "{phase}: {LIGHT_LOAD_EVENTS} events one at a time"
+    ));
+    let mut latencies = Vec::with_capacity(LIGHT_LOAD_EVENTS);
+    for _ in 0..LIGHT_LOAD_EVENTS {
+        // From just before the insert: the message may arrive before `append` returns.
+        let committed = Instant::now();
+        let id = commit(s, institution, 1).await?;
+        let at = arrived(arrivals, &id, Duration::from_secs(30)).await?;
+        latencies.push(at.saturating_duration_since(committed).as_secs_f64() * 1000.0);
+    }
+    Ok((rate, summarize(latencies)))
 }
