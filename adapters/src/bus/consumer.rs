@@ -122,7 +122,9 @@ where
     let endpoint = endpoint(&uri);
     let connection = connect(&uri, CONNECT_TIMEOUT).await?;
     let done = tokio::time::timeout(CONNECT_TIMEOUT, async {
-        work(connection.create_channel().await?).await
+        let channel = connection.create_channel().await?;
+        work(channel.clone()).await?;
+        channel.close(200, "OK".into()).await
     })
     .await
     .map_err(|_| {
