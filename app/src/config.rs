@@ -3,7 +3,7 @@
 //! (and their own arguments, such as the bench's) belong to the CLI (`crate::cli`).
 
 use campus_core::engine::retention::{RetentionWindows, TimeOfDay};
-use campus_core::engine::RetryPolicy;
+use campus_core::engine::{Priority, RetryPolicy};
 use clap::{Args, Parser};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -224,6 +224,44 @@ pub struct Settings {
     /// How long a daemon's claim on a task lasts.
     #[arg(long, env = "CAMPUS_LEASE", global = true, default_value = "30s", value_parser = parse_duration)]
     pub lease: Duration,
+
+    /// At most this many tasks of one institution run at once in one daemon. Unset: no cap;
+    /// each claim still gives every institution with due work its share.
+    #[arg(long, env = "CAMPUS_MAX_RUNNING_PER_INSTITUTION", global = true, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_running_per_institution: Option<u32>,
+
+    /// What one priority level is worth in waiting: a `normal` task waits this long behind
+    /// `interactive` work that became due after it, a `bulk` task twice as long; after that it
+    /// goes first (aging: nothing starves).
+    #[arg(long, env = "CAMPUS_PRIORITY_LAG", global = true, default_value = "10s", value_parser = parse_duration)]
+    pub priority_lag: Duration,
+
+    /// Task types whose priority differs from their handler's, e.g.
+    /// `notify_student_of_grade_note=bulk,seed_demo_data=normal` (interactive, normal or bulk).
+    #[arg(long, env = "CAMPUS_TASK_PRIORITIES", global = true, default_value = "", value_parser = parse_priorities)]
+    pub task_priorities: TaskPriorities,
+}
+
+/// `CAMPUS_TASK_PRIORITIES`: task type → priority.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TaskPriorities(pub Vec<(String, Priority)>);
+
+fn parse_priorities(raw: &str) -> Result<TaskPriorities, String> {
+    let mut pairs = Vec::new();
+    for item in raw.split(',').map(str::trim).filter(|i| !i.is_empty()) {
+        let (task_type, priority) = item
+            .split_once('=')
+            .map(|(t, p)| (t.trim(), p.trim()))
+            .filter(|(t, _)| !t.is_empty())
+            .ok_or_else(|| format!("CAMPUS_TASK_PRIORITIES: {item:?} is not task_type=priority"))?;
+        let priority = Priority::parse(priority).ok_or_else(|| {
+            format!(
+                "CAMPUS_TASK_PRIORITIES: {priority:?} (for {task_type}) is not interactive, normal or bulk"
+            )
+        })?;
+        pairs.push((task_type.to_string(), priority));
+    }
+    Ok(TaskPriorities(pairs))
 }
 
 impl Settings {
@@ -461,6 +499,24 @@ mod tests {
         assert_eq!(parse_time_of_day("23:30").unwrap().to_string(), "23:30");
         let bad_time = parse_time_of_day("25:00").unwrap_err();
         assert!(bad_time.starts_with("CAMPUS_ARCHIVE_AT:") && bad_time.contains("00:00"));
+        assert_eq!(
+            parse_priorities(" seed_demo_data = normal,x=bulk ,")
+                .unwrap()
+                .0,
+            [
+                ("seed_demo_data".to_string(), Priority::Normal),
+                ("x".to_string(), Priority::Bulk)
+            ]
+        );
+        assert_eq!(parse_priorities("").unwrap().0, []);
+        let bad_priority = parse_priorities("x=urgent").unwrap_err();
+        assert!(
+            bad_priority.contains("interactive, normal or bulk"),
+            "{bad_priority}"
+        );
+        assert!(parse_priorities("=bulk")
+            .unwrap_err()
+            .contains("task_type=priority"));
         assert_eq!(
             parse_zone("America/Sao_Paulo").unwrap(),
             chrono_tz::America::Sao_Paulo

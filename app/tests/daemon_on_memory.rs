@@ -135,6 +135,7 @@ fn noop_task(run_at: Option<Timestamp>) -> NewTask {
         max_attempts: 3,
         idempotency_key: None,
         run_at,
+        priority: Default::default(),
     }
 }
 

@@ -3,7 +3,7 @@
 //! Payloads cross these ports as JSON text; the engine never interprets them.
 
 use crate::PortError;
-use campus_core::engine::{EventEnvelope, PlannedTask, RetryPolicy};
+use campus_core::engine::{EventEnvelope, PlannedTask, Priority, RetryPolicy};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use std::sync::Arc;
@@ -97,11 +97,18 @@ pub struct NewTask {
     pub idempotency_key: Option<String>,
     /// When the task becomes due; `None` (or a past instant) means now.
     pub run_at: Option<Timestamp>,
+    /// Its turn among due tasks (normally its type's priority).
+    pub priority: Priority,
 }
 
-/// Which task types one claim may take. A daemon claims only the types it has a handler for,
-/// so a daemon of an older release running next to a newer one never takes (and dead-letters)
-/// a type it does not know; paused types are never claimed.
+/// Which task types one claim may take, and how many of each institution. A daemon claims
+/// only the types it has a handler for, so a daemon of an older release running next to a
+/// newer one never takes (and dead-letters) a type it does not know; paused types are never
+/// claimed.
+///
+/// Within these bounds every adapter's claim splits the limit between the institutions with
+/// due work by [`campus_core::engine::fair_shares`] (tasks of no institution are one more
+/// group) and takes each group's tasks by turn ([`Priority::turn`]).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ClaimTypes {
     /// Types claimed without a per-type cap.
@@ -109,6 +116,10 @@ pub struct ClaimTypes {
     /// Types capped on this claim: at most this many tasks of the type (a per-type
     /// concurrency limit minus what the daemon already runs of it). A type at 0 is left out.
     pub capped: Vec<(String, u32)>,
+    /// Institutions capped on this claim: at most this many of their tasks (the
+    /// per-institution cap minus what the daemon runs of them; `None` is the group of tasks
+    /// without an institution). An institution not listed is not capped.
+    pub institutions: Vec<(Option<InstitutionId>, u32)>,
 }
 
 impl ClaimTypes {
@@ -116,40 +127,13 @@ impl ClaimTypes {
     pub fn of<S: Into<String>>(types: impl IntoIterator<Item = S>) -> Self {
         ClaimTypes {
             any: types.into_iter().map(Into::into).collect(),
-            capped: Vec::new(),
+            ..ClaimTypes::default()
         }
     }
 
     pub fn is_empty(&self) -> bool {
         self.any.is_empty() && self.capped.iter().all(|(_, n)| *n == 0)
     }
-
-    /// Splits a claim of `limit` between the capped types (their quotas, first come first
-    /// served within the limit) and the rest: (the quotas that fit, what is left for the
-    /// uncapped types). Every adapter's claim honours the split the same way.
-    pub fn quotas(&self, limit: u32) -> (Vec<(&str, u32)>, u32) {
-        let mut left = limit;
-        let mut quotas = Vec::new();
-        for (task_type, quota) in &self.capped {
-            let take = (*quota).min(left);
-            if take > 0 {
-                quotas.push((task_type.as_str(), take));
-                left -= take;
-            }
-        }
-        (quotas, left)
-    }
-}
-
-#[cfg(test)]
-#[test]
-fn quotas_never_exceed_the_claim() {
-    let types = ClaimTypes {
-        any: vec!["d".into()],
-        capped: vec![("a".into(), 3), ("b".into(), 4), ("c".into(), 0)],
-    };
-    assert_eq!(types.quotas(5), (vec![("a", 3), ("b", 2)], 0));
-    assert_eq!(types.quotas(10), (vec![("a", 3), ("b", 4)], 3));
 }
 
 /// A task claimed by a worker for one attempt.

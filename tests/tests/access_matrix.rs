@@ -599,6 +599,7 @@ fn task(institution: &str, run_at: Option<campus_core::Timestamp>) -> NewTask {
         max_attempts: 1,
         idempotency_key: None,
         run_at,
+        priority: Default::default(),
     }
 }
 

@@ -266,6 +266,7 @@ async fn pages_stay_stable_while_rows_are_inserted() {
         max_attempts: 1,
         idempotency_key: Some(key),
         run_at: None,
+        priority: Default::default(),
     };
     app.store()
         .enqueue(

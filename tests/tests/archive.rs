@@ -60,6 +60,7 @@ async fn campus_archive_moves_old_finished_rows_with_progress() {
             max_attempts: 1,
             idempotency_key: Some("recent".into()),
             run_at: None,
+            priority: Default::default(),
         }])
         .await;
     assert_eq!(recent.unwrap(), 1);

@@ -81,6 +81,7 @@ async fn one_task(store: &PgStore, key: &str) {
         max_attempts: 1,
         idempotency_key: Some(key.into()),
         run_at: None,
+        priority: Default::default(),
     };
     assert_eq!(store.enqueue(&[task]).await.unwrap(), 1);
 }

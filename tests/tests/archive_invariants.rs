@@ -580,6 +580,7 @@ fn direct(round: usize, i: usize) -> NewTask {
         max_attempts: 3,
         idempotency_key: Some(format!("direct-{round}-{i}")),
         run_at: None,
+        priority: Default::default(),
     }
 }
 

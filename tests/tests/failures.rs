@@ -23,6 +23,7 @@ fn noop_tasks(n: usize, sleep_ms: u64) -> Vec<NewTask> {
             max_attempts: 20,
             idempotency_key: None,
             run_at: None,
+            priority: Default::default(),
         })
         .collect()
 }

@@ -24,6 +24,7 @@ async fn a_task_running_longer_than_its_lease_keeps_it_and_runs_once() {
             max_attempts: 5,
             idempotency_key: None,
             run_at: None,
+            priority: Default::default(),
         }])
         .await
         .unwrap();

@@ -80,6 +80,7 @@ async fn a_new_institution_gets_demo_data_once() {
         max_attempts: 3,
         idempotency_key: None,
         run_at: None,
+        priority: Default::default(),
     };
     assert_eq!(store.enqueue(&[again]).await.unwrap(), 1);
     eventually("the second seeding task to succeed", Duration::from_secs(20), || async {

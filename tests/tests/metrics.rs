@@ -20,6 +20,7 @@ fn task(task_type: &str, key: String, max_attempts: u32) -> NewTask {
         max_attempts,
         idempotency_key: Some(key),
         run_at: None,
+        priority: Default::default(),
     }
 }
 

@@ -45,6 +45,7 @@ async fn a_task_still_running_at_the_shutdown_timeout_fails_its_attempt_and_is_r
             max_attempts: 5,
             idempotency_key: None,
             run_at: None,
+            priority: Default::default(),
         }])
         .await
         .unwrap();

@@ -29,6 +29,7 @@ async fn the_status_agrees_with_the_database() {
         max_attempts: 1,
         idempotency_key: Some(key),
         run_at: None,
+        priority: Default::default(),
     };
     let mut tasks: Vec<NewTask> = (0..4).map(|i| task("noop", format!("ok-{i}"))).collect();
     tasks.push(task("always_fails", "dies".into()));

@@ -30,6 +30,7 @@ fn task(task_type: &str, key: &str) -> NewTask {
         max_attempts: 3,
         idempotency_key: Some(key.into()),
         run_at: None,
+        priority: Default::default(),
     }
 }
 

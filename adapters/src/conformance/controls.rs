@@ -43,6 +43,7 @@ pub async fn a_claim_takes_only_the_types_asked_for_within_their_caps(e: &Engine
     let a_and_two_b = ClaimTypes {
         any: vec!["a".into()],
         capped: vec![("b".into(), 2)],
+        ..ClaimTypes::default()
     };
     assert_eq!(
         claim_types(e, &a_and_two_b, 10).await,
@@ -52,11 +53,12 @@ pub async fn a_claim_takes_only_the_types_asked_for_within_their_caps(e: &Engine
     let capped_by_limit = ClaimTypes {
         any: vec!["c".into()],
         capped: vec![("b".into(), 5)],
+        ..ClaimTypes::default()
     };
     assert_eq!(
         claim_types(e, &capped_by_limit, 1).await,
         ["b"],
-        "the limit bounds the capped types first"
+        "the limit takes the earliest turns, capped type or not"
     );
     assert_eq!(
         claim_types(e, &ClaimTypes::of(["a", "b", "c"]), 10).await,

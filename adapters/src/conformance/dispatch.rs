@@ -18,6 +18,7 @@ impl EventPlanner for SameHandlerTwice {
             handler: "h1".into(),
             payload: event.payload.clone(),
             max_attempts: Some(7),
+            priority: Default::default(),
         };
         Ok(vec![t.clone(), t])
     }

@@ -24,6 +24,7 @@
 pub mod controls;
 pub mod copies;
 pub mod dispatch;
+pub mod fairness;
 pub mod model;
 pub mod outbox;
 pub mod queue;
@@ -97,6 +98,7 @@ impl EventPlanner for TwoHandlers {
                 handler: h.into(),
                 payload: event.payload.clone(),
                 max_attempts: None,
+                priority: Default::default(),
             })
             .collect())
     }
@@ -127,6 +129,7 @@ pub fn task(key: Option<&str>) -> NewTask {
         max_attempts: 2,
         idempotency_key: key.map(str::to_string),
         run_at: None,
+        priority: Default::default(),
     }
 }
 
@@ -264,6 +267,10 @@ macro_rules! conformance_suite {
             controls::a_wake_up_is_only_a_hint,
             controls::type_stats_count_outcomes_and_latency,
             controls::the_roster_lists_the_daemons_heard_from,
+            fairness::a_claim_shares_its_limit_between_institutions,
+            fairness::a_capped_institution_takes_no_more_than_its_room,
+            fairness::higher_priorities_go_first_and_lower_ones_age,
+            fairness::bulk_reprocessing_yields_to_fresh_work,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive,

@@ -163,6 +163,7 @@ async fn enqueue(e: &Engine, model: &mut Vec<Model>, step: usize) -> Result<(), 
         max_attempts: MAX_ATTEMPTS,
         idempotency_key: Some(format!("task-{step}")),
         run_at: None,
+        priority: Default::default(),
     };
     prop_assert_eq!(e.tasks.enqueue(&[task]).await.map_err(fail)?, 1);
     let q = TaskQuery {

@@ -83,7 +83,12 @@ pub async fn the_summary_counts_what_the_store_holds(e: &Engine) {
         .dispatch_pending(10, Arc::new(TwoHandlers), &measurable_policy())
         .await
         .unwrap();
-    e.tasks.enqueue(&[task(None)]).await.unwrap();
+    // Of the same institution, so that the claim's shares do not matter here.
+    let later = NewTask {
+        institution_id: Some(InstitutionId(7)),
+        ..task(None)
+    };
+    e.tasks.enqueue(&[later]).await.unwrap();
     // t_h1 and t_h2 are claimed; t_h1 succeeds and t_h2 fails permanently; `t` waits.
     let claimed = e.tasks.claim("w", &types(), 2, LONG_LEASE).await.unwrap();
     let outcomes: Vec<_> = claimed
@@ -148,7 +153,7 @@ pub async fn the_summary_counts_what_the_store_holds(e: &Engine) {
         .await
         .unwrap();
     let n: i64 = scoped.tasks_by_status.iter().map(|c| c.count).sum();
-    assert_eq!(n, 2);
+    assert_eq!(n, 3);
     assert_eq!(
         scoped.oldest_pending_event_age_s, None,
         "the waiting event is not theirs"

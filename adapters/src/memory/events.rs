@@ -285,6 +285,7 @@ fn insert_planned(
             correlation_id: event.correlation_id.clone(),
             reprocess_request_id,
             max_attempts,
+            priority: planned.priority,
             ..t
         }),
     );

@@ -3,7 +3,7 @@
 
 use crate::dto::event_payload;
 use campus_core::academic::{Class, Discipline, Enrollment};
-use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::engine::{EventStatus, Priority, TaskStatus, DEFAULT_PRIORITY_LAG};
 use campus_core::ids::*;
 use campus_core::user::{ResetPasswordToken, User};
 use campus_core::{DomainEvent, Timestamp};
@@ -50,6 +50,9 @@ pub(crate) struct TaskRow {
     pub attempt: u32,
     pub max_attempts: u32,
     pub run_at: Timestamp,
+    pub priority: Priority,
+    /// Its turn: `run_at` plus its priority's delay (set by [`new_task_row`]).
+    pub claim_at: Timestamp,
     pub locked_by: Option<String>,
     pub locked_until: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -249,7 +252,7 @@ pub(crate) fn new_task_row(
     now: Timestamp,
     fill: impl FnOnce(TaskRow) -> TaskRow,
 ) -> TaskRow {
-    fill(TaskRow {
+    let row = fill(TaskRow {
         id,
         lineage_id: id,
         task_type,
@@ -264,6 +267,8 @@ pub(crate) fn new_task_row(
         attempt: 0,
         max_attempts: 1,
         run_at: now,
+        priority: Priority::Normal,
+        claim_at: now,
         locked_by: None,
         locked_until: None,
         created_at: now,
@@ -271,7 +276,11 @@ pub(crate) fn new_task_row(
         finished_at: None,
         duration_ms: None,
         errors: Vec::new(),
-    })
+    });
+    TaskRow {
+        claim_at: row.priority.turn(row.run_at, DEFAULT_PRIORITY_LAG),
+        ..row
+    }
 }
 
 /// Parses a payload the way PostgreSQL's `jsonb` input does. Errors: `Conflict`.

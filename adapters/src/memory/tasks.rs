@@ -1,16 +1,16 @@
 //! The in-memory task queue: enqueue, claims with a lease, fenced completion, rescue of
-//! expired leases and reprocess copies (the same rules as `pg::tasks`).
+//! expired leases and reprocess copies (the same rules as `pg::tasks`, fair shares and turns included).
 
 use super::rows::{
     after, error_at, jsonb_text, new_task_row, parse_payload, payload_contains, State, TaskRow,
 };
 use super::MemoryStore;
 use async_trait::async_trait;
-use campus_core::engine::{RetryPolicy, TaskState, TaskStatus};
+use campus_core::engine::{fair_shares, Contender, Priority, RetryPolicy, TaskState, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::*;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::time::Duration;
 
 fn millis(d: Duration) -> f64 {
@@ -42,6 +42,7 @@ impl TaskQueue for MemoryStore {
                 correlation_id: t.correlation_id.clone(),
                 max_attempts: t.max_attempts.max(1),
                 run_at: t.run_at.unwrap_or(now),
+                priority: t.priority,
                 ..r
             });
             s.tasks.insert(id.0, row);
@@ -59,36 +60,58 @@ impl TaskQueue for MemoryStore {
         limit: u32,
         lease: Duration,
     ) -> Result<Vec<ClaimedTask>, PortError> {
-        let (quotas, free) = types.quotas(limit);
-        let mut left: HashMap<&str, u32> = quotas.into_iter().collect();
-        let mut free = free;
-        let uncapped: HashSet<&str> = types.any.iter().map(String::as_str).collect();
+        let mut quotas: HashMap<&str, u32> =
+            types.capped.iter().map(|(t, q)| (t.as_str(), *q)).collect();
+        let asked: HashSet<&str> = types
+            .any
+            .iter()
+            .map(String::as_str)
+            .chain(quotas.iter().filter(|(_, q)| **q > 0).map(|(t, _)| *t))
+            .collect();
+        let rooms: HashMap<Option<InstitutionId>, u32> =
+            types.institutions.iter().copied().collect();
         let now = self.now();
         let mut s = self.lock();
-        let mut due: Vec<(Timestamp, TaskId, &str)> = s
-            .tasks
-            .values()
-            .filter(|t| {
-                matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying)
-                    && t.run_at <= now
-                    && !s.paused.contains(&t.task_type)
-            })
-            .map(|t| (t.run_at, t.id, t.task_type.as_str()))
+        // Each institution's claimable tasks by turn (tasks of none are one more group).
+        let mut groups: BTreeMap<Option<InstitutionId>, Vec<(Timestamp, TaskId, &str)>> =
+            BTreeMap::new();
+        for t in s.tasks.values().filter(|t| {
+            matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying)
+                && t.run_at <= now
+                && asked.contains(t.task_type.as_str())
+                && !s.paused.contains(&t.task_type)
+        }) {
+            groups.entry(t.institution_id).or_default().push((
+                t.claim_at,
+                t.id,
+                t.task_type.as_str(),
+            ));
+        }
+        let mut contenders = Vec::with_capacity(groups.len());
+        for (institution, tasks) in &mut groups {
+            tasks.sort();
+            contenders.push(Contender {
+                head: tasks[0].0,
+                room: rooms.get(institution).copied().unwrap_or(limit),
+            });
+        }
+        let shares = fair_shares(limit, &contenders);
+        let mut picked: Vec<(Timestamp, TaskId, &str)> = groups
+            .into_values()
+            .zip(shares)
+            .flat_map(|(tasks, share)| tasks.into_iter().take(share as usize))
             .collect();
-        due.sort();
-        // The oldest due first, each counted against its type's quota or the uncapped rest.
-        let due: Vec<TaskId> = due
+        // A capped type's quota goes to its earliest turns.
+        picked.sort();
+        let due: Vec<TaskId> = picked
             .into_iter()
-            .filter(|(_, _, task_type)| {
-                if let Some(quota) = left.get_mut(task_type).filter(|q| **q > 0) {
+            .filter(|(_, _, task_type)| match quotas.get_mut(task_type) {
+                Some(quota) if *quota == 0 => false,
+                Some(quota) => {
                     *quota -= 1;
                     true
-                } else if free > 0 && uncapped.contains(task_type) {
-                    free -= 1;
-                    true
-                } else {
-                    false
                 }
+                None => true,
             })
             .map(|(_, id, _)| id)
             .collect();
@@ -147,7 +170,9 @@ impl TaskQueue for MemoryStore {
             t.status = TaskState::after_attempt(c.attempt, c.max_attempts, failure);
             if t.status == TaskStatus::Retrying {
                 let delay = retry_in.unwrap_or_else(|| retry.delay(c.attempt, rand::random()));
+                let offset = t.claim_at.0 - t.run_at.0;
                 t.run_at = after(now, delay);
+                t.claim_at = Timestamp(t.run_at.0 + offset);
             }
             if let Some(message) = message {
                 t.errors.push(AttemptError {
@@ -207,7 +232,9 @@ impl TaskQueue for MemoryStore {
             // An expired lease is a failed attempt, never a permanent one.
             t.status = TaskState::after_attempt(t.attempt, t.max_attempts, Some(false));
             if t.status == TaskStatus::Retrying {
+                let offset = t.claim_at.0 - t.run_at.0;
                 t.run_at = after(now, retry.delay(t.attempt, rand::random()));
+                t.claim_at = Timestamp(t.run_at.0 + offset);
             }
             t.errors.push(AttemptError {
                 at: error_at(now),
@@ -252,7 +279,7 @@ impl TaskQueue for MemoryStore {
                 "a copy of this task is already waiting to run".into(),
             ));
         }
-        let copy = insert_copy(&mut s, id, request_id, now);
+        let copy = insert_copy(&mut s, id, request_id, None, now);
         drop(s);
         self.wake();
         Ok(copy)
@@ -284,7 +311,7 @@ impl TaskQueue for MemoryStore {
         originals.sort();
         originals.truncate(usize::try_from(limit).unwrap_or(usize::MAX));
         for (_, id) in &originals {
-            insert_copy(&mut s, *id, request_id.clone(), now);
+            insert_copy(&mut s, *id, request_id.clone(), Some(Priority::Bulk), now);
         }
         drop(s);
         if !originals.is_empty() {
@@ -333,6 +360,7 @@ fn insert_copy(
     s: &mut State,
     original: TaskId,
     request_id: Option<String>,
+    priority: Option<Priority>,
     now: Timestamp,
 ) -> TaskId {
     let id = TaskId(s.new_id(now));
@@ -348,6 +376,7 @@ fn insert_copy(
         reprocess_request_id: request_id,
         reprocessed_from: Some(original),
         max_attempts: o.max_attempts,
+        priority: priority.unwrap_or(o.priority),
         ..r
     });
     s.tasks.insert(id.0, row);

@@ -98,7 +98,7 @@ impl EventStore for PgStore {
                             .max_attempts
                             .unwrap_or_else(|| planner.max_attempts(&t.task_type));
                         let request = row.get("reprocess_request_id");
-                        tasks.push(&envelope, request, t.task_type, t.handler, payload, max);
+                        tasks.push(&envelope, request, t, payload, max);
                     }
                     dispatched.push(id);
                 }
@@ -130,7 +130,9 @@ impl EventStore for PgStore {
         }
 
         if !dispatched.is_empty() {
-            report.tasks = tasks.insert_dispatching(&dispatched, &mut tx).await?;
+            report.tasks = tasks
+                .insert_dispatching(&dispatched, self.priority_lag, &mut tx)
+                .await?;
         }
         tx.commit().await.map_err(db_err)?;
         if report.tasks > 0 {
@@ -221,6 +223,7 @@ struct TaskColumns {
     requests: Vec<Option<String>>,
     keys: Vec<String>,
     max_attempts: Vec<i32>,
+    priorities: Vec<i16>,
 }
 
 impl TaskColumns {
@@ -228,12 +231,18 @@ impl TaskColumns {
         &mut self,
         event: &EventEnvelope<String>,
         reprocess_request_id: Option<String>,
-        task_type: String,
-        handler: String,
+        task: PlannedTask<String>,
         payload: serde_json::Value,
         max_attempts: u32,
     ) {
+        let PlannedTask {
+            task_type,
+            handler,
+            priority,
+            ..
+        } = task;
         self.ids.push(uuid::Uuid::now_v7());
+        self.priorities.push(priority.level());
         self.keys.push(idempotency_key(event.id, &handler));
         self.types.push(task_type);
         self.handlers.push(handler);
@@ -249,10 +258,11 @@ impl TaskColumns {
 
     /// Marks `events` dispatched and inserts every task, in one statement (one round trip per
     /// dispatch round); a task whose idempotency key exists is skipped. Returns how many tasks
-    /// were inserted.
+    /// were inserted. A task's turn is now plus its priority's delay (`lag` per level).
     async fn insert_dispatching(
         self,
         events: &[uuid::Uuid],
+        lag: std::time::Duration,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     ) -> Result<usize, PortError> {
         let r = sqlx::query(
@@ -261,13 +271,13 @@ impl TaskColumns {
                  WHERE id = ANY($10)
              )
              INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                                idempotency_key, max_attempts, reprocess_request_id)
+                                idempotency_key, max_attempts, reprocess_request_id, priority, claim_at)
              SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                    reprocess_request_id
+                    reprocess_request_id, priority, now() + priority * $13 * interval '1 millisecond'
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[],
-                         $11::text[])
+                         $11::text[], $12::smallint[])
                   AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                       reprocess_request_id)
+                       reprocess_request_id, priority)
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&self.ids)
@@ -281,6 +291,8 @@ impl TaskColumns {
         .bind(&self.max_attempts)
         .bind(events)
         .bind(&self.requests)
+        .bind(&self.priorities)
+        .bind(lag.as_secs_f64() * 1000.0)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;

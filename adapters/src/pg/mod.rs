@@ -86,12 +86,14 @@ pub async fn connect_admin(
 /// nothing ran), and with them the planner would sort the whole backlog for every claim, or
 /// scan the table once per completed batch, instead of reading the index every engine
 /// statement is written for (measured: 3 to 5 times slower drains). Both stay possible where
-/// no index serves a query; they are only priced out.
+/// no index serves a query; they are only priced out. JIT is off: a priced-out sort would
+/// otherwise make a claim's plan look expensive enough to compile (tens of milliseconds).
 pub async fn connect_engine(url: &str, max_connections: u32) -> Result<PgPool, PortError> {
     let options = connect_options(url)?.options([
         ("synchronous_commit", "off"),
         ("enable_sort", "off"),
         ("enable_seqscan", "off"),
+        ("jit", "off"),
     ]);
     open_pool(options, max_connections).await
 }
@@ -146,11 +148,25 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error, constraint: &str) -> bool {
 pub struct PgStore {
     pool: PgPool,
     notifier: Notifier,
+    /// What one priority level is worth in waiting (`campus_core::engine::scheduling`).
+    priority_lag: Duration,
 }
 
 impl PgStore {
     pub fn new(pool: PgPool, notifier: Notifier) -> Self {
-        PgStore { pool, notifier }
+        PgStore {
+            pool,
+            notifier,
+            priority_lag: campus_core::engine::DEFAULT_PRIORITY_LAG,
+        }
+    }
+
+    /// The same store, giving tasks it inserts their turn with `lag` per priority level.
+    pub fn with_priority_lag(self, lag: Duration) -> Self {
+        PgStore {
+            priority_lag: lag,
+            ..self
+        }
     }
 
     pub fn pool(&self) -> &PgPool {

@@ -4,7 +4,7 @@
 use super::reprocess::{lock_original, Reprocessable};
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
-use campus_core::engine::{RetryPolicy, TaskState, TaskStatus};
+use campus_core::engine::{Priority, RetryPolicy, TaskState, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::{
@@ -35,53 +35,92 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// Takes up to `$2` due tasks of the types `$4` for worker `$1` with a lease of `$3` ms.
-/// `tasks_due` gives the order and the type is a filter on it (the daemon's types are nearly
-/// always all the due ones); the engine's pool turns `enable_sort` off so that stale
-/// statistics can never make the planner sort the whole backlog instead (see
-/// `connect_engine`). Paused types are read once per statement (an InitPlan over a table of a
-/// few rows): a pause holds from the next claim of every daemon on, with no extra round trip.
-pub(super) const CLAIM: &str = "WITH due AS (
-        SELECT id FROM tasks
-        WHERE status IN ('pending', 'retrying') AND run_at <= now()
-          AND task_type = ANY($4)
-          AND task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
-        ORDER BY run_at, id
-        LIMIT $2
-        FOR UPDATE SKIP LOCKED
-     )
-     UPDATE tasks t
-     SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
-         locked_until = now() + $3 * interval '1 millisecond', started_at = now(), finished_at = NULL
-     FROM due WHERE t.id = due.id
-     RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
-               t.lineage_id, t.attempt, t.max_attempts, t.created_at";
+/// The group a task is claimed in: its institution, or the nil uuid for tasks of none. The
+/// claim writes exactly the expression of the `tasks_claim` index (migration 0017).
+macro_rules! group {
+    () => {
+        "COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid)"
+    };
+}
 
-/// Like [`CLAIM`] with at most `$2` tasks of the uncapped types `$4`, plus at most `$6[i]`
-/// tasks of each capped type `$5[i]` (per-type concurrency limits; the caller keeps `$2` and
-/// the quotas within the claim's limit). No merge by due time: that sort, priced out by the
-/// engine's pool, would make PostgreSQL JIT-compile the statement.
-const CLAIM_CAPPED: &str = "WITH due AS (
-        SELECT id FROM (
-            SELECT id FROM tasks
-            WHERE status IN ('pending', 'retrying') AND run_at <= now()
-              AND task_type = ANY($4)
-              AND task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
-            ORDER BY run_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) free
+/// What makes a task of a group claimable now (`$4` the types asked, paused ones removed in
+/// `claimable`; `$9` the longest priority delay in ms bounds the walk by turn: a task due now
+/// has its turn by then).
+macro_rules! claimable_now {
+    () => {
+        "status IN ('pending', 'retrying') AND run_at <= now()
+          AND claim_at <= now() + $9 * interval '1 millisecond'
+          AND task_type = ANY((SELECT types FROM claimable)::text[])"
+    };
+}
+
+/// Takes up to `$2` due tasks for worker `$1` with a lease of `$3` ms, fairly
+/// (`ClaimTypes`, `campus_core::engine::scheduling`):
+/// 1. `groups` finds the institutions with waiting tasks by skipping along `tasks_claim` from
+///    one institution to the next (one index descent each, whatever their backlog);
+/// 2. `contenders` keeps those with a task claimable now, with its earliest turn and its room
+///    (`$5`/`$6`: the capped institutions and what is left of their cap);
+/// 3. `shares` splits `$2` between them as `fair_shares` does;
+/// 4. `picked` locks each group's share by turn (`FOR UPDATE SKIP LOCKED`);
+/// 5. `due` drops what exceeds a capped type's quota (`$7`/`$8`); rows dropped there are
+///    unlocked when the statement ends.
+///
+/// The engine's pool prices sorts out (`connect_engine`); the sorts here are of one row per
+/// institution or of the claimed rows, so the plan stays the one written (and JIT is off
+/// there, so their price never triggers compilation).
+pub(super) const CLAIM: &str = concat!(
+    "WITH RECURSIVE
+     claimable AS (
+        SELECT ARRAY(SELECT t FROM UNNEST($4::text[]) AS t
+                     WHERE t <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))) AS types
+     ),
+     groups(k) AS (
+        (SELECT ", group!(), " FROM tasks WHERE status IN ('pending', 'retrying') ORDER BY 1 LIMIT 1)
         UNION ALL
-        SELECT c.id FROM UNNEST($5::text[], $6::bigint[]) AS q(task_type, quota)
+        SELECT (SELECT ", group!(), " FROM tasks
+                WHERE status IN ('pending', 'retrying') AND ", group!(), " > g.k ORDER BY 1 LIMIT 1)
+        FROM groups g WHERE g.k IS NOT NULL
+     ),
+     contenders AS (
+        SELECT g.k, h.claim_at AS head, COALESCE(r.room, $2) AS room
+        FROM groups g
+        LEFT JOIN UNNEST($5::uuid[], $6::bigint[]) AS r(k, room) ON r.k = g.k
         CROSS JOIN LATERAL (
-            SELECT id FROM tasks
-            WHERE status IN ('pending', 'retrying') AND run_at <= now() AND task_type = q.task_type
-            ORDER BY run_at, id LIMIT q.quota FOR UPDATE SKIP LOCKED) c
-        WHERE q.task_type <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))
+            SELECT claim_at FROM tasks
+            WHERE ", group!(), " = g.k AND ", claimable_now!(), "
+            ORDER BY claim_at, id LIMIT 1) h
+        WHERE g.k IS NOT NULL AND COALESCE(r.room, $2) > 0
+     ),
+     shares AS (
+        SELECT k, LEAST(room, $2 / count(*) OVER ()
+                     + CASE WHEN row_number() OVER (ORDER BY head, k) <= $2 % count(*) OVER ()
+                            THEN 1 ELSE 0 END) AS share
+        FROM contenders
+     ),
+     picked AS (
+        SELECT c.id, c.task_type, c.claim_at
+        FROM shares s CROSS JOIN LATERAL (
+            SELECT id, task_type, claim_at FROM tasks
+            WHERE ", group!(), " = s.k AND ", claimable_now!(), "
+            ORDER BY claim_at, id LIMIT s.share
+            FOR UPDATE SKIP LOCKED) c
+        WHERE s.share > 0
+     ),
+     due AS (
+        SELECT id FROM (
+            SELECT p.id, q.quota,
+                   row_number() OVER (PARTITION BY p.task_type ORDER BY p.claim_at, p.id) AS nth
+            FROM picked p LEFT JOIN UNNEST($7::text[], $8::bigint[]) AS q(task_type, quota)
+                 ON q.task_type = p.task_type) x
+        WHERE quota IS NULL OR nth <= quota
      )
      UPDATE tasks t
      SET status = 'running', attempt = t.attempt + 1, locked_by = $1,
          locked_until = now() + $3 * interval '1 millisecond', started_at = now(), finished_at = NULL
      FROM due WHERE t.id = due.id
      RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
-               t.lineage_id, t.attempt, t.max_attempts, t.created_at";
+               t.lineage_id, t.attempt, t.max_attempts, t.created_at, t.claim_at"
+);
 
 /// Writes a batch of outcomes, fenced by worker (`$7`) and attempt. `locked_by` is set exactly
 /// while a task runs (a CHECK in migration 0004); there is no `status = 'running'` on purpose:
@@ -90,6 +129,8 @@ const CLAIM_CAPPED: &str = "WITH due AS (
 pub(super) const COMPLETE: &str = "UPDATE tasks t SET
         status = u.status,
         run_at = CASE WHEN u.status = 'retrying' THEN now() + u.delay_ms * interval '1 millisecond' ELSE t.run_at END,
+        claim_at = CASE WHEN u.status = 'retrying'
+                   THEN now() + u.delay_ms * interval '1 millisecond' + (t.claim_at - t.run_at) ELSE t.claim_at END,
         errors = CASE WHEN u.message IS NULL THEN t.errors
                  ELSE t.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', u.attempt, 'message', u.message)) END,
         finished_at = now(),
@@ -114,6 +155,7 @@ impl TaskQueue for PgStore {
         let mut max_attempts = Vec::with_capacity(tasks.len());
         let mut keys = Vec::with_capacity(tasks.len());
         let mut run_at = Vec::with_capacity(tasks.len());
+        let mut priorities = Vec::with_capacity(tasks.len());
         for t in tasks {
             let payload: serde_json::Value = serde_json::from_str(&t.payload)
                 .map_err(|e| PortError::Conflict(format!("task payload is not JSON: {e}")))?;
@@ -125,12 +167,17 @@ impl TaskQueue for PgStore {
             max_attempts.push(to_i32(t.max_attempts.max(1)));
             keys.push(t.idempotency_key.clone());
             run_at.push(t.run_at.map(crate::dto::time));
+            priorities.push(t.priority.level());
         }
         let r = sqlx::query(
-            "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id, correlation_id, max_attempts, idempotency_key, run_at)
-             SELECT id, id, task_type, payload, institution_id, correlation_id, max_attempts, key, COALESCE(run_at, now())
-             FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::int[], $7::text[], $8::timestamptz[])
-                  AS t(id, task_type, payload, institution_id, correlation_id, max_attempts, key, run_at)
+            "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id, correlation_id, max_attempts,
+                                idempotency_key, run_at, priority, claim_at)
+             SELECT id, id, task_type, payload, institution_id, correlation_id, max_attempts, key, due, priority,
+                    due + priority * $10 * interval '1 millisecond'
+             FROM UNNEST($1::uuid[], $2::text[], $3::jsonb[], $4::uuid[], $5::text[], $6::int[], $7::text[],
+                         $8::timestamptz[], $9::smallint[])
+                  AS t(id, task_type, payload, institution_id, correlation_id, max_attempts, key, run_at, priority)
+             CROSS JOIN LATERAL (SELECT COALESCE(t.run_at, now()) AS due) d
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&ids)
@@ -141,6 +188,8 @@ impl TaskQueue for PgStore {
         .bind(&max_attempts)
         .bind(&keys)
         .bind(&run_at)
+        .bind(&priorities)
+        .bind(millis(self.priority_lag))
         .execute(&self.pool)
         .await
         .map_err(db_err)?;
@@ -158,25 +207,41 @@ impl TaskQueue for PgStore {
         if limit == 0 || types.is_empty() {
             return Ok(Vec::new());
         }
-        let (quotas, free) = types.quotas(limit);
-        let query = if quotas.is_empty() {
-            sqlx::query(CLAIM)
-                .bind(worker)
-                .bind(i64::from(limit))
-                .bind(millis(lease))
-                .bind(&types.any)
-        } else {
-            let (names, quotas): (Vec<&str>, Vec<i64>) =
-                quotas.into_iter().map(|(t, n)| (t, i64::from(n))).unzip();
-            sqlx::query(CLAIM_CAPPED)
-                .bind(worker)
-                .bind(i64::from(free))
-                .bind(millis(lease))
-                .bind(&types.any)
-                .bind(names)
-                .bind(quotas)
-        };
-        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        let mut asked: Vec<&str> = types.any.iter().map(String::as_str).collect();
+        let (mut capped, mut quotas) = (Vec::new(), Vec::new());
+        for (task_type, quota) in types.capped.iter().filter(|(_, q)| *q > 0) {
+            asked.push(task_type);
+            capped.push(task_type.as_str());
+            quotas.push(i64::from(*quota));
+        }
+        let (institutions, rooms): (Vec<uuid::Uuid>, Vec<i64>) = types
+            .institutions
+            .iter()
+            .map(|(i, room)| {
+                (
+                    uuid::Uuid::from_u128(i.map_or(0, |i| i.0)),
+                    i64::from(*room),
+                )
+            })
+            .unzip();
+        let query = sqlx::query(CLAIM)
+            .bind(worker)
+            .bind(i64::from(limit))
+            .bind(millis(lease))
+            .bind(asked)
+            .bind(institutions)
+            .bind(rooms)
+            .bind(capped)
+            .bind(quotas)
+            .bind(millis(Priority::Bulk.delay(self.priority_lag)));
+        let mut rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        // Started in turn order (the statement returns them in no particular one).
+        rows.sort_by_key(|r| {
+            (
+                r.get::<DateTime<Utc>, _>("claim_at"),
+                r.get::<uuid::Uuid, _>("id"),
+            )
+        });
         Ok(rows
             .iter()
             .map(|r| ClaimedTask {
@@ -314,6 +379,8 @@ impl TaskQueue for PgStore {
             "UPDATE tasks t SET
                 status = u.status,
                 run_at = CASE WHEN u.status = 'retrying' THEN now() + u.delay_ms * interval '1 millisecond' ELSE t.run_at END,
+                claim_at = CASE WHEN u.status = 'retrying'
+                           THEN now() + u.delay_ms * interval '1 millisecond' + (t.claim_at - t.run_at) ELSE t.claim_at END,
                 errors = t.errors || jsonb_build_array(jsonb_build_object('at', now(), 'attempt', t.attempt, 'message', u.message)),
                 finished_at = CASE WHEN u.status = 'dead' THEN now() END,
                 locked_by = NULL,
@@ -343,7 +410,15 @@ impl TaskQueue for PgStore {
         let tx = self.pool.begin().await.map_err(db_err)?;
         let mut tx = lock_original(tx, &TASK, original, scope).await?;
         let copy = uuid::Uuid::now_v7();
-        insert_copies(&mut tx, &[copy], &[original], request_id).await?;
+        insert_copies(
+            &mut tx,
+            &[copy],
+            &[original],
+            request_id,
+            None,
+            self.priority_lag,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         self.notifier.poke(Channel::Tasks);
         Ok(TaskId(copy.as_u128()))
@@ -403,7 +478,17 @@ impl TaskQueue for PgStore {
         .await
         .map_err(db_err)?;
         let copies: Vec<uuid::Uuid> = originals.iter().map(|_| uuid::Uuid::now_v7()).collect();
-        let n = insert_copies(&mut tx, &copies, &originals, request_id).await?;
+        // Copies made in bulk wait behind the work of people (their priority is `bulk`).
+        let bulk = Some(Priority::Bulk);
+        let n = insert_copies(
+            &mut tx,
+            &copies,
+            &originals,
+            request_id,
+            bulk,
+            self.priority_lag,
+        )
+        .await?;
         tx.commit().await.map_err(db_err)?;
         if n > 0 {
             self.notifier.poke(Channel::Tasks);
@@ -415,32 +500,40 @@ impl TaskQueue for PgStore {
 /// What a copy takes from its original (live or archived).
 const COPIED: &str =
     "id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id, \
-                      max_attempts, status";
+                      max_attempts, status, priority";
 
 /// Inserts `copies[i]` as a new pending task copying `originals[i]`: the original's
-/// correlation id, and the operator's `request_id` as `reprocess_request_id`.
+/// correlation id, and the operator's `request_id` as `reprocess_request_id`. A copy keeps
+/// its original's priority unless `priority` says otherwise (bulk reprocessing), and waits
+/// that priority's delay (`lag` per level) for its turn.
 async fn insert_copies(
     tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
     copies: &[uuid::Uuid],
     originals: &[uuid::Uuid],
     request_id: Option<String>,
+    priority: Option<Priority>,
+    lag: Duration,
 ) -> Result<usize, PortError> {
     if copies.is_empty() {
         return Ok(0);
     }
     let r = sqlx::query(&format!(
         "INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                            reprocess_request_id, reprocessed_from, max_attempts)
+                            reprocess_request_id, reprocessed_from, max_attempts, priority, claim_at)
          SELECT c.copy, t.lineage_id, t.task_type, t.handler, t.payload, t.institution_id, t.event_id,
-                t.correlation_id, $3, t.id, t.max_attempts
+                t.correlation_id, $3, t.id, t.max_attempts, p.priority,
+                now() + p.priority * $5 * interval '1 millisecond'
          FROM UNNEST($1::uuid[], $2::uuid[]) AS c(copy, original)
          JOIN (SELECT {COPIED} FROM tasks UNION ALL SELECT {COPIED} FROM tasks_processed) t
            ON t.id = c.original
+         CROSS JOIN LATERAL (SELECT COALESCE($4::smallint, t.priority) AS priority) p
          WHERE t.status IN {FINAL}"
     ))
     .bind(copies)
     .bind(originals)
     .bind(request_id)
+    .bind(priority.map(Priority::level))
+    .bind(millis(lag))
     .execute(&mut **tx)
     .await
     .map_err(db_err)?;

@@ -28,6 +28,7 @@ pub(super) fn noop_task(key: Option<String>) -> NewTask {
         max_attempts: 5,
         idempotency_key: key,
         run_at: None,
+        priority: Default::default(),
     }
 }
 

@@ -42,6 +42,9 @@ pub struct DaemonConfig {
     pub shutdown_timeout: Duration,
     /// How often the maintenance leader rescues expired leases.
     pub maintenance_interval: Duration,
+    /// At most this many tasks of one institution run at once in this daemon (`None`: no
+    /// cap beyond the fair share of each claim).
+    pub max_running_per_institution: Option<u32>,
 }
 
 impl Default for DaemonConfig {
@@ -55,6 +58,7 @@ impl Default for DaemonConfig {
             retry: RetryPolicy::default(),
             shutdown_timeout: Duration::from_secs(10),
             maintenance_interval: Duration::from_secs(1),
+            max_running_per_institution: None,
         }
     }
 }

@@ -1,8 +1,8 @@
 //! The attempts one daemon holds and its task slots: at most `concurrency` attempts at once,
-//! counting those whose outcome is not written yet, and per task type for the concurrency
-//! limits. The heartbeat keeps their leases; a lost lease stops its handler.
+//! counting those whose outcome is not written yet, per task type for the concurrency
+//! limits and per institution for the per-institution cap. The heartbeat keeps their leases; a lost lease stops its handler.
 
-use campus_core::ids::TaskId;
+use campus_core::ids::{InstitutionId, TaskId};
 use campus_ports::{ClaimedTask, Completion};
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -13,6 +13,7 @@ use tokio::sync::{Notify, Semaphore};
 #[derive(Clone)]
 pub(super) struct Attempt {
     pub task_type: Arc<str>,
+    pub institution_id: Option<InstitutionId>,
     pub attempt: u32,
     pub max_attempts: u32,
     pub started: Instant,
@@ -36,6 +37,7 @@ impl InFlight {
     pub(super) fn insert(&self, task: &ClaimedTask) {
         let attempt = Attempt {
             task_type: task.task_type.as_str().into(),
+            institution_id: task.institution_id,
             attempt: task.attempt,
             max_attempts: task.max_attempts,
             started: Instant::now(),
@@ -63,6 +65,15 @@ impl InFlight {
             .values()
             .filter(|a| &*a.task_type == task_type)
             .count()
+    }
+    /// How many attempts this daemon holds per institution (against the per-institution
+    /// cap; `None`: tasks of no institution).
+    pub(super) fn by_institution(&self) -> HashMap<Option<InstitutionId>, usize> {
+        let mut counts = HashMap::new();
+        for a in self.lock().values() {
+            *counts.entry(a.institution_id).or_default() += 1;
+        }
+        counts
     }
     /// Every attempt held, as (task, attempt number).
     pub(super) fn snapshot(&self) -> Vec<(TaskId, u32)> {
@@ -141,6 +152,7 @@ mod tests {
     fn hold(in_flight: &InFlight, id: u128, attempt: u32) -> (TaskId, u32) {
         let held = Attempt {
             task_type: "t".into(),
+            institution_id: None,
             attempt,
             max_attempts: 5,
             started: Instant::now(),

@@ -7,7 +7,7 @@
 
 use super::typed::{Handler, Typed};
 use async_trait::async_trait;
-use campus_core::engine::{EventEnvelope, PlannedTask};
+use campus_core::engine::{EventEnvelope, PlannedTask, Priority};
 use campus_core::events::EventType;
 use campus_ports::{ClaimTypes, ClaimedTask, EventPlanner, Payload, PlanFailure};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -85,6 +85,8 @@ pub struct TaskOptions {
     /// At most this many tasks of the type run at once in one daemon; `None`: no limit
     /// beyond the daemon's concurrency.
     pub concurrency: Option<u32>,
+    /// Its tasks' turn among due tasks (`CAMPUS_TASK_PRIORITIES` overrides it).
+    pub priority: Priority,
 }
 
 /// The timeout of a task type that does not choose one.
@@ -96,6 +98,7 @@ impl Default for TaskOptions {
             max_attempts: None,
             timeout: DEFAULT_TIMEOUT,
             concurrency: None,
+            priority: Priority::Normal,
         }
     }
 }
@@ -136,6 +139,8 @@ pub enum RegistryError {
         handler: String,
         task_type: String,
     },
+    #[error("a priority is set for task type {0}, which has no handler")]
+    UnknownPriorityType(String),
 }
 
 /// Which handlers react to which event types, and which task handler runs each task type.
@@ -254,6 +259,19 @@ impl Registry {
             "task type {task_type} is registered twice"
         );
         self
+    }
+
+    /// Overrides the priority of task types (operators' configuration); a type without a
+    /// handler is refused, naming it.
+    pub fn prioritize(mut self, priorities: &[(String, Priority)]) -> Result<Self, RegistryError> {
+        for (task_type, priority) in priorities {
+            let route = self
+                .tasks
+                .get_mut(task_type)
+                .ok_or_else(|| RegistryError::UnknownPriorityType(task_type.clone()))?;
+            route.options.priority = *priority;
+        }
+        Ok(self)
     }
 
     /// Checks every route: its event type is recorded by an aggregate (or declared external)
@@ -379,6 +397,7 @@ impl EventPlanner for Registry {
                     handler: r.handler.clone(),
                     payload,
                     max_attempts: None,
+                    priority: self.options(&r.task_type).priority,
                 }))
             })
             .collect()

@@ -1,5 +1,5 @@
 //! The worker loop: claims due tasks of the types this daemon runs (within their concurrency
-//! limits, never more than its free slots), runs each with its type's timeout (a panic or a
+//! limits and the per-institution cap, never more than its free slots), runs each with its type's timeout (a panic or a
 //! timeout is a failed attempt, not a crash), hands outcomes to the completer, and on
 //! shutdown lets running tasks finish, then records the interrupted ones as failed.
 
@@ -8,7 +8,7 @@ use super::dispatch::{backoff, idle};
 use super::in_flight::{Attempt, Finished, Slots};
 use super::registry::{Registry, TaskError};
 use crate::metrics::TaskMetrics;
-use campus_ports::{ClaimedTask, Completion, TaskOutcome, TaskQueue};
+use campus_ports::{ClaimTypes, ClaimedTask, Completion, TaskOutcome, TaskQueue};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
 use std::sync::Arc;
@@ -59,7 +59,7 @@ impl Workers {
                 }
             }
             let want = u32::try_from(free.min(CLAIM_BATCH)).unwrap_or(u32::MAX);
-            let types = registry.claim_types(|t| slots.in_flight.holding(t));
+            let types = claim_types(&registry, &slots, config.max_running_per_institution);
             let claimed = match queue
                 .claim(&config.worker_id, &types, want, config.lease)
                 .await
@@ -82,11 +82,13 @@ impl Workers {
             for task in claimed {
                 start(&mut running, &registry, &slots, &done, task);
             }
-            if got < want as usize {
-                // A type at its concurrency limit may have more due: a freed slot is worth a
-                // look then, not only a wake-up or the poll.
-                let freed = registry
-                    .throttled(|t| slots.in_flight.holding(t))
+            // A short claim may still leave work due: a claim gives each institution its
+            // share, so the next one takes what another left over. Only an empty claim waits.
+            if got == 0 {
+                // A type at its concurrency limit or an institution at its cap may have more
+                // due: a freed slot is worth a look then, not only a wake-up or the poll.
+                let capped = types.institutions.iter().any(|(_, room)| *room == 0);
+                let freed = (capped || registry.throttled(|t| slots.in_flight.holding(t)))
                     .then_some(&*slots.freed);
                 if !idle(&wake, freed, config.poll_interval, &mut shutdown).await {
                     break;
@@ -96,6 +98,21 @@ impl Workers {
         drain(running, &config, &slots, &done).await;
         heartbeat.abort();
     }
+}
+
+/// What the next claim may take: the registry's types within their limits, and with a
+/// per-institution cap, what is left of it for each institution this daemon runs tasks of.
+fn claim_types(registry: &Registry, slots: &Slots, cap: Option<u32>) -> ClaimTypes {
+    let mut types = registry.claim_types(|t| slots.in_flight.holding(t));
+    if let Some(cap) = cap {
+        types.institutions = slots
+            .in_flight
+            .by_institution()
+            .into_iter()
+            .map(|(i, n)| (i, cap.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX))))
+            .collect();
+    }
+    types
 }
 
 /// Runs one claimed task in its slot.

@@ -2,7 +2,7 @@
 //! disciplines, classes, enrollments and grades. Idempotent: a second run creates nothing.
 
 use super::{context, HandlerDeps};
-use crate::engine::{Handler, TaskError};
+use crate::engine::{Handler, TaskError, TaskOptions};
 use async_trait::async_trait;
 use campus_core::academic::{Class, Discipline, Enrollment};
 use campus_core::events::EventType;
@@ -131,6 +131,14 @@ pub fn build_demo_data(
 impl Handler for SeedDemoData {
     const TASK_TYPE: &'static str = "seed_demo_data";
     type Input = InstitutionCreatedPayload;
+
+    fn options(&self) -> TaskOptions {
+        // Hundreds of rows nobody waits for; it yields to e-mails and notifications.
+        TaskOptions {
+            priority: campus_core::engine::Priority::Bulk,
+            ..TaskOptions::default()
+        }
+    }
 
     async fn handle(&self, p: Self::Input, task: &ClaimedTask) -> Result<(), TaskError> {
         let institution = InstitutionId(p.institution_id.as_u128());

@@ -1,7 +1,7 @@
 //! `ResetPasswordTokenCreated` → e-mail the reset link to the user.
 
 use super::HandlerDeps;
-use crate::engine::{Handler, TaskError};
+use crate::engine::{Handler, TaskError, TaskOptions};
 use async_trait::async_trait;
 use campus_core::events::EventType;
 use campus_core::events::SealedSecret;
@@ -53,6 +53,14 @@ impl SendResetPasswordEmail {
 impl Handler for SendResetPasswordEmail {
     const TASK_TYPE: &'static str = "send_reset_password_email";
     type Input = ResetPasswordTokenCreatedPayload;
+
+    fn options(&self) -> TaskOptions {
+        // Someone waits for the e-mail on the reset page.
+        TaskOptions {
+            priority: campus_core::engine::Priority::Interactive,
+            ..TaskOptions::default()
+        }
+    }
 
     async fn handle(&self, p: Self::Input, task: &ClaimedTask) -> Result<(), TaskError> {
         if self.sent.was_sent(task.lineage_id).await? {

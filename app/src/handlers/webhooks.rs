@@ -248,6 +248,7 @@ impl Delivery {
             max_attempts: attempts,
             idempotency_key: Some(key),
             run_at: None,
+            priority: Default::default(),
         })
     }
 }
@@ -297,7 +298,7 @@ impl Handler for DeliverWebhook {
             max_attempts: Some(self.0.policy.attempts()),
             // The request's own timeout stops it first; this only bounds the rest.
             timeout: self.0.policy.timeout + Duration::from_secs(10),
-            concurrency: None,
+            ..TaskOptions::default()
         }
     }
 

@@ -91,13 +91,26 @@ struct Adapters<S> {
     engine: EnginePorts,
 }
 
+/// The built-in handlers with the configured priorities. A route from an event nobody
+/// records, to a task type nobody runs, or a priority for an unknown type stops the start.
+fn built_in_registry(settings: &Settings, deps: &HandlerDeps) -> Result<Registry, String> {
+    let registry = handlers::register(Registry::new(settings.max_attempts), deps)
+        .prioritize(&settings.task_priorities.0)
+        .map_err(|e| format!("CAMPUS_TASK_PRIORITIES: {e}"))?;
+    registry
+        .validate()
+        .map_err(|e| format!("the handler registry is inconsistent: {e}"))?;
+    Ok(registry)
+}
+
 impl Campus {
     /// Resolves and migrates the database, loads the shared secret, builds the services and
     /// makes sure the configured Adm user exists.
     pub async fn start(settings: Settings) -> Result<Campus, String> {
         let (database, pool) = migrated_database(&settings, settings.db_connections).await?;
         let notifier = Notifier::spawn(pool.clone(), NOTIFY_WINDOW);
-        let store = PgStore::new(pool.clone(), notifier.clone());
+        let store =
+            PgStore::new(pool.clone(), notifier.clone()).with_priority_lag(settings.priority_lag);
         let engine_pool = pg::connect_engine(&database.url, (settings.db_connections / 2).max(1))
             .await
             .map_err(|e| e.to_string())?;
@@ -108,7 +121,8 @@ impl Campus {
         )
         .await
         .map_err(|e| e.to_string())?;
-        let engine_store = PgStore::new(engine_pool, notifier.clone());
+        let engine_store =
+            PgStore::new(engine_pool, notifier.clone()).with_priority_lag(settings.priority_lag);
         let keys = master_keys(&settings, &database)?;
         store
             .check_key_fingerprints(&keys.fingerprints())
@@ -117,7 +131,7 @@ impl Campus {
         let engine = Arc::new(engine_store.clone());
         let adapters = Adapters {
             api: store.clone(),
-            admin: PgStore::new(admin_pool, notifier),
+            admin: PgStore::new(admin_pool, notifier).with_priority_lag(settings.priority_lag),
             engine: EnginePorts {
                 events: engine.clone(),
                 tasks: engine.clone(),
@@ -260,10 +274,7 @@ impl Campus {
             bus: event_bus(&settings)?,
         };
         // A route from an event nobody records, or to a task type nobody runs, stops the start.
-        let registry = handlers::register(Registry::new(settings.max_attempts), &handler_deps);
-        registry
-            .validate()
-            .map_err(|e| format!("the handler registry is inconsistent: {e}"))?;
+        let registry = built_in_registry(&settings, &handler_deps)?;
         let task_types: Arc<Vec<(String, TaskOptions)>> = Arc::new(registry.task_types());
         let sessions = SessionService {
             accounts: accounts.clone(),
@@ -304,10 +315,8 @@ impl Campus {
 
     /// The built-in handlers (the three seed flows), as validated by [`Campus::start`].
     pub fn default_registry(&self) -> Registry {
-        handlers::register(
-            Registry::new(self.settings.max_attempts),
-            &self.handler_deps,
-        )
+        built_in_registry(&self.settings, &self.handler_deps)
+            .expect("the same registry was validated when Campus started")
     }
 
     /// A daemon with `registry` on the engine's ports, tuned by the settings.
@@ -348,6 +357,7 @@ impl Campus {
                 lease: self.settings.lease,
                 shutdown_timeout: self.settings.shutdown_timeout,
                 retry: self.settings.retry_policy(),
+                max_running_per_institution: self.settings.max_running_per_institution,
                 ..DaemonConfig::default()
             },
             daily: vec![archive],

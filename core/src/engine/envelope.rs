@@ -32,6 +32,8 @@ pub struct PlannedTask<P> {
     pub payload: P,
     /// Overrides the default maximum number of attempts for this task.
     pub max_attempts: Option<u32>,
+    /// The task type's priority (see [`crate::engine::scheduling`]).
+    pub priority: crate::engine::Priority,
 }
 
 /// The unique key of the task `handler` plans for event `event`: dispatching the same event

@@ -7,9 +7,11 @@ pub mod envelope;
 pub mod lifecycle;
 pub mod retention;
 pub mod retry;
+pub mod scheduling;
 
 pub use envelope::{
     idempotency_key, valid_correlation_id, EventEnvelope, PlannedTask, MAX_CORRELATION_ID_LEN,
 };
 pub use lifecycle::{EventStatus, InvalidTransition, TaskState, TaskStatus, TaskTransition};
 pub use retry::{RetryDecision, RetryPolicy};
+pub use scheduling::{fair_shares, Contender, Priority, DEFAULT_PRIORITY_LAG};

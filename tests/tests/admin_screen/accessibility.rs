@@ -216,6 +216,7 @@ async fn every_admin_page_passes_axe() {
         max_attempts: 1,
         idempotency_key: Some("waits-an-hour".into()),
         run_at: Some(Timestamp(an_hour_from_now())),
+        priority: Default::default(),
     };
     app.store().enqueue(&[waiting]).await.unwrap();
     let waiting: uuid::Uuid =

@@ -59,6 +59,7 @@ async fn an_operator_pauses_a_type_cancels_a_waiting_task_and_resumes() {
         max_attempts: 3,
         idempotency_key: Some(key.into()),
         run_at: None,
+        priority: Default::default(),
     };
     app.store()
         .enqueue(&[task("cancel-me"), task("run-me")])
