@@ -116,9 +116,11 @@ pub struct ClaimTypes {
     /// Types capped on this claim: at most this many tasks of the type (a per-type
     /// concurrency limit minus what the daemon already runs of it). A type at 0 is left out.
     pub capped: Vec<(String, u32)>,
-    /// Institutions capped on this claim: at most this many of their tasks (the
-    /// per-institution cap minus what the daemon runs of them; `None` is the group of tasks
-    /// without an institution). An institution not listed is not capped.
+    /// The per-institution cap: at most this many tasks of an institution not listed in
+    /// `institutions` (`None`: no cap).
+    pub institution_cap: Option<u32>,
+    /// What is left of the cap for the institutions the daemon runs tasks of: at most this
+    /// many of their tasks (`None` is the group of tasks without an institution).
     pub institutions: Vec<(Option<InstitutionId>, u32)>,
 }
 

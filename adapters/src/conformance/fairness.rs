@@ -61,18 +61,28 @@ pub async fn a_claim_shares_its_limit_between_institutions(e: &Engine) {
 pub async fn a_capped_institution_takes_no_more_than_its_room(e: &Engine) {
     backlog(e, Some(A), 10).await;
     backlog(e, Some(B), 10).await;
-    let a_has_two_left = ClaimTypes {
-        institutions: vec![(Some(A), 2)],
+    backlog(e, None, 10).await;
+    let capped = ClaimTypes {
+        institution_cap: Some(3),
+        institutions: vec![(Some(A), 2), (None, 10)],
         ..types()
     };
-    let got = claim_by_institution(e, &a_has_two_left, 10).await;
-    assert_eq!(got, BTreeMap::from([(Some(A), 2), (Some(B), 5)]));
+    let got = claim_by_institution(e, &capped, 12).await;
+    assert_eq!(
+        got,
+        BTreeMap::from([(None, 4), (Some(A), 2), (Some(B), 3)]),
+        "A has 2 left of its cap, B (not listed) the whole cap of 3"
+    );
     let a_is_full = ClaimTypes {
         institutions: vec![(Some(A), 0), (Some(B), 100)],
         ..types()
     };
-    let got = claim_by_institution(e, &a_is_full, 10).await;
-    assert_eq!(got, BTreeMap::from([(Some(B), 5)]), "B's rest; A waits");
+    let got = claim_by_institution(e, &a_is_full, 20).await;
+    assert_eq!(
+        got,
+        BTreeMap::from([(None, 6), (Some(B), 7)]),
+        "the others' rest; A waits"
+    );
     let got = claim_by_institution(e, &a_is_full, 10).await;
     assert!(
         got.is_empty(),

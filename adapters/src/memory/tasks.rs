@@ -92,7 +92,10 @@ impl TaskQueue for MemoryStore {
             tasks.sort();
             contenders.push(Contender {
                 head: tasks[0].0,
-                room: rooms.get(institution).copied().unwrap_or(limit),
+                room: rooms
+                    .get(institution)
+                    .copied()
+                    .unwrap_or(types.institution_cap.unwrap_or(limit)),
             });
         }
         let shares = fair_shares(limit, &contenders);

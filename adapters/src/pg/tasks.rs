@@ -59,7 +59,8 @@ macro_rules! claimable_now {
 /// 1. `groups` finds the institutions with waiting tasks by skipping along `tasks_claim` from
 ///    one institution to the next (one index descent each, whatever their backlog);
 /// 2. `contenders` keeps those with a task claimable now, with its earliest turn and its room
-///    (`$5`/`$6`: the capped institutions and what is left of their cap);
+///    (`$5`/`$6`: the institutions the daemon runs tasks of and what is left of their cap;
+///    `$10` the room of the others);
 /// 3. `shares` splits `$2` between them as `fair_shares` does;
 /// 4. `picked` locks each group's share by turn (`FOR UPDATE SKIP LOCKED`);
 /// 5. `due` drops what exceeds a capped type's quota (`$7`/`$8`); rows dropped there are
@@ -82,14 +83,14 @@ pub(super) const CLAIM: &str = concat!(
         FROM groups g WHERE g.k IS NOT NULL
      ),
      contenders AS (
-        SELECT g.k, h.claim_at AS head, COALESCE(r.room, $2) AS room
+        SELECT g.k, h.claim_at AS head, COALESCE(r.room, $10) AS room
         FROM groups g
         LEFT JOIN UNNEST($5::uuid[], $6::bigint[]) AS r(k, room) ON r.k = g.k
         CROSS JOIN LATERAL (
             SELECT claim_at FROM tasks
             WHERE ", group!(), " = g.k AND ", claimable_now!(), "
             ORDER BY claim_at, id LIMIT 1) h
-        WHERE g.k IS NOT NULL AND COALESCE(r.room, $2) > 0
+        WHERE g.k IS NOT NULL AND COALESCE(r.room, $10) > 0
      ),
      shares AS (
         SELECT k, LEAST(room, $2 / count(*) OVER ()
@@ -233,7 +234,8 @@ impl TaskQueue for PgStore {
             .bind(rooms)
             .bind(capped)
             .bind(quotas)
-            .bind(millis(Priority::Bulk.delay(self.priority_lag)));
+            .bind(millis(Priority::Bulk.delay(self.priority_lag)))
+            .bind(i64::from(types.institution_cap.unwrap_or(limit)));
         let mut rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
         // Started in turn order (the statement returns them in no particular one).
         rows.sort_by_key(|r| {

@@ -105,6 +105,7 @@ impl Workers {
 fn claim_types(registry: &Registry, slots: &Slots, cap: Option<u32>) -> ClaimTypes {
     let mut types = registry.claim_types(|t| slots.in_flight.holding(t));
     if let Some(cap) = cap {
+        types.institution_cap = Some(cap);
         types.institutions = slots
             .in_flight
             .by_institution()
