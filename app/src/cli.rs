@@ -135,6 +135,12 @@ pub struct BenchArgs {
     /// at a time; without it, the same events until dispatched (the bus off). 0: skip.
     #[arg(long, default_value_t = 0)]
     pub bus: usize,
+
+    /// Phase (1b), fairness: institution A's backlog of this many no-op tasks drains while
+    /// institution B commits one task every 10 ms; reports B's commit → start and A's drain
+    /// rate against (1). 0: skip.
+    #[arg(long, default_value_t = 50_000)]
+    pub fairness: usize,
 }
 
 /// When a bench run archives its history (`--archive`).

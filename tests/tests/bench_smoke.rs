@@ -20,6 +20,8 @@ async fn bench_runs_and_cleans_up() {
             "20",
             "--api-seconds",
             "1",
+            "--fairness",
+            "500",
         ])
         .env("DATABASE_URL", &server)
         // The bench's `campus daemon` and `campus api` children inherit it: small pools.
@@ -44,6 +46,8 @@ async fn bench_runs_and_cleans_up() {
         "loaded_event_latency_p99_ms",
         "api_p99_ms",
         "daemon_peak_rss_mb",
+        "fairness_drain_per_s",
+        "fairness_b_latency_p99_ms",
     ] {
         let v = report[key]
             .as_f64()

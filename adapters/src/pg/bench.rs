@@ -153,6 +153,32 @@ impl BenchDatabase {
         .map_err(db_err)
     }
 
+    /// Whether `institution` has tasks not yet claimed (the head of its range of
+    /// `tasks_claim`: no count of a backlog).
+    pub async fn has_waiting_tasks(&self, institution: uuid::Uuid) -> Result<bool, PortError> {
+        sqlx::query_scalar(
+            "SELECT EXISTS (SELECT 1 FROM tasks
+             WHERE COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) = $1
+               AND status IN ('pending', 'retrying'))",
+        )
+        .bind(institution)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
+    /// Seconds from the first start to the last finish of the tasks of `institution`.
+    pub async fn busy_seconds_of(&self, institution: uuid::Uuid) -> Result<f64, PortError> {
+        sqlx::query_scalar(
+            "SELECT COALESCE(EXTRACT(EPOCH FROM max(finished_at) - min(started_at))::float8, 0)
+             FROM tasks WHERE institution_id = $1",
+        )
+        .bind(institution)
+        .fetch_one(&self.pool)
+        .await
+        .map_err(db_err)
+    }
+
     /// Seconds from the first task's start to the last task's finish (0 without tasks).
     pub async fn busy_seconds(&self) -> Result<f64, PortError> {
         sqlx::query_scalar(&format!(

@@ -3,14 +3,15 @@
 //! (`campus daemon`, `campus api`), so their memory and latency are what production sees.
 //!
 //! Optionally first: history in the live tables (`--history`), kept or archived before or
-//! during the drain (`--archive`). Phases: (1) drain queued no-op tasks; (2) concurrent writers commit events that fan out to
+//! during the drain (`--archive`). Phases: (1) drain queued no-op tasks; (1b) with `--fairness N`,
+//! one institution's backlog beside another's trickle of tasks; (2) concurrent writers commit events that fan out to
 //! two tasks each, while single tasks are sampled for latency under load; (3) latency at light
 //! load, one task or event at a time; (4) API latency at a fixed request rate; (5) with
 //! `--webhooks N`, webhook deliveries to a receiver in this process. E-mails go to an SMTP
 //! sink in this process.
 //!
 //! - `processes`: the scratch database, the child processes and their clean-up;
-//! - `phases`: phases (1) to (3); `api`: phase (4); `webhooks`: phase (5);
+//! - `phases`: phases (1) to (3) and (1b); `api`: phase (4); `webhooks`: phase (5);
 //! - `load`: the load generators (event writers, task sampler, open-loop HTTP client);
 //! - `report`: what a run measured and its table; `smtp_sink`: the SMTP sink.
 //!
@@ -74,6 +75,9 @@ async fn phases(s: &mut Scratch, args: &BenchArgs) -> Result<BenchReport, String
     };
     phases::history(s, args, &mut report).await?;
     let daemon_pid = phases::drain(s, args, &mut report).await?;
+    if args.fairness > 0 {
+        phases::fairness(s, args.fairness, &mut report).await?;
+    }
     phases::under_load(s, args, daemon_pid, &mut report).await?;
     phases::light_load(s, args, &mut report).await?;
     let (base, institution) = api::api_phase(s, args, &mut report).await?;

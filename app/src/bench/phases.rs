@@ -94,6 +94,78 @@ pub(super) async fn drain(
     Ok(daemon_pid)
 }
 
+/// (1b) Fairness: institution A's backlog of `backlog` no-op tasks (queued while the type is
+/// paused, then released at once) drains while institution B commits one task every 10 ms;
+/// measures B's commit → start and A's drain rate against phase (1)'s.
+pub(super) async fn fairness(
+    s: &Scratch,
+    backlog: usize,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    use campus_ports::TaskControl;
+    let (a, b) = (uuid::Uuid::from_u128(0xa), uuid::Uuid::from_u128(0xb));
+    let of = |institution: uuid::Uuid, key: Option<String>| NewTask {
+        institution_id: Some(campus_core::ids::InstitutionId(institution.as_u128())),
+        ..load::noop_task(key)
+    };
+    progress(&format!(
+        "[1b] fairness: queueing institution A's backlog of {backlog} no-op tasks"
+    ));
+    let noop = crate::handlers::noop::TASK_TYPE;
+    s.store.set_paused(noop, true).await.map_err(err)?;
+    let batch: Vec<NewTask> = (0..5_000).map(|_| of(a, None)).collect();
+    let mut queued = 0;
+    while queued < backlog {
+        let n = (backlog - queued).min(batch.len());
+        queued += s.store.enqueue(&batch[..n]).await.map_err(err)?;
+    }
+    s.store.set_paused(noop, false).await.map_err(err)?;
+    progress("[1b] A drains while B commits a task every 10 ms");
+    let mut commits = TaskCommits::new();
+    let mut tick = tokio::time::interval(Duration::from_millis(10));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut looked = Instant::now();
+    loop {
+        // A look every 100 ms: the bench's own queries stay out of the drain's way.
+        if looked.elapsed() >= Duration::from_millis(100) {
+            if !s.db.has_waiting_tasks(a).await.map_err(err)? {
+                break;
+            }
+            looked = Instant::now();
+        }
+        tick.tick().await;
+        let key = format!("fair-b-{}", commits.len());
+        s.store
+            .enqueue(&[of(b, Some(key.clone()))])
+            .await
+            .map_err(err)?;
+        commits.push((key, Utc::now()));
+    }
+    wait_until_idle(&s.db, Duration::from_secs(600), false).await?;
+    let secs = s.db.busy_seconds_of(a).await.map_err(err)?;
+    report.fairness_backlog = backlog;
+    report.fairness_drain_per_s = if secs > 0.0 {
+        backlog as f64 / secs
+    } else {
+        0.0
+    };
+    if report.tasks_per_s > 0.0 {
+        report.fairness_drain_ratio = report.fairness_drain_per_s / report.tasks_per_s;
+    }
+    let b_latency = task_latencies(&s.db, &commits).await?;
+    report.fairness_b_tasks = b_latency.n;
+    (
+        report.fairness_b_latency_p50_ms,
+        report.fairness_b_latency_p99_ms,
+        report.fairness_b_latency_max_ms,
+    ) = (b_latency.p50, b_latency.p99, b_latency.max);
+    progress(&format!(
+        "[1b] A: {:.0} tasks/s ({:.2} of (1)); B: p50 {:.1} ms, p99 {:.1} ms",
+        report.fairness_drain_per_s, report.fairness_drain_ratio, b_latency.p50, b_latency.p99
+    ));
+    s.db.truncate_engine_tables().await.map_err(err)
+}
+
 /// (2) `args.writers` writers commit events for `args.seconds` while single tasks are
 /// sampled; measures the fan-out's throughput, both latencies under load and the daemon's
 /// peak memory.

@@ -55,6 +55,15 @@ pub struct BenchReport {
     pub bus_latency_p50_ms: f64,
     pub bus_latency_p99_ms: f64,
     pub bus_latency_max_ms: f64,
+    /// Phase (1b) (`--fairness N`): A's backlog of N no-op tasks, its drain rate and that
+    /// rate over (1)'s, and B's tasks (one every 10 ms meanwhile) commit → start.
+    pub fairness_backlog: usize,
+    pub fairness_drain_per_s: f64,
+    pub fairness_drain_ratio: f64,
+    pub fairness_b_tasks: usize,
+    pub fairness_b_latency_p50_ms: f64,
+    pub fairness_b_latency_p99_ms: f64,
+    pub fairness_b_latency_max_ms: f64,
 }
 
 /// Latency summary of a set of samples.
@@ -89,6 +98,25 @@ pub fn table(r: &BenchReport) -> String {
         "task throughput (no-op tasks drained)",
         format!("{:.0} tasks/s ({} tasks)", r.tasks_per_s, r.tasks_drained),
     );
+    if r.fairness_backlog > 0 {
+        row(
+            "fairness: A's backlog drained beside B's tasks",
+            format!(
+                "{:.0} tasks/s ({} tasks, {:.2} of (1))",
+                r.fairness_drain_per_s, r.fairness_backlog, r.fairness_drain_ratio
+            ),
+        );
+        row(
+            "fairness: B's task commit → start, A draining",
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} tasks)",
+                r.fairness_b_latency_p50_ms,
+                r.fairness_b_latency_p99_ms,
+                r.fairness_b_latency_max_ms,
+                r.fairness_b_tasks
+            ),
+        );
+    }
     row(
         "end to end (events, 2 tasks each)",
         format!(
