@@ -20,3 +20,11 @@ ALTER TABLE tasks_processed
 CREATE INDEX tasks_claim ON tasks
     (COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid), claim_at, id)
     WHERE status IN ('pending', 'retrying');
+
+-- Tasks of routes kept in order (issue 19: the bus publishes one aggregate's events in their
+-- order): tasks with the same `ordering_key` run one at a time, by their event's id. The
+-- claim asks this index whether an earlier one still waits or runs.
+ALTER TABLE tasks ADD COLUMN ordering_key text;
+ALTER TABLE tasks_processed ADD COLUMN ordering_key text;
+CREATE INDEX tasks_in_order ON tasks (ordering_key, event_id)
+    WHERE ordering_key IS NOT NULL AND status IN ('pending', 'running', 'retrying');

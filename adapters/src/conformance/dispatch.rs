@@ -19,6 +19,7 @@ impl EventPlanner for SameHandlerTwice {
             payload: event.payload.clone(),
             max_attempts: Some(7),
             priority: Default::default(),
+            ordering_key: None,
         };
         Ok(vec![t.clone(), t])
     }

@@ -26,6 +26,7 @@ pub mod copies;
 pub mod dispatch;
 pub mod fairness;
 pub mod model;
+pub mod ordering;
 pub mod outbox;
 pub mod queue;
 pub mod retention;
@@ -99,6 +100,7 @@ impl EventPlanner for TwoHandlers {
                 payload: event.payload.clone(),
                 max_attempts: None,
                 priority: Default::default(),
+                ordering_key: None,
             })
             .collect())
     }
@@ -271,6 +273,8 @@ macro_rules! conformance_suite {
             fairness::a_capped_institution_takes_no_more_than_its_room,
             fairness::higher_priorities_go_first_and_lower_ones_age,
             fairness::bulk_reprocessing_yields_to_fresh_work,
+            ordering::an_ordered_route_runs_one_aggregates_tasks_one_at_a_time,
+            ordering::an_event_waiting_for_dispatch_holds_back_later_ones,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive,

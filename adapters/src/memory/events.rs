@@ -286,6 +286,7 @@ fn insert_planned(
             reprocess_request_id,
             max_attempts,
             priority: planned.priority,
+            ordering_key: planned.ordering_key,
             ..t
         }),
     );

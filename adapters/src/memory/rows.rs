@@ -53,6 +53,8 @@ pub(crate) struct TaskRow {
     pub priority: Priority,
     /// Its turn: `run_at` plus its priority's delay (set by [`new_task_row`]).
     pub claim_at: Timestamp,
+    /// Tasks with the same key run one at a time, by event id.
+    pub ordering_key: Option<String>,
     pub locked_by: Option<String>,
     pub locked_until: Option<Timestamp>,
     pub created_at: Timestamp,
@@ -269,6 +271,7 @@ pub(crate) fn new_task_row(
         run_at: now,
         priority: Priority::Normal,
         claim_at: now,
+        ordering_key: None,
         locked_by: None,
         locked_until: None,
         created_at: now,

@@ -6,7 +6,9 @@ use super::rows::{
 };
 use super::MemoryStore;
 use async_trait::async_trait;
-use campus_core::engine::{fair_shares, Contender, Priority, RetryPolicy, TaskState, TaskStatus};
+use campus_core::engine::{
+    fair_shares, Contender, EventStatus, Priority, RetryPolicy, TaskState, TaskStatus,
+};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::*;
@@ -80,6 +82,7 @@ impl TaskQueue for MemoryStore {
                 && t.run_at <= now
                 && asked.contains(t.task_type.as_str())
                 && !s.paused.contains(&t.task_type)
+                && next_in_order(&s, t)
         }) {
             groups.entry(t.institution_id).or_default().push((
                 t.claim_at,
@@ -337,6 +340,29 @@ fn matches_filter(t: &TaskRow, f: &TaskFilter) -> bool {
             .as_deref()
             .filter(|x| !x.is_empty())
             .is_none_or(|x| payload_contains(&t.payload, x))
+}
+
+/// Whether `t` may run as to its order (see `pg::tasks`, `next_in_order!`): without an ordering
+/// key always; with one, when no task of an earlier event with its key waits, runs or retries
+/// and no earlier event of its aggregate waits for dispatch.
+fn next_in_order(s: &State, t: &TaskRow) -> bool {
+    let (Some(key), Some(event)) = (&t.ordering_key, t.event_id) else {
+        return true;
+    };
+    let earlier_task = s.tasks.values().any(|p| {
+        p.ordering_key.as_ref() == Some(key)
+            && p.event_id.is_some_and(|e| e.0 < event.0)
+            && !p.status.is_final()
+    });
+    let earlier_event = s.events.get(&event.0).is_some_and(|o| {
+        s.events.values().any(|e| {
+            e.aggregate_type == o.aggregate_type
+                && e.aggregate_id == o.aggregate_id
+                && e.id.0 < event.0
+                && matches!(e.status, EventStatus::Pending | EventStatus::Retrying)
+        })
+    });
+    !earlier_task && !earlier_event
 }
 
 /// Whether a copy of `id` is still waiting to run (pending, running or retrying).

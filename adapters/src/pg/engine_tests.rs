@@ -156,7 +156,7 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
     let engine = super::connect_engine(&url, 1).await.unwrap();
     let mut conn = engine.acquire().await.unwrap();
     sqlx::query(&format!(
-        "PREPARE claim(text, bigint, float8, text[], uuid[], bigint[], text[], bigint[], float8) AS {}",
+        "PREPARE claim(text, bigint, float8, text[], uuid[], bigint[], text[], bigint[], float8, bigint) AS {}",
         super::tasks::CLAIM
     ))
     .execute(&mut *conn)
@@ -175,7 +175,7 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
             .await
             .unwrap();
         let claim = sqlx::query_scalar::<_, String>(
-            "EXPLAIN EXECUTE claim('w', 256, 30000, '{burst}', '{}', '{}', '{}', '{}', 20000)",
+            "EXPLAIN EXECUTE claim('w', 256, 30000, '{burst}', '{}', '{}', '{}', '{}', 20000, 256)",
         )
         .fetch_all(&mut *conn)
         .await

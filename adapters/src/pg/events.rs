@@ -224,6 +224,7 @@ struct TaskColumns {
     keys: Vec<String>,
     max_attempts: Vec<i32>,
     priorities: Vec<i16>,
+    ordering_keys: Vec<Option<String>>,
 }
 
 impl TaskColumns {
@@ -239,10 +240,12 @@ impl TaskColumns {
             task_type,
             handler,
             priority,
+            ordering_key,
             ..
         } = task;
         self.ids.push(uuid::Uuid::now_v7());
         self.priorities.push(priority.level());
+        self.ordering_keys.push(ordering_key);
         self.keys.push(idempotency_key(event.id, &handler));
         self.types.push(task_type);
         self.handlers.push(handler);
@@ -271,13 +274,13 @@ impl TaskColumns {
                  WHERE id = ANY($10)
              )
              INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                                idempotency_key, max_attempts, reprocess_request_id, priority, claim_at)
+                                idempotency_key, max_attempts, reprocess_request_id, priority, claim_at, ordering_key)
              SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                    reprocess_request_id, priority, now() + priority * $13 * interval '1 millisecond'
+                    reprocess_request_id, priority, now() + priority * $13 * interval '1 millisecond', ordering_key
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[],
-                         $11::text[], $12::smallint[])
+                         $11::text[], $12::smallint[], $14::text[])
                   AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                       reprocess_request_id, priority)
+                       reprocess_request_id, priority, ordering_key)
              ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
         )
         .bind(&self.ids)
@@ -293,6 +296,7 @@ impl TaskColumns {
         .bind(&self.requests)
         .bind(&self.priorities)
         .bind(lag.as_secs_f64() * 1000.0)
+        .bind(&self.ordering_keys)
         .execute(&mut **tx)
         .await
         .map_err(db_err)?;

@@ -54,6 +54,21 @@ macro_rules! claimable_now {
     };
 }
 
+/// Whether task `w` (with an ordering key) is next in its order: no task of an earlier event
+/// with its key waits, runs or retries, and no earlier event of its aggregate still waits for
+/// dispatch (its task may not exist yet). Reads `tasks_in_order` and `domain_events_aggregate`.
+macro_rules! next_in_order {
+    () => {
+        "NOT EXISTS (SELECT 1 FROM tasks p
+                       WHERE p.ordering_key = w.ordering_key AND p.event_id < w.event_id
+                         AND p.status IN ('pending', 'running', 'retrying'))
+              AND NOT EXISTS (SELECT 1 FROM domain_events o JOIN domain_events e
+                                ON e.aggregate_id = o.aggregate_id AND e.aggregate_type = o.aggregate_type
+                              WHERE o.id = w.event_id AND e.id < o.id
+                                AND e.status IN ('pending', 'retrying'))"
+    };
+}
+
 /// Takes up to `$2` due tasks for worker `$1` with a lease of `$3` ms, fairly
 /// (`ClaimTypes`, `campus_core::engine::scheduling`):
 /// 1. `groups` finds the institutions with waiting tasks by skipping along `tasks_claim` from
@@ -62,7 +77,8 @@ macro_rules! claimable_now {
 ///    (`$5`/`$6`: the institutions the daemon runs tasks of and what is left of their cap;
 ///    `$10` the room of the others);
 /// 3. `shares` splits `$2` between them as `fair_shares` does;
-/// 4. `picked` locks each group's share by turn (`FOR UPDATE SKIP LOCKED`);
+/// 4. `picked` locks each group's share by turn (`FOR UPDATE SKIP LOCKED`), skipping a task
+///    kept in order whose predecessor is not finished;
 /// 5. `due` drops what exceeds a capped type's quota (`$7`/`$8`); rows dropped there are
 ///    unlocked when the statement ends.
 ///
@@ -101,8 +117,9 @@ pub(super) const CLAIM: &str = concat!(
      picked AS (
         SELECT c.id, c.task_type, c.claim_at
         FROM shares s CROSS JOIN LATERAL (
-            SELECT id, task_type, claim_at FROM tasks
+            SELECT id, task_type, claim_at FROM tasks w
             WHERE ", group!(), " = s.k AND ", claimable_now!(), "
+              AND (w.ordering_key IS NULL OR ", next_in_order!(), ")
             ORDER BY claim_at, id LIMIT s.share
             FOR UPDATE SKIP LOCKED) c
         WHERE s.share > 0

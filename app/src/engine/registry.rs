@@ -7,7 +7,7 @@
 
 use super::typed::{Handler, Typed};
 use async_trait::async_trait;
-use campus_core::engine::{EventEnvelope, PlannedTask, Priority};
+use campus_core::engine::{ordering_key, EventEnvelope, PlannedTask, Priority};
 use campus_core::events::EventType;
 use campus_ports::{ClaimTypes, ClaimedTask, EventPlanner, Payload, PlanFailure};
 use std::collections::{BTreeMap, BTreeSet, HashMap};
@@ -111,6 +111,8 @@ struct Route {
     handler: String,
     task_type: String,
     plan: Box<PlanFn>,
+    /// Its tasks of one aggregate's events run one at a time, in the events' order.
+    in_order: bool,
 }
 
 struct TaskRoute {
@@ -215,8 +217,31 @@ impl Registry {
             handler: handler.to_string(),
             task_type: task_type.to_string(),
             plan: Box::new(plan),
+            in_order: false,
         });
         self
+    }
+
+    /// Like [`Registry::on_event_with`], and this handler's tasks of one aggregate's events
+    /// run one at a time in the order the events were recorded: a task waits while the task of
+    /// an earlier event of its aggregate waits, runs or retries, and while an earlier event of
+    /// its aggregate waits for dispatch (a dead one no longer holds the rest back).
+    pub fn on_event_in_order(
+        self,
+        event_type: &str,
+        handler: &str,
+        task_type: &str,
+        plan: impl Fn(&EventEnvelope<Payload>) -> Result<Payload, String> + Send + Sync + 'static,
+    ) -> Self {
+        let mut registry = self.on_event_with(event_type, handler, task_type, plan);
+        if let Some(route) = registry
+            .routes
+            .get_mut(event_type)
+            .and_then(|routes| routes.last_mut())
+        {
+            route.in_order = true;
+        }
+        registry
     }
 
     /// Registers a typed handler under its task type, with its options.
@@ -398,6 +423,9 @@ impl EventPlanner for Registry {
                     payload,
                     max_attempts: None,
                     priority: self.options(&r.task_type).priority,
+                    ordering_key: r.in_order.then(|| {
+                        ordering_key(&r.handler, &event.aggregate_type, event.aggregate_id)
+                    }),
                 }))
             })
             .collect()

@@ -91,11 +91,11 @@ pub fn register(registry: Registry, deps: &HandlerDeps) -> Registry {
             move |e| plan_webhooks(&subscribed, e),
         )
     });
-    // With a bus, the same events are published to it.
+    // With a bus, the same events are published to it, one aggregate's in their order.
     let registry = match &deps.bus {
         Some(bus) => webhooks::subscribable()
             .fold(registry, |r, event| {
-                r.on_event_with(event.as_str(), "bus", bus::PublishEvent::TASK_TYPE, |e| {
+                r.on_event_in_order(event.as_str(), "bus", bus::PublishEvent::TASK_TYPE, |e| {
                     let message = webhooks::WebhookMessage::of_event(e)?;
                     serde_json::to_string(&message).map_err(|e| e.to_string())
                 })

@@ -34,6 +34,15 @@ pub struct PlannedTask<P> {
     pub max_attempts: Option<u32>,
     /// The task type's priority (see [`crate::engine::scheduling`]).
     pub priority: crate::engine::Priority,
+    /// Tasks with the same key run one at a time, in their events' order (see
+    /// [`ordering_key`]); `None`: no order.
+    pub ordering_key: Option<String>,
+}
+
+/// The ordering key that makes `handler`'s tasks of one aggregate's events run one at a time
+/// in the order the events were recorded.
+pub fn ordering_key(handler: &str, aggregate_type: &str, aggregate_id: u128) -> String {
+    format!("{handler}:{aggregate_type}:{aggregate_id:032x}")
 }
 
 /// The unique key of the task `handler` plans for event `event`: dispatching the same event

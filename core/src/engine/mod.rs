@@ -10,7 +10,8 @@ pub mod retry;
 pub mod scheduling;
 
 pub use envelope::{
-    idempotency_key, valid_correlation_id, EventEnvelope, PlannedTask, MAX_CORRELATION_ID_LEN,
+    idempotency_key, ordering_key, valid_correlation_id, EventEnvelope, PlannedTask,
+    MAX_CORRELATION_ID_LEN,
 };
 pub use lifecycle::{EventStatus, InvalidTransition, TaskState, TaskStatus, TaskTransition};
 pub use retry::{RetryDecision, RetryPolicy};
