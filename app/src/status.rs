@@ -1,20 +1,24 @@
 //! `campus status`: the queues at a glance, from the same read side as the admin overview:
-//! counts by status and by type, the oldest waiting items, the last hour's failures, per task
-//! type the last hour's outcomes and handler latency, the daemons heard from (which one
-//! leads) and the last archive run. As an aligned table (colour on a terminal) or one JSON
-//! object.
+//! counts by status and by type, the oldest waiting items, the due backlog by priority (in
+//! all and for the five institutions with the most), the last hour's failures, per task type
+//! the last hour's outcomes and handler latency, the daemons heard from (which one leads)
+//! and the last archive run. As an aligned table (colour on a terminal) or one JSON object.
 
 use crate::engine::ALIVE_WITHIN;
+use campus_core::engine::Priority;
 use campus_core::Timestamp;
 use campus_ports::{
-    Archive, ArchiveRun, DaemonRoster, DaemonSeen, EngineLog, EngineSummary, StatusCount,
-    SummaryQuery, TypeStats,
+    Archive, ArchiveRun, DaemonRoster, DaemonSeen, EngineLog, EngineSummary, InstitutionBacklog,
+    PriorityCounts, StatusCount, SummaryQuery, TypeStats,
 };
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 use std::time::Duration;
 
 /// Daemons silent for longer than this are left out of the report.
 const SILENT_SHOWN: Duration = Duration::from_secs(600);
+
+/// How many institutions the due backlog lists: those with the most due tasks.
+const BACKLOG_INSTITUTIONS_SHOWN: usize = 5;
 
 /// What `campus status` shows.
 pub struct StatusReport {
@@ -35,6 +39,25 @@ fn counts<S: Copy>(
     v.iter()
         .map(|c| (name(c.status), c.count, c.approximate))
         .collect()
+}
+
+/// Each priority's count and their total, by name.
+fn priority_counts(c: &PriorityCounts) -> Map<String, Value> {
+    let mut counts: Map<String, Value> = Priority::ALL
+        .into_iter()
+        .map(|p| (p.as_str().to_string(), c.get(p).into()))
+        .collect();
+    counts.insert("total".into(), c.total().into());
+    counts
+}
+
+/// An institution of the backlog by its name, else its id.
+fn backlog_name(b: &InstitutionBacklog) -> String {
+    match (&b.name, b.institution_id) {
+        (Some(name), _) => name.clone(),
+        (None, Some(id)) => uuid::Uuid::from_u128(id.0).to_string(),
+        (None, None) => "(no institution)".into(),
+    }
 }
 
 fn alive(d: &DaemonSeen) -> bool {
@@ -76,6 +99,47 @@ impl StatusReport {
         self.daemons.iter().find(|d| d.beat.leader && alive(d))
     }
 
+    /// The institutions of the due backlog shown, the most due tasks first.
+    fn backlog_institutions(&self) -> &[InstitutionBacklog] {
+        let listed = &self.summary.due_backlog.institutions;
+        &listed[..listed.len().min(BACKLOG_INSTITUTIONS_SHOWN)]
+    }
+
+    fn due_backlog_json(&self) -> Value {
+        let mut backlog = priority_counts(&self.summary.due_backlog.total);
+        let institutions = self.backlog_institutions().iter().map(|b| {
+            let mut row = priority_counts(&b.due);
+            row.insert(
+                "institution_id".into(),
+                json!(b.institution_id.map(|i| uuid::Uuid::from_u128(i.0))),
+            );
+            row.insert("name".into(), json!(b.name));
+            Value::Object(row)
+        });
+        backlog.insert("institutions".into(), institutions.collect());
+        Value::Object(backlog)
+    }
+
+    /// The header and the rows of the due backlog's table: an institution, then each
+    /// priority's count and the total.
+    fn backlog_rows(&self) -> (String, Vec<String>) {
+        let row = |name: &str, cells: Vec<String>| {
+            let cells: Vec<String> = cells.iter().map(|c| format!("{c:>11}")).collect();
+            format!("{name:<34} {}", cells.join(" "))
+        };
+        let columns = Priority::ALL.map(|p| p.to_string());
+        let header = row(
+            &format!("due backlog (top {BACKLOG_INSTITUTIONS_SHOWN} institutions)"),
+            columns.into_iter().chain(["total".into()]).collect(),
+        );
+        let rows = self.backlog_institutions().iter().map(|b| {
+            let counts = Priority::ALL.map(|p| b.due.get(p)).into_iter();
+            let cells = counts.chain([b.due.total()]).map(|n| n.to_string());
+            row(&backlog_name(b), cells.collect())
+        });
+        (header, rows.collect())
+    }
+
     fn task_counts(&self) -> Vec<(&'static str, i64, bool)> {
         counts(&self.summary.tasks_by_status, |s| s.as_str())
     }
@@ -111,6 +175,7 @@ impl StatusReport {
             "leader": self.leader().map(|d| d.beat.worker_id.as_str()),
             "oldest_pending_task_age_s": s.oldest_pending_task_age_s,
             "oldest_pending_event_age_s": s.oldest_pending_event_age_s,
+            "due_backlog": self.due_backlog_json(),
             "failed_last_hour": self.failed_last_hour(),
             "failure_rate_last_hour": s.failure_rate,
             "types_last_hour": self.types.iter().map(|t| json!({
@@ -174,6 +239,16 @@ impl StatusReport {
             age(s.oldest_pending_task_age_s),
             age(s.oldest_pending_event_age_s)
         ));
+        let due = &s.due_backlog.total;
+        let by_priority: Vec<String> = Priority::ALL
+            .into_iter()
+            .map(|p| format!("{p} {}", due.get(p)))
+            .collect();
+        line(format!(
+            "due backlog: {} ({} in all)",
+            by_priority.join(", "),
+            due.total()
+        ));
         let failed = self.failed_last_hour();
         let failed = format!(
             "failed attempts in the last hour: {failed} ({:.1} % of finished)",
@@ -204,6 +279,15 @@ impl StatusReport {
         }
         if self.types.is_empty() {
             line("(no tasks in the last hour)".into());
+        }
+        line(String::new());
+        let (header, rows) = self.backlog_rows();
+        line(bold(&header));
+        for row in rows {
+            line(row);
+        }
+        if self.backlog_institutions().is_empty() {
+            line("(no task due)".into());
         }
         line(String::new());
         let waiting: Vec<String> = s

@@ -17,11 +17,14 @@ use std::time::Duration;
 const A: InstitutionId = InstitutionId(0xa);
 const B: InstitutionId = InstitutionId(0xb);
 
+/// Per institution: how many of its tasks run now, and the most seen at once.
+type Running = HashMap<Option<InstitutionId>, (usize, usize)>;
+
 /// Sleeps `ms` per task; counts what runs at once per institution and the most seen.
 #[derive(Clone, Default)]
 struct Work {
     ms: u64,
-    running: Arc<Mutex<HashMap<Option<InstitutionId>, (usize, usize)>>>,
+    running: Arc<Mutex<Running>>,
 }
 
 impl Work {

@@ -1,7 +1,11 @@
 //! `campus status` after a known workload: its JSON agrees with the database (counts by
-//! status, by type, the last hour's outcomes per type, the last archive run), and its table
-//! names the same; it lists the daemons alive from their heartbeats, and which one leads.
+//! status, by type, the last hour's outcomes per type, the last archive run, the due
+//! backlog), and its table names the same; it lists the daemons alive from their heartbeats,
+//! and which one leads.
 
+use campus_core::engine::Priority;
+use campus_core::ids::InstitutionId;
+use campus_core::Timestamp;
 use campus_ports::{NewTask, TaskQueue};
 use campus_tests::extra::{campus_command, AlwaysFails, Process};
 use campus_tests::{eventually, TestApp};
@@ -100,6 +104,98 @@ async fn the_status_agrees_with_the_database() {
     assert_eq!(report["last_archive"]["tasks"], 5);
     let table = status(&app, &[]).await;
     assert!(table.contains("5 tasks and 0 events moved"), "{table}");
+}
+
+#[tokio::test]
+async fn the_status_shows_the_due_backlog_by_priority_and_institution() {
+    let app = TestApp::spawn().await;
+    let (alpha, _) = app
+        .create_institution("Alpha College", "alpha@backlog.test", "password-a")
+        .await;
+    let (beta, _) = app
+        .create_institution("Beta College", "beta@backlog.test", "password-b")
+        .await;
+    app.wait_for_idle().await;
+    // Of a type no daemon runs: they wait.
+    let task = |institution: Option<&str>, priority| NewTask {
+        task_type: "nobody_runs_this".into(),
+        payload: "{}".into(),
+        institution_id: institution
+            .map(|i| InstitutionId(i.parse::<uuid::Uuid>().unwrap().as_u128())),
+        correlation_id: None,
+        max_attempts: 1,
+        idempotency_key: None,
+        run_at: None,
+        priority,
+    };
+    let mut tasks = vec![
+        task(Some(&alpha), Priority::Interactive),
+        task(Some(&alpha), Priority::Interactive),
+        task(Some(&alpha), Priority::Bulk),
+        task(Some(&beta), Priority::Normal),
+        task(None, Priority::Normal),
+        // Not due yet.
+        NewTask {
+            run_at: Some(Timestamp(chrono::Utc::now().timestamp_millis() + 3_600_000)),
+            ..task(Some(&alpha), Priority::Interactive)
+        },
+    ];
+    tasks.extend((0..3).map(|_| task(Some(&beta), Priority::Bulk)));
+    app.store().enqueue(&tasks).await.unwrap();
+
+    let report: Value = serde_json::from_str(&status(&app, &["--json"]).await).unwrap();
+    let backlog = &report["due_backlog"];
+    let counts =
+        |v: &Value| ["interactive", "normal", "bulk", "total"].map(|k| v[k].as_i64().unwrap());
+    assert_eq!(counts(backlog), [2, 2, 4, 8], "{backlog}");
+    let institutions: Vec<(Value, Value, [i64; 4])> = backlog["institutions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|i| (i["institution_id"].clone(), i["name"].clone(), counts(i)))
+        .collect();
+    assert_eq!(
+        institutions,
+        [
+            (beta.clone().into(), "Beta College".into(), [0, 1, 3, 4]),
+            (alpha.clone().into(), "Alpha College".into(), [2, 0, 1, 3]),
+            (Value::Null, Value::Null, [0, 1, 0, 1]),
+        ],
+        "{backlog}"
+    );
+
+    let table = status(&app, &[]).await;
+    assert!(
+        table.contains("due backlog: interactive 2, normal 2, bulk 4 (8 in all)"),
+        "{table}"
+    );
+    // The institutions' rows, most due tasks first, each count in its column.
+    let rows: Vec<Vec<&str>> = table
+        .lines()
+        .skip_while(|l| !l.starts_with("due backlog (top 5 institutions)"))
+        .take(4)
+        .map(|l| l.split_whitespace().collect())
+        .collect();
+    assert_eq!(
+        rows,
+        [
+            vec![
+                "due",
+                "backlog",
+                "(top",
+                "5",
+                "institutions)",
+                "interactive",
+                "normal",
+                "bulk",
+                "total"
+            ],
+            vec!["Beta", "College", "0", "1", "3", "4"],
+            vec!["Alpha", "College", "2", "0", "1", "3"],
+            vec!["(no", "institution)", "0", "1", "0", "1"],
+        ],
+        "{table}"
+    );
 }
 
 /// The daemons `campus status --json` lists as alive.

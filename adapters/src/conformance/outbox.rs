@@ -2,10 +2,11 @@
 //! all) and of the read side's summary.
 
 use super::*;
-use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::engine::{EventStatus, Priority, TaskStatus};
 use campus_core::ids::{InstitutionId, UserId};
 use campus_core::user::{Institution, PasswordHash, User};
 use campus_core::values::{Email, Name, Role};
+use campus_core::Timestamp;
 
 pub(super) fn academic(id: u128, institution: u128) -> User {
     User::register(
@@ -158,4 +159,98 @@ pub async fn the_summary_counts_what_the_store_holds(e: &Engine) {
         scoped.oldest_pending_event_age_s, None,
         "the waiting event is not theirs"
     );
+    // Due: `t` only (of institution 7, which has no row yet, hence no name).
+    assert_eq!(backlog(&s), [(Some(7), None, [0, 1, 0])]);
+    assert_eq!(s.due_backlog.total, normal(1));
+    assert_eq!(scoped.due_backlog, s.due_backlog);
+
+    the_due_backlog_is_counted_per_institution_and_priority(e).await;
+}
+
+fn normal(n: i64) -> PriorityCounts {
+    PriorityCounts {
+        normal: n,
+        ..PriorityCounts::default()
+    }
+}
+
+/// `(institution, name, [interactive, normal, bulk])` of each institution listed.
+fn backlog(s: &EngineSummary) -> Vec<(Option<u128>, Option<&str>, [i64; 3])> {
+    s.due_backlog
+        .institutions
+        .iter()
+        .map(|b| {
+            let counts = Priority::ALL.map(|p| b.due.get(p));
+            (b.institution_id.map(|i| i.0), b.name.as_deref(), counts)
+        })
+        .collect()
+}
+
+/// Continues the summary case, whose store holds one due `normal` task of institution 7.
+async fn the_due_backlog_is_counted_per_institution_and_priority(e: &Engine) {
+    let mut a = academic(10, 7);
+    let mut seven =
+        Institution::create(InstitutionId(7), Name::parse("n", "Seven").unwrap(), &a).unwrap();
+    e.users
+        .create_institution(&mut seven, &mut a, &EventContext::default())
+        .await
+        .unwrap();
+    let of = |institution: Option<u128>, priority| NewTask {
+        institution_id: institution.map(InstitutionId),
+        priority,
+        ..task(None)
+    };
+    let later = Timestamp(e.harness.now().await.0 + 3_600_000);
+    let mut tasks = vec![
+        of(Some(7), Priority::Interactive),
+        of(None, Priority::Normal),
+        // Not due yet: not in the backlog.
+        NewTask {
+            run_at: Some(later),
+            ..of(Some(8), Priority::Interactive)
+        },
+    ];
+    tasks.extend((0..3).map(|_| of(Some(8), Priority::Bulk)));
+    // 21 institutions with one task each: the list stops at 20 institutions, the totals do not.
+    tasks.extend((100..121).map(|i| of(Some(i), Priority::Bulk)));
+    e.tasks.enqueue(&tasks).await.unwrap();
+
+    let s = e.log.summary(&SummaryQuery::default(), None).await.unwrap();
+    let listed = backlog(&s);
+    assert_eq!(listed.len(), BACKLOG_INSTITUTIONS);
+    assert_eq!(
+        listed[..4],
+        [
+            (Some(8), None, [0, 0, 3]),
+            (Some(7), Some("Seven"), [1, 1, 0]),
+            (None, None, [0, 1, 0]),
+            (Some(100), None, [0, 0, 1]),
+        ],
+        "most due tasks first, ties by id (no institution first)"
+    );
+    assert_eq!(listed[19].0, Some(116));
+    assert_eq!(
+        s.due_backlog.total,
+        PriorityCounts {
+            interactive: 1,
+            normal: 2,
+            bulk: 24
+        }
+    );
+
+    // Scoped, or filtered to one institution: its backlog only.
+    let scoped = e
+        .log
+        .summary(&SummaryQuery::default(), Some(InstitutionId(7)))
+        .await
+        .unwrap();
+    assert_eq!(backlog(&scoped), [(Some(7), Some("Seven"), [1, 1, 0])]);
+    assert_eq!(scoped.due_backlog.total.total(), 2);
+    let eight = SummaryQuery {
+        institution_id: Some(InstitutionId(8)),
+        ..SummaryQuery::default()
+    };
+    let filtered = e.log.summary(&eight, None).await.unwrap();
+    assert_eq!(backlog(&filtered), [(Some(8), None, [0, 0, 3])]);
+    assert_eq!(filtered.due_backlog.total.total(), 3);
 }

@@ -128,6 +128,37 @@ fn last_hour(now: Timestamp, events: &[&EventRow], tasks: &[&TaskRow]) -> Vec<Mi
     minutes
 }
 
+/// The backlog of `due` tasks, as the PostgreSQL summary reports it.
+fn due_backlog<'a>(
+    due: impl Iterator<Item = &'a TaskRow>,
+    names: &BTreeMap<u128, String>,
+) -> DueBacklog {
+    let mut total = PriorityCounts::default();
+    let mut by_institution: BTreeMap<Option<InstitutionId>, PriorityCounts> = BTreeMap::new();
+    for t in due {
+        total.add(t.priority, 1);
+        by_institution
+            .entry(t.institution_id)
+            .or_default()
+            .add(t.priority, 1);
+    }
+    let mut institutions: Vec<InstitutionBacklog> = by_institution
+        .into_iter()
+        .map(|(institution_id, due)| InstitutionBacklog {
+            institution_id,
+            name: institution_id.and_then(|i| names.get(&i.0).cloned()),
+            due,
+        })
+        .collect();
+    // Stable: ties stay by id, no institution first.
+    institutions.sort_by_key(|b| std::cmp::Reverse(b.due.total()));
+    institutions.truncate(BACKLOG_INSTITUTIONS);
+    DueBacklog {
+        institutions,
+        total,
+    }
+}
+
 #[async_trait]
 impl EngineLog for MemoryStore {
     async fn list_events(
@@ -367,6 +398,14 @@ impl EngineLog for MemoryStore {
             .filter(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying))
             .map(|t| t.created_at)
             .min();
+        let due_backlog = due_backlog(
+            tasks
+                .iter()
+                .filter(|t| matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying))
+                .filter(|t| t.run_at <= now)
+                .copied(),
+            &s.institutions,
+        );
         Ok(EngineSummary {
             events_by_status,
             tasks_by_status,
@@ -379,6 +418,7 @@ impl EngineLog for MemoryStore {
             },
             oldest_pending_event_age_s: age(waiting_event),
             oldest_pending_task_age_s: age(waiting_task),
+            due_backlog,
         })
     }
 

@@ -9,9 +9,11 @@ use super::public::ApiTags;
 use super::text::Text;
 use crate::web::error::ApiError;
 use crate::web::State;
-use campus_core::engine::{EventStatus as CoreEventStatus, TaskStatus as CoreTaskStatus};
+use campus_core::engine::{
+    EventStatus as CoreEventStatus, Priority as CorePriority, TaskStatus as CoreTaskStatus,
+};
 use campus_core::ids::*;
-use campus_ports::{clamp_limit, EventQuery, ListFilter, SummaryQuery, TaskQuery};
+use campus_ports::{clamp_limit, EventQuery, ListFilter, PriorityCounts, SummaryQuery, TaskQuery};
 use poem::web::Data;
 use poem_openapi::param::{Path, Query};
 use poem_openapi::payload::Json;
@@ -93,6 +95,29 @@ impl From<TaskStatus> for CoreTaskStatus {
             TaskStatus::Retrying => CoreTaskStatus::Retrying,
             TaskStatus::Dead => CoreTaskStatus::Dead,
             TaskStatus::Cancelled => CoreTaskStatus::Cancelled,
+        }
+    }
+}
+
+/// How urgent a task is: workers take due tasks of a higher priority first, and a task of a
+/// lower one ages until it goes first too.
+#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+#[oai(rename_all = "lowercase")]
+pub enum Priority {
+    /// Someone is waiting for it (a password-reset e-mail).
+    Interactive,
+    /// The default.
+    Normal,
+    /// Large batches nobody waits for (demo data, bulk reprocessing).
+    Bulk,
+}
+
+impl From<CorePriority> for Priority {
+    fn from(p: CorePriority) -> Self {
+        match p {
+            CorePriority::Interactive => Priority::Interactive,
+            CorePriority::Normal => Priority::Normal,
+            CorePriority::Bulk => Priority::Bulk,
         }
     }
 }
@@ -302,6 +327,43 @@ pub struct MinuteCounts {
     pub tasks_failed: i64,
 }
 
+/// How many due tasks have one priority.
+#[derive(Object)]
+pub struct PriorityCount {
+    /// The priority.
+    pub priority: Priority,
+    /// How many due tasks have it.
+    pub count: i64,
+}
+
+/// The due tasks of one institution, or of no institution.
+#[derive(Object)]
+pub struct InstitutionBacklog {
+    /// The institution; `null` for the tasks of no institution.
+    pub institution_id: Option<uuid::Uuid>,
+    /// Its name; `null` for the tasks of no institution (or of an id that names none).
+    pub institution_name: Option<String>,
+    /// Its due tasks by priority: every priority, `interactive` first.
+    pub by_priority: Vec<PriorityCount>,
+    /// All its due tasks.
+    pub total: i64,
+}
+
+/// The tasks due and waiting for a worker: pending or retrying, their `run_at` passed. Of
+/// the summary's institution and task type; `from` and `to` do not apply (it is the backlog
+/// now).
+#[derive(Object)]
+pub struct DueBacklog {
+    /// The 20 institutions with the most due tasks, most first (ties by id, the tasks of no
+    /// institution first); the others are only in the totals.
+    pub institutions: Vec<InstitutionBacklog>,
+    /// Every due task by priority, of the institutions listed or not: every priority,
+    /// `interactive` first.
+    pub by_priority: Vec<PriorityCount>,
+    /// Every due task.
+    pub total: i64,
+}
+
 /// The engine at a glance.
 #[derive(Object)]
 pub struct SummaryResponse {
@@ -322,6 +384,8 @@ pub struct SummaryResponse {
     /// Seconds since the oldest task still pending or retrying was created; absent when
     /// there is none.
     pub oldest_pending_task_age_s: Option<f64>,
+    /// The tasks due and waiting for a worker, by institution and priority.
+    pub due_backlog: DueBacklog,
 }
 
 fn u(v: u128) -> uuid::Uuid {
@@ -587,8 +651,9 @@ impl AdmViewsApi {
     /// For Adm users (every institution, or one with `institution_id`) and Academic users
     /// (their institution only). Never counts a whole large table: every status is counted
     /// exactly through its own index except the bulk one (`dispatched`, `succeeded`), which
-    /// is estimated once the table is past 100 000 rows (`approximate: true`). 429 when the
-    /// caller already has `CAMPUS_ADMIN_CONCURRENCY` operator reads running.
+    /// is estimated once the table is past 100 000 rows (`approximate: true`). The due
+    /// backlog counts the tasks waiting for a worker by institution and priority. 429 when
+    /// the caller already has `CAMPUS_ADMIN_CONCURRENCY` operator reads running.
     #[oai(path = "/adm/summary", method = "get", operation_id = "getSummary")]
     #[allow(clippy::too_many_arguments)]
     async fn summary(
@@ -618,6 +683,34 @@ impl AdmViewsApi {
         };
         let s = state.operations.summary(&query, scope).await?;
         Ok(Json(summary_response(s)))
+    }
+}
+
+/// Every priority's count, `interactive` first.
+fn priority_counts(counts: &PriorityCounts) -> Vec<PriorityCount> {
+    CorePriority::ALL
+        .into_iter()
+        .map(|p| PriorityCount {
+            priority: p.into(),
+            count: counts.get(p),
+        })
+        .collect()
+}
+
+fn due_backlog(b: campus_ports::DueBacklog) -> DueBacklog {
+    DueBacklog {
+        institutions: b
+            .institutions
+            .into_iter()
+            .map(|i| InstitutionBacklog {
+                institution_id: i.institution_id.map(|id| u(id.0)),
+                institution_name: i.name,
+                by_priority: priority_counts(&i.due),
+                total: i.due.total(),
+            })
+            .collect(),
+        by_priority: priority_counts(&b.total),
+        total: b.total.total(),
     }
 }
 
@@ -664,6 +757,7 @@ fn summary_response(s: campus_ports::EngineSummary) -> SummaryResponse {
         failure_rate: s.failure_rate,
         oldest_pending_event_age_s: s.oldest_pending_event_age_s,
         oldest_pending_task_age_s: s.oldest_pending_task_age_s,
+        due_backlog: due_backlog(s.due_backlog),
     }
 }
 
@@ -692,5 +786,51 @@ mod tests {
             assert_eq!(wire(ours), theirs.as_str());
             assert_eq!(campus_ports::Archived::from(ours), theirs);
         }
+    }
+
+    /// The wire names are the core's, as `CAMPUS_TASK_PRIORITIES` spells them.
+    #[test]
+    fn the_priority_enum_carries_the_core_names() {
+        for p in CorePriority::ALL {
+            assert_eq!(wire(Priority::from(p)), p.as_str());
+        }
+    }
+
+    #[test]
+    fn the_backlog_counts_every_priority_interactive_first() {
+        use poem_openapi::types::ToJSON;
+        let counts = |interactive, normal, bulk| PriorityCounts {
+            interactive,
+            normal,
+            bulk,
+        };
+        let backlog = campus_ports::DueBacklog {
+            institutions: vec![campus_ports::InstitutionBacklog {
+                institution_id: None,
+                name: None,
+                due: counts(0, 2, 5),
+            }],
+            total: counts(1, 2, 5),
+        };
+        let by_priority = |i, n, b| {
+            serde_json::json!([
+                {"priority": "interactive", "count": i},
+                {"priority": "normal", "count": n},
+                {"priority": "bulk", "count": b},
+            ])
+        };
+        assert_eq!(
+            due_backlog(backlog).to_json(),
+            Some(serde_json::json!({
+                "institutions": [{
+                    "institution_id": null,
+                    "institution_name": null,
+                    "by_priority": by_priority(0, 2, 5),
+                    "total": 7,
+                }],
+                "by_priority": by_priority(1, 2, 5),
+                "total": 8,
+            }))
+        );
     }
 }

@@ -10,7 +10,7 @@ pub use filter::*;
 pub use sessions::*;
 
 use crate::PortError;
-use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::engine::{EventStatus, Priority, TaskStatus};
 use campus_core::ids::*;
 use campus_core::Timestamp;
 
@@ -123,6 +123,61 @@ pub struct EngineSummary {
     pub failure_rate: f64,
     pub oldest_pending_event_age_s: Option<f64>,
     pub oldest_pending_task_age_s: Option<f64>,
+    pub due_backlog: DueBacklog,
+}
+
+/// How many tasks there are of each priority.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PriorityCounts {
+    pub interactive: i64,
+    pub normal: i64,
+    pub bulk: i64,
+}
+
+impl PriorityCounts {
+    pub fn get(&self, p: Priority) -> i64 {
+        match p {
+            Priority::Interactive => self.interactive,
+            Priority::Normal => self.normal,
+            Priority::Bulk => self.bulk,
+        }
+    }
+
+    pub fn add(&mut self, p: Priority, n: i64) {
+        match p {
+            Priority::Interactive => self.interactive += n,
+            Priority::Normal => self.normal += n,
+            Priority::Bulk => self.bulk += n,
+        }
+    }
+
+    pub fn total(&self) -> i64 {
+        self.interactive + self.normal + self.bulk
+    }
+}
+
+/// Most institutions a [`DueBacklog`] lists.
+pub const BACKLOG_INSTITUTIONS: usize = 20;
+
+/// The due tasks of one institution, or of no institution (`institution_id: None`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstitutionBacklog {
+    pub institution_id: Option<InstitutionId>,
+    /// The institution's name (`None` for tasks of no institution, or of an id that names no
+    /// institution).
+    pub name: Option<String>,
+    pub due: PriorityCounts,
+}
+
+/// The tasks due now and waiting for a worker: pending or retrying, their `run_at` passed
+/// (of the summary's institution and task type; its time range does not apply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DueBacklog {
+    /// The top [`BACKLOG_INSTITUTIONS`] (20) institutions by due tasks, most first (ties by
+    /// id, tasks of no institution first); the others are left out.
+    pub institutions: Vec<InstitutionBacklog>,
+    /// Every due task, by priority (the institutions left out included).
+    pub total: PriorityCounts,
 }
 
 /// How one task type fared over a period: its attempts' outcome and handler latency.

@@ -3,6 +3,8 @@
 //! reach (lists full and empty, details before and after a reprocess, flashes, refusals,
 //! errors). Any violation fails the test, listed with its rule, impact and target.
 
+use campus_core::engine::Priority;
+use campus_core::ids::InstitutionId;
 use campus_core::Timestamp;
 use campus_ports::{NewTask, TaskQueue};
 use campus_tests::browser::{Browser, AXE_TAGS};
@@ -177,7 +179,7 @@ async fn every_admin_page_passes_axe() {
     let tenants = Tenants::spawn("axe.test").await;
     let task = tenants.dead_reports(&tenants.a).await[0].clone();
     let event = tenants.report_events(&tenants.a).await[0].clone();
-    let Tenants { app, broken, .. } = tenants;
+    let Tenants { app, broken, a, .. } = tenants;
     let mut checker = Checker {
         browser: Browser::start().await,
         base: app.base.clone(),
@@ -229,6 +231,32 @@ async fn every_admin_page_passes_axe() {
             "waiting task",
             &format!("/admin/tasks/{waiting}"),
             "form#cancel",
+        ])
+        .await;
+    // Due tasks of a type no daemon runs: the overview shows its due backlog.
+    let due = |institution_id, priority| NewTask {
+        task_type: "nobody_runs_this".into(),
+        payload: "{}".into(),
+        institution_id,
+        correlation_id: None,
+        max_attempts: 1,
+        idempotency_key: None,
+        run_at: None,
+        priority,
+    };
+    let a = InstitutionId(a.parse::<uuid::Uuid>().unwrap().as_u128());
+    app.store()
+        .enqueue(&[
+            due(Some(a), Priority::Interactive),
+            due(None, Priority::Bulk),
+        ])
+        .await
+        .unwrap();
+    checker
+        .visit([
+            "overview with a due backlog",
+            "/admin",
+            "#due-backlog tbody tr",
         ])
         .await;
     broken.store(false, Ordering::SeqCst);

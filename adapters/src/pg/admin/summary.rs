@@ -1,10 +1,10 @@
 //! The overview's counts: by status and type without counting a large table, the last hour
-//! per minute, and the age of the oldest waiting item.
+//! per minute, the age of the oldest waiting item, and the due backlog.
 
 use super::filters::{id_floor, ID_TIME_MARGIN_MS};
 use super::rows::{status, ts};
 use crate::pg::{db_err, PgStore};
-use campus_core::engine::{EventStatus, TaskStatus};
+use campus_core::engine::{EventStatus, Priority, TaskStatus};
 use campus_core::ids::InstitutionId;
 use campus_core::Timestamp;
 use campus_ports::*;
@@ -227,6 +227,7 @@ impl PgStore {
             (o + m.tasks_succeeded, f + m.tasks_failed)
         });
         let (oldest_event, oldest_task) = self.oldest_pending(&kinds).await?;
+        let due_backlog = self.due_backlog(&kinds).await?;
         Ok(EngineSummary {
             events_by_status,
             tasks_by_status,
@@ -239,6 +240,7 @@ impl PgStore {
             },
             oldest_pending_event_age_s: oldest_event,
             oldest_pending_task_age_s: oldest_task,
+            due_backlog,
         })
     }
 
@@ -303,6 +305,90 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)
+    }
+}
+
+/// The due backlog (`EngineSummary::due_backlog`) of the institutions `{institution}` selects
+/// (`$1`) and of task type `$2` (`NULL`: any): a row per priority for each of the top `$3`
+/// institutions (`place` 1, 2, …), then a row per priority of every due task (`place`
+/// `NULL`). The due tasks are read once, through a partial index of the waiting tasks:
+/// `tasks_due` by `run_at`, or `tasks_claim` for one institution (whose expression
+/// `{institution}` then is).
+const DUE_BACKLOG: &str = "WITH due AS (
+        SELECT COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) AS k,
+               institution_id, priority, count(*) AS n
+        FROM tasks
+        WHERE status IN ('pending', 'retrying') AND run_at <= now() AND {institution}
+          AND ($2::text IS NULL OR task_type = $2)
+        GROUP BY institution_id, priority
+     ),
+     top AS (
+        SELECT k, institution_id, row_number() OVER (ORDER BY sum(n) DESC, k) AS place
+        FROM due GROUP BY k, institution_id ORDER BY place LIMIT $3
+     )
+     SELECT top.place, top.institution_id, i.name, d.priority, d.n
+     FROM top JOIN due d ON d.k = top.k LEFT JOIN institutions i ON i.id = top.institution_id
+     UNION ALL
+     SELECT NULL, NULL, NULL, priority, sum(n)::bigint FROM due GROUP BY priority
+     ORDER BY 1 NULLS LAST, 4";
+
+/// A row of [`DUE_BACKLOG`]: place, institution, its name, priority level, count.
+type BacklogRow = (Option<i64>, Option<uuid::Uuid>, Option<String>, i16, i64);
+
+/// The backlog from the rows of [`DUE_BACKLOG`], in their order.
+fn due_backlog(rows: Vec<BacklogRow>) -> Result<DueBacklog, PortError> {
+    let mut backlog = DueBacklog::default();
+    let mut last_place = None;
+    for (place, institution, name, level, n) in rows {
+        let priority = Priority::from_level(level)
+            .ok_or_else(|| PortError::Unavailable(format!("database: unknown priority {level}")))?;
+        if place.is_none() {
+            backlog.total.add(priority, n);
+            continue;
+        }
+        if place != last_place {
+            last_place = place;
+            backlog.institutions.push(InstitutionBacklog {
+                institution_id: institution.map(|i| InstitutionId(i.as_u128())),
+                name,
+                due: PriorityCounts::default(),
+            });
+        }
+        if let Some(listed) = backlog.institutions.last_mut() {
+            listed.due.add(priority, n);
+        }
+    }
+    Ok(backlog)
+}
+
+impl PgStore {
+    /// See [`DUE_BACKLOG`]. Read in a transaction of its own that prices sequential scans out,
+    /// as the engine's pool does (`connect_engine`): with statistics taken while the backlog
+    /// was large, the planner would read the whole table on every load, however few tasks
+    /// wait by then.
+    async fn due_backlog(&self, k: &Kinds<'_>) -> Result<DueBacklog, PortError> {
+        let institution = match k.institution {
+            Some(_) => {
+                "COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) = $1"
+            }
+            None => "$1::uuid IS NULL",
+        };
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query(
+            "SELECT set_config('enable_seqscan', 'off', true), set_config('jit', 'off', true)",
+        )
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        let rows = sqlx::query_as(&DUE_BACKLOG.replace("{institution}", institution))
+            .bind(k.institution)
+            .bind(k.task_type)
+            .bind(i64::try_from(BACKLOG_INSTITUTIONS).unwrap_or(i64::MAX))
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        due_backlog(rows)
     }
 }
 

@@ -9,7 +9,8 @@ use campus_core::Timestamp;
 use campus_ports::{
     AttemptError, EngineSummary, EventDetail, EventView, OperatorSession, StatusCount,
 };
-use campus_ports::{MinuteCounts, TaskView, TypeStats};
+use campus_ports::{DueBacklog, InstitutionBacklog, MinuteCounts, PriorityCounts};
+use campus_ports::{TaskView, TypeStats};
 use maud::Markup;
 
 pub const HOSTILE: &str = r#"<script>alert("x&y")</script>'"#;
@@ -137,6 +138,34 @@ pub fn summary() -> EngineSummary {
         failure_rate: 0.0625,
         oldest_pending_event_age_s: None,
         oldest_pending_task_age_s: Some(90.0),
+        due_backlog: due_backlog(),
+    }
+}
+
+/// Three institutions listed (a named one, one without a name, and the tasks of none) and
+/// more due tasks than they hold.
+fn due_backlog() -> DueBacklog {
+    let counts = |interactive, normal, bulk| PriorityCounts {
+        interactive,
+        normal,
+        bulk,
+    };
+    let of = |id: Option<u128>, name: Option<String>, due| InstitutionBacklog {
+        institution_id: id.map(InstitutionId),
+        name,
+        due,
+    };
+    DueBacklog {
+        institutions: vec![
+            of(
+                Some(2),
+                Some(format!("Beta {HOSTILE}")),
+                counts(4, 250, 9000),
+            ),
+            of(Some(3), None, counts(0, 12, 0)),
+            of(None, None, counts(1, 0, 0)),
+        ],
+        total: counts(6, 270, 9000),
     }
 }
 

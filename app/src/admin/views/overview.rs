@@ -1,10 +1,13 @@
 //! The overview: counts by status (each a link to the list it counts), the failure rate, the
-//! oldest waiting items, charts of the last hour and the task types needing attention.
+//! oldest waiting items, charts of the last hour, the due backlog by institution and priority,
+//! and the task types needing attention.
 
 use super::filters::{input, institution_select, Field, FilterValues};
-use super::parts::{badge, link, none_yet, Names};
+use super::parts::{badge, link, none_yet, uuid, Names};
+use campus_core::engine::Priority;
 use campus_ports::{
-    EngineSummary, ListStatus, MinuteCounts, OperatorSession, StatusCount, TypeStats,
+    DueBacklog, EngineSummary, InstitutionBacklog, ListStatus, MinuteCounts, OperatorSession,
+    PriorityCounts, StatusCount, TypeStats,
 };
 use maud::{html, Markup};
 
@@ -158,6 +161,58 @@ fn by_type(s: &EngineSummary, scope: &[(&str, String)]) -> Markup {
     }
 }
 
+/// A row's count of each priority, then their total.
+fn priority_cells(counts: &PriorityCounts) -> Markup {
+    html! {
+        @for p in Priority::ALL {
+            td.num { (counts.get(p)) }
+        }
+        td.num { (counts.total()) }
+    }
+}
+
+/// How the backlog names an institution: its name, else its id.
+fn backlog_name(b: &InstitutionBacklog) -> String {
+    match (&b.name, b.institution_id) {
+        (Some(name), _) => name.clone(),
+        (None, Some(id)) => uuid(id.0),
+        (None, None) => "(no institution)".into(),
+    }
+}
+
+/// The tasks due and waiting for a worker: a row per institution listed, then the totals.
+fn due_backlog(b: &DueBacklog) -> Markup {
+    let listed: i64 = b.institutions.iter().map(|i| i.due.total()).sum();
+    html! {
+        @if b.total.total() == 0 {
+            (none_yet("No task is due and waiting."))
+        } @else {
+            table.list #due-backlog {
+                caption.visually-hidden { "Tasks due and waiting for a worker, by institution and priority" }
+                thead { tr {
+                    th scope="col" { "institution" }
+                    @for p in Priority::ALL { th.num scope="col" { (p.as_str()) } }
+                    th.num scope="col" { "total" }
+                } }
+                tbody {
+                    @for i in &b.institutions {
+                        tr { th scope="row" { (backlog_name(i)) } (priority_cells(&i.due)) }
+                    }
+                }
+                tfoot {
+                    tr { th scope="row" { "all institutions" } (priority_cells(&b.total)) }
+                }
+            }
+            @if listed < b.total.total() {
+                p.muted {
+                    "The " (b.institutions.len()) " institutions with the most due tasks; \
+                     the totals count every institution."
+                }
+            }
+        }
+    }
+}
+
 fn filters(f: &FilterValues, names: &Names, who: &OperatorSession) -> Markup {
     html! {
         form.filters method="get" action="/admin" {
@@ -243,6 +298,8 @@ pub fn overview(
         div #live {
             (cards(f, s, &scope))
             (charts(s))
+            h2 { "Due backlog" }
+            (due_backlog(&s.due_backlog))
             h2 { "Tasks needing attention, by type" }
             (by_type(s, &scope))
             h2 { "Latency and failures by task type, last hour" }

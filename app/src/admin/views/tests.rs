@@ -71,8 +71,25 @@ const EXPECTED: &[(&str, &[&str])] = &[
         &[r#"id="by-type""#, r#"data-status="dead""#, "≈1200", "6.2%"],
     ),
     (
+        "overview",
+        &[
+            r#"<table class="list" id="due-backlog"><caption class="visually-hidden">"#,
+            r#"<th class="num" scope="col">interactive</th><th class="num" scope="col">normal</th><th class="num" scope="col">bulk</th><th class="num" scope="col">total</th>"#,
+            r#"<th scope="row">Beta &lt;script&gt;"#,
+            r#"<td class="num">4</td><td class="num">250</td><td class="num">9000</td><td class="num">9254</td>"#,
+            r#"<th scope="row">00000000-0000-0000-0000-000000000003</th>"#,
+            r#"<th scope="row">(no institution)</th><td class="num">1</td>"#,
+            r#"<tfoot><tr><th scope="row">all institutions</th><td class="num">6</td><td class="num">270</td><td class="num">9000</td><td class="num">9276</td>"#,
+            "The 3 institutions with the most due tasks; the totals count every institution.",
+        ],
+    ),
+    (
         "overview-empty",
-        &["No task is waiting, running or failed.", "Academic · Beta"],
+        &[
+            "No task is waiting, running or failed.",
+            "Academic · Beta",
+            "No task is due and waiting.",
+        ],
     ),
     (
         "tasks",
