@@ -79,12 +79,16 @@ impl Workers {
                 }
             };
             let got = claimed.len();
+            // A claim gives each institution its share: when it took tasks of several, one of
+            // them may have more due than its share, so a short claim is followed by another
+            // at once. A short claim of one institution (or none) took all that was due.
+            let shared = claimed
+                .iter()
+                .any(|t| t.institution_id != claimed[0].institution_id);
             for task in claimed {
                 start(&mut running, &registry, &slots, &done, task);
             }
-            // A short claim may still leave work due: a claim gives each institution its
-            // share, so the next one takes what another left over. Only an empty claim waits.
-            if got == 0 {
+            if got < want as usize && !shared {
                 // A type at its concurrency limit or an institution at its cap may have more
                 // due: a freed slot is worth a look then, not only a wake-up or the poll.
                 let capped = types.institutions.iter().any(|(_, room)| *room == 0);
