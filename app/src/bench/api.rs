@@ -69,10 +69,15 @@ pub(super) async fn api_phase(
         }
     })
     .await;
-    report.api_errors = reset.1 + notes.1;
-    (report.api_reset_token_p50_ms, report.api_reset_token_p99_ms) = (reset.0.p50, reset.0.p99);
-    (report.api_grade_note_p50_ms, report.api_grade_note_p99_ms) = (notes.0.p50, notes.0.p99);
-    report.api_p99_ms = reset.0.p99.max(notes.0.p99);
+    report.api_errors = reset.errors + notes.errors;
+    (report.api_reset_token_p50_ms, report.api_reset_token_p99_ms) =
+        (reset.latency.p50, reset.latency.p99);
+    (report.api_grade_note_p50_ms, report.api_grade_note_p99_ms) =
+        (notes.latency.p50, notes.latency.p99);
+    report.api_p99_ms = reset.latency.p99.max(notes.latency.p99);
+    report.api_service_p99_ms = reset.service.p99.max(notes.service.p99);
+    report.api_send_lag_p99_ms = reset.send_lag.p99.max(notes.send_lag.p99);
+    report.api_send_lag_max_ms = reset.send_lag.max.max(notes.send_lag.max);
     wait_until_idle(&s.db, Duration::from_secs(120), false).await?;
     report.emails_received = s.smtp.received();
     Ok((base, institution))

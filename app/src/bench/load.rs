@@ -119,36 +119,65 @@ impl Load {
     }
 }
 
-/// Sends `rate` requests per second for `seconds`, whatever the answers' speed (open loop).
-/// Returns the latency summary and the number of failed requests.
+/// What an open-loop run measured. Latencies are taken from each request's *scheduled*
+/// send time (start + i / rate), not from when the client got round to sending it: a stall of
+/// the client or the server then counts against every request it delayed (no coordinated
+/// omission).
+pub(super) struct OpenLoop {
+    /// Scheduled send → answer.
+    pub latency: Summary,
+    /// Actual send → answer (the server's view; what the bench reported before).
+    pub service: Summary,
+    /// How late each request was sent after its scheduled time (the timer's own granularity
+    /// is 1 ms; more is the client's or the machine's stall).
+    pub send_lag: Summary,
+    pub errors: usize,
+}
+
+/// Sends `rate` requests per second for `seconds`, each at its scheduled instant whatever the
+/// answers' speed (open loop; a late send goes out at once, never in a catch-up burst of its
+/// own making, and its lateness counts in its latency).
 pub(super) async fn open_loop(
     rate: u32,
     seconds: u64,
     request: impl Fn(usize) -> reqwest::RequestBuilder,
-) -> (Summary, usize) {
+) -> OpenLoop {
     let total = rate as usize * seconds as usize;
-    let mut tick = tokio::time::interval(Duration::from_secs_f64(1.0 / f64::from(rate.max(1))));
+    let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
+    let start = tokio::time::Instant::now();
     let mut inflight = tokio::task::JoinSet::new();
+    let mut send_lag = Vec::with_capacity(total);
     for i in 0..total {
-        tick.tick().await;
+        let scheduled = start + interval * u32::try_from(i).unwrap_or(u32::MAX);
+        tokio::time::sleep_until(scheduled).await;
+        send_lag.push(scheduled.elapsed().as_secs_f64() * 1000.0);
         let req = request(i);
         inflight.spawn(async move {
-            let t = Instant::now();
+            let sent = Instant::now();
             let ok = req
                 .send()
                 .await
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
-            (t.elapsed().as_secs_f64() * 1000.0, ok)
+            let ms = |from: Duration| from.as_secs_f64() * 1000.0;
+            (ms(scheduled.elapsed()), ms(sent.elapsed()), ok)
         });
     }
-    let mut ms = Vec::with_capacity(total);
+    let (mut latency, mut service) = (Vec::with_capacity(total), Vec::with_capacity(total));
     let mut errors = 0;
     while let Some(r) = inflight.join_next().await {
         match r {
-            Ok((m, true)) => ms.push(m),
+            Ok((from_schedule, from_send, true)) => {
+                latency.push(from_schedule);
+                service.push(from_send);
+            }
             _ => errors += 1,
         }
     }
-    (summarize(ms), errors)
+    OpenLoop {
+        latency: summarize(latency),
+        service: summarize(service),
+        send_lag: summarize(send_lag),
+        errors,
+    }
 }
