@@ -22,11 +22,52 @@ use poem_openapi::types::Example;
 use poem_openapi::types::ParseFromJSON;
 use poem_openapi::{ApiResponse, Enum, Object, OpenApi};
 
-/// An event type one can subscribe to: every domain event type but `AdmCreated` and
-/// `ResetPasswordTokenCreated` (which carry nothing an institution should receive).
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "PascalCase")]
-pub enum SubscribableEventType {
+/// Declares [`SubscribableEventType`] and [`DeliveredEventType`] (the same types and
+/// `WebhookTest`) from one list, with the conversions to the domain type and between them.
+macro_rules! webhook_event_types {
+    ($($(#[$doc:meta])* $name:ident),* $(,)?) => {
+        /// An event type one can subscribe to: every domain event type but `AdmCreated` and
+        /// `ResetPasswordTokenCreated` (which carry nothing an institution should receive).
+        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[oai(rename_all = "PascalCase")]
+        pub enum SubscribableEventType {
+            $($(#[$doc])* $name,)*
+        }
+
+        /// The type of a delivered message: a subscribable event type, or `WebhookTest` for the
+        /// ping of `POST /academic/webhooks/{id}/test`.
+        #[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
+        #[oai(rename_all = "PascalCase")]
+        pub enum DeliveredEventType {
+            $($(#[$doc])* $name,)*
+            /// The test ping.
+            WebhookTest,
+        }
+
+        impl SubscribableEventType {
+            /// Every subscribable type, in the order of [`EventType::ALL`].
+            pub const ALL: [SubscribableEventType; [$(stringify!($name)),*].len()] =
+                [$(SubscribableEventType::$name),*];
+
+            /// The domain event type.
+            pub fn event_type(self) -> EventType {
+                match self {
+                    $(SubscribableEventType::$name => EventType::$name,)*
+                }
+            }
+        }
+
+        impl DeliveredEventType {
+            fn of(t: SubscribableEventType) -> Self {
+                match t {
+                    $(SubscribableEventType::$name => DeliveredEventType::$name,)*
+                }
+            }
+        }
+    };
+}
+
+webhook_event_types! {
     /// An institution was created (with its first Academic user).
     InstitutionCreated,
     /// An Academic user was created.
@@ -50,36 +91,6 @@ pub enum SubscribableEventType {
 }
 
 impl SubscribableEventType {
-    /// Every subscribable type, in the order of [`EventType::ALL`].
-    pub const ALL: [SubscribableEventType; 10] = [
-        SubscribableEventType::InstitutionCreated,
-        SubscribableEventType::AcademicCreated,
-        SubscribableEventType::TeacherCreated,
-        SubscribableEventType::StudentCreated,
-        SubscribableEventType::PasswordChanged,
-        SubscribableEventType::DisciplineCreated,
-        SubscribableEventType::ClassCreated,
-        SubscribableEventType::StudentEnrolled,
-        SubscribableEventType::ExamGradeNoteAdded,
-        SubscribableEventType::NotificationCreated,
-    ];
-
-    /// The domain event type.
-    pub fn event_type(self) -> EventType {
-        match self {
-            SubscribableEventType::InstitutionCreated => EventType::InstitutionCreated,
-            SubscribableEventType::AcademicCreated => EventType::AcademicCreated,
-            SubscribableEventType::TeacherCreated => EventType::TeacherCreated,
-            SubscribableEventType::StudentCreated => EventType::StudentCreated,
-            SubscribableEventType::PasswordChanged => EventType::PasswordChanged,
-            SubscribableEventType::DisciplineCreated => EventType::DisciplineCreated,
-            SubscribableEventType::ClassCreated => EventType::ClassCreated,
-            SubscribableEventType::StudentEnrolled => EventType::StudentEnrolled,
-            SubscribableEventType::ExamGradeNoteAdded => EventType::ExamGradeNoteAdded,
-            SubscribableEventType::NotificationCreated => EventType::NotificationCreated,
-        }
-    }
-
     /// Its name (the domain event type's).
     pub fn as_str(self) -> &'static str {
         self.event_type().as_str()
@@ -98,51 +109,7 @@ impl SubscribableEventType {
     }
 }
 
-/// The type of a delivered message: a subscribable event type, or `WebhookTest` for the
-/// ping of `POST /academic/webhooks/{id}/test`.
-#[derive(Enum, Clone, Copy, Debug, PartialEq, Eq)]
-#[oai(rename_all = "PascalCase")]
-pub enum DeliveredEventType {
-    /// An institution was created (with its first Academic user).
-    InstitutionCreated,
-    /// An Academic user was created.
-    AcademicCreated,
-    /// A Teacher was created.
-    TeacherCreated,
-    /// A Student was created.
-    StudentCreated,
-    /// A user changed their password.
-    PasswordChanged,
-    /// A discipline was created.
-    DisciplineCreated,
-    /// A class was opened.
-    ClassCreated,
-    /// A student was enrolled in a class.
-    StudentEnrolled,
-    /// A teacher set an exam grade note.
-    ExamGradeNoteAdded,
-    /// A user was notified.
-    NotificationCreated,
-    /// The test ping.
-    WebhookTest,
-}
-
 impl DeliveredEventType {
-    fn of(t: SubscribableEventType) -> Self {
-        match t {
-            SubscribableEventType::InstitutionCreated => DeliveredEventType::InstitutionCreated,
-            SubscribableEventType::AcademicCreated => DeliveredEventType::AcademicCreated,
-            SubscribableEventType::TeacherCreated => DeliveredEventType::TeacherCreated,
-            SubscribableEventType::StudentCreated => DeliveredEventType::StudentCreated,
-            SubscribableEventType::PasswordChanged => DeliveredEventType::PasswordChanged,
-            SubscribableEventType::DisciplineCreated => DeliveredEventType::DisciplineCreated,
-            SubscribableEventType::ClassCreated => DeliveredEventType::ClassCreated,
-            SubscribableEventType::StudentEnrolled => DeliveredEventType::StudentEnrolled,
-            SubscribableEventType::ExamGradeNoteAdded => DeliveredEventType::ExamGradeNoteAdded,
-            SubscribableEventType::NotificationCreated => DeliveredEventType::NotificationCreated,
-        }
-    }
-
     /// The type a delivery stored as `raw`: messages are only made for subscribed types and
     /// the test ping (an unknown one is a broken invariant, see
     /// [`SubscribableEventType::parse`]).
