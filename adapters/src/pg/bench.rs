@@ -156,11 +156,11 @@ impl BenchDatabase {
     /// Whether `institution` has tasks not yet claimed (the head of its range of
     /// `tasks_claim`: no count of a backlog).
     pub async fn has_waiting_tasks(&self, institution: uuid::Uuid) -> Result<bool, PortError> {
-        sqlx::query_scalar(
-            "SELECT EXISTS (SELECT 1 FROM tasks
-             WHERE COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) = $1
-               AND status IN ('pending', 'retrying'))",
-        )
+        sqlx::query_scalar(concat!(
+            "SELECT EXISTS (SELECT 1 FROM tasks WHERE ",
+            group!(),
+            " = $1 AND status IN ('pending', 'retrying'))"
+        ))
         .bind(institution)
         .fetch_one(&self.pool)
         .await

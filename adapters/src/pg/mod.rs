@@ -4,6 +4,15 @@
 //! which database Campus uses (and runs a private cluster if it must); `testing` (feature
 //! `testing`) and `bench` (feature `bench`) serve the tests and `campus bench`.
 
+/// The group a task is claimed in: its institution, or the nil uuid for tasks of none.
+/// Statements that should read `tasks_claim` by group write exactly this expression, the
+/// index's (migration 0017). Defined before the modules so that all of them see it.
+macro_rules! group {
+    () => {
+        "COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid)"
+    };
+}
+
 mod academic;
 mod admin;
 mod archive;

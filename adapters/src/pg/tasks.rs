@@ -35,14 +35,6 @@ fn to_i32(v: u32) -> i32 {
     i32::try_from(v).unwrap_or(i32::MAX)
 }
 
-/// The group a task is claimed in: its institution, or the nil uuid for tasks of none. The
-/// claim writes exactly the expression of the `tasks_claim` index (migration 0017).
-macro_rules! group {
-    () => {
-        "COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid)"
-    };
-}
-
 /// What makes a task of a group claimable now (`$4` the types asked, paused ones removed in
 /// `claimable`; `$9` the longest priority delay in ms bounds the walk by turn: a task due now
 /// has its turn by then).

@@ -42,6 +42,21 @@ pub(super) async fn history(
     Ok(())
 }
 
+/// Queues `n` no-op tasks of `institution` (none: of no institution) in batches of 5 000.
+async fn queue_noops(s: &Scratch, n: usize, institution: Option<uuid::Uuid>) -> Result<(), String> {
+    let task = NewTask {
+        institution_id: institution.map(|i| campus_core::ids::InstitutionId(i.as_u128())),
+        ..load::noop_task(None)
+    };
+    let batch = vec![task; 5_000];
+    let mut queued = 0;
+    while queued < n {
+        let take = (n - queued).min(batch.len());
+        queued += s.store.enqueue(&batch[..take]).await.map_err(err)?;
+    }
+    Ok(())
+}
+
 /// (1) Queues `args.tasks` no-op tasks, starts `campus daemon` and times the drain (with
 /// `--archive during`, beside a `campus archive` of the history); returns the daemon's pid
 /// (it keeps running for the next phases).
@@ -51,12 +66,7 @@ pub(super) async fn drain(
     report: &mut BenchReport,
 ) -> Result<u32, String> {
     progress(&format!("[1/4] queueing {} no-op tasks", args.tasks));
-    let batch: Vec<NewTask> = (0..5_000).map(|_| load::noop_task(None)).collect();
-    let mut queued = 0;
-    while queued < args.tasks {
-        let n = (args.tasks - queued).min(batch.len());
-        queued += s.store.enqueue(&batch[..n]).await.map_err(err)?;
-    }
+    queue_noops(s, args.tasks, None).await?;
     // `--daemons K`: K identical processes; the first answers probes, the others do not
     // listen (one address), and its memory is the one reported.
     let daemon = s.command("daemon", args.concurrency)?;
@@ -113,12 +123,7 @@ pub(super) async fn fairness(
     ));
     let noop = crate::handlers::noop::TASK_TYPE;
     s.store.set_paused(noop, true).await.map_err(err)?;
-    let batch: Vec<NewTask> = (0..5_000).map(|_| of(a, None)).collect();
-    let mut queued = 0;
-    while queued < backlog {
-        let n = (backlog - queued).min(batch.len());
-        queued += s.store.enqueue(&batch[..n]).await.map_err(err)?;
-    }
+    queue_noops(s, backlog, Some(a)).await?;
     s.store.set_paused(noop, false).await.map_err(err)?;
     progress("[1b] A drains while B commits a task every 10 ms");
     let mut commits = TaskCommits::new();

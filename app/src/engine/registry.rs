@@ -199,7 +199,7 @@ impl Registry {
     /// Like [`Registry::on_event_with`], where the plan may also decide that this event
     /// needs no task of this handler (`Ok(None)`).
     pub fn on_event_when(
-        mut self,
+        self,
         event_type: &str,
         handler: &str,
         task_type: &str,
@@ -208,18 +208,7 @@ impl Registry {
             + Sync
             + 'static,
     ) -> Self {
-        let routes = self.routes.entry(event_type.to_string()).or_default();
-        assert!(
-            routes.iter().all(|r| r.handler != handler),
-            "handler {handler} is registered twice for {event_type}"
-        );
-        routes.push(Route {
-            handler: handler.to_string(),
-            task_type: task_type.to_string(),
-            plan: Box::new(plan),
-            in_order: false,
-        });
-        self
+        self.add_route(event_type, handler, task_type, Box::new(plan), false)
     }
 
     /// Like [`Registry::on_event_with`], and this handler's tasks of one aggregate's events
@@ -233,15 +222,30 @@ impl Registry {
         task_type: &str,
         plan: impl Fn(&EventEnvelope<Payload>) -> Result<Payload, String> + Send + Sync + 'static,
     ) -> Self {
-        let mut registry = self.on_event_with(event_type, handler, task_type, plan);
-        if let Some(route) = registry
-            .routes
-            .get_mut(event_type)
-            .and_then(|routes| routes.last_mut())
-        {
-            route.in_order = true;
-        }
-        registry
+        let plan = move |e: &EventEnvelope<Payload>| plan(e).map(Some);
+        self.add_route(event_type, handler, task_type, Box::new(plan), true)
+    }
+
+    fn add_route(
+        mut self,
+        event_type: &str,
+        handler: &str,
+        task_type: &str,
+        plan: Box<PlanFn>,
+        in_order: bool,
+    ) -> Self {
+        let routes = self.routes.entry(event_type.to_string()).or_default();
+        assert!(
+            routes.iter().all(|r| r.handler != handler),
+            "handler {handler} is registered twice for {event_type}"
+        );
+        routes.push(Route {
+            handler: handler.to_string(),
+            task_type: task_type.to_string(),
+            plan,
+            in_order,
+        });
+        self
     }
 
     /// Registers a typed handler under its task type, with its options.

@@ -90,7 +90,9 @@ pub struct Contender {
 /// the `limit % n` groups whose head came first, never more than a group's room (groups
 /// without room take no share). Their sum never exceeds `limit`.
 pub fn fair_shares(limit: u32, groups: &[Contender]) -> Vec<u32> {
-    let open: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].room > 0).collect();
+    // The groups with room, oldest head first.
+    let mut open: Vec<usize> = (0..groups.len()).filter(|&i| groups[i].room > 0).collect();
+    open.sort_by_key(|&i| (groups[i].head, i));
     let mut shares = vec![0; groups.len()];
     let Ok(n) = u32::try_from(open.len()) else {
         return shares;
@@ -98,9 +100,7 @@ pub fn fair_shares(limit: u32, groups: &[Contender]) -> Vec<u32> {
     if n == 0 {
         return shares;
     }
-    let mut by_head = open.clone();
-    by_head.sort_by_key(|&i| (groups[i].head, i));
-    for (rank, &i) in by_head.iter().enumerate() {
+    for (rank, &i) in open.iter().enumerate() {
         let extra = u32::from(u32::try_from(rank).unwrap_or(u32::MAX) < limit % n);
         shares[i] = (limit / n + extra).min(groups[i].room);
     }

@@ -314,8 +314,11 @@ impl PgStore {
 /// `NULL`). The due tasks are read once, through a partial index of the waiting tasks:
 /// `tasks_due` by `run_at`, or `tasks_claim` for one institution (whose expression
 /// `{institution}` then is).
-const DUE_BACKLOG: &str = "WITH due AS (
-        SELECT COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) AS k,
+const DUE_BACKLOG: &str = concat!(
+    "WITH due AS (
+        SELECT ",
+    group!(),
+    " AS k,
                institution_id, priority, count(*) AS n
         FROM tasks
         WHERE status IN ('pending', 'retrying') AND run_at <= now() AND {institution}
@@ -330,7 +333,8 @@ const DUE_BACKLOG: &str = "WITH due AS (
      FROM top JOIN due d ON d.k = top.k LEFT JOIN institutions i ON i.id = top.institution_id
      UNION ALL
      SELECT NULL, NULL, NULL, priority, sum(n)::bigint FROM due GROUP BY priority
-     ORDER BY 1 NULLS LAST, 4";
+     ORDER BY 1 NULLS LAST, 4"
+);
 
 /// A row of [`DUE_BACKLOG`]: place, institution, its name, priority level, count.
 type BacklogRow = (Option<i64>, Option<uuid::Uuid>, Option<String>, i16, i64);
@@ -368,9 +372,7 @@ impl PgStore {
     /// wait by then.
     async fn due_backlog(&self, k: &Kinds<'_>) -> Result<DueBacklog, PortError> {
         let institution = match k.institution {
-            Some(_) => {
-                "COALESCE(institution_id, '00000000-0000-0000-0000-000000000000'::uuid) = $1"
-            }
+            Some(_) => concat!(group!(), " = $1"),
             None => "$1::uuid IS NULL",
         };
         let mut tx = self.pool.begin().await.map_err(db_err)?;
