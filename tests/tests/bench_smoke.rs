@@ -38,6 +38,8 @@ async fn bench_runs_and_cleans_up() {
         "tasks_per_s",
         "e2e_events_per_s",
         "e2e_tasks_per_s",
+        "commit_limit_events_per_s",
+        "e2e_ratio",
         "task_latency_p50_ms",
         "task_latency_p99_ms",
         "event_latency_p50_ms",

@@ -18,7 +18,8 @@
 //! Cases: `dispatch` (fan-out, poison events, event order, event copies), `queue` (claims,
 //! fencing, retries, leases), `copies` (task copies, scoping), `outbox` (entity rows and
 //! their events commit together; the summary), `controls` (claims by type, pauses, delayed
-//! tasks, cancel, the leader lock, wake-ups as hints), `retention` (the archive) `webhooks` (subscriptions and the delivery log) and `model` (a proptest of the task
+//! tasks, cancel, the leader lock, wake-ups as hints), `retention` (the archive), `search` (the
+//! lists' correlation and text filters), `webhooks` (subscriptions and the delivery log) and `model` (a proptest of the task
 //! lifecycle against a model).
 
 pub mod controls;
@@ -30,6 +31,7 @@ pub mod ordering;
 pub mod outbox;
 pub mod queue;
 pub mod retention;
+pub mod search;
 pub mod sets;
 pub mod webhooks;
 
@@ -275,6 +277,7 @@ macro_rules! conformance_suite {
             fairness::bulk_reprocessing_yields_to_fresh_work,
             ordering::an_ordered_route_runs_one_aggregates_tasks_one_at_a_time,
             ordering::an_event_waiting_for_dispatch_holds_back_later_ones,
+            search::searches_find_rows_in_every_state,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive,

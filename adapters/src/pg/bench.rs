@@ -2,9 +2,11 @@
 //! loading history, emptying the engine's tables between phases, and the timestamps its
 //! figures come from. A run's own rows are the recent ones (created in the last day); the
 //! history is older, so every figure reads only rows of the last day.
-//! Behind the `bench` feature; writes go through the ports (`PgStore`), not through here.
+//! Behind the `bench` feature. Writes go through the ports (`PgStore`), except the outbox
+//! transaction of the end-to-end phases (an entity row and its event, `commit_outbox`).
 
 use super::db_err;
+use super::outbox::{insert_rows, EventRow};
 use super::scratch::{drop_database, fresh_database_on};
 use campus_ports::PortError;
 use chrono::{DateTime, Utc};
@@ -45,6 +47,10 @@ FROM (SELECT ev.*, (lpad(to_hex((extract(epoch FROM t) * 1000)::bigint), 12, '0'
                     || substr(md5(random()::text), 1, 3) || '8' || substr(md5(random()::text), 1, 15))::uuid AS tid, h
       FROM ev, (VALUES ('first'), ('second')) AS hs(h)) x";
 
+/// The entities of the bench's outbox transactions: a row like an application's aggregate.
+const ENTITIES: &str = "CREATE TABLE bench_entities (
+    id uuid PRIMARY KEY, version integer NOT NULL, updated_at timestamptz NOT NULL DEFAULT now())";
+
 /// When the tasks planned from events finished, and how many there were.
 #[derive(Debug, Clone, Copy)]
 pub struct FannedOutTasks {
@@ -65,6 +71,7 @@ impl BenchDatabase {
     /// that server).
     pub async fn create(server: &str) -> Result<BenchDatabase, PortError> {
         let (url, pool) = fresh_database_on(server, "campus_bench").await?;
+        sqlx::query(ENTITIES).execute(&pool).await.map_err(db_err)?;
         Ok(BenchDatabase {
             url,
             pool,
@@ -129,9 +136,10 @@ impl BenchDatabase {
             vec![
                 format!("DELETE FROM tasks WHERE created_at > {RECENT}"),
                 format!("DELETE FROM domain_events WHERE occurred_at > {RECENT}"),
+                "TRUNCATE bench_entities".to_string(),
             ]
         } else {
-            vec!["TRUNCATE tasks, domain_events CASCADE".to_string()]
+            vec!["TRUNCATE tasks, domain_events, bench_entities CASCADE".to_string()]
         };
         for sql in &statements {
             sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;
@@ -247,5 +255,38 @@ impl BenchDatabase {
                 student_id,
             })
             .collect())
+    }
+}
+
+impl super::PgStore {
+    /// The outbox transaction an API request makes: saves a new entity and the event of type
+    /// `event_type` it recorded, in one transaction, then wakes the dispatcher as `append`
+    /// does. Returns the event's id and when the commit returned.
+    pub async fn commit_outbox(
+        &self,
+        event_type: &str,
+    ) -> Result<(Uuid, DateTime<Utc>), PortError> {
+        let (entity, event) = (Uuid::now_v7(), Uuid::now_v7());
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("INSERT INTO bench_entities (id, version) VALUES ($1, 1)")
+            .bind(entity)
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let row = EventRow {
+            id: event,
+            event_type: event_type.to_string(),
+            aggregate_type: "Benchmark".into(),
+            aggregate_id: entity,
+            institution_id: None,
+            payload: serde_json::json!({}),
+            correlation_id: None,
+            actor_id: None,
+            reprocessed_from: None,
+        };
+        insert_rows(&mut tx, vec![row]).await?;
+        tx.commit().await.map_err(db_err)?;
+        self.notifier.poke(super::Channel::Events);
+        Ok((event, Utc::now()))
     }
 }

@@ -64,17 +64,18 @@ pub(super) async fn commit_event(store: &PgStore) -> Result<(uuid::Uuid, DateTim
     Ok((uuid::Uuid::from_u128(ids[0].0), Utc::now()))
 }
 
-/// Writers committing events as fast as they can, and a sampler committing a single task
-/// every 10 ms, until [`Load::stop`].
+/// Writers committing outbox transactions (an entity and its benchmark event) as fast as
+/// they can, and optionally a sampler committing a single task every 10 ms, until
+/// [`Load::stop`].
 pub(super) struct Load {
     stop: Arc<AtomicBool>,
     writers: Vec<JoinHandle<Result<EventCommits, String>>>,
-    sampler: JoinHandle<Result<TaskCommits, String>>,
+    sampler: Option<JoinHandle<Result<TaskCommits, String>>>,
 }
 
 impl Load {
-    /// Starts `writers` event writers and the task sampler on `store`.
-    pub(super) fn start(store: &PgStore, writers: usize) -> Load {
+    /// Starts `writers` writers and, with `sample`, the task sampler on `store`.
+    pub(super) fn start(store: &PgStore, writers: usize, sample: bool) -> Load {
         let stop = Arc::new(AtomicBool::new(false));
         let writers = (0..writers)
             .map(|_| {
@@ -82,14 +83,14 @@ impl Load {
                 tokio::spawn(async move {
                     let mut commits = EventCommits::new();
                     while !stop.load(Ordering::Relaxed) {
-                        let (id, at) = commit_event(&store).await?;
+                        let (id, at) = store.commit_outbox(BENCHMARK_EVENT).await.map_err(err)?;
                         commits.insert(id, at);
                     }
                     Ok(commits)
                 })
             })
             .collect();
-        let sampler = {
+        let sampler = sample.then(|| {
             let (store, stop) = (store.clone(), stop.clone());
             tokio::spawn(async move {
                 let mut commits = TaskCommits::new();
@@ -99,7 +100,7 @@ impl Load {
                 }
                 Ok(commits)
             })
-        };
+        });
         Load {
             stop,
             writers,
@@ -114,7 +115,10 @@ impl Load {
         for w in self.writers {
             events.extend(w.await.map_err(err)??);
         }
-        let tasks = self.sampler.await.map_err(err)??;
+        let tasks = match self.sampler {
+            Some(sampler) => sampler.await.map_err(err)??,
+            None => TaskCommits::new(),
+        };
         Ok((events, tasks))
     }
 }

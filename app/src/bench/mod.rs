@@ -3,9 +3,10 @@
 //! (`campus daemon`, `campus api`), so their memory and latency are what production sees.
 //!
 //! Optionally first: history in the live tables (`--history`), kept or archived before or
-//! during the drain (`--archive`). Phases: (1) drain queued no-op tasks; (1b) with `--fairness N`,
-//! one institution's backlog beside another's trickle of tasks; (2) concurrent writers commit events that fan out to
-//! two tasks each, while single tasks are sampled for latency under load; (3) latency at light
+//! during the drain (`--archive`). Phases: (0) the commit limit of the outbox transactions
+//! (an entity and its event) with no daemon; (1) drain queued no-op tasks; (1b) with `--fairness N`,
+//! one institution's backlog beside another's trickle of tasks; (2) concurrent writers commit the same transactions, whose
+//! events fan out to two tasks each, while single tasks are sampled for latency under load; (3) latency at light
 //! load, one task or event at a time; (4) API latency at a fixed request rate; (5) with
 //! `--webhooks N`, webhook deliveries to a receiver in this process. E-mails go to an SMTP
 //! sink in this process.
@@ -74,6 +75,7 @@ async fn phases(s: &mut Scratch, args: &BenchArgs) -> Result<BenchReport, String
         ..Default::default()
     };
     phases::history(s, args, &mut report).await?;
+    phases::commit_limit(s, args, &mut report).await?;
     let daemon_pid = phases::drain(s, args, &mut report).await?;
     if args.fairness > 0 {
         phases::fairness(s, args.fairness, &mut report).await?;

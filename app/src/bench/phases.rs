@@ -1,6 +1,7 @@
-//! The engine's three phases: (1) drain queued no-op tasks, (2) events fanning out under load
-//! with single tasks sampled beside them, (3) latency at light load, one item at a time. Each
-//! writes its figures into the report and leaves the engine's tables empty.
+//! The engine's phases: (0) the commit limit of the outbox transactions, with no daemon;
+//! (1) drain queued no-op tasks; (2) the same transactions' events fanning out under load, with
+//! single tasks sampled beside them; (3) latency at light load, one item at a time. Each writes
+//! its figures into the report and leaves the engine's tables empty.
 
 use super::load::{self, EventCommits, Load, TaskCommits};
 use super::processes::{peak_rss_mb, Scratch};
@@ -40,6 +41,30 @@ pub(super) async fn history(
         report.archive_seconds = started.elapsed().as_secs_f64();
     }
     Ok(())
+}
+
+/// (0) The commit limit: the writers of phase (2) commit the same outbox transactions for
+/// `args.seconds` with no daemon running; (2)'s throughput is reported against this rate.
+pub(super) async fn commit_limit(
+    s: &Scratch,
+    args: &BenchArgs,
+    report: &mut BenchReport,
+) -> Result<(), String> {
+    progress(&format!(
+        "[0/4] commit limit: {} writers commit outbox transactions for {} s, no daemon",
+        args.writers, args.seconds
+    ));
+    let load = Load::start(&s.store, args.writers, false);
+    let started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(args.seconds)).await;
+    let (commits, _) = load.stop().await?;
+    let secs = started.elapsed().as_secs_f64();
+    report.commit_limit_events_per_s = commits.len() as f64 / secs;
+    progress(&format!(
+        "[0/4] {:.0} transactions/s",
+        report.commit_limit_events_per_s
+    ));
+    s.db.truncate_engine_tables().await.map_err(err)
 }
 
 /// Queues `n` no-op tasks of `institution` (none: of no institution) in batches of 5 000.
@@ -184,7 +209,7 @@ pub(super) async fn under_load(
         "[2/4] {} writers commit events for {} s (each fans out to 2 tasks)",
         args.writers, args.seconds
     ));
-    let load = Load::start(&s.store, args.writers);
+    let load = Load::start(&s.store, args.writers, true);
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(args.seconds) {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -202,6 +227,9 @@ pub(super) async fn under_load(
         }
     }
     report.e2e_events = event_commits.len();
+    if report.commit_limit_events_per_s > 0.0 {
+        report.e2e_ratio = report.e2e_events_per_s / report.commit_limit_events_per_s;
+    }
     let events = event_latencies(&s.db, &event_commits).await?;
     let tasks = task_latencies(&s.db, &task_commits).await?;
     (
@@ -216,8 +244,11 @@ pub(super) async fn under_load(
     ) = (tasks.p50, tasks.p99, tasks.max);
     report.daemon_peak_rss_mb = peak_rss_mb(daemon_pid);
     progress(&format!(
-        "[2/4] {:.0} events/s, {:.0} tasks/s; daemon peak RSS {:.1} MB",
-        report.e2e_events_per_s, report.e2e_tasks_per_s, report.daemon_peak_rss_mb
+        "[2/4] {:.0} events/s ({:.2} of the commit limit), {:.0} tasks/s; daemon peak RSS {:.1} MB",
+        report.e2e_events_per_s,
+        report.e2e_ratio,
+        report.e2e_tasks_per_s,
+        report.daemon_peak_rss_mb
     ));
     s.db.truncate_engine_tables().await.map_err(err)
 }

@@ -29,14 +29,45 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
 /// The rows a list reads (the live table, its archive, or both), under the live table's name
 /// so that every condition reads the same. Both together are a `UNION ALL` that PostgreSQL
 /// reads newest first by merging the two primary keys.
-fn source(table: &str, fields: &str, archived: Archived) -> String {
-    match archived {
-        Archived::Live => table.to_string(),
-        Archived::Archived => format!("{table}_processed AS {table}"),
-        Archived::All => format!(
-            "(SELECT {fields} FROM {table} UNION ALL SELECT {fields} FROM {table}_processed) AS {table}"
-        ),
-    }
+///
+/// A `search` (a correlation id or text in the payload) reads the live table as one branch per
+/// state in `states`: the indexes of those filters hold settled rows only (migration 0018),
+/// and each other branch's condition is the predicate of a queue index, which the planner
+/// reads whole (the rows still queued) instead of the table.
+fn source(table: &str, fields: &str, archived: Archived, search: bool, states: &[&str]) -> String {
+    let live: Vec<String> = if search {
+        states
+            .iter()
+            .map(|s| format!("SELECT {fields} FROM {table} WHERE status IN {s}"))
+            .collect()
+    } else {
+        vec![format!("SELECT {fields} FROM {table}")]
+    };
+    let branches = match archived {
+        Archived::Live if !search => return table.to_string(),
+        Archived::Live => live,
+        Archived::Archived => return format!("{table}_processed AS {table}"),
+        Archived::All => [
+            live,
+            vec![format!("SELECT {fields} FROM {table}_processed")],
+        ]
+        .concat(),
+    };
+    format!("({}) AS {table}", branches.join(" UNION ALL "))
+}
+
+/// The states of the live tables, as `source` splits them: settled first (what 0018 indexes),
+/// then one per queue index.
+const EVENT_STATES: &[&str] = &["('dispatched', 'dead')", "('pending', 'retrying')"];
+const TASK_STATES: &[&str] = &[
+    "('succeeded', 'dead', 'cancelled')",
+    "('pending', 'retrying')",
+    "('running')",
+];
+
+/// Whether a filter searches (see `source`).
+fn searches(f: &ListFilter) -> bool {
+    f.correlation_id.is_some() || f.text.as_deref().is_some_and(|t| !t.is_empty())
 }
 
 #[async_trait]
@@ -49,7 +80,13 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source("domain_events", EVENT_FIELDS, q.filter.archived);
+        let from = source(
+            "domain_events",
+            EVENT_FIELDS,
+            q.filter.archived,
+            searches(&q.filter),
+            EVENT_STATES,
+        );
         let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.event_type {
             qb.push(" AND event_type = ").push_bind(t.clone());
@@ -169,7 +206,13 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source("tasks", TASK_FIELDS, q.filter.archived);
+        let from = source(
+            "tasks",
+            TASK_FIELDS,
+            q.filter.archived,
+            searches(&q.filter),
+            TASK_STATES,
+        );
         let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.task_type {
             qb.push(" AND task_type = ").push_bind(t.clone());
