@@ -8,16 +8,19 @@
 # $GRAPHILE_DIR (default /tmp/campus-graphile-bench, with its own target dir; reused once built),
 # never a dependency of the workspace. Campus's figure is `campus bench`'s drain rate
 # (`tasks_per_s`: first task start → last task finish); the peer's is worker start → the
-# handler has run JOBS times (its JSON also has the time until the jobs table is empty).
+# handler has run JOBS times; a last line gives it from its first handler start (start-up left
+# out, as campus bench does), and its JSON also has the time until its jobs table is empty.
 #
-# Peer settings (env, defaults = the fastest measured): GW_CONCURRENCY=1024, GW_LOCAL_QUEUE=4000
-# (jobs fetched per batch; 0 = no local queue), GW_LOCAL_QUEUE_COUNT=2 (local queues, each of
-# GW_LOCAL_QUEUE), GW_BATCH_MS=5 (complete_job_batch_delay; 0 = one UPDATE per job), GW_POOL=20
-# (max_pg_conn), GW_POLL_MS=1000. Measured, 100 000 jobs, 2 cores, a cargo build running beside
-# (so ±20 %), jobs/s: 1024/4000×1/5 ms/20: 27–36k (6 runs); ×2 queues: 34–46k (4 runs, chosen);
-# ×4 queues: 35–38k; ×2 of 2000: 27–43k; ×4 of 1000: 33–43k; concurrency 256: 33k, 512: 36k,
-# 2048: 34k, 2048×2 queues: 36–43k; queue 8000: 30k, 2000: 25k; batch 1 ms: 26k, 10 ms: 28k;
-# pool 10: 24k, 40: 24k; no completion batching: 6k; no local queue at all: 1k.
+# Peer settings (env; the defaults are the fastest measured; all exist in 0.14.1, none is a
+# stand-in): GW_CONCURRENCY=1024, GW_LOCAL_QUEUE=4000 (jobs per fetch; 0 = no local queue),
+# GW_LOCAL_QUEUE_COUNT=2 (local queues, each of GW_LOCAL_QUEUE), GW_BATCH_MS=5
+# (complete_job_batch_delay; 0 = one UPDATE per job), GW_POOL=20
+# (max_pg_conn), GW_POLL_MS=1000. Measured with 100 000 jobs on 2 cores, other cargo builds running
+# beside (so ±20 % run to run), jobs/s, median (range, runs): concurrency 1024, one local queue of
+# 4000, 5 ms batches, 20 connections: 28.7k (24-37k, 9); two such queues: 39.8k (33-46k, 6, chosen);
+# three: 34.6k (34-46k, 3); four: 35-38k (2); 2×2000: 27-43k; 4×1000: 33-43k; concurrency 256: 33k,
+# 512: 36k, 2048: 34k, 2048 with 2 queues: 36-43k; one queue of 8000: 30k, of 2000: 25k; batches of
+# 1 ms: 26k, 10 ms: 28k; pool 10: 24k, 40: 24k; no completion batching: 6k; no local queue: 1k.
 # CAMPUS_BENCH_ARGS go to `campus bench` (its --concurrency defaults to 1024 too).
 set -euo pipefail
 jobs=${1:-100000}
@@ -167,11 +170,16 @@ python3 - "$out" "$rounds" "$jobs" <<'PY'
 import json, statistics, sys
 out, rounds, jobs = sys.argv[1], int(sys.argv[2]), sys.argv[3]
 c = [json.load(open(f"{out}/campus-{r}.json"))["tasks_per_s"] for r in range(1, rounds + 1)]
-g = [json.load(open(f"{out}/graphile-{r}.json"))["jobs_per_s"] for r in range(1, rounds + 1)]
+gj = [json.load(open(f"{out}/graphile-{r}.json")) for r in range(1, rounds + 1)]
+g = [r["jobs_per_s"] for r in gj]
+g1 = [r["jobs"] / r["seconds_first_to_last"] for r in gj]
 print(f"\n{jobs} no-op jobs per run\n\n| round | campus tasks/s | graphile_worker jobs/s | ratio |\n|---|---|---|---|")
 for r, (a, b) in enumerate(zip(c, g), 1):
     print(f"| {r} | {a:.0f} | {b:.0f} | {a / b:.2f} |")
 print(f"| median | {statistics.median(c):.0f} | {statistics.median(g):.0f} | {statistics.median(x / y for x, y in zip(c, g)):.2f} |")
 print(f"\nmedian ratio campus/graphile_worker: {statistics.median(x / y for x, y in zip(c, g)):.2f}")
+# campus bench times first task start -> last finish; the same span of the peer leaves out its start-up.
+print(f"graphile_worker timed from its first handler start: median {statistics.median(g1):.0f} jobs/s, "
+      f"ratio {statistics.median(x / y for x, y in zip(c, g1)):.2f}")
 PY
 rm -rf "$out"

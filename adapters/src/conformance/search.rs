@@ -28,13 +28,12 @@ async fn tasks_found(e: &Engine, filter: ListFilter) -> BTreeSet<(String, &'stat
 pub async fn searches_find_rows_in_every_state(e: &Engine) {
     // Five tasks that match, one per state, among others that do not.
     let states = ["succeeded", "dead", "retrying", "running"];
-    let matching: Vec<NewTask> = states.iter().map(|s| needle(&format!("corr-{s}"))).collect();
+    let matching: Vec<NewTask> = states
+        .iter()
+        .map(|s| needle(&format!("corr-{s}")))
+        .collect();
     e.tasks.enqueue(&matching).await.unwrap();
-    let claimed = e
-        .tasks
-        .claim("w", &types(), 4, LONG_LEASE)
-        .await
-        .unwrap();
+    let claimed = e.tasks.claim("w", &types(), 4, LONG_LEASE).await.unwrap();
     assert_eq!(claimed.len(), 4);
     let outcome_of = |c: &ClaimedTask| match c.correlation_id.as_deref() {
         Some("corr-succeeded") => Some(TaskOutcome::Succeeded),

@@ -259,14 +259,16 @@ impl BenchDatabase {
 }
 
 impl super::PgStore {
-    /// The outbox transaction an API request makes: saves a new entity and the event of type
-    /// `event_type` it recorded, in one transaction, then wakes the dispatcher as `append`
-    /// does. Returns the event's id and when the commit returned.
+    /// The outbox transaction an API request makes: saves a new entity and `event`, recorded
+    /// by it (its aggregate id is the entity's), in one transaction, then wakes the
+    /// dispatcher as `append` does. Returns the event's id and when the commit returned.
     pub async fn commit_outbox(
         &self,
-        event_type: &str,
+        event: &campus_ports::NewEvent,
     ) -> Result<(Uuid, DateTime<Utc>), PortError> {
-        let (entity, event) = (Uuid::now_v7(), Uuid::now_v7());
+        let payload = serde_json::from_str(&event.payload)
+            .map_err(|e| PortError::Conflict(format!("event payload is not JSON: {e}")))?;
+        let (entity, id) = (Uuid::now_v7(), Uuid::now_v7());
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO bench_entities (id, version) VALUES ($1, 1)")
             .bind(entity)
@@ -274,19 +276,19 @@ impl super::PgStore {
             .await
             .map_err(db_err)?;
         let row = EventRow {
-            id: event,
-            event_type: event_type.to_string(),
-            aggregate_type: "Benchmark".into(),
+            id,
+            event_type: event.event_type.clone(),
+            aggregate_type: event.aggregate_type.clone(),
             aggregate_id: entity,
-            institution_id: None,
-            payload: serde_json::json!({}),
-            correlation_id: None,
+            institution_id: event.institution_id.map(|i| Uuid::from_u128(i.0)),
+            payload,
+            correlation_id: event.correlation_id.clone(),
             actor_id: None,
             reprocessed_from: None,
         };
         insert_rows(&mut tx, vec![row]).await?;
         tx.commit().await.map_err(db_err)?;
         self.notifier.poke(super::Channel::Events);
-        Ok((event, Utc::now()))
+        Ok((id, Utc::now()))
     }
 }
