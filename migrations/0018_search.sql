@@ -1,26 +1,26 @@
--- The admin lists' correlation-id filter and text search in the payload, through indexes
--- (issue 20): at 1 000 000 rows they read the whole table.
+-- The admin lists' correlation-id filter through indexes (issue 20): at 1 000 000 rows it
+-- read the whole live table.
 --
--- On the live tables these indexes hold *settled* rows only (finished tasks, dispatched or
--- dead events). A queued row then costs them nothing but the predicate check when it is
--- inserted and claimed; it enters them once, when it settles. The lists read the rows still
--- in the queue through the queue's own partial indexes (`tasks_due`, `tasks_running_lease`,
--- `domain_events_due`; see `pg/admin/mod.rs`, `source`). Copies are rare: the request id
--- of the operator who made them gets a plain partial index.
+-- On the live tables the correlation index holds *settled* rows only (finished tasks,
+-- dispatched or dead events). A queued row then costs it nothing but the predicate check when
+-- it is inserted and claimed; it enters it once, when it settles. The lists read the rows
+-- still in the queue through the queue's own partial indexes (`tasks_due`,
+-- `tasks_running_lease`, `domain_events_due`; see `pg/admin/mod.rs`, `source`). Copies are
+-- rare: the request id of the operator who made them gets a plain partial index.
+--
+-- Text search in the payload gets a trigram index on the archives only, which the archive
+-- job alone writes. The same index of the live tables' settled rows made `q` fast there too
+-- but cost the drain about a third (docs/PERFORMANCE.md); it is not built.
 --
 -- pg_trgm is a trusted extension: the database's owner may create it.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 CREATE INDEX tasks_settled_correlation ON tasks (correlation_id)
     WHERE status IN ('succeeded', 'dead', 'cancelled');
-CREATE INDEX tasks_settled_text ON tasks USING gin ((payload::text) gin_trgm_ops)
-    WHERE status IN ('succeeded', 'dead', 'cancelled');
 CREATE INDEX tasks_reprocess_request ON tasks (reprocess_request_id)
     WHERE reprocess_request_id IS NOT NULL;
 
 CREATE INDEX domain_events_settled_correlation ON domain_events (correlation_id)
-    WHERE status IN ('dispatched', 'dead');
-CREATE INDEX domain_events_settled_text ON domain_events USING gin ((payload::text) gin_trgm_ops)
     WHERE status IN ('dispatched', 'dead');
 CREATE INDEX domain_events_reprocess_request ON domain_events (reprocess_request_id)
     WHERE reprocess_request_id IS NOT NULL;

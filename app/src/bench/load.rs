@@ -22,16 +22,14 @@ pub(super) type TaskCommits = Vec<(String, DateTime<Utc>)>;
 /// settled rows pay what they pay in production.
 pub(super) const PAYLOAD: &str = r#"{"student_id":"0192f2a4-7d1e-7c3b-9a55-3f4e2b1c0d9e","exam":"first","note":7.5,"class":"Mathematics 101"}"#;
 
-/// A request's correlation id, as tasks and events of the API carry one.
-pub(super) const CORRELATION: &str = "0192f2a4-7d1e-7c3b-9a55-3f4e2b1c0d9f";
-
-/// A task of the no-op handler, with an idempotency key when it is sampled for latency.
+/// A task of the no-op handler, with an idempotency key when it is sampled for latency and a
+/// correlation id of its own (a UUIDv7, as the API mints them).
 pub(super) fn noop_task(key: Option<String>) -> NewTask {
     NewTask {
         task_type: noop::TASK_TYPE.into(),
         payload: PAYLOAD.into(),
         institution_id: None,
-        correlation_id: Some(CORRELATION.into()),
+        correlation_id: Some(uuid::Uuid::now_v7().to_string()),
         max_attempts: 5,
         idempotency_key: key,
         run_at: None,
@@ -39,7 +37,7 @@ pub(super) fn noop_task(key: Option<String>) -> NewTask {
     }
 }
 
-/// An event the benchmark route fans out to two tasks.
+/// An event the benchmark route fans out to two tasks, with a correlation id of its own.
 pub(super) fn bench_event() -> NewEvent {
     NewEvent {
         event_type: BENCHMARK_EVENT.into(),
@@ -47,7 +45,7 @@ pub(super) fn bench_event() -> NewEvent {
         aggregate_id: 0,
         institution_id: None,
         payload: PAYLOAD.into(),
-        correlation_id: Some(CORRELATION.into()),
+        correlation_id: Some(uuid::Uuid::now_v7().to_string()),
     }
 }
 

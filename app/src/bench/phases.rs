@@ -69,15 +69,14 @@ pub(super) async fn commit_limit(
 
 /// Queues `n` no-op tasks of `institution` (none: of no institution) in batches of 5 000.
 async fn queue_noops(s: &Scratch, n: usize, institution: Option<uuid::Uuid>) -> Result<(), String> {
-    let task = NewTask {
+    let task = || NewTask {
         institution_id: institution.map(|i| campus_core::ids::InstitutionId(i.as_u128())),
         ..load::noop_task(None)
     };
-    let batch = vec![task; 5_000];
     let mut queued = 0;
     while queued < n {
-        let take = (n - queued).min(batch.len());
-        queued += s.store.enqueue(&batch[..take]).await.map_err(err)?;
+        let batch: Vec<NewTask> = (0..(n - queued).min(5_000)).map(|_| task()).collect();
+        queued += s.store.enqueue(&batch).await.map_err(err)?;
     }
     Ok(())
 }

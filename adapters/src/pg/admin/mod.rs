@@ -30,12 +30,18 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
 /// so that every condition reads the same. Both together are a `UNION ALL` that PostgreSQL
 /// reads newest first by merging the two primary keys.
 ///
-/// A `search` (a correlation id or text in the payload) reads the live table as one branch per
-/// state in `states`: the indexes of those filters hold settled rows only (migration 0018),
-/// and each other branch's condition is the predicate of a queue index, which the planner
-/// reads whole (the rows still queued) instead of the table.
-fn source(table: &str, fields: &str, archived: Archived, search: bool, states: &[&str]) -> String {
-    let live: Vec<String> = if search {
+/// `by_correlation` reads the live table as one branch per state in `states`: its
+/// correlation index holds settled rows only (migration 0018), and each other branch's
+/// condition is the predicate of a queue index, which the planner reads whole (the rows still
+/// queued) instead of the table.
+fn source(
+    table: &str,
+    fields: &str,
+    archived: Archived,
+    by_correlation: bool,
+    states: &[&str],
+) -> String {
+    let live: Vec<String> = if by_correlation {
         states
             .iter()
             .map(|s| format!("SELECT {fields} FROM {table} WHERE status IN {s}"))
@@ -44,7 +50,7 @@ fn source(table: &str, fields: &str, archived: Archived, search: bool, states: &
         vec![format!("SELECT {fields} FROM {table}")]
     };
     let branches = match archived {
-        Archived::Live if !search => return table.to_string(),
+        Archived::Live if !by_correlation => return table.to_string(),
         Archived::Live => live,
         Archived::Archived => return format!("{table}_processed AS {table}"),
         Archived::All => [
@@ -65,11 +71,6 @@ const TASK_STATES: &[&str] = &[
     "('running')",
 ];
 
-/// Whether a filter searches (see `source`).
-fn searches(f: &ListFilter) -> bool {
-    f.correlation_id.is_some() || f.text.as_deref().is_some_and(|t| !t.is_empty())
-}
-
 #[async_trait]
 impl EngineLog for PgStore {
     async fn list_events(
@@ -84,7 +85,7 @@ impl EngineLog for PgStore {
             "domain_events",
             EVENT_FIELDS,
             q.filter.archived,
-            searches(&q.filter),
+            q.filter.correlation_id.is_some(),
             EVENT_STATES,
         );
         let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM {from} WHERE true"));
@@ -210,7 +211,7 @@ impl EngineLog for PgStore {
             "tasks",
             TASK_FIELDS,
             q.filter.archived,
-            searches(&q.filter),
+            q.filter.correlation_id.is_some(),
             TASK_STATES,
         );
         let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM {from} WHERE true"));
