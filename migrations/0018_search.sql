@@ -28,3 +28,8 @@ CREATE INDEX domain_events_reprocess_request ON domain_events (reprocess_request
 -- The archives are written by the archive job only: their text search is a plain index.
 CREATE INDEX tasks_processed_text ON tasks_processed USING gin ((payload::text) gin_trgm_ops);
 CREATE INDEX domain_events_processed_text ON domain_events_processed USING gin ((payload::text) gin_trgm_ops);
+
+-- One index of waiting tasks instead of two. `tasks_claim` (0017) serves the claims, the due
+-- counts and the gauges; `tasks_due` (0002) only served the counts, yet every enqueue paid it.
+-- The correlation indexes above are paid for with it (docs/PERFORMANCE.md).
+DROP INDEX tasks_due;

@@ -119,7 +119,7 @@ impl Archive for PgStore {
     }
 
     async fn due_backlog(&self, cap: u32) -> Result<u32, PortError> {
-        // Walks `tasks_due` (its partial index) for at most `cap` entries.
+        // Walks `tasks_claim` (its partial index) for at most `cap` due entries.
         let n: i64 = sqlx::query_scalar(
             "SELECT count(*) FROM (SELECT 1 FROM tasks
               WHERE status IN ('pending', 'retrying') AND run_at <= now() LIMIT $1) due",

@@ -13,6 +13,29 @@ macro_rules! group {
     };
 }
 
+/// A recursive CTE `groups(k)` of the groups with waiting tasks, found by skipping along
+/// `tasks_claim` from one group to the next (one index descent each, whatever their backlog),
+/// starting after the group of tasks without institution (the nil uuid, the smallest: always
+/// listed, so no statement walks that group's finished entries to find it). The last row's
+/// `k` is NULL. Write it after `WITH RECURSIVE`.
+macro_rules! waiting_groups {
+    () => {
+        concat!(
+            "groups(k) AS (
+                SELECT '00000000-0000-0000-0000-000000000000'::uuid
+                UNION ALL
+                SELECT (SELECT ",
+            group!(),
+            " FROM tasks
+                        WHERE status IN ('pending', 'retrying') AND ",
+            group!(),
+            " > g.k ORDER BY 1 LIMIT 1)
+                FROM groups g WHERE g.k IS NOT NULL
+             )"
+        )
+    };
+}
+
 mod academic;
 mod admin;
 mod archive;

@@ -63,10 +63,7 @@ macro_rules! next_in_order {
 
 /// Takes up to `$2` due tasks for worker `$1` with a lease of `$3` ms, fairly
 /// (`ClaimTypes`, `campus_core::engine::scheduling`):
-/// 1. `groups` finds the institutions with waiting tasks by skipping along `tasks_claim` from
-///    one institution to the next (one index descent each, whatever their backlog), starting
-///    after the group of tasks without institution (the nil uuid, the smallest: always
-///    listed, so no claim walks that group's finished entries to find it);
+/// 1. `groups` finds the institutions with waiting tasks (`waiting_groups!`);
 /// 2. `contenders` keeps those with a task claimable now, with its earliest turn and its room
 ///    (`$5`/`$6`: the institutions the daemon runs tasks of and what is left of their cap;
 ///    `$10` the room of the others);
@@ -85,13 +82,7 @@ pub(super) const CLAIM: &str = concat!(
         SELECT ARRAY(SELECT t FROM UNNEST($4::text[]) AS t
                      WHERE t <> ALL(ARRAY(SELECT task_type FROM task_type_controls WHERE paused))) AS types
      ),
-     groups(k) AS (
-        SELECT '00000000-0000-0000-0000-000000000000'::uuid
-        UNION ALL
-        SELECT (SELECT ", group!(), " FROM tasks
-                WHERE status IN ('pending', 'retrying') AND ", group!(), " > g.k ORDER BY 1 LIMIT 1)
-        FROM groups g WHERE g.k IS NOT NULL
-     ),
+     ", waiting_groups!(), ",
      contenders AS (
         SELECT g.k, h.claim_at AS head, COALESCE(r.room, $10) AS room
         FROM groups g

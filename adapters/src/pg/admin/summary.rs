@@ -311,9 +311,9 @@ impl PgStore {
 /// The due backlog (`EngineSummary::due_backlog`) of the institutions `{institution}` selects
 /// (`$1`) and of task type `$2` (`NULL`: any): a row per priority for each of the top `$3`
 /// institutions (`place` 1, 2, …), then a row per priority of every due task (`place`
-/// `NULL`). The due tasks are read once, through a partial index of the waiting tasks:
-/// `tasks_due` by `run_at`, or `tasks_claim` for one institution (whose expression
-/// `{institution}` then is).
+/// `NULL`). The due tasks are read once, through `tasks_claim`, the partial index of the
+/// waiting tasks (for one institution, only its range: `{institution}` is then the index's
+/// expression).
 const DUE_BACKLOG: &str = concat!(
     "WITH due AS (
         SELECT ",
