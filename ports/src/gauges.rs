@@ -14,7 +14,9 @@ pub struct QueueDepth {
     pub tasks_due: u64,
     /// Events waiting for dispatch (pending or retrying).
     pub events_waiting: u64,
-    /// How long the oldest due task has been due.
+    /// How long the oldest due task next in line has been due: of each institution's (and of
+    /// the tasks of none) due tasks, the first in claim order (`claim_at`, id); within one
+    /// priority that is the one due the longest.
     pub oldest_due_task: Option<Duration>,
     /// How long the oldest due event has been due.
     pub oldest_due_event: Option<Duration>,

@@ -20,13 +20,20 @@ impl QueueGauges for MemoryStore {
         let waiting = |t: &&super::rows::TaskRow| {
             matches!(t.status, TaskStatus::Pending | TaskStatus::Retrying)
         };
-        let due: Vec<Timestamp> = s
+        let due: Vec<&super::rows::TaskRow> = s
             .tasks
             .values()
             .filter(waiting)
             .filter(|t| t.run_at <= now)
-            .map(|t| t.run_at)
             .collect();
+        // As on PostgreSQL: the oldest among the due tasks next in line of each group.
+        let mut heads = std::collections::HashMap::new();
+        for t in &due {
+            let head = heads.entry(t.institution_id).or_insert(*t);
+            if (t.claim_at, t.id) < (head.claim_at, head.id) {
+                *head = *t;
+            }
+        }
         let events: Vec<Timestamp> = s
             .events
             .values()
@@ -39,7 +46,7 @@ impl QueueGauges for MemoryStore {
             tasks_running: capped(tasks_in(TaskStatus::Running)),
             tasks_due: capped(due.len()),
             events_waiting: capped(events.len()),
-            oldest_due_task: age(now, due.iter().min().copied()),
+            oldest_due_task: age(now, heads.values().map(|t| t.run_at).min()),
             oldest_due_event: age(now, events.iter().filter(|t| **t <= now).min().copied()),
         })
     }

@@ -4,16 +4,12 @@
 -- On the live tables the correlation index holds *settled* rows only (finished tasks,
 -- dispatched or dead events). A queued row then costs it nothing but the predicate check when
 -- it is inserted and claimed; it enters it once, when it settles. The lists read the rows
--- still in the queue through the queue's own partial indexes (`tasks_due`,
+-- still in the queue through the queue's own partial indexes (`tasks_claim`,
 -- `tasks_running_lease`, `domain_events_due`; see `pg/admin/mod.rs`, `source`). Copies are
 -- rare: the request id of the operator who made them gets a plain partial index.
 --
--- Text search in the payload gets a trigram index on the archives only, which the archive
--- job alone writes. The same index of the live tables' settled rows made `q` fast there too
--- but cost the drain about a third (docs/PERFORMANCE.md); it is not built.
---
--- pg_trgm is a trusted extension: the database's owner may create it.
-CREATE EXTENSION IF NOT EXISTS pg_trgm;
+-- Text search in the payload (`q`) has no index: a trigram index of the settled rows made it
+-- fast but cost the drain about a third, a word index about a fifth (docs/PERFORMANCE.md).
 
 CREATE INDEX tasks_settled_correlation ON tasks (correlation_id)
     WHERE status IN ('succeeded', 'dead', 'cancelled');
@@ -24,10 +20,6 @@ CREATE INDEX domain_events_settled_correlation ON domain_events (correlation_id)
     WHERE status IN ('dispatched', 'dead');
 CREATE INDEX domain_events_reprocess_request ON domain_events (reprocess_request_id)
     WHERE reprocess_request_id IS NOT NULL;
-
--- The archives are written by the archive job only: their text search is a plain index.
-CREATE INDEX tasks_processed_text ON tasks_processed USING gin ((payload::text) gin_trgm_ops);
-CREATE INDEX domain_events_processed_text ON domain_events_processed USING gin ((payload::text) gin_trgm_ops);
 
 -- One index of waiting tasks instead of two. `tasks_claim` (0017) serves the claims, the due
 -- counts and the gauges; `tasks_due` (0002) only served the counts, yet every enqueue paid it.
