@@ -208,7 +208,7 @@ fn describe() {
     describe_gauge!(
         OLDEST_DUE_TASK,
         Unit::Seconds,
-        "How long the oldest due task has waited (0: none is due)."
+        "How long the oldest due task next in line (of each institution, the first in claim order) has waited (0: none is due)."
     );
     describe_gauge!(
         OLDEST_DUE_EVENT,
