@@ -266,26 +266,18 @@ impl super::PgStore {
         &self,
         event: &campus_ports::NewEvent,
     ) -> Result<(Uuid, DateTime<Utc>), PortError> {
-        let payload = serde_json::from_str(&event.payload)
-            .map_err(|e| PortError::Conflict(format!("event payload is not JSON: {e}")))?;
-        let (entity, id) = (Uuid::now_v7(), Uuid::now_v7());
+        let entity = Uuid::now_v7();
+        let row = EventRow {
+            aggregate_id: entity,
+            ..EventRow::from_new(event)?
+        };
+        let id = row.id;
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("INSERT INTO bench_entities (id, version) VALUES ($1, 1)")
             .bind(entity)
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let row = EventRow {
-            id,
-            event_type: event.event_type.clone(),
-            aggregate_type: event.aggregate_type.clone(),
-            aggregate_id: entity,
-            institution_id: event.institution_id.map(|i| Uuid::from_u128(i.0)),
-            payload,
-            correlation_id: event.correlation_id.clone(),
-            actor_id: None,
-            reprocessed_from: None,
-        };
         insert_rows(&mut tx, vec![row]).await?;
         tx.commit().await.map_err(db_err)?;
         self.notifier.poke(super::Channel::Events);

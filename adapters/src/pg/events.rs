@@ -17,22 +17,10 @@ use std::sync::Arc;
 #[async_trait]
 impl EventStore for PgStore {
     async fn append(&self, events: &[NewEvent]) -> Result<Vec<EventId>, PortError> {
-        let mut rows = Vec::with_capacity(events.len());
-        for e in events {
-            let payload: serde_json::Value = serde_json::from_str(&e.payload)
-                .map_err(|err| PortError::Conflict(format!("event payload is not JSON: {err}")))?;
-            rows.push(EventRow {
-                id: uuid::Uuid::now_v7(),
-                event_type: e.event_type.clone(),
-                aggregate_type: e.aggregate_type.clone(),
-                aggregate_id: uuid::Uuid::from_u128(e.aggregate_id),
-                institution_id: e.institution_id.map(|i| uuid::Uuid::from_u128(i.0)),
-                payload,
-                correlation_id: e.correlation_id.clone(),
-                actor_id: None,
-                reprocessed_from: None,
-            });
-        }
+        let rows = events
+            .iter()
+            .map(EventRow::from_new)
+            .collect::<Result<Vec<_>, _>>()?;
         let ids = rows.iter().map(|r| EventId(r.id.as_u128())).collect();
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         insert_rows(&mut tx, rows).await?;

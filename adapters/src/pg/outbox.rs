@@ -4,7 +4,7 @@
 use super::db_err;
 use crate::dto::{event_payload, uuid};
 use campus_core::DomainEvent;
-use campus_ports::{EventContext, PortError};
+use campus_ports::{EventContext, NewEvent, PortError};
 use sqlx::{Postgres, Transaction};
 
 /// A row of `domain_events` ready to insert.
@@ -34,6 +34,24 @@ impl EventRow {
             actor_id: ctx.actor_id.map(|a| uuid(a.0)),
             reprocessed_from: None,
         }
+    }
+
+    /// The row of an event appended through the port (`EventStore::append`), with a new id.
+    /// Errors: `Conflict` if its payload is not JSON.
+    pub fn from_new(e: &NewEvent) -> Result<Self, PortError> {
+        let payload = serde_json::from_str(&e.payload)
+            .map_err(|err| PortError::Conflict(format!("event payload is not JSON: {err}")))?;
+        Ok(EventRow {
+            id: uuid::Uuid::now_v7(),
+            event_type: e.event_type.clone(),
+            aggregate_type: e.aggregate_type.clone(),
+            aggregate_id: uuid(e.aggregate_id),
+            institution_id: e.institution_id.map(|i| uuid(i.0)),
+            payload,
+            correlation_id: e.correlation_id.clone(),
+            actor_id: None,
+            reprocessed_from: None,
+        })
     }
 }
 

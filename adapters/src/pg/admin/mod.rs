@@ -30,17 +30,12 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
 /// so that every condition reads the same. Both together are a `UNION ALL` that PostgreSQL
 /// reads newest first by merging the two primary keys.
 ///
-/// `by_correlation` reads the live table as one branch per state in `states`: its
+/// A filter by correlation id reads the live table as one branch per state in `states`: its
 /// correlation index holds settled rows only (migration 0018), and each other branch's
 /// condition is the predicate of a queue index, which the planner reads whole (the rows still
 /// queued) instead of the table.
-fn source(
-    table: &str,
-    fields: &str,
-    archived: Archived,
-    by_correlation: bool,
-    states: &[&str],
-) -> String {
+fn source(table: &str, fields: &str, filter: &ListFilter, states: &[&str]) -> String {
+    let by_correlation = filter.correlation_id.is_some();
     let live: Vec<String> = if by_correlation {
         states
             .iter()
@@ -49,7 +44,7 @@ fn source(
     } else {
         vec![format!("SELECT {fields} FROM {table}")]
     };
-    let branches = match archived {
+    let branches = match filter.archived {
         Archived::Live if !by_correlation => return table.to_string(),
         Archived::Live => live,
         Archived::Archived => return format!("{table}_processed AS {table}"),
@@ -81,13 +76,7 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source(
-            "domain_events",
-            EVENT_FIELDS,
-            q.filter.archived,
-            q.filter.correlation_id.is_some(),
-            EVENT_STATES,
-        );
+        let from = source("domain_events", EVENT_FIELDS, &q.filter, EVENT_STATES);
         let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.event_type {
             qb.push(" AND event_type = ").push_bind(t.clone());
@@ -207,13 +196,7 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source(
-            "tasks",
-            TASK_FIELDS,
-            q.filter.archived,
-            q.filter.correlation_id.is_some(),
-            TASK_STATES,
-        );
+        let from = source("tasks", TASK_FIELDS, &q.filter, TASK_STATES);
         let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM {from} WHERE true"));
         if let Some(t) = &q.task_type {
             qb.push(" AND task_type = ").push_bind(t.clone());
