@@ -104,6 +104,11 @@ pub struct BenchArgs {
     /// Seconds per endpoint of the API phase (4).
     #[arg(long, default_value_t = 10)]
     pub api_seconds: u64,
+    /// Writes every request of the API phase (4) to this CSV file: endpoint, scheduled send
+    /// time (Unix seconds), latency from the schedule and from the send (ms), 2xx or not.
+    /// `tests/perf/api_tail.py` summarizes it second by second.
+    #[arg(long)]
+    pub api_trace: Option<std::path::PathBuf>,
     /// Concurrent event writers in phase 2.
     #[arg(long, default_value_t = 8)]
     pub writers: usize,

@@ -2,7 +2,7 @@
 //! against a `campus api` child: reset-link requests (each e-mailed through the SMTP sink by
 //! the daemon) and grade notes written by a demo teacher.
 
-use super::load::open_loop;
+use super::load::{open_loop, OpenLoop};
 use super::phases::wait_until_idle;
 use super::processes::{Scratch, DEMO_PASSWORD};
 use super::report::BenchReport;
@@ -69,6 +69,9 @@ pub(super) async fn api_phase(
         }
     })
     .await;
+    if let Some(path) = &args.api_trace {
+        write_trace(path, &[("reset-password-token", &reset), ("notes", &notes)])?;
+    }
     report.api_errors = reset.errors + notes.errors;
     (report.api_reset_token_p50_ms, report.api_reset_token_p99_ms) =
         (reset.latency.p50, reset.latency.p99);
@@ -81,6 +84,20 @@ pub(super) async fn api_phase(
     wait_until_idle(&s.db, Duration::from_secs(120), false).await?;
     report.emails_received = s.smtp.received();
     Ok((base, institution))
+}
+
+/// Writes the requests of the API phase as CSV (see `BenchArgs::api_trace`).
+fn write_trace(path: &std::path::Path, runs: &[(&str, &OpenLoop)]) -> Result<(), String> {
+    let mut csv = String::from("endpoint,scheduled_unix_s,latency_ms,service_ms,ok\n");
+    for (endpoint, run) in runs {
+        for r in &run.requests {
+            csv.push_str(&format!(
+                "{endpoint},{:.6},{:.3},{:.3},{}\n",
+                r.scheduled_unix_s, r.latency_ms, r.service_ms, r.ok
+            ));
+        }
+    }
+    std::fs::write(path, csv).map_err(|e| format!("writing {}: {e}", path.display()))
 }
 
 /// Logs `email` in through the API; returns the access token.

@@ -141,6 +141,20 @@ pub(super) struct OpenLoop {
     /// is 1 ms; more is the client's or the machine's stall).
     pub send_lag: Summary,
     pub errors: usize,
+    /// Every request, in the order they were scheduled (for `--api-trace`).
+    pub requests: Vec<Request>,
+}
+
+/// One request of an open-loop run.
+pub(super) struct Request {
+    /// Its scheduled send time, in seconds since the Unix epoch.
+    pub scheduled_unix_s: f64,
+    /// Scheduled send → answer, ms.
+    pub latency_ms: f64,
+    /// Actual send → answer, ms.
+    pub service_ms: f64,
+    /// Whether it got a 2xx answer.
+    pub ok: bool,
 }
 
 /// Sends `rate` requests per second for `seconds`, each at its scheduled instant whatever the
@@ -154,6 +168,9 @@ pub(super) async fn open_loop(
     let total = rate as usize * seconds as usize;
     let interval = Duration::from_secs_f64(1.0 / f64::from(rate.max(1)));
     let start = tokio::time::Instant::now();
+    let start_unix_s = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64());
     let mut inflight = tokio::task::JoinSet::new();
     let mut send_lag = Vec::with_capacity(total);
     for i in 0..total {
@@ -169,24 +186,37 @@ pub(super) async fn open_loop(
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
             let ms = |from: Duration| from.as_secs_f64() * 1000.0;
-            (ms(scheduled.elapsed()), ms(sent.elapsed()), ok)
+            (i, ms(scheduled.elapsed()), ms(sent.elapsed()), ok)
         });
     }
     let (mut latency, mut service) = (Vec::with_capacity(total), Vec::with_capacity(total));
+    let mut requests = Vec::with_capacity(total);
     let mut errors = 0;
     while let Some(r) = inflight.join_next().await {
         match r {
-            Ok((from_schedule, from_send, true)) => {
-                latency.push(from_schedule);
-                service.push(from_send);
+            Ok((i, latency_ms, service_ms, ok)) => {
+                if ok {
+                    latency.push(latency_ms);
+                    service.push(service_ms);
+                } else {
+                    errors += 1;
+                }
+                requests.push(Request {
+                    scheduled_unix_s: start_unix_s + interval.as_secs_f64() * i as f64,
+                    latency_ms,
+                    service_ms,
+                    ok,
+                });
             }
-            _ => errors += 1,
+            Err(_) => errors += 1,
         }
     }
+    requests.sort_by(|a, b| a.scheduled_unix_s.total_cmp(&b.scheduled_unix_s));
     OpenLoop {
         latency: summarize(latency),
         service: summarize(service),
         send_lag: summarize(send_lag),
         errors,
+        requests,
     }
 }

@@ -449,8 +449,8 @@ fn mailer(settings: &Settings) -> Result<(Arc<dyn Mailer>, MailTarget), String> 
     })
 }
 
-/// Resolves the database (see `campus_adapters::pg::cluster::resolve`), opens a pool of `connections` on it and
-/// applies the pending migrations.
+/// Resolves the database (see `campus_adapters::pg::cluster::resolve`), opens a pool of `connections` on it
+/// (some opened at once: `pg::connect_warm`) and applies the pending migrations.
 pub async fn migrated_database(
     settings: &Settings,
     connections: u32,
@@ -458,7 +458,7 @@ pub async fn migrated_database(
     let database = cluster::resolve(settings.database_url.as_deref(), &settings.data_dir)
         .await
         .map_err(|e| e.to_string())?;
-    let pool = pg::connect(&database.url, connections)
+    let pool = pg::connect_warm(&database.url, connections)
         .await
         .map_err(|e| e.to_string())?;
     pg::migrate(&pool).await.map_err(|e| e.to_string())?;
