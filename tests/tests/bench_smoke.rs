@@ -6,6 +6,7 @@ use campus_tests::campus_binary;
 #[tokio::test]
 async fn bench_runs_and_cleans_up() {
     let server = campus_adapters::pg::testing::server_url();
+    let trace = std::env::temp_dir().join(format!("campus-api-trace-{}.csv", std::process::id()));
     let out = tokio::process::Command::new(campus_binary())
         .args([
             "bench",
@@ -22,7 +23,9 @@ async fn bench_runs_and_cleans_up() {
             "1",
             "--fairness",
             "500",
+            "--api-trace",
         ])
+        .arg(&trace)
         .env("DATABASE_URL", &server)
         // The bench's `campus daemon` and `campus api` children inherit it: small pools.
         .env("CAMPUS_DB_CONNECTIONS", "6")
@@ -58,6 +61,26 @@ async fn bench_runs_and_cleans_up() {
     }
     assert_eq!(report["api_errors"], 0, "{report}");
     assert!(stderr.contains("[4/4]"), "progress is shown: {stderr}");
+
+    // The trace has every request of the API phase: 20 req/s for 1 s per endpoint, all answered.
+    let csv = std::fs::read_to_string(&trace).expect("the API trace is written");
+    let _ = std::fs::remove_file(&trace);
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("endpoint,scheduled_unix_s,latency_ms,service_ms,ok")
+    );
+    let rows: Vec<Vec<&str>> = lines.map(|l| l.split(',').collect()).collect();
+    for endpoint in ["reset-password-token", "notes"] {
+        let of: Vec<_> = rows.iter().filter(|r| r[0] == endpoint).collect();
+        assert_eq!(of.len(), 20, "{endpoint} in {csv}");
+        assert!(of.iter().all(|r| r[4] == "true"), "{csv}");
+        assert!(
+            of.windows(2)
+                .all(|w| w[0][1].parse::<f64>().unwrap() < w[1][1].parse::<f64>().unwrap()),
+            "in scheduled order, 1/rate apart: {csv}"
+        );
+    }
 
     let scratch = stderr
         .lines()

@@ -150,8 +150,8 @@ impl BenchDatabase {
     /// Events awaiting dispatch plus tasks awaiting completion (0: the daemon is idle).
     pub async fn waiting_items(&self) -> Result<i64, PortError> {
         sqlx::query_scalar(
-            // Each count on its partial index (`*_due`, `tasks_running_lease`): never a scan
-            // of the history.
+            // Each count on a partial index (`domain_events_due`, `tasks_claim`,
+            // `tasks_running_lease`): never a scan of the history, but a read of the backlog.
             "SELECT (SELECT count(*) FROM domain_events WHERE status IN ('pending', 'retrying'))
                   + (SELECT count(*) FROM tasks WHERE status IN ('pending', 'retrying'))
                   + (SELECT count(*) FROM tasks WHERE status = 'running')",

@@ -311,8 +311,18 @@ pub(super) async fn wait_until_idle(
             progress(&format!("      {busy} left"));
             last_report = Instant::now();
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        tokio::time::sleep(idle_poll(busy)).await;
     }
+}
+
+/// How long to wait before counting again with `busy` items left. Each count reads the whole
+/// backlog (62 ms at 200 000 waiting tasks), and polling every 50 ms took a third to a half of
+/// a core from the drain it was waiting for; waiting about as long as a fast drain needs for
+/// what is left (and at most a second, for the progress line) counts a few times per drain.
+/// The drain rate is measured from the tasks' own timestamps, not from when this notices.
+fn idle_poll(busy: i64) -> Duration {
+    Duration::from_secs_f64(busy as f64 / 50_000.0)
+        .clamp(Duration::from_millis(50), Duration::from_secs(1))
 }
 
 fn ms_between(commit: DateTime<Utc>, start: DateTime<Utc>) -> f64 {
