@@ -19,8 +19,11 @@ use tracing::Instrument;
 
 /// Most tasks one claim takes. With many slots free, several claims of this size follow one
 /// another while the completer writes, instead of one large claim that leaves PostgreSQL's
-/// second core idle (measured on 2 cores: 256 beat 512 and unlimited).
-const CLAIM_BATCH: usize = 256;
+/// second core idle. Each claim pays a fixed cost at the head of `tasks_claim` (the entries of
+/// the tasks claimed before it), so fewer, larger claims drain faster: on 2 cores, 512 drained
+/// 15 % faster than 256 and as fast as 1 024 (docs/PERFORMANCE.md; with the single-scan claim
+/// of before #23, 256 had been best).
+const CLAIM_BATCH: usize = 512;
 
 /// The worker loop's dependencies.
 pub(super) struct Workers {
