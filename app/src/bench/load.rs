@@ -178,6 +178,7 @@ pub(super) async fn open_loop(
         tokio::time::sleep_until(scheduled).await;
         send_lag.push(scheduled.elapsed().as_secs_f64() * 1000.0);
         let req = request(i);
+        let scheduled_unix_s = start_unix_s + interval.as_secs_f64() * i as f64;
         inflight.spawn(async move {
             let sent = Instant::now();
             let ok = req
@@ -186,32 +187,27 @@ pub(super) async fn open_loop(
                 .map(|r| r.status().is_success())
                 .unwrap_or(false);
             let ms = |from: Duration| from.as_secs_f64() * 1000.0;
-            (i, ms(scheduled.elapsed()), ms(sent.elapsed()), ok)
+            Request {
+                scheduled_unix_s,
+                latency_ms: ms(scheduled.elapsed()),
+                service_ms: ms(sent.elapsed()),
+                ok,
+            }
         });
     }
-    let (mut latency, mut service) = (Vec::with_capacity(total), Vec::with_capacity(total));
     let mut requests = Vec::with_capacity(total);
-    let mut errors = 0;
+    let mut lost = 0;
     while let Some(r) = inflight.join_next().await {
         match r {
-            Ok((i, latency_ms, service_ms, ok)) => {
-                if ok {
-                    latency.push(latency_ms);
-                    service.push(service_ms);
-                } else {
-                    errors += 1;
-                }
-                requests.push(Request {
-                    scheduled_unix_s: start_unix_s + interval.as_secs_f64() * i as f64,
-                    latency_ms,
-                    service_ms,
-                    ok,
-                });
-            }
-            Err(_) => errors += 1,
+            Ok(request) => requests.push(request),
+            Err(_) => lost += 1,
         }
     }
     requests.sort_by(|a, b| a.scheduled_unix_s.total_cmp(&b.scheduled_unix_s));
+    let answered = || requests.iter().filter(|r| r.ok);
+    let latency = answered().map(|r| r.latency_ms).collect();
+    let service = answered().map(|r| r.service_ms).collect();
+    let errors = lost + requests.iter().filter(|r| !r.ok).count();
     OpenLoop {
         latency: summarize(latency),
         service: summarize(service),
