@@ -218,7 +218,7 @@ pub struct Settings {
 
     /// Connections of the database pool; the daemon's bookkeeping pool gets half as many,
     /// the admin screen's reads a quarter (at least 2). Size it to what the database can run
-    /// at once, not to the request rate: on a 2-core PostgreSQL, 20 instead of 8 tripled the
+    /// at once, not to the request rate: on a 2-core PostgreSQL, 20 instead of 8 doubled the
     /// API's p99 at the same throughput, since the extra backends only queue on the cores and
     /// on each other's row locks (docs/PERFORMANCE.md).
     #[arg(long, env = "CAMPUS_DB_CONNECTIONS", global = true, default_value_t = 8, value_parser = clap::value_parser!(u32).range(2..=1000))]
