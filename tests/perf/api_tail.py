@@ -40,12 +40,10 @@ def main():
         seconds = defaultdict(list)
         for t, latency, _ in rows:
             seconds[int(t - start)].append(latency)
+        per_second = [(s, sorted(v)) for s, v in sorted(seconds.items())]
         print(
             "  per second (p50/p99 ms): "
-            + "  ".join(
-                f"{s}: {pct(sorted(v), 0.5):.0f}/{pct(sorted(v), 0.99):.0f}"
-                for s, v in sorted(seconds.items())
-            )
+            + "  ".join(f"{s}: {pct(v, 0.5):.0f}/{pct(v, 0.99):.0f}" for s, v in per_second)
         )
         print(f"  slowest {slowest}:")
         for t, latency, ok in sorted(rows, key=lambda r: -r[1])[:slowest]:
