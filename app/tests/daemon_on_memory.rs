@@ -12,6 +12,7 @@ use campus::services::ArchiveService;
 use campus_adapters::memory::MemoryStore;
 use campus_core::engine::retention::{RetentionWindows, TimeOfDay};
 use campus_core::engine::{EventStatus, RetryPolicy, TaskStatus};
+use campus_core::ids::{InstitutionId, TaskId};
 use campus_core::Timestamp;
 use campus_ports::*;
 use std::future::Future;
@@ -55,9 +56,16 @@ fn start_watched(
     registry: Registry,
     daily: Vec<Daily>,
 ) -> (watch::Sender<bool>, Running, DaemonHealth) {
+    let daemon = daemon_on(store, registry, daily);
+    let health = daemon.health.clone();
+    let (stop, stopped) = watch::channel(false);
+    (stop, tokio::spawn(daemon.run(stopped)), health)
+}
+
+/// A daemon whose every port is `store`, with short intervals.
+fn daemon_on(store: &Arc<MemoryStore>, registry: Registry, daily: Vec<Daily>) -> Daemon {
     registry.validate().expect("a consistent registry");
-    let health = DaemonHealth::default();
-    let daemon = Daemon {
+    Daemon {
         events: store.clone(),
         tasks: store.clone(),
         leader: store.clone(),
@@ -76,10 +84,8 @@ fn start_watched(
         daily,
         gauges: None,
         roster: store.clone(),
-        health: health.clone(),
-    };
-    let (stop, stopped) = watch::channel(false);
-    (stop, tokio::spawn(daemon.run(stopped)), health)
+        health: DaemonHealth::default(),
+    }
 }
 
 type Running = tokio::task::JoinHandle<()>;
@@ -331,4 +337,125 @@ async fn daemons_report_their_health_and_heartbeats_and_leave_the_roster_when_th
     for health in healths {
         assert!(!health.running() && !health.listening() && !health.leader());
     }
+}
+
+/// The task queue of `store`, whose claims wait for `release` while `hold` is set (a claim
+/// under way when the daemon is told to stop).
+struct HeldClaims {
+    store: Arc<MemoryStore>,
+    hold: std::sync::atomic::AtomicBool,
+    claiming: tokio::sync::Notify,
+    release: tokio::sync::Notify,
+}
+
+#[async_trait]
+impl TaskQueue for HeldClaims {
+    async fn enqueue(&self, tasks: &[NewTask]) -> Result<usize, PortError> {
+        self.store.enqueue(tasks).await
+    }
+    async fn claim(
+        &self,
+        worker: &str,
+        types: &ClaimTypes,
+        limit: u32,
+        lease: Duration,
+    ) -> Result<Vec<ClaimedTask>, PortError> {
+        if self.hold.swap(false, Ordering::SeqCst) {
+            self.claiming.notify_one();
+            self.release.notified().await;
+        }
+        self.store.claim(worker, types, limit, lease).await
+    }
+    async fn complete(
+        &self,
+        worker: &str,
+        completions: &[Completion],
+        retry: &RetryPolicy,
+    ) -> Result<usize, PortError> {
+        self.store.complete(worker, completions, retry).await
+    }
+    async fn heartbeat(
+        &self,
+        worker: &str,
+        tasks: &[TaskId],
+        lease: Duration,
+    ) -> Result<Vec<TaskId>, PortError> {
+        self.store.heartbeat(worker, tasks, lease).await
+    }
+    async fn rescue_expired(&self, retry: &RetryPolicy, limit: u32) -> Result<usize, PortError> {
+        self.store.rescue_expired(retry, limit).await
+    }
+    async fn reprocess_task(
+        &self,
+        id: TaskId,
+        scope: Option<InstitutionId>,
+        request_id: Option<String>,
+    ) -> Result<TaskId, PortError> {
+        self.store.reprocess_task(id, scope, request_id).await
+    }
+    async fn reprocess_tasks(
+        &self,
+        filter: &TaskFilter,
+        limit: u32,
+        request_id: Option<String>,
+    ) -> Result<usize, PortError> {
+        self.store.reprocess_tasks(filter, limit, request_id).await
+    }
+}
+
+/// A daemon told to stop while a claim is under way keeps its wake-up subscription (for the
+/// PostgreSQL adapter: its LISTEN connection) until that claim has returned, so from outside
+/// "it stopped listening" means "it claims nothing more": work arriving after that waits.
+#[tokio::test]
+async fn a_stopping_daemon_stops_listening_only_after_its_last_claim() {
+    let store = Arc::new(MemoryStore::with_system_clock());
+    let queue = Arc::new(HeldClaims {
+        store: store.clone(),
+        hold: true.into(),
+        claiming: Default::default(),
+        release: Default::default(),
+    });
+    let daemon = Daemon {
+        tasks: queue.clone(),
+        ..daemon_on(&store, Registry::new(3).handle(noop::Noop), Vec::new())
+    };
+    let health = daemon.health.clone();
+    let (stopper, stopped) = watch::channel(false);
+    let running = tokio::spawn(daemon.run(stopped));
+    // Its first claim is held; it has joined the roster and listens.
+    queue.claiming.notified().await;
+    until("the daemon to beat and listen", || async {
+        let heard = store.heard_within(Duration::from_secs(60)).await.unwrap();
+        (heard.len() == 1 && health.listening()).then_some(())
+    })
+    .await;
+    stopper.send(true).unwrap();
+    // The rest of the daemon has taken the signal (it left the roster)...
+    until("the daemon to leave the roster", || async {
+        let heard = store.heard_within(Duration::from_secs(60)).await.unwrap();
+        heard.is_empty().then_some(())
+    })
+    .await;
+    // ...but the claim under way may still take what is due, so it still listens.
+    assert!(
+        health.listening(),
+        "a daemon stopped listening while a claim was under way"
+    );
+    queue.release.notify_one();
+    until("the daemon to stop listening", || async {
+        (!health.listening()).then_some(())
+    })
+    .await;
+    store.enqueue(&[noop_task(None)]).await.unwrap();
+    tokio::time::timeout(Duration::from_secs(10), running)
+        .await
+        .expect("the daemon stops")
+        .unwrap();
+    let waiting = tasks(&store).await;
+    assert_eq!(waiting.len(), 1);
+    assert_eq!(
+        (waiting[0].status, waiting[0].attempt),
+        (TaskStatus::Pending, 0),
+        "work arriving after the daemon stopped listening waits for another daemon"
+    );
 }

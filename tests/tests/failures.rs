@@ -136,8 +136,9 @@ async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
         },
     )
     .await;
-    // SIGTERM; once the daemon has taken the signal (its LISTEN connection closes), more
-    // work arrives: the running tasks finish, the new ones are never claimed.
+    // SIGTERM; once the daemon has stopped claiming (its LISTEN connection closes only then,
+    // after a claim under way at the signal has returned), more work arrives: the running
+    // tasks finish, the new ones are never claimed.
     let listeners = "SELECT count(*) FROM pg_stat_activity
          WHERE datname = current_database() AND query LIKE 'LISTEN %'";
     // Its LISTEN connection is its own and may come up just after the first claims.
@@ -152,7 +153,7 @@ async fn sigterm_lets_running_tasks_finish_and_stops_claiming() {
         .unwrap();
     assert!(sent.success());
     eventually(
-        "the daemon to take the signal (its LISTEN connection closes)",
+        "the daemon to stop claiming (its LISTEN connection closes)",
         Duration::from_secs(10),
         || async { (count(&pool, listeners).await == 0).then_some(()) },
     )

@@ -100,10 +100,14 @@ impl Daemon {
         let config = Arc::new(self.config);
         tracing::info!(worker = %config.worker_id, concurrency = config.concurrency, "daemon started");
         self.health.set_running(true);
+        // The LISTEN connection closes once the worker loop has stopped claiming (not at the
+        // signal, while a claim may still be under way): from outside, its closing says that
+        // this daemon claims nothing more.
+        let (stopped_claiming, claims_over) = watch::channel(false);
         let listener = tokio::spawn(wakers.clone().run(
             self.wake_ups,
             Some(self.health.clone()),
-            shutdown.clone(),
+            claims_over,
         ));
         let dispatcher = tokio::spawn(dispatch_loop(
             self.events.clone(),
@@ -138,6 +142,7 @@ impl Daemon {
             wake: wakers.tasks.clone(),
             slots,
             done: done_tx,
+            stopped_claiming,
         };
         workers.run(shutdown).await;
         // The worker loop returned after its tasks finished; the completer ends when the last

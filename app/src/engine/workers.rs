@@ -33,6 +33,8 @@ pub(super) struct Workers {
     pub wake: Arc<Notify>,
     pub slots: Slots,
     pub done: mpsc::UnboundedSender<Finished>,
+    /// Turns true when the loop has stopped claiming (before the running tasks finish).
+    pub stopped_claiming: watch::Sender<bool>,
 }
 
 impl Workers {
@@ -44,6 +46,7 @@ impl Workers {
             wake,
             slots,
             done,
+            stopped_claiming,
         } = self;
         let mut running = JoinSet::new();
         let heartbeat = tokio::spawn(super::heartbeat::heartbeat_loop(
@@ -102,6 +105,7 @@ impl Workers {
                 }
             }
         }
+        stopped_claiming.send_replace(true);
         drain(running, &config, &slots, &done).await;
         heartbeat.abort();
     }
