@@ -11,8 +11,9 @@ use std::time::Duration;
 
 #[derive(Debug, Clone, Args)]
 pub struct Settings {
-    /// PostgreSQL URL. Unset: a local server on localhost:5432 (database `campus`, created if
-    /// missing), else a private cluster under the data directory.
+    /// PostgreSQL URL. Unset: a local server through its Unix-domain socket, else on
+    /// localhost:5432 (database `campus`, created if missing), else a private cluster under the
+    /// data directory.
     #[arg(long, env = "DATABASE_URL", global = true, hide_env_values = true)]
     pub database_url: Option<String>,
 

@@ -1,12 +1,13 @@
 //! Start-up of the real `campus` binary: the default Adm user is created (and its password
 //! printed once) on the first start and only named on later starts; and with no database
-//! configured and no server on localhost:5432, `serve` starts a private PostgreSQL cluster,
+//! configured and no local server answering, `serve` starts a private PostgreSQL cluster,
 //! creates its database, serves on it and stops the cluster when it stops.
 //!
 //! The private-cluster test needs the PostgreSQL server binaries (`/usr/lib/postgresql/*/bin`)
-//! and root, as CI has: it runs `campus serve` in a network namespace of its own (`unshare
-//! --net`, so that no server answers on localhost:5432 there) and talks to it through
-//! `nsenter` + `curl`.
+//! and root, as CI has: it runs `campus serve` in network and mount namespaces of its own
+//! (`unshare --net --mount`, so that no server answers on localhost:5432 there, and an empty
+//! `/var/run/postgresql` hides the local server's socket) and talks to it through `nsenter` +
+//! `curl`.
 
 use campus_adapters::pg::testing::{drop_database, fresh_database};
 use campus_tests::extra::{campus_command, free_addr, Process};
@@ -254,14 +255,17 @@ async fn serve_without_a_database_runs_on_a_private_cluster_and_stops_it() {
     let guard = ClusterGuard(data_dir.clone());
     let pgdata = data_dir.join("pgdata");
 
-    // A network namespace of its own: no server answers on localhost:5432 there (so `serve`
-    // falls back to the private cluster), and the cluster's fixed port is free.
+    // Namespaces of its own: no server answers on localhost:5432 there nor through the local
+    // socket (so `serve` falls back to the private cluster), and the cluster's fixed port is
+    // free.
     let mut cmd = tokio::process::Command::new("unshare");
     cmd.args([
         "--net",
+        "--mount",
         "sh",
         "-c",
-        "ip link set lo up && exec \"$0\" serve",
+        "mount -t tmpfs -o mode=1777 campus-no-socket /var/run/postgresql \
+         && ip link set lo up && exec \"$0\" serve",
     ])
     .arg(campus_tests::campus_binary())
     .env("CAMPUS_DATA_DIR", &data_dir)

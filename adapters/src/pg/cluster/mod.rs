@@ -1,6 +1,6 @@
 //! Database resolution: decides which PostgreSQL database Campus uses, with no configuration
 //! needed. This module owns the order of preference (the configured `DATABASE_URL`, then a
-//! server on `localhost:5432`, then a private cluster started from the PostgreSQL server
+//! local server through its Unix-domain socket, then on `localhost:5432`, then a private cluster started from the PostgreSQL server
 //! binaries installed on the machine), the creation of the database when it is missing, and the
 //! life cycle of that private cluster: its generated passwords (`<data_dir>/pgpass`, mode
 //! 0600), scram-sha-256 for every connection, the non-superuser role `campus` that owns its
@@ -29,8 +29,12 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// The server tried when no database is configured.
+/// The server tried when no database is configured and no local socket answers.
 const LOCAL_SERVER_URL: &str = "postgres://postgres@localhost:5432/campus";
+/// Where a local server's Unix-domain socket for port 5432 may be (Debian's directory, then the
+/// upstream default), tried before TCP: each round trip through a socket costs the machine less
+/// than through loopback TCP, which on 2 cores decides the API's tail (docs/PERFORMANCE.md).
+const LOCAL_SOCKET_DIRS: [&str; 2] = ["/var/run/postgresql", "/tmp"];
 /// The database the private cluster serves.
 const EMBEDDED_DATABASE: &str = "campus";
 /// The fixed port of the private cluster, away from the usual 5432.
@@ -78,7 +82,7 @@ const LOG_TAIL_LINES: usize = 15;
 pub enum DatabaseSource {
     /// `DATABASE_URL` was set.
     Configured,
-    /// A PostgreSQL server was answering on `localhost:5432`.
+    /// A PostgreSQL server was answering on its local Unix-domain socket or on `localhost:5432`.
     LocalServer,
     /// A private cluster, started by Campus, whose files live in `data_dir`.
     Embedded { data_dir: PathBuf },
@@ -125,7 +129,7 @@ pub enum DatabaseError {
         source: sqlx::Error,
     },
     #[error(
-        "no DATABASE_URL is set, no PostgreSQL server answers on localhost:5432, and no PostgreSQL \
+        "no DATABASE_URL is set, no local PostgreSQL server answers (socket or localhost:5432), and no PostgreSQL \
          server binaries (initdb, pg_ctl) were found to start a private cluster: install them \
          (e.g. `apt-get install postgresql`) or set DATABASE_URL"
     )]
@@ -168,8 +172,9 @@ pub enum DatabaseError {
 /// Resolves the database Campus uses:
 ///
 /// 1. `configured` (`DATABASE_URL`), if any: the database it names is created if missing.
-/// 2. Otherwise a server on `localhost:5432` (user `postgres`), with a `campus` database created
-///    if missing.
+/// 2. Otherwise a local server (user `postgres`), through its Unix-domain socket for port 5432
+///    when one is there (see [`LOCAL_SOCKET_DIRS`]), else on `localhost:5432`, with a `campus`
+///    database created if missing.
 /// 3. Otherwise a private cluster in `<data_dir>/pgdata`, initialised once and started on
 ///    `127.0.0.1:54329` from the PostgreSQL server binaries installed on the machine (as the
 ///    `postgres` system user when running as root); its log goes to `<data_dir>/postgres.log`,
@@ -186,15 +191,31 @@ pub async fn resolve(
             embedded: None,
         });
     }
-    match ensure_database(LOCAL_SERVER_URL, LOCAL_CONNECT_TIMEOUT).await {
-        Ok(()) => {
-            return Ok(ResolvedDatabase {
-                url: LOCAL_SERVER_URL.to_string(),
-                source: DatabaseSource::LocalServer,
-                embedded: None,
-            })
+    for (url, place) in local_server_urls(&LOCAL_SOCKET_DIRS) {
+        match ensure_database(&url, LOCAL_CONNECT_TIMEOUT).await {
+            Ok(()) => {
+                return Ok(ResolvedDatabase {
+                    url,
+                    source: DatabaseSource::LocalServer,
+                    embedded: None,
+                })
+            }
+            Err(error) => tracing::info!("no usable PostgreSQL server on {place} ({error})"),
         }
-        Err(error) => tracing::info!("no usable PostgreSQL server on localhost:5432 ({error})"),
     }
     start_embedded(data_dir, EMBEDDED_PORT).await
+}
+
+/// The URLs (and where each goes, for messages) that a start without configuration tries for
+/// a local server, in order: the socket in each of `socket_dirs` that holds one, then TCP.
+fn local_server_urls(socket_dirs: &[&str]) -> Vec<(String, String)> {
+    socket_dirs
+        .iter()
+        .filter(|dir| Path::new(dir).join(".s.PGSQL.5432").exists())
+        .map(|dir| {
+            let url = format!("postgres://postgres@localhost/{EMBEDDED_DATABASE}?host={dir}");
+            (url, format!("the socket in {dir}"))
+        })
+        .chain([(LOCAL_SERVER_URL.to_string(), "localhost:5432".to_string())])
+        .collect()
 }

@@ -1,17 +1,20 @@
 //! Tests of the private cluster on scratch clusters made from this machine's server binaries:
 //! a new cluster, and an old `trust` cluster upgraded in place. They need root (or a user
-//! who may run initdb) and the PostgreSQL server binaries.
+//! who may run initdb) and the PostgreSQL server binaries. Also the order in which a start
+//! without configuration tries the local server (its socket first).
 
 use super::connect::{close, ensure_database, has_sqlstate, redact_url};
 use super::embedded::{prepare_directories, server_options, start_embedded};
 use super::passwords::ClusterPasswords;
 use super::process::{run_checked, RunAs, ServerTools};
 use super::provision::cluster_options;
+use super::{local_server_urls, LOCAL_SERVER_URL, LOCAL_SOCKET_DIRS};
 use super::{DatabaseError, EMBEDDED_CONNECT_TIMEOUT, INVALID_PASSWORD, POSTGRES_USER};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
+use std::str::FromStr;
 
 /// A free TCP port on 127.0.0.1 for a scratch cluster.
 fn free_port() -> u16 {
@@ -315,4 +318,52 @@ async fn make_old_trust_cluster(scratch: &ScratchCluster, port: u16) {
     run_checked(&run_as, &scratch.tools.pg_ctl, &stop)
         .await
         .expect("stop the old cluster");
+}
+
+/// Without configuration, a local server is tried through its Unix-domain socket first (each
+/// directory that holds one, in order), then on localhost:5432; and the socket URL reaches the
+/// server through the socket. Needs this machine's server to have its socket in one of
+/// [`LOCAL_SOCKET_DIRS`], as Debian's packages (and CI) have it.
+#[tokio::test]
+async fn a_local_server_is_tried_through_its_socket_before_tcp() {
+    let base = std::env::temp_dir().join(format!("campus-sockets-{}", uuid::Uuid::new_v4()));
+    let (with, without) = (base.join("with"), base.join("without"));
+    for dir in [&with, &without] {
+        std::fs::create_dir_all(dir).unwrap();
+    }
+    std::fs::write(with.join(".s.PGSQL.5432"), "").unwrap();
+    let (with, without) = (with.to_str().unwrap(), without.to_str().unwrap());
+    let urls: Vec<String> = local_server_urls(&[without, with])
+        .into_iter()
+        .map(|(url, _)| url)
+        .collect();
+    std::fs::remove_dir_all(&base).unwrap();
+    assert_eq!(
+        urls,
+        [
+            format!("postgres://postgres@localhost/campus?host={with}"),
+            LOCAL_SERVER_URL.to_string()
+        ]
+    );
+
+    let (url, place) = local_server_urls(&LOCAL_SOCKET_DIRS).remove(0);
+    assert!(
+        url != LOCAL_SERVER_URL,
+        "this machine's PostgreSQL has no socket in {LOCAL_SOCKET_DIRS:?}"
+    );
+    let options = PgConnectOptions::from_str(&url)
+        .unwrap()
+        .database("postgres");
+    let mut connection = PgConnection::connect_with(&options)
+        .await
+        .unwrap_or_else(|e| panic!("connect through {place}: {e}"));
+    let server_address: Option<String> = sqlx::query_scalar("SELECT inet_server_addr()::text")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(
+        server_address, None,
+        "connected over TCP, not through {place}"
+    );
+    close(connection).await;
 }
