@@ -277,14 +277,19 @@ pub(super) async fn prepare_directories(
 
 /// The `-o` options of `pg_ctl start`, which pg_ctl hands to a shell.
 pub(super) fn server_options(pgdata: &Path, port: u16) -> String {
-    let socket = format!("{}/.s.PGSQL.{port}", pgdata.display());
-    // A socket path too long for the kernel would stop the server; TCP is enough for Campus.
-    let socket_dir = if socket.len() <= MAX_SOCKET_PATH {
-        shell_quote(&pgdata.to_string_lossy())
-    } else {
-        "''".to_string()
+    let socket_dir = match socket_dir(pgdata, port) {
+        Some(dir) => shell_quote(&dir.to_string_lossy()),
+        None => "''".to_string(),
     };
     format!("-p {port} -k {socket_dir} -c listen_addresses=127.0.0.1")
+}
+
+/// Where the private cluster puts its Unix-domain socket: its data directory, unless the
+/// socket's path there would be too long for the kernel (which would stop the server); then it
+/// has none and TCP serves.
+pub(super) fn socket_dir(pgdata: &Path, port: u16) -> Option<&Path> {
+    let socket = pgdata.join(format!(".s.PGSQL.{port}"));
+    (socket.as_os_str().len() <= MAX_SOCKET_PATH).then_some(pgdata)
 }
 
 /// The last lines of the server log, to explain a failed start.

@@ -178,7 +178,8 @@ pub enum DatabaseError {
 /// 3. Otherwise a private cluster in `<data_dir>/pgdata`, initialised once and started on
 ///    `127.0.0.1:54329` from the PostgreSQL server binaries installed on the machine (as the
 ///    `postgres` system user when running as root); its log goes to `<data_dir>/postgres.log`,
-///    its passwords to `<data_dir>/pgpass`, and the URL is the role `campus`'s, with its password.
+///    its passwords to `<data_dir>/pgpass`, and the URL is the role `campus`'s, with its password,
+///    through the cluster's socket in `pgdata` when it has one there.
 pub async fn resolve(
     configured: Option<&str>,
     data_dir: &Path,

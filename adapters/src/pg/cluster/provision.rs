@@ -2,6 +2,7 @@
 //! owning its database and every object in it, and the end of `trust` in pg_hba.conf.
 
 use super::connect::{close, connect, has_sqlstate, quote_identifier, quote_literal, redact_url};
+use super::embedded::socket_dir;
 use super::passwords::ClusterPasswords;
 use super::{
     DatabaseError, APP_ROLE, EMBEDDED_CONNECT_TIMEOUT, EMBEDDED_DATABASE, INVALID_PASSWORD,
@@ -10,6 +11,7 @@ use super::{
 use sqlx::postgres::{PgConnectOptions, PgConnection};
 use sqlx::Connection;
 use std::path::Path;
+use std::str::FromStr;
 use std::time::Duration;
 
 /// Makes sure the app can connect to the private cluster as its own role, and returns its URL.
@@ -27,12 +29,12 @@ pub(super) async fn provision(
     pgpass: &Path,
     port: u16,
 ) -> Result<String, DatabaseError> {
-    let url = format!(
-        "postgres://{APP_ROLE}:{}@127.0.0.1:{port}/{EMBEDDED_DATABASE}",
-        passwords.app
-    );
+    let url = app_url(&passwords.app, pgdata, port);
     let shown = redact_url(&url);
-    let app = cluster_options(port, APP_ROLE, EMBEDDED_DATABASE).password(&passwords.app);
+    let app = PgConnectOptions::from_str(&url).map_err(|error| DatabaseError::InvalidUrl {
+        url: shown.clone(),
+        reason: error.to_string(),
+    })?;
     let trusting = hba_trusts(pgdata)?;
     if !trusting {
         match connect(&app, &shown, EMBEDDED_CONNECT_TIMEOUT).await {
@@ -286,6 +288,27 @@ pub(super) fn hba_trusts(pgdata: &Path) -> Result<bool, DatabaseError> {
         // local DATABASE USER METHOD …, host DATABASE USER ADDRESS [MASK] METHOD …
         line.split_whitespace().skip(3).any(|word| word == "trust")
     }))
+}
+
+/// The app's URL on the private cluster: through the cluster's socket when it has one whose
+/// directory is absolute and needs no escaping in a URL (a socket costs each query less than
+/// TCP), else on 127.0.0.1.
+pub(super) fn app_url(password: &str, pgdata: &Path, port: u16) -> String {
+    let plain = |dir: &&str| {
+        dir.starts_with('/')
+            && dir
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "/._-".contains(c))
+    };
+    match socket_dir(pgdata, port)
+        .and_then(Path::to_str)
+        .filter(plain)
+    {
+        Some(dir) => format!(
+            "postgres://{APP_ROLE}:{password}@localhost:{port}/{EMBEDDED_DATABASE}?host={dir}"
+        ),
+        None => format!("postgres://{APP_ROLE}:{password}@127.0.0.1:{port}/{EMBEDDED_DATABASE}"),
+    }
 }
 
 /// Connection options for `user` on the private cluster, without a password.

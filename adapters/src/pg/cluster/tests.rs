@@ -7,7 +7,7 @@ use super::connect::{close, ensure_database, has_sqlstate, redact_url};
 use super::embedded::{prepare_directories, server_options, start_embedded};
 use super::passwords::ClusterPasswords;
 use super::process::{run_checked, RunAs, ServerTools};
-use super::provision::cluster_options;
+use super::provision::{app_url, cluster_options};
 use super::{local_server_urls, LOCAL_SERVER_URL, LOCAL_SOCKET_DIRS};
 use super::{DatabaseError, EMBEDDED_CONNECT_TIMEOUT, INVALID_PASSWORD, POSTGRES_USER};
 use sqlx::postgres::{PgConnectOptions, PgConnection};
@@ -175,7 +175,13 @@ async fn a_new_private_cluster_needs_passwords_and_serves_a_non_superuser() {
 
     assert_refused_without_password(port, "campus", "campus").await;
     assert_refused_without_password(port, "postgres", "postgres").await;
-    let connection = assert_app_role_is_least_privileged(&resolved.url).await;
+    let mut connection = assert_app_role_is_least_privileged(&resolved.url).await;
+    // Its data directory's path is short and plain: the app goes through the socket there.
+    let server_address: Option<String> = sqlx::query_scalar("SELECT inet_server_addr()::text")
+        .fetch_one(&mut connection)
+        .await
+        .unwrap();
+    assert_eq!(server_address, None, "the app reaches the cluster over TCP");
     close(connection).await;
 
     let pool = crate::pg::connect(&resolved.url, 2)
@@ -366,4 +372,24 @@ async fn a_local_server_is_tried_through_its_socket_before_tcp() {
         "connected over TCP, not through {place}"
     );
     close(connection).await;
+}
+
+/// The app's URL on the private cluster goes through its socket only where that works: a
+/// directory that is absolute, plain enough for a URL, and short enough for a socket's path.
+#[test]
+fn the_private_cluster_is_reached_through_its_socket_where_it_has_one() {
+    assert_eq!(
+        app_url("pw", Path::new("/var/lib/campus/pgdata"), 54329),
+        "postgres://campus:pw@localhost:54329/campus?host=/var/lib/campus/pgdata"
+    );
+    let tcp = "postgres://campus:pw@127.0.0.1:54329/campus";
+    let long = format!("/{}/pgdata", "d".repeat(100));
+    for pgdata in [
+        ".campus/pgdata",
+        "/srv/my campus/pgdata",
+        "/srv/a&b/pgdata",
+        &long,
+    ] {
+        assert_eq!(app_url("pw", Path::new(pgdata), 54329), tcp, "{pgdata}");
+    }
 }
