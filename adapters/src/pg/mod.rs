@@ -95,23 +95,7 @@ fn pool_options(max_connections: u32) -> PgPoolOptions {
     PgPoolOptions::new()
         .max_connections(max_connections)
         .acquire_timeout(Duration::from_secs(10))
-        // sqlx pings every idle connection it hands out (a round trip before the first
-        // statement) besides the ping when it takes one back. A connection back for less
-        // than `PING_IF_IDLE_FOR` answered that second ping moments ago, so only connections
-        // idle for longer are pinged again (docs/PERFORMANCE.md: the CPU of a request).
-        .test_before_acquire(false)
-        .before_acquire(|connection, meta| {
-            Box::pin(async move {
-                if meta.idle_for >= PING_IF_IDLE_FOR {
-                    sqlx::Connection::ping(connection).await?;
-                }
-                Ok(true)
-            })
-        })
 }
-
-/// How long a pooled connection may sit idle before it is pinged again when handed out.
-const PING_IF_IDLE_FOR: Duration = Duration::from_secs(1);
 
 /// How many connections [`connect_warm`] opens up front and keeps open.
 pub const WARM_CONNECTIONS: u32 = 8;
