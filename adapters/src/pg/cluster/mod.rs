@@ -1,10 +1,11 @@
 //! Database resolution: decides which PostgreSQL database Campus uses, with no configuration
 //! needed. This module owns the order of preference (the configured `DATABASE_URL`, then a
-//! local server through its Unix-domain socket, then on `localhost:5432`, then a private cluster started from the PostgreSQL server
-//! binaries installed on the machine), the creation of the database when it is missing, and the
-//! life cycle of that private cluster: its generated passwords (`<data_dir>/pgpass`, mode
-//! 0600), scram-sha-256 for every connection, the non-superuser role `campus` that owns its
-//! database, and the in-place upgrade of clusters made by older versions with `trust` auth.
+//! local server through its Unix-domain socket, then on `localhost:5432`, then a private
+//! cluster started from the PostgreSQL server binaries installed on the machine), the creation
+//! of the database when it is missing, and the life cycle of that private cluster: its
+//! generated passwords (`<data_dir>/pgpass`, mode 0600), scram-sha-256 for every connection,
+//! the non-superuser role `campus` that owns its database, and the in-place upgrade of clusters
+//! made by older versions with `trust` auth.
 //!
 //! - `connect`: one-off connections, creating a missing database, quoting, URL redaction;
 //! - `embedded`: initialising, starting and stopping the private cluster;
@@ -129,9 +130,9 @@ pub enum DatabaseError {
         source: sqlx::Error,
     },
     #[error(
-        "no DATABASE_URL is set, no local PostgreSQL server answers (socket or localhost:5432), and no PostgreSQL \
-         server binaries (initdb, pg_ctl) were found to start a private cluster: install them \
-         (e.g. `apt-get install postgresql`) or set DATABASE_URL"
+        "no DATABASE_URL is set, no local PostgreSQL server answers (socket or localhost:5432), \
+         and no PostgreSQL server binaries (initdb, pg_ctl) were found to start a private \
+         cluster: install them (e.g. `apt-get install postgresql`) or set DATABASE_URL"
     )]
     NoServerBinaries,
     #[error(
