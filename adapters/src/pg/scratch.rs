@@ -89,11 +89,7 @@ fn made_at(name: &str) -> Option<std::time::SystemTime> {
 
 /// Drops a database made by [`create_database`] (closing its connections first).
 pub async fn drop_database(url: &str) -> Result<(), PortError> {
-    let Some(name) = url
-        .rsplit('/')
-        .next()
-        .map(|n| n.split('?').next().unwrap_or(n).to_string())
-    else {
+    let Some(name) = database_name(url) else {
         return Ok(());
     };
     let admin = connect(&with_database(url, "postgres"), 1).await?;
@@ -103,6 +99,16 @@ pub async fn drop_database(url: &str) -> Result<(), PortError> {
         .map_err(db_err)?;
     admin.close().await;
     Ok(())
+}
+
+/// The database `url` names: its path, before any query (whose values, such as a socket
+/// directory in `host=`, may hold slashes too).
+fn database_name(url: &str) -> Option<&str> {
+    let base = url.split_once('?').map_or(url, |(base, _)| base);
+    let (_, rest) = base.split_once("://")?;
+    rest.split_once('/')
+        .map(|(_, name)| name)
+        .filter(|name| !name.is_empty())
 }
 
 /// `url` with its database name replaced by `name`.
@@ -123,7 +129,7 @@ pub fn with_database(url: &str, name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::{made_at, with_database};
+    use super::{database_name, made_at, with_database};
 
     #[test]
     fn scratch_names_say_when_they_were_made() {
@@ -136,6 +142,19 @@ mod tests {
         let v4 = uuid::Uuid::new_v4();
         assert_eq!(made_at(&format!("campus_e2e_{}", v4.simple())), None);
         assert_eq!(made_at("campus"), None);
+    }
+
+    #[test]
+    fn reads_the_database_name_before_the_query() {
+        let socket = "postgres://postgres@localhost/campus_bench_1?host=/var/run/postgresql";
+        assert_eq!(database_name(socket), Some("campus_bench_1"));
+        assert_eq!(
+            database_name("postgres://u:p@h:5432/x?sslmode=disable"),
+            Some("x")
+        );
+        assert_eq!(database_name("postgres://u@h:5432/x"), Some("x"));
+        assert_eq!(database_name("postgres://u@h:5432"), None);
+        assert_eq!(database_name("postgres://u@h:5432/?host=/tmp"), None);
     }
 
     #[test]
