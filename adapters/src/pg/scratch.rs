@@ -101,29 +101,33 @@ pub async fn drop_database(url: &str) -> Result<(), PortError> {
     Ok(())
 }
 
-/// The database `url` names: its path, before any query (whose values, such as a socket
-/// directory in `host=`, may hold slashes too).
+/// The database `url` names, if any.
 fn database_name(url: &str) -> Option<&str> {
-    let base = url.split_once('?').map_or(url, |(base, _)| base);
-    let (_, rest) = base.split_once("://")?;
-    rest.split_once('/')
-        .map(|(_, name)| name)
-        .filter(|name| !name.is_empty())
+    split_database(url).1
 }
 
 /// `url` with its database name replaced by `name`.
 pub fn with_database(url: &str, name: &str) -> String {
+    match split_database(url) {
+        (server, _, Some(query)) => format!("{server}/{name}?{query}"),
+        (server, _, None) => format!("{server}/{name}"),
+    }
+}
+
+/// `url` split around its database name: what comes before it, the name (none when the path is
+/// empty) and the query. The name is read before the query, whose values (a socket directory
+/// in `host=`) may hold slashes too.
+fn split_database(url: &str) -> (&str, Option<&str>, Option<&str>) {
     let (base, query) = match url.split_once('?') {
         Some((b, q)) => (b, Some(q)),
         None => (url, None),
     };
-    let base = match base.rfind('/') {
-        Some(i) if i > base.find("://").map_or(0, |j| j + 2) => &base[..i],
-        _ => base,
-    };
-    match query {
-        Some(q) => format!("{base}/{name}?{q}"),
-        None => format!("{base}/{name}"),
+    match base.rfind('/') {
+        Some(i) if i > base.find("://").map_or(0, |j| j + 2) => {
+            let name = &base[i + 1..];
+            (&base[..i], (!name.is_empty()).then_some(name), query)
+        }
+        _ => (base, None, query),
     }
 }
 
