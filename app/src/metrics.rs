@@ -29,6 +29,7 @@ pub const QUEUE_EVENTS: &str = "campus_queue_waiting_events";
 pub const OLDEST_DUE_TASK: &str = "campus_queue_oldest_due_task_age_seconds";
 pub const OLDEST_DUE_EVENT: &str = "campus_queue_oldest_due_event_age_seconds";
 pub const WEBHOOK_DELIVERIES: &str = "campus_webhook_deliveries_total";
+pub const PAYLOADS_INDEXED: &str = "campus_payloads_indexed_total";
 
 /// Outcomes of `campus_tasks_finished_total`.
 pub const SUCCEEDED: &str = "succeeded";
@@ -178,6 +179,10 @@ fn describe() {
     describe_counter!(
         TASKS_RESCUED,
         "Running tasks whose lease expired, handed back to the queue by the maintenance leader."
+    );
+    describe_counter!(
+        PAYLOADS_INDEXED,
+        "Payload texts entered in the search index by the maintenance leader, by table (events, tasks)."
     );
     describe_gauge!(
         LEADER,

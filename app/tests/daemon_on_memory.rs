@@ -83,6 +83,7 @@ fn daemon_on(store: &Arc<MemoryStore>, registry: Registry, daily: Vec<Daily>) ->
         },
         daily,
         gauges: None,
+        payloads: None,
         roster: store.clone(),
         health: DaemonHealth::default(),
     }

@@ -13,6 +13,7 @@ pub mod gauges;
 pub mod payloads;
 pub mod repositories;
 pub mod retention;
+pub mod search;
 pub mod services;
 pub mod webhooks;
 
@@ -24,5 +25,6 @@ pub use error::PortError;
 pub use gauges::*;
 pub use repositories::*;
 pub use retention::*;
+pub use search::*;
 pub use services::*;
 pub use webhooks::*;

@@ -53,6 +53,7 @@ async fn daemon(url: &str, clock: &ManualClock) -> Running {
         },
         daily: vec![daily],
         gauges: None,
+        payloads: None,
         roster: store,
         health: Default::default(),
     };

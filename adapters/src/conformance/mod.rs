@@ -56,6 +56,8 @@ pub struct Engine {
     pub wake_ups: Arc<dyn WakeUps>,
     pub archive: Arc<dyn Archive>,
     pub gauges: Arc<dyn QueueGauges>,
+    /// The search index of payload texts.
+    pub payloads: Arc<dyn PayloadIndex>,
     pub roster: Arc<dyn DaemonRoster>,
     pub webhooks: Arc<dyn WebhookStore>,
     /// What the archive run purges besides.
@@ -278,6 +280,7 @@ macro_rules! conformance_suite {
             ordering::an_ordered_route_runs_one_aggregates_tasks_one_at_a_time,
             ordering::an_event_waiting_for_dispatch_holds_back_later_ones,
             search::searches_find_rows_in_every_state,
+            search::text_searches_answer_alike_before_during_and_after_indexing,
             retention::the_archive_moves_exactly_the_archivable_rows,
             retention::the_purge_deletes_only_what_has_no_use,
             retention::the_audit_trail_follows_an_entity_into_the_archive,

@@ -148,3 +148,124 @@ pub async fn searches_find_rows_in_every_state(e: &Engine) {
         assert_eq!(found.len(), 1, "{corr}");
     }
 }
+
+/// What a text search answers, by table and archive scope: task ids and event ids.
+async fn otters(e: &Engine) -> Vec<(Archived, Vec<u128>, Vec<u128>)> {
+    let mut answers = Vec::new();
+    for archived in Archived::ALL {
+        let filter = ListFilter {
+            text: Some("OTTER".into()),
+            archived,
+            ..Default::default()
+        };
+        let tasks = TaskQuery {
+            filter: filter.clone(),
+            limit: 100,
+            ..Default::default()
+        };
+        let events = EventQuery {
+            filter,
+            limit: 100,
+            ..Default::default()
+        };
+        let mut t: Vec<u128> = (e.log.list_tasks(&tasks, None).await.unwrap())
+            .iter()
+            .map(|v| v.id.0)
+            .collect();
+        let mut v: Vec<u128> = (e.log.list_events(&events, None).await.unwrap())
+            .iter()
+            .map(|v| v.id.0)
+            .collect();
+        t.sort();
+        v.sort();
+        answers.push((archived, t, v));
+    }
+    answers
+}
+
+/// Indexes in passes of `limit` rows until both tables have caught up, checking after each
+/// pass that the searches answer `expected`.
+async fn index_checking(e: &Engine, limit: u32, expected: &[(Archived, Vec<u128>, Vec<u128>)]) {
+    for pass in 0.. {
+        assert!(pass < 100, "indexing never caught up");
+        let done = e.payloads.index_payloads(limit).await.unwrap();
+        assert_eq!(otters(e).await, expected, "after indexing pass {pass}");
+        if done.tasks < u64::from(limit) && done.events < u64::from(limit) {
+            break;
+        }
+    }
+}
+
+pub async fn text_searches_answer_alike_before_during_and_after_indexing(e: &Engine) {
+    let otter = |n: u32| NewTask {
+        payload: format!(r#"{{"animal":"an otter","n":{n}}}"#),
+        ..task(None)
+    };
+    let other = NewTask {
+        payload: r#"{"animal":"a heron"}"#.into(),
+        ..task(None)
+    };
+    let mut batch: Vec<NewTask> = (0..5).map(otter).collect();
+    batch.push(other.clone());
+    e.tasks.enqueue(&batch).await.unwrap();
+    // Two of them succeed (the archive takes them later), one stays running.
+    let claimed = e.tasks.claim("w", &types(), 3, LONG_LEASE).await.unwrap();
+    let done: Vec<Completion> = claimed[..2]
+        .iter()
+        .map(|c| completion(c, TaskOutcome::Succeeded))
+        .collect();
+    e.tasks.complete("w", &done, &quick_policy()).await.unwrap();
+    let otter_event = NewEvent {
+        payload: r#"{"seen":"Otters"}"#.into(),
+        ..event("Thing")
+    };
+    e.events
+        .append(&[otter_event.clone(), event("Thing"), otter_event.clone()])
+        .await
+        .unwrap();
+
+    let before = otters(e).await;
+    let live = &before[0];
+    assert_eq!(live.0, Archived::Live);
+    assert_eq!((live.1.len(), live.2.len()), (5, 2), "{before:?}");
+    // Passes of 2 rows: some end in the middle of what is there to index.
+    index_checking(e, 2, &before).await;
+
+    // Rows added after indexing are found, and indexed in turn.
+    e.tasks.enqueue(&[otter(5), other]).await.unwrap();
+    e.events.append(&[otter_event]).await.unwrap();
+    let grown = otters(e).await;
+    assert_eq!((grown[0].1.len(), grown[0].2.len()), (6, 3), "{grown:?}");
+    // The two succeeded tasks move to the archive: one indexed, one not (the new one).
+    let newest = e.tasks.claim("w", &types(), 10, LONG_LEASE).await.unwrap();
+    let sixth = newest
+        .iter()
+        .find(|c| c.payload.contains("\"n\": 5") || c.payload.contains("\"n\":5"))
+        .expect("the sixth otter is claimed");
+    e.tasks
+        .complete(
+            "w",
+            &[completion(sixth, TaskOutcome::Succeeded)],
+            &quick_policy(),
+        )
+        .await
+        .unwrap();
+    e.harness.advance(Duration::from_millis(400)).await;
+    let windows = campus_core::engine::retention::RetentionWindows {
+        finished: Duration::from_millis(300),
+        dead: Duration::from_secs(3600),
+    };
+    let moved = e.archive.archive_batch(&windows, 100).await.unwrap();
+    assert_eq!(moved.tasks, 3, "the three succeeded tasks move");
+    let after_archive = otters(e).await;
+    for (archived, tasks, events) in &after_archive {
+        let expected_tasks = match archived {
+            Archived::Live => 3,
+            Archived::Archived => 3,
+            Archived::All => 6,
+        };
+        assert_eq!(tasks.len(), expected_tasks, "{archived:?}: {after_archive:?}");
+        assert_eq!(events.len(), if *archived == Archived::Archived { 0 } else { 3 });
+    }
+    index_checking(e, 2, &after_archive).await;
+}

@@ -447,3 +447,11 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
     let (lo, hi) = (at.floor() as usize, at.ceil() as usize);
     Some(sorted[lo] + (sorted[hi] - sorted[lo]) * (at - lo as f64))
 }
+
+/// Nothing to keep: the in-memory lists search every row's payload.
+#[async_trait]
+impl PayloadIndex for MemoryStore {
+    async fn index_payloads(&self, _limit: u32) -> Result<IndexedPayloads, PortError> {
+        Ok(IndexedPayloads::default())
+    }
+}

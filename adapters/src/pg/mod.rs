@@ -55,6 +55,7 @@ mod reprocess;
 mod roster;
 #[cfg(any(test, feature = "testing", feature = "bench"))]
 mod scratch;
+mod search;
 mod sessions;
 mod tasks;
 #[cfg(any(test, feature = "testing"))]

@@ -18,7 +18,9 @@ use super::registry::Registry;
 use super::wake::Wakers;
 use super::workers::Workers;
 use campus_core::engine::RetryPolicy;
-use campus_ports::{DaemonRoster, EventStore, LeaderLock, QueueGauges, TaskQueue, WakeUps};
+use campus_ports::{
+    DaemonRoster, EventStore, LeaderLock, PayloadIndex, QueueGauges, TaskQueue, WakeUps,
+};
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{mpsc, watch};
@@ -86,6 +88,9 @@ pub struct Daemon {
     /// The queues' depth, which the maintenance leader publishes as gauges (`None`: not
     /// published).
     pub gauges: Option<Arc<dyn QueueGauges>>,
+    /// The search index of payload texts, which the maintenance leader keeps up to date when
+    /// the daemon has room (`None`: not kept by this daemon).
+    pub payloads: Option<Arc<dyn PayloadIndex>>,
     /// Where it records its heartbeats for operators.
     pub roster: Arc<dyn DaemonRoster>,
     /// Its health flags, shared with whoever probes it.
@@ -122,6 +127,7 @@ impl Daemon {
             queue: self.tasks.clone(),
             daily: self.daily,
             gauges: self.gauges,
+            payloads: self.payloads,
             roster: self.roster,
             health: self.health.clone(),
             in_flight: slots.in_flight.clone(),

@@ -2,7 +2,8 @@
 //! PostgreSQL an advisory lock held on a dedicated connection, so when the leader dies
 //! another daemon takes over) and, while it is held, the rescue of expired leases and the
 //! daily jobs (each in a task of its own, so a long archive does not hold up the rescue), and
-//! the queue-depth gauges (every [`GAUGES_EVERY`]). Every daemon, leader or not, records its
+//! the queue-depth gauges (every [`GAUGES_EVERY`]) and the search index of payload texts (when
+//! the daemon has room, [`index_payloads`]). Every daemon, leader or not, records its
 //! heartbeat in the daemon roster here (every [`BEAT_EVERY`]).
 
 use super::daemon::DaemonConfig;
@@ -11,7 +12,9 @@ use super::health::DaemonHealth;
 use super::in_flight::InFlight;
 use crate::metrics as m;
 use campus_core::Timestamp;
-use campus_ports::{DaemonBeat, DaemonRoster, LeaderLock, Leadership, QueueGauges, TaskQueue};
+use campus_ports::{
+    DaemonBeat, DaemonRoster, LeaderLock, Leadership, PayloadIndex, QueueGauges, TaskQueue,
+};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -35,6 +38,8 @@ pub(super) struct Maintenance {
     pub daily: Vec<Daily>,
     /// The queues' depth, published as gauges by the leader (`None`: not published).
     pub gauges: Option<Arc<dyn QueueGauges>>,
+    /// The search index of payload texts (`None`: not kept by this daemon).
+    pub payloads: Option<Arc<dyn PayloadIndex>>,
     pub roster: Arc<dyn DaemonRoster>,
     pub health: DaemonHealth,
     pub in_flight: InFlight,
@@ -52,6 +57,7 @@ impl Maintenance {
             queue,
             daily,
             gauges,
+            payloads,
             roster,
             health,
             in_flight,
@@ -106,6 +112,9 @@ impl Maintenance {
                         publish_depth(g).await;
                         gauges_read = Some(Instant::now());
                     }
+                }
+                if let Some(p) = payloads.as_deref() {
+                    index_payloads(p, &in_flight, config.concurrency).await;
                 }
             }
             tokio::select! {
@@ -211,6 +220,44 @@ async fn rescue_expired(queue: &dyn TaskQueue, config: &DaemonConfig) {
             Err(e) => {
                 tracing::warn!(error = %e, "rescuing expired leases failed");
                 break;
+            }
+        }
+    }
+}
+
+/// Rows of each table one pass indexes while the daemon runs nothing.
+const INDEX_IDLE_ROWS: u32 = 5_000;
+/// The same while it runs fewer tasks than half its slots. Busier, it indexes nothing: the
+/// drain comes first, and a list filtered by text is exact meanwhile (it reads the rows not
+/// indexed yet through their own index, only more slowly).
+const INDEX_BUSY_ROWS: u32 = 500;
+/// How long the leader keeps indexing in one maintenance round.
+const INDEX_ROUND: Duration = Duration::from_millis(300);
+
+/// Keeps the search index of payload texts up to date, as far as the daemon's load allows.
+async fn index_payloads(index: &dyn PayloadIndex, in_flight: &InFlight, concurrency: usize) {
+    let started = Instant::now();
+    loop {
+        let running = in_flight.lock().len();
+        let limit = match running {
+            0 => INDEX_IDLE_ROWS,
+            n if n < concurrency / 2 => INDEX_BUSY_ROWS,
+            _ => return,
+        };
+        match index.index_payloads(limit).await {
+            Ok(done) => {
+                metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
+                metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events")
+                    .increment(done.events);
+                let limit = u64::from(limit);
+                if (done.tasks < limit && done.events < limit) || started.elapsed() >= INDEX_ROUND
+                {
+                    return;
+                }
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "indexing payload texts failed");
+                return;
             }
         }
     }

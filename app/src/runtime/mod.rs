@@ -30,7 +30,7 @@ use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Id
 use campus_adapters::webhooks::sender::{AllowedHosts, HttpWebhookSender};
 use campus_ports::{
     AcademicRepository, Archive, DaemonRoster, DemoDataRepository, EngineLog, EventStore,
-    LeaderLock, Mailer, NotificationRepository, QueueGauges, Readiness, SentEmailLog, SessionStore,
+    LeaderLock, Mailer, NotificationRepository, PayloadIndex, QueueGauges, Readiness, SentEmailLog, SessionStore,
     TaskControl, TaskQueue, UserRepository, WakeUps, WebhookStore,
 };
 use sqlx::PgPool;
@@ -70,6 +70,8 @@ pub struct EnginePorts {
     pub gauges: Arc<dyn QueueGauges>,
     /// Where daemons record their heartbeats.
     pub roster: Arc<dyn DaemonRoster>,
+    /// The search index of payload texts, which the leader keeps up to date.
+    pub payloads: Arc<dyn PayloadIndex>,
 }
 
 /// The PostgreSQL side of a Campus on a database.
@@ -137,6 +139,7 @@ impl Campus {
                 tasks: engine.clone(),
                 archive: engine.clone(),
                 gauges: engine.clone(),
+                payloads: engine.clone(),
                 roster: engine,
                 // A dedicated connection for the lock, LISTEN for the hints.
                 leader: Arc::new(PgLeaderLock::new(engine_store.pool().clone())),
@@ -179,6 +182,7 @@ impl Campus {
                 tasks: shared.clone(),
                 archive: shared.clone(),
                 gauges: shared.clone(),
+                payloads: shared.clone(),
                 roster: shared.clone(),
                 leader: shared.clone(),
                 wake_ups: shared,
@@ -332,6 +336,7 @@ impl Campus {
             archive,
             gauges,
             roster,
+            payloads,
         } = self.engine.clone();
         let archive = Daily {
             job: Arc::new(ArchiveService {
@@ -362,6 +367,7 @@ impl Campus {
             },
             daily: vec![archive],
             gauges: self.settings.metrics.then_some(gauges),
+            payloads: Some(payloads),
             roster,
             health: self.state.daemon.clone(),
         }

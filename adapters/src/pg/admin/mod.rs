@@ -7,6 +7,7 @@ mod summary;
 
 pub(crate) use filters::contains_pattern;
 
+use super::search::{Searchable, EVENTS, TASKS};
 use super::{db_err, PgStore};
 use async_trait::async_trait;
 use campus_core::ids::*;
@@ -14,7 +15,7 @@ use campus_core::Timestamp;
 use campus_ports::*;
 use filters::{push_common, scoped};
 use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
-use sqlx::QueryBuilder;
+use sqlx::{Postgres, QueryBuilder};
 
 /// The columns a list of events reads and filters on.
 const EVENT_FIELDS: &str =
@@ -26,35 +27,73 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
     correlation_id, reprocess_request_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
     errors, payload";
 
-/// The rows a list reads (the live table, its archive, or both), under the live table's name
-/// so that every condition reads the same. Both together are a `UNION ALL` that PostgreSQL
-/// reads newest first by merging the two primary keys.
+/// Where a list filtered by text finds its candidates: the ids of the indexed rows whose text
+/// matches (`pg/search.rs`), read before the list.
+type Hits = Vec<uuid::Uuid>;
+
+/// Pushes the rows a list reads (the live table, its archive, or both), under the live
+/// table's name so that every condition reads the same. Both together are a `UNION ALL` that
+/// PostgreSQL reads newest first by merging the two primary keys.
 ///
 /// A filter by correlation id reads the live table as one branch per state in `states`: its
 /// correlation index holds settled rows only (migration 0018), and each other branch's
 /// condition is the predicate of a queue index, which the planner reads whole (the rows still
 /// queued) instead of the table.
-fn source(table: &str, fields: &str, filter: &ListFilter, states: &[&str]) -> String {
-    let by_correlation = filter.correlation_id.is_some();
-    let live: Vec<String> = if by_correlation {
-        states
-            .iter()
-            .map(|s| format!("SELECT {fields} FROM {table} WHERE status IN {s}"))
-            .collect()
-    } else {
-        vec![format!("SELECT {fields} FROM {table}")]
-    };
-    let branches = match filter.archived {
-        Archived::Live if !by_correlation => return table.to_string(),
-        Archived::Live => live,
-        Archived::Archived => return format!("{table}_processed AS {table}"),
-        Archived::All => [
-            live,
-            vec![format!("SELECT {fields} FROM {table}_processed")],
-        ]
-        .concat(),
-    };
-    format!("({}) AS {table}", branches.join(" UNION ALL "))
+///
+/// A filter by text with `hits` reads the rows with those ids, and the live rows not indexed
+/// yet (archived rows all are). Without `hits` (too many indexed rows match) it reads the
+/// tables newest first, and the page fills soon.
+fn push_source(
+    qb: &mut QueryBuilder<'_, Postgres>,
+    table: &str,
+    fields: &str,
+    filter: &ListFilter,
+    states: &[&str],
+    hits: Option<Hits>,
+) {
+    let live = format!("SELECT {fields} FROM {table}");
+    let archive = format!("SELECT {fields} FROM {table}_processed");
+    // Each branch, and the ids it is limited to.
+    let mut branches: Vec<(String, Option<&Hits>)> = Vec::new();
+    if filter.archived != Archived::Archived {
+        match &hits {
+            _ if filter.correlation_id.is_some() => branches.extend(
+                states
+                    .iter()
+                    .map(|s| (format!("{live} WHERE status IN {s}"), None)),
+            ),
+            Some(ids) => {
+                let searchable = Searchable::of(table).expect("the lists' tables are searchable");
+                branches.push((live.clone(), Some(ids)));
+                branches.push((format!("{live} WHERE {}", searchable.not_indexed()), None));
+            }
+            None => branches.push((live.clone(), None)),
+        }
+    }
+    if filter.archived != Archived::Live {
+        branches.push((archive.clone(), hits.as_ref()));
+    }
+    match branches.as_slice() {
+        [(only, None)] if *only == live => {
+            qb.push(table);
+        }
+        [(only, None)] if *only == archive => {
+            qb.push(format!("{table}_processed AS {table}"));
+        }
+        _ => {
+            qb.push("(");
+            for (i, (select, ids)) in branches.iter().enumerate() {
+                if i > 0 {
+                    qb.push(" UNION ALL ");
+                }
+                qb.push(select);
+                if let Some(ids) = ids {
+                    qb.push(" WHERE id = ANY(").push_bind((*ids).clone()).push(")");
+                }
+            }
+            qb.push(format!(") AS {table}"));
+        }
+    }
 }
 
 /// The states of the live tables, as `source` splits them: settled first (what 0018 indexes),
@@ -66,6 +105,19 @@ const TASK_STATES: &[&str] = &[
     "('running')",
 ];
 
+impl PgStore {
+    /// The indexed rows a list filtered by text reads (see [`push_source`]): none without a
+    /// text, or with a correlation id (whose index narrows the list more).
+    async fn text_hits(&self, s: Searchable, f: &ListFilter) -> Result<Option<Hits>, PortError> {
+        match f.text.as_deref().filter(|t| !t.is_empty()) {
+            Some(text) if f.correlation_id.is_none() => {
+                self.indexed_matches(s, &contains_pattern(text)).await
+            }
+            _ => Ok(None),
+        }
+    }
+}
+
 #[async_trait]
 impl EngineLog for PgStore {
     async fn list_events(
@@ -76,8 +128,17 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source("domain_events", EVENT_FIELDS, &q.filter, EVENT_STATES);
-        let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM {from} WHERE true"));
+        let hits = self.text_hits(EVENTS, &q.filter).await?;
+        let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
+        push_source(
+            &mut qb,
+            "domain_events",
+            EVENT_FIELDS,
+            &q.filter,
+            EVENT_STATES,
+            hits,
+        );
+        qb.push(" WHERE true");
         if let Some(t) = &q.event_type {
             qb.push(" AND event_type = ").push_bind(t.clone());
         }
@@ -196,8 +257,10 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let from = source("tasks", TASK_FIELDS, &q.filter, TASK_STATES);
-        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM {from} WHERE true"));
+        let hits = self.text_hits(TASKS, &q.filter).await?;
+        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
+        push_source(&mut qb, "tasks", TASK_FIELDS, &q.filter, TASK_STATES, hits);
+        qb.push(" WHERE true");
         if let Some(t) = &q.task_type {
             qb.push(" AND task_type = ").push_bind(t.clone());
         }
