@@ -5,9 +5,10 @@ use async_trait::async_trait;
 use campus::engine::{TaskError, TaskHandler};
 use campus_core::ids::InstitutionId;
 use campus_ports::{ClaimedTask, EventStore, NewEvent, NewTask, TaskQueue};
-use campus_tests::TestApp;
+use campus_tests::{eventually, TestApp};
 use serde_json::json;
 use std::collections::HashSet;
+use std::time::Duration;
 
 struct Broken;
 
@@ -99,6 +100,24 @@ async fn operators_filter_page_and_inspect() {
     let found = app.get("/adm/events?q=zebra", Some(&adm)).await.body;
     assert_eq!(found["items"].as_array().unwrap().len(), 1);
     assert_eq!(found["items"][0]["id"], event_id.as_str());
+    // The daemon's maintenance leader indexes the payload texts; the same search then reads
+    // the index and answers the same.
+    eventually(
+        "the zebra's text in the search index",
+        Duration::from_secs(20),
+        || async {
+            let n: i64 =
+                sqlx::query_scalar("SELECT count(*) FROM event_texts WHERE body ILIKE '%zebra%'")
+                    .fetch_one(&app.pool)
+                    .await
+                    .unwrap();
+            (n == 1).then_some(())
+        },
+    )
+    .await;
+    let indexed = app.get("/adm/events?q=zebra", Some(&adm)).await.body;
+    assert_eq!(indexed["items"].as_array().unwrap().len(), 1);
+    assert_eq!(indexed["items"][0]["id"], event_id.as_str());
     let by_corr = app
         .get("/adm/tasks?correlation_id=corr-b", Some(&adm))
         .await

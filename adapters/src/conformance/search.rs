@@ -264,8 +264,19 @@ pub async fn text_searches_answer_alike_before_during_and_after_indexing(e: &Eng
             Archived::Archived => 3,
             Archived::All => 6,
         };
-        assert_eq!(tasks.len(), expected_tasks, "{archived:?}: {after_archive:?}");
-        assert_eq!(events.len(), if *archived == Archived::Archived { 0 } else { 3 });
+        assert_eq!(
+            tasks.len(),
+            expected_tasks,
+            "{archived:?}: {after_archive:?}"
+        );
+        assert_eq!(
+            events.len(),
+            if *archived == Archived::Archived {
+                0
+            } else {
+                3
+            }
+        );
     }
     index_checking(e, 2, &after_archive).await;
 }

@@ -85,10 +85,12 @@ impl PgStore {
         .map_err(db_err)?;
         let step = match step {
             Some(step) => step,
-            None => sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                .fetch_one(&mut *tx)
-                .await
-                .map_err(db_err)?,
+            None => {
+                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
+                    .fetch_one(&mut *tx)
+                    .await
+                    .map_err(db_err)?
+            }
         };
         if step <= below {
             return Ok(0);
@@ -188,7 +190,10 @@ mod tests {
             if not_indexed(s).await == 0 {
                 return;
             }
-            assert!(std::time::Instant::now() < deadline, "indexing never caught up");
+            assert!(
+                std::time::Instant::now() < deadline,
+                "indexing never caught up"
+            );
             tokio::time::sleep(std::time::Duration::from_millis(20)).await;
         }
     }
@@ -218,8 +223,15 @@ mod tests {
         s.enqueue(&[early]).await.unwrap();
         // The early row's transaction began after the open one: the mark waits for both.
         s.index_payloads(1000).await.unwrap();
-        assert_eq!(s.indexed_matches(TASKS, "%badger%").await.unwrap(), Some(Vec::new()));
-        assert_eq!(found(&s, "badger").await.len(), 1, "the early one, unindexed");
+        assert_eq!(
+            s.indexed_matches(TASKS, "%badger%").await.unwrap(),
+            Some(Vec::new())
+        );
+        assert_eq!(
+            found(&s, "badger").await.len(),
+            1,
+            "the early one, unindexed"
+        );
         open.commit().await.unwrap();
 
         assert_eq!(found(&s, "badger").await.len(), 2, "both, unindexed");

@@ -247,11 +247,9 @@ async fn index_payloads(index: &dyn PayloadIndex, in_flight: &InFlight, concurre
         match index.index_payloads(limit).await {
             Ok(done) => {
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
-                metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events")
-                    .increment(done.events);
+                metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events").increment(done.events);
                 let limit = u64::from(limit);
-                if (done.tasks < limit && done.events < limit) || started.elapsed() >= INDEX_ROUND
-                {
+                if (done.tasks < limit && done.events < limit) || started.elapsed() >= INDEX_ROUND {
                     return;
                 }
             }
@@ -283,4 +281,74 @@ async fn publish_depth(gauges: &dyn QueueGauges) {
     let secs = |age: Option<Duration>| age.map_or(0.0, |a| a.as_secs_f64());
     metrics::gauge!(m::OLDEST_DUE_TASK).set(secs(d.oldest_due_task));
     metrics::gauge!(m::OLDEST_DUE_EVENT).set(secs(d.oldest_due_event));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use campus_core::ids::TaskId;
+    use campus_ports::{ClaimedTask, IndexedPayloads, MockPayloadIndex, PortError};
+
+    fn running(n: u128) -> InFlight {
+        let in_flight = InFlight::default();
+        for id in 0..n {
+            in_flight.insert(&ClaimedTask {
+                id: TaskId(id),
+                task_type: "t".into(),
+                payload: "{}".into(),
+                institution_id: None,
+                event_id: None,
+                correlation_id: None,
+                lineage_id: TaskId(id),
+                attempt: 1,
+                max_attempts: 1,
+                created_at: campus_core::Timestamp(0),
+            });
+        }
+        in_flight
+    }
+
+    fn indexed(tasks: u64, events: u64) -> Result<IndexedPayloads, PortError> {
+        Ok(IndexedPayloads { events, tasks })
+    }
+
+    #[tokio::test]
+    async fn an_idle_daemon_indexes_large_passes_until_caught_up() {
+        let mut index = MockPayloadIndex::new();
+        let mut seq = mockall::Sequence::new();
+        for (tasks, events) in [(INDEX_IDLE_ROWS, 0), (0, INDEX_IDLE_ROWS), (3, 0)] {
+            index
+                .expect_index_payloads()
+                .withf(|limit| *limit == INDEX_IDLE_ROWS)
+                .times(1)
+                .in_sequence(&mut seq)
+                .returning(move |_| indexed(u64::from(tasks), u64::from(events)));
+        }
+        index_payloads(&index, &running(0), 10).await;
+    }
+
+    #[tokio::test]
+    async fn a_busy_daemon_indexes_small_passes_and_a_full_one_none() {
+        let mut index = MockPayloadIndex::new();
+        index
+            .expect_index_payloads()
+            .withf(|limit| *limit == INDEX_BUSY_ROWS)
+            .times(1)
+            .returning(|_| indexed(1, 0));
+        index_payloads(&index, &running(4), 10).await;
+        // Half its slots or more in use: no pass at all (the mock refuses any call).
+        let mut none = MockPayloadIndex::new();
+        none.expect_index_payloads().never();
+        index_payloads(&none, &running(5), 10).await;
+    }
+
+    #[tokio::test]
+    async fn a_failed_pass_ends_the_round() {
+        let mut index = MockPayloadIndex::new();
+        index
+            .expect_index_payloads()
+            .times(1)
+            .returning(|_| Err(PortError::Unavailable("down".into())));
+        index_payloads(&index, &running(0), 10).await;
+    }
 }

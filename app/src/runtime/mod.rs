@@ -30,8 +30,8 @@ use campus_adapters::security::{Argon2Hasher, SecretVault, SystemClock, UuidV7Id
 use campus_adapters::webhooks::sender::{AllowedHosts, HttpWebhookSender};
 use campus_ports::{
     AcademicRepository, Archive, DaemonRoster, DemoDataRepository, EngineLog, EventStore,
-    LeaderLock, Mailer, NotificationRepository, PayloadIndex, QueueGauges, Readiness, SentEmailLog, SessionStore,
-    TaskControl, TaskQueue, UserRepository, WakeUps, WebhookStore,
+    LeaderLock, Mailer, NotificationRepository, PayloadIndex, QueueGauges, Readiness, SentEmailLog,
+    SessionStore, TaskControl, TaskQueue, UserRepository, WakeUps, WebhookStore,
 };
 use sqlx::PgPool;
 use std::sync::Arc;

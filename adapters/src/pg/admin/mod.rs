@@ -88,7 +88,9 @@ fn push_source(
                 }
                 qb.push(select);
                 if let Some(ids) = ids {
-                    qb.push(" WHERE id = ANY(").push_bind((*ids).clone()).push(")");
+                    qb.push(" WHERE id = ANY(")
+                        .push_bind((*ids).clone())
+                        .push(")");
                 }
             }
             qb.push(format!(") AS {table}"));
