@@ -31,6 +31,9 @@ pub enum Command {
     /// Move finished events and tasks older than the retention windows to the archive tables
     /// now (the daemon's daily run does the same), printing progress.
     Archive(ArchiveArgs),
+    /// Index the payload texts not indexed yet, for the admin lists' text search (the
+    /// daemon does it when it has room; this is for after a bulk load), printing progress.
+    IndexPayloads,
     /// Show the queues at a glance: counts by status and type, the oldest waiting items, the
     /// last hour's failures and latency by task type, the last archive run.
     Status(StatusArgs),

@@ -1,4 +1,5 @@
-//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `archive`, `openapi` and,
+//! The `campus` command line: `serve`, `api`, `daemon`, `migrate`, `archive`,
+//! `index-payloads`, `status`, `consume`, `openapi` and,
 //! with the `bench` feature (on by default), `bench`.
 
 use campus::application::{Application, Roles};
@@ -35,6 +36,7 @@ async fn run(cli: Cli) -> Result<(), String> {
         Command::Bench(args) => return bench(&cli.settings, &args).await,
         Command::Migrate => return migrate(&cli.settings).await,
         Command::Archive(args) => return archive(&cli.settings, &args).await,
+        Command::IndexPayloads => return index_payloads(&cli.settings).await,
         Command::Status(args) => return status(&cli.settings, &args).await,
         Command::Consume(args) => return consume(&cli.settings, &args).await,
         Command::Serve => Roles::SERVE,
@@ -138,8 +140,6 @@ async fn migrate(settings: &Settings) -> Result<(), String> {
     Ok(())
 }
 
-/// `archive`: moves what the retention windows allow now, with a progress line on standard
-/// error (rewritten in place on a terminal, at most once a second otherwise) and a summary.
 /// `status`: the report once, or every 2 s with `--watch` until Ctrl-C.
 async fn status(settings: &Settings, args: &campus::cli::StatusArgs) -> Result<(), String> {
     use std::io::IsTerminal;
@@ -173,8 +173,47 @@ async fn status(settings: &Settings, args: &campus::cli::StatusArgs) -> Result<(
     outcome
 }
 
+/// A progress line on standard error: rewritten in place on a terminal, at most once a
+/// second otherwise.
+struct Progress {
+    verb: &'static str,
+    terminal: bool,
+    last: Option<std::time::Instant>,
+}
+
+impl Progress {
+    fn new(verb: &'static str) -> Progress {
+        use std::io::IsTerminal;
+        Progress {
+            verb,
+            terminal: std::io::stderr().is_terminal(),
+            last: None,
+        }
+    }
+
+    fn show(&mut self, line: &str) {
+        use std::io::Write;
+        if self.terminal {
+            eprint!("\r{}: {line}\x1b[K", self.verb);
+            let _ = std::io::stderr().flush();
+        } else if self
+            .last
+            .is_none_or(|l| l.elapsed() >= std::time::Duration::from_secs(1))
+        {
+            eprintln!("{}: {line}", self.verb);
+            self.last = Some(std::time::Instant::now());
+        }
+    }
+
+    fn done(&self) {
+        if self.terminal {
+            eprintln!();
+        }
+    }
+}
+
+/// `archive`: moves what the retention windows allow now, with a progress line and a summary.
 async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result<(), String> {
-    use std::io::{IsTerminal, Write};
     let (database, pool) = campus::runtime::migrated_database(settings, 2).await?;
     let service = ArchiveService {
         archive: Arc::new(PgStore::new(pool, Notifier::disabled())),
@@ -198,23 +237,10 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
             );
         })
     } else {
-        let terminal = std::io::stderr().is_terminal();
-        let mut last: Option<std::time::Instant> = None;
+        let mut progress = Progress::new("archiving");
         let now = campus_core::Timestamp(chrono::Utc::now().timestamp_millis());
-        let done = service
-            .run(now, |p| {
-                if terminal {
-                    eprint!("\rarchiving: {}\x1b[K", p.line());
-                    let _ = std::io::stderr().flush();
-                } else if last.is_none_or(|l| l.elapsed() >= std::time::Duration::from_secs(1)) {
-                    eprintln!("archiving: {}", p.line());
-                    last = Some(std::time::Instant::now());
-                }
-            })
-            .await;
-        if terminal {
-            eprintln!();
-        }
+        let done = service.run(now, |p| progress.show(&p.line())).await;
+        progress.done();
         done.map(|p| {
             println!(
                 "Archived {} tasks and {} events ({windows}) in {:.1} s, {:.0} rows/s.",
@@ -239,6 +265,44 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
         pg.stop();
     }
     outcome.map_err(|e| e.to_string())
+}
+
+/// `index-payloads`: indexes the payload texts not indexed yet, in passes, with a progress
+/// line and a summary. It stops once a pass finds less than a full batch: rows of
+/// transactions still open then are left to the daemon.
+async fn index_payloads(settings: &Settings) -> Result<(), String> {
+    use campus_ports::PayloadIndex;
+    const PASS: u32 = 10_000;
+    let (database, pool) = campus::runtime::migrated_database(settings, 2).await?;
+    let store = PgStore::new(pool, Notifier::disabled());
+    let started = std::time::Instant::now();
+    let mut progress = Progress::new("indexing");
+    let (mut tasks, mut events) = (0u64, 0u64);
+    let outcome = loop {
+        match store.index_payloads(PASS).await {
+            Ok(done) => {
+                tasks += done.tasks;
+                events += done.events;
+                progress.show(&format!("{tasks} tasks, {events} events"));
+                if done.tasks < u64::from(PASS) && done.events < u64::from(PASS) {
+                    break Ok(());
+                }
+            }
+            Err(e) => break Err(e.to_string()),
+        }
+    };
+    progress.done();
+    if outcome.is_ok() {
+        let secs = started.elapsed().as_secs_f64();
+        println!(
+            "Indexed the payload texts of {tasks} tasks and {events} events in {secs:.1} s, {:.0} rows/s.",
+            (tasks + events) as f64 / secs.max(0.001)
+        );
+    }
+    if let Some(pg) = &database.embedded {
+        pg.stop();
+    }
+    outcome
 }
 
 /// `bench`: runs every phase and prints the report (a table, or one JSON object).

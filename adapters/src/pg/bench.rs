@@ -139,7 +139,10 @@ impl BenchDatabase {
                 "TRUNCATE bench_entities".to_string(),
             ]
         } else {
-            vec!["TRUNCATE tasks, domain_events, bench_entities CASCADE".to_string()]
+            vec![
+                "TRUNCATE tasks, domain_events, bench_entities, task_texts, event_texts CASCADE"
+                    .to_string(),
+            ]
         };
         for sql in &statements {
             sqlx::query(sql).execute(&self.pool).await.map_err(db_err)?;

@@ -131,6 +131,7 @@ impl Daemon {
             roster: self.roster,
             health: self.health.clone(),
             in_flight: slots.in_flight.clone(),
+            caught_up: slots.caught_up.clone(),
             config: config.clone(),
         };
         let maintenance = tokio::spawn(maintenance.run(shutdown.clone()));

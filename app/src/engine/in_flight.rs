@@ -5,6 +5,7 @@
 use campus_core::ids::{InstitutionId, TaskId};
 use campus_ports::{ClaimedTask, Completion};
 use std::collections::HashMap;
+use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Notify, Semaphore};
@@ -126,6 +127,9 @@ pub(super) struct Slots {
     pub permits: Arc<Semaphore>,
     pub freed: Arc<Notify>,
     pub in_flight: InFlight,
+    /// Whether the last claim found no more due work than it took (it was short): the
+    /// daemon has caught up with the queue, and background work may use the room.
+    pub caught_up: Arc<AtomicBool>,
 }
 
 impl Slots {
@@ -134,6 +138,7 @@ impl Slots {
             permits: Arc::new(Semaphore::new(concurrency)),
             freed: Arc::new(Notify::new()),
             in_flight: InFlight::default(),
+            caught_up: Arc::default(),
         }
     }
 }

@@ -15,6 +15,7 @@ use campus_core::Timestamp;
 use campus_ports::{
     DaemonBeat, DaemonRoster, LeaderLock, Leadership, PayloadIndex, QueueGauges, TaskQueue,
 };
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -43,6 +44,8 @@ pub(super) struct Maintenance {
     pub roster: Arc<dyn DaemonRoster>,
     pub health: DaemonHealth,
     pub in_flight: InFlight,
+    /// Whether the worker loop's last claim was short (see `Slots`).
+    pub caught_up: Arc<AtomicBool>,
     pub config: Arc<DaemonConfig>,
 }
 
@@ -61,6 +64,7 @@ impl Maintenance {
             roster,
             health,
             in_flight,
+            caught_up,
             config,
         } = self;
         let mut leadership: Option<Box<dyn Leadership>> = None;
@@ -114,7 +118,12 @@ impl Maintenance {
                     }
                 }
                 if let Some(p) = payloads.as_deref() {
-                    index_payloads(p, &in_flight, config.concurrency).await;
+                    let room = Room {
+                        in_flight: &in_flight,
+                        caught_up: &caught_up,
+                        concurrency: config.concurrency,
+                    };
+                    index_payloads(p, &room).await;
                 }
             }
             tokio::select! {
@@ -227,23 +236,39 @@ async fn rescue_expired(queue: &dyn TaskQueue, config: &DaemonConfig) {
 
 /// Rows of each table one pass indexes while the daemon runs nothing.
 const INDEX_IDLE_ROWS: u32 = 5_000;
-/// The same while it runs fewer tasks than half its slots. Busier, it indexes nothing: the
-/// drain comes first, and a list filtered by text is exact meanwhile (it reads the rows not
-/// indexed yet through their own index, only more slowly).
+/// The same while it runs fewer tasks than half its slots.
 const INDEX_BUSY_ROWS: u32 = 500;
 /// How long the leader keeps indexing in one maintenance round.
 const INDEX_ROUND: Duration = Duration::from_millis(300);
 
-/// Keeps the search index of payload texts up to date, as far as the daemon's load allows.
-async fn index_payloads(index: &dyn PayloadIndex, in_flight: &InFlight, concurrency: usize) {
+/// What the daemon has room for besides its tasks.
+struct Room<'a> {
+    in_flight: &'a InFlight,
+    caught_up: &'a AtomicBool,
+    concurrency: usize,
+}
+
+impl Room<'_> {
+    /// Rows of each table a pass of background indexing may take now: none unless the last
+    /// claim found no more due tasks than it took and fewer than half the slots are in use
+    /// (the queue comes first; a list filtered by text is exact meanwhile, reading the rows not
+    /// indexed yet through their own index, only more slowly).
+    fn index_rows(&self) -> Option<u32> {
+        if !self.caught_up.load(Ordering::Relaxed) {
+            return None;
+        }
+        match self.in_flight.lock().len() {
+            0 => Some(INDEX_IDLE_ROWS),
+            n if n < self.concurrency / 2 => Some(INDEX_BUSY_ROWS),
+            _ => None,
+        }
+    }
+}
+
+/// Keeps the search index of payload texts up to date, as far as the daemon's room allows.
+async fn index_payloads(index: &dyn PayloadIndex, room: &Room<'_>) {
     let started = Instant::now();
-    loop {
-        let running = in_flight.lock().len();
-        let limit = match running {
-            0 => INDEX_IDLE_ROWS,
-            n if n < concurrency / 2 => INDEX_BUSY_ROWS,
-            _ => return,
-        };
+    while let Some(limit) = room.index_rows() {
         match index.index_payloads(limit).await {
             Ok(done) => {
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
@@ -308,6 +333,14 @@ mod tests {
         in_flight
     }
 
+    fn room<'a>(in_flight: &'a InFlight, caught_up: &'a AtomicBool) -> Room<'a> {
+        Room {
+            in_flight,
+            caught_up,
+            concurrency: 10,
+        }
+    }
+
     fn indexed(tasks: u64, events: u64) -> Result<IndexedPayloads, PortError> {
         Ok(IndexedPayloads { events, tasks })
     }
@@ -324,22 +357,25 @@ mod tests {
                 .in_sequence(&mut seq)
                 .returning(move |_| indexed(u64::from(tasks), u64::from(events)));
         }
-        index_payloads(&index, &running(0), 10).await;
+        index_payloads(&index, &room(&running(0), &AtomicBool::new(true))).await;
     }
 
     #[tokio::test]
-    async fn a_busy_daemon_indexes_small_passes_and_a_full_one_none() {
+    async fn a_busy_daemon_indexes_small_passes_and_a_full_or_behind_one_none() {
         let mut index = MockPayloadIndex::new();
         index
             .expect_index_payloads()
             .withf(|limit| *limit == INDEX_BUSY_ROWS)
             .times(1)
             .returning(|_| indexed(1, 0));
-        index_payloads(&index, &running(4), 10).await;
-        // Half its slots or more in use: no pass at all (the mock refuses any call).
+        let caught_up = AtomicBool::new(true);
+        index_payloads(&index, &room(&running(4), &caught_up)).await;
+        // Half its slots or more in use, or due tasks left by the last claim: no pass at all
+        // (the mock refuses any call).
         let mut none = MockPayloadIndex::new();
         none.expect_index_payloads().never();
-        index_payloads(&none, &running(5), 10).await;
+        index_payloads(&none, &room(&running(5), &caught_up)).await;
+        index_payloads(&none, &room(&running(0), &AtomicBool::new(false))).await;
     }
 
     #[tokio::test]
@@ -349,6 +385,6 @@ mod tests {
             .expect_index_payloads()
             .times(1)
             .returning(|_| Err(PortError::Unavailable("down".into())));
-        index_payloads(&index, &running(0), 10).await;
+        index_payloads(&index, &room(&running(0), &AtomicBool::new(true))).await;
     }
 }

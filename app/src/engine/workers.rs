@@ -11,6 +11,7 @@ use crate::metrics::TaskMetrics;
 use campus_ports::{ClaimTypes, ClaimedTask, Completion, TaskOutcome, TaskQueue};
 use futures::FutureExt;
 use std::panic::AssertUnwindSafe;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{mpsc, watch, Notify};
@@ -94,7 +95,9 @@ impl Workers {
             for task in claimed {
                 start(&mut running, &registry, &slots, &done, task);
             }
-            if got < want as usize && !shared {
+            let caught_up = got < want as usize && !shared;
+            slots.caught_up.store(caught_up, Ordering::Relaxed);
+            if caught_up {
                 // A type at its concurrency limit or an institution at its cap may have more
                 // due: a freed slot is worth a look then, not only a wake-up or the poll.
                 let capped = types.institutions.iter().any(|(_, room)| *room == 0);
