@@ -45,12 +45,13 @@ type Hits = Vec<uuid::Uuid>;
 /// tables newest first, and the page fills soon.
 fn push_source(
     qb: &mut QueryBuilder<'_, Postgres>,
-    table: &str,
+    searchable: Searchable,
     fields: &str,
     filter: &ListFilter,
     states: &[&str],
     hits: Option<Hits>,
 ) {
+    let table = searchable.table;
     let live = format!("SELECT {fields} FROM {table}");
     let archive = format!("SELECT {fields} FROM {table}_processed");
     // Each branch, and the ids it is limited to.
@@ -63,7 +64,6 @@ fn push_source(
                     .map(|s| (format!("{live} WHERE status IN {s}"), None)),
             ),
             Some(ids) => {
-                let searchable = Searchable::of(table).expect("the lists' tables are searchable");
                 branches.push((live.clone(), Some(ids)));
                 branches.push((format!("{live} WHERE {}", searchable.not_indexed()), None));
             }
@@ -73,6 +73,7 @@ fn push_source(
     if filter.archived != Archived::Live {
         branches.push((archive.clone(), hits.as_ref()));
     }
+    // A single branch without a condition is the table itself.
     match branches.as_slice() {
         [(only, None)] if *only == live => {
             qb.push(table);
@@ -98,7 +99,7 @@ fn push_source(
     }
 }
 
-/// The states of the live tables, as `source` splits them: settled first (what 0018 indexes),
+/// The states of the live tables, as `push_source` splits them: settled first (what 0018 indexes),
 /// then one per queue index.
 const EVENT_STATES: &[&str] = &["('dispatched', 'dead')", "('pending', 'retrying')"];
 const TASK_STATES: &[&str] = &[
@@ -132,14 +133,7 @@ impl EngineLog for PgStore {
         };
         let hits = self.text_hits(EVENTS, &q.filter).await?;
         let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
-        push_source(
-            &mut qb,
-            "domain_events",
-            EVENT_FIELDS,
-            &q.filter,
-            EVENT_STATES,
-            hits,
-        );
+        push_source(&mut qb, EVENTS, EVENT_FIELDS, &q.filter, EVENT_STATES, hits);
         qb.push(" WHERE true");
         if let Some(t) = &q.event_type {
             qb.push(" AND event_type = ").push_bind(t.clone());
@@ -261,7 +255,7 @@ impl EngineLog for PgStore {
         };
         let hits = self.text_hits(TASKS, &q.filter).await?;
         let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
-        push_source(&mut qb, "tasks", TASK_FIELDS, &q.filter, TASK_STATES, hits);
+        push_source(&mut qb, TASKS, TASK_FIELDS, &q.filter, TASK_STATES, hits);
         qb.push(" WHERE true");
         if let Some(t) = &q.task_type {
             qb.push(" AND task_type = ").push_bind(t.clone());
