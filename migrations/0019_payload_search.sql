@@ -10,8 +10,9 @@
 -- has its text in `*_texts` (transactions below a snapshot's xmin have all ended, so none of
 -- their rows can appear later). A search reads the texts' index, and the rows at or above
 -- the mark by the BRIN index of `inserted_txid` (small, and cheap to keep: it does not enter
--- an entry per row version). The archive indexes, as it moves them, the rows not yet
--- indexed, so the archive tables are wholly covered.
+-- an entry per row version). Rows that reach an archive table not indexed yet are indexed as
+-- they arrive (the triggers at the end, whoever moves them), so the archive tables are wholly
+-- covered by the texts.
 CREATE EXTENSION IF NOT EXISTS pg_trgm;
 
 -- Without a default first: existing rows keep NULL (no table rewrite) and are indexed below.
@@ -51,3 +52,30 @@ INSERT INTO payload_index_marks (source, indexed_below)
 -- Built after the texts are in (faster than entering them one by one).
 CREATE INDEX task_texts_body ON task_texts USING gin (body gin_trgm_ops);
 CREATE INDEX event_texts_body ON event_texts USING gin (body gin_trgm_ops);
+
+-- Rows inserted into an archive table (the archive's move) that are not indexed yet get
+-- their text at once. In id order, as the indexer inserts: two transactions entering the same
+-- ids take them in the same order, so they wait for each other instead of deadlocking.
+CREATE FUNCTION task_texts_of_archived() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO task_texts (id, body)
+    SELECT id, payload::text FROM arrived
+    WHERE inserted_txid >= (SELECT indexed_below FROM payload_index_marks WHERE source = 'tasks')
+    ORDER BY id
+    ON CONFLICT (id) DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER tasks_processed_texts AFTER INSERT ON tasks_processed
+    REFERENCING NEW TABLE AS arrived FOR EACH STATEMENT EXECUTE FUNCTION task_texts_of_archived();
+
+CREATE FUNCTION event_texts_of_archived() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    INSERT INTO event_texts (id, body)
+    SELECT id, payload::text FROM arrived
+    WHERE inserted_txid >= (SELECT indexed_below FROM payload_index_marks WHERE source = 'domain_events')
+    ORDER BY id
+    ON CONFLICT (id) DO NOTHING;
+    RETURN NULL;
+END $$;
+CREATE TRIGGER domain_events_processed_texts AFTER INSERT ON domain_events_processed
+    REFERENCING NEW TABLE AS arrived FOR EACH STATEMENT EXECUTE FUNCTION event_texts_of_archived();

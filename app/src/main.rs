@@ -268,8 +268,8 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
 }
 
 /// `index-payloads`: indexes the payload texts not indexed yet, in passes, with a progress
-/// line and a summary. It stops once a pass finds less than a full batch: rows of
-/// transactions still open then are left to the daemon.
+/// line and a summary. It stops once a pass indexes nothing: rows of a transaction still open
+/// (and of those after it) are left to the daemon.
 async fn index_payloads(settings: &Settings) -> Result<(), String> {
     use campus_ports::PayloadIndex;
     const PASS: u32 = 10_000;
@@ -284,7 +284,7 @@ async fn index_payloads(settings: &Settings) -> Result<(), String> {
                 tasks += done.tasks;
                 events += done.events;
                 progress.show(&format!("{tasks} tasks, {events} events"));
-                if done.tasks < u64::from(PASS) && done.events < u64::from(PASS) {
+                if done.tasks == 0 && done.events == 0 {
                     break Ok(());
                 }
             }

@@ -15,7 +15,8 @@ pub struct IndexedPayloads {
 #[async_trait::async_trait]
 pub trait PayloadIndex: Send + Sync {
     /// Indexes the payload texts of up to `limit` rows of each table that are not indexed
-    /// yet, in the order their transactions began. Fewer than `limit` for a table means it
-    /// has caught up with what had committed when the pass began.
+    /// yet (by ranges of the transactions that wrote them, and by id within one). Returns
+    /// how many it indexed; none of either table means nothing is left that may be indexed
+    /// now (rows of a transaction still open, and of those after it, wait for it to end).
     async fn index_payloads(&self, limit: u32) -> Result<IndexedPayloads, PortError>;
 }

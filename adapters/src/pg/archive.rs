@@ -4,7 +4,6 @@
 //! duplicates nothing. The eligibility predicates are `campus_core::engine::retention`'s rule
 //! in SQL (the conformance suite checks both adapters against the rule).
 
-use super::search::Searchable;
 use super::{db_err, PgStore};
 use campus_core::engine::retention::RetentionWindows;
 use campus_core::Timestamp;
@@ -71,8 +70,8 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        // Rows not indexed yet have their text indexed as they move: the archive tables are
-        // searched through the index alone (`pg/search.rs`).
+        // Rows not indexed yet get their text as they arrive (a trigger, migration 0019): the
+        // archive tables are searched through the index alone (`pg/search.rs`).
         let sql = format!(
             "WITH picked AS (
                  SELECT {alias}.id FROM {table} {alias} WHERE {archivable}
@@ -80,15 +79,8 @@ impl PgStore {
              ), moved AS (
                  DELETE FROM {table} {alias} WHERE {alias}.id = ANY (ARRAY(SELECT id FROM picked))
                  RETURNING {alias}.*
-             ), indexed AS (
-                 INSERT INTO {texts} (id, body) SELECT id, payload::text FROM moved
-                 WHERE inserted_txid >= (SELECT indexed_below FROM payload_index_marks WHERE source = '{table}')
-                 ON CONFLICT (id) DO NOTHING
              )
-             INSERT INTO {table}_processed ({columns}) SELECT {columns} FROM moved",
-            texts = Searchable::of(table)
-                .expect("the archived tables are searchable")
-                .texts
+             INSERT INTO {table}_processed ({columns}) SELECT {columns} FROM moved"
         );
         let moved = sqlx::query(&sql)
             .bind(millis(w.finished))

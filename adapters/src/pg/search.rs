@@ -26,10 +26,6 @@ pub(super) const EVENTS: Searchable = Searchable {
 };
 
 impl Searchable {
-    pub(super) fn of(table: &str) -> Option<Searchable> {
-        [TASKS, EVENTS].into_iter().find(|s| s.table == table)
-    }
-
     /// The live rows not indexed yet, as a condition on the table (under its own name):
     /// inserted at or above the mark (found through the BRIN index of `inserted_txid`), and
     /// not already indexed by a step under way.
@@ -43,92 +39,127 @@ impl Searchable {
 }
 
 /// A text matching this many indexed rows or more is searched by walking the newest rows
-/// instead of through the index: it is common enough that a page of matches is near.
+/// instead of through the index: it is common enough that a page of matches is usually near.
 pub(super) const INDEXED_MATCHES_MAX: i64 = 10_000;
 
-impl PgStore {
-    /// The ids of the indexed rows whose text contains `pattern` (a LIKE pattern), or `None`
-    /// when there are [`INDEXED_MATCHES_MAX`] or more.
-    pub(super) async fn indexed_matches(
-        &self,
-        s: Searchable,
-        pattern: &str,
-    ) -> Result<Option<Vec<uuid::Uuid>>, PortError> {
-        let ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
-            "SELECT id FROM {} WHERE body ILIKE $1 LIMIT $2",
-            s.texts
-        ))
-        .bind(pattern)
-        .bind(INDEXED_MATCHES_MAX)
-        .fetch_all(&self.pool)
-        .await
-        .map_err(db_err)?;
-        Ok((ids.len() < INDEXED_MATCHES_MAX as usize).then_some(ids))
-    }
+/// The widest range of transaction ids one step takes: each batch reads every candidate left
+/// in its step (the BRIN index cannot give them in id order), so steps stay short.
+const STEP_TXIDS: i64 = 10_000;
 
+/// The ids of the indexed rows whose text contains `pattern` (a LIKE pattern), or `None`
+/// when there are [`INDEXED_MATCHES_MAX`] or more.
+pub(super) async fn indexed_matches<'c>(
+    db: impl sqlx::PgExecutor<'c>,
+    s: Searchable,
+    pattern: &str,
+) -> Result<Option<Vec<uuid::Uuid>>, PortError> {
+    let ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
+        "SELECT id FROM {} WHERE body ILIKE $1 LIMIT $2",
+        s.texts
+    ))
+    .bind(pattern)
+    .bind(INDEXED_MATCHES_MAX)
+    .fetch_all(db)
+    .await
+    .map_err(db_err)?;
+    Ok((ids.len() < INDEXED_MATCHES_MAX as usize).then_some(ids))
+}
+
+/// Whether the trigram index can narrow a search for `text`: it needs a word of three
+/// letters or digits (`pg_trgm` takes no trigram from a shorter one inside a pattern).
+pub(super) fn indexable(text: &str) -> bool {
+    text.split(|c: char| !c.is_alphanumeric())
+        .any(|word| word.chars().count() >= 3)
+}
+
+impl PgStore {
     /// One batch of up to `limit` rows of `s` into its texts, in one transaction: the rows of
-    /// the step of transactions under way (`indexed_below` up to `step_below`, which is the
-    /// snapshot's xmin when the step began: every transaction below it has ended), after the
-    /// last id done. A short batch ends the step and moves the mark.
+    /// the step of transactions under way (`indexed_below` up to `step_below`: at most
+    /// [`STEP_TXIDS`] wide, and at most the snapshot's xmin when the step began, below which
+    /// every transaction has ended), after the last id done. A short batch ends the step and
+    /// moves the mark; a step without a row of the table is passed at once.
     async fn index_batch(&self, s: Searchable, limit: u32) -> Result<u64, PortError> {
         let Searchable { table, texts } = s;
+        if limit == 0 {
+            return Ok(0);
+        }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         // The row lock makes indexers of one table take turns (the leader's, but leaders may
-        // overlap for a moment when the leadership moves).
-        let (below, step, after): (i64, Option<i64>, Option<uuid::Uuid>) = sqlx::query_as(
-            "SELECT indexed_below, step_below, after_id FROM payload_index_marks
-             WHERE source = $1 FOR UPDATE",
+        // overlap for a moment when the leadership moves, and `campus index-payloads` may run
+        // beside them).
+        type Mark = (i64, Option<i64>, Option<uuid::Uuid>, i64, i64);
+        let (mut below, step, after, xmin, current): Mark = sqlx::query_as(
+            "SELECT indexed_below, step_below, after_id,
+                    pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
+                    pg_current_xact_id()::text::bigint
+             FROM payload_index_marks WHERE source = $1 FOR UPDATE",
         )
         .bind(table)
         .fetch_one(&mut *tx)
         .await
         .map_err(db_err)?;
-        let step = match step {
-            Some(step) => step,
-            None => {
-                sqlx::query_scalar("SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint")
-                    .fetch_one(&mut *tx)
-                    .await
-                    .map_err(db_err)?
+        // A mark ahead of this cluster's transaction ids came with a restored dump (a new
+        // cluster counts from low again): start over from 0, so that the rows written since
+        // are indexed too (the texts already there stay; entering them again does nothing).
+        let (mut step, mut after) = if below > current || step.is_some_and(|s| s > current) {
+            tracing::warn!(
+                table,
+                "the search index's mark is ahead of this cluster's transactions \
+                 (a restored dump?): indexing again from the start"
+            );
+            below = 0;
+            (None, None)
+        } else {
+            (step, after)
+        };
+        // Steps without a row of this table pass by at once, up to the xmin.
+        let done = loop {
+            let end = step.unwrap_or_else(|| xmin.min(below.saturating_add(STEP_TXIDS)));
+            if end <= below {
+                break 0;
+            }
+            // The candidates' ids first (through the BRIN index: the planner must not walk
+            // the primary key in id order instead), then the texts of the first `limit`.
+            let (done, last): (i64, Option<uuid::Uuid>) = sqlx::query_as(&format!(
+                "WITH candidates AS MATERIALIZED (
+                     SELECT id FROM {table}
+                     WHERE inserted_txid >= $1 AND inserted_txid < $2 AND ($3::uuid IS NULL OR id > $3)
+                 ), batch AS (
+                     SELECT id FROM candidates ORDER BY id LIMIT $4
+                 ), written AS (
+                     INSERT INTO {texts} (id, body)
+                     SELECT t.id, t.payload::text FROM {table} t WHERE t.id IN (SELECT id FROM batch)
+                     ORDER BY t.id
+                     ON CONFLICT (id) DO NOTHING
+                 )
+                 SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch"
+            ))
+            .bind(below)
+            .bind(end)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_one(&mut *tx)
+            .await
+            .map_err(db_err)?;
+            if done == i64::from(limit) {
+                // The step goes on after the last id done.
+                (step, after) = (Some(end), last);
+                break done;
+            }
+            // A short batch ends the step: the mark moves to its end.
+            (below, step, after) = (end, None, None);
+            if done > 0 {
+                break done;
             }
         };
-        if step <= below {
-            return Ok(0);
-        }
-        // The candidates' ids first (through the BRIN index: the planner must not walk the
-        // primary key in id order instead), then the texts of the first `limit` of them.
-        let (done, last): (i64, Option<uuid::Uuid>) = sqlx::query_as(&format!(
-            "WITH candidates AS MATERIALIZED (
-                 SELECT id FROM {table}
-                 WHERE inserted_txid >= $1 AND inserted_txid < $2 AND ($3::uuid IS NULL OR id > $3)
-             ), batch AS (
-                 SELECT id FROM candidates ORDER BY id LIMIT $4
-             ), written AS (
-                 INSERT INTO {texts} (id, body)
-                 SELECT t.id, t.payload::text FROM {table} t WHERE t.id IN (SELECT id FROM batch)
-                 ON CONFLICT (id) DO NOTHING
-             )
-             SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch"
-        ))
-        .bind(below)
-        .bind(step)
-        .bind(after)
-        .bind(i64::from(limit))
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        let step_over = done < i64::from(limit);
         sqlx::query(
-            "UPDATE payload_index_marks
-             SET indexed_below = CASE WHEN $2 THEN $3 ELSE indexed_below END,
-                 step_below = CASE WHEN $2 THEN NULL ELSE $3 END,
-                 after_id = CASE WHEN $2 THEN NULL ELSE $4 END
+            "UPDATE payload_index_marks SET indexed_below = $2, step_below = $3, after_id = $4
              WHERE source = $1",
         )
         .bind(table)
-        .bind(step_over)
+        .bind(below)
         .bind(step)
-        .bind(last)
+        .bind(after)
         .execute(&mut *tx)
         .await
         .map_err(db_err)?;
@@ -224,7 +255,7 @@ mod tests {
         // The early row's transaction began after the open one: the mark waits for both.
         s.index_payloads(1000).await.unwrap();
         assert_eq!(
-            s.indexed_matches(TASKS, "%badger%").await.unwrap(),
+            indexed_matches(s.pool(), TASKS, "%badger%").await.unwrap(),
             Some(Vec::new())
         );
         assert_eq!(
@@ -237,10 +268,65 @@ mod tests {
         assert_eq!(found(&s, "badger").await.len(), 2, "both, unindexed");
         assert_eq!(not_indexed(&s).await, 2);
         catch_up(&s).await;
-        let indexed = s.indexed_matches(TASKS, "%badger%").await.unwrap().unwrap();
+        let indexed = indexed_matches(s.pool(), TASKS, "%badger%")
+            .await
+            .unwrap()
+            .unwrap();
         assert!(indexed.len() == 2 && indexed.contains(&late), "{indexed:?}");
         assert_eq!(found(&s, "badger").await.len(), 2);
         drop_database(&url).await.unwrap();
+    }
+
+    /// A mark ahead of the cluster's transaction ids (a dump restored into a new cluster)
+    /// would hide the rows written since; the next pass starts indexing over.
+    #[tokio::test]
+    async fn a_mark_ahead_of_the_cluster_starts_indexing_over() {
+        let (url, pool) = fresh_database("campus_search_test").await.unwrap();
+        let url = DropOnPanic(url);
+        let s = PgStore::new(pool.clone(), Notifier::disabled());
+        let walrus = NewTask {
+            payload: r#"{"animal":"a restored walrus"}"#.into(),
+            ..task(None)
+        };
+        s.enqueue(&[walrus]).await.unwrap();
+        sqlx::query("UPDATE payload_index_marks SET indexed_below = indexed_below + 1000000000")
+            .execute(&pool)
+            .await
+            .unwrap();
+        assert!(
+            found(&s, "walrus").await.is_empty(),
+            "hidden below the mark"
+        );
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+        while found(&s, "walrus").await.is_empty() {
+            assert!(std::time::Instant::now() < deadline, "never indexed again");
+            s.index_payloads(1000).await.unwrap();
+        }
+        let below: i64 = sqlx::query_scalar(
+            "SELECT indexed_below FROM payload_index_marks WHERE source = 'tasks'",
+        )
+        .fetch_one(&pool)
+        .await
+        .unwrap();
+        let current: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
+        assert!(
+            below <= current,
+            "the mark is back in range: {below} > {current}"
+        );
+        drop_database(&url).await.unwrap();
+    }
+
+    #[test]
+    fn only_a_word_of_three_letters_or_digits_can_use_the_index() {
+        for text in ["otter", "student-777777", "ab-cde", "été"] {
+            assert!(indexable(text), "{text}");
+        }
+        for text in ["ab", "a-b-c", "\":", "é1", ""] {
+            assert!(!indexable(text), "{text}");
+        }
     }
 
     /// A text matching too many indexed rows is searched by walking the newest rows, and
@@ -266,7 +352,10 @@ mod tests {
             .await
             .unwrap();
         assert_eq!(texts, INDEXED_MATCHES_MAX, "every row indexed once");
-        assert_eq!(s.indexed_matches(TASKS, "%common%").await.unwrap(), None);
+        assert_eq!(
+            indexed_matches(s.pool(), TASKS, "%common%").await.unwrap(),
+            None
+        );
         assert_eq!(found(&s, "common").await.len(), 100, "a full page");
         drop_database(&url).await.unwrap();
     }

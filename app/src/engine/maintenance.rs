@@ -273,8 +273,7 @@ async fn index_payloads(index: &dyn PayloadIndex, room: &Room<'_>) {
             Ok(done) => {
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events").increment(done.events);
-                let limit = u64::from(limit);
-                if (done.tasks < limit && done.events < limit) || started.elapsed() >= INDEX_ROUND {
+                if (done.tasks == 0 && done.events == 0) || started.elapsed() >= INDEX_ROUND {
                     return;
                 }
             }
@@ -349,7 +348,7 @@ mod tests {
     async fn an_idle_daemon_indexes_large_passes_until_caught_up() {
         let mut index = MockPayloadIndex::new();
         let mut seq = mockall::Sequence::new();
-        for (tasks, events) in [(INDEX_IDLE_ROWS, 0), (0, INDEX_IDLE_ROWS), (3, 0)] {
+        for (tasks, events) in [(INDEX_IDLE_ROWS, 0), (0, 7u32), (3, 0), (0, 0)] {
             index
                 .expect_index_payloads()
                 .withf(|limit| *limit == INDEX_IDLE_ROWS)
@@ -363,11 +362,15 @@ mod tests {
     #[tokio::test]
     async fn a_busy_daemon_indexes_small_passes_and_a_full_or_behind_one_none() {
         let mut index = MockPayloadIndex::new();
-        index
-            .expect_index_payloads()
-            .withf(|limit| *limit == INDEX_BUSY_ROWS)
-            .times(1)
-            .returning(|_| indexed(1, 0));
+        let mut seq = mockall::Sequence::new();
+        for (tasks, events) in [(1, 0), (0, 0)] {
+            index
+                .expect_index_payloads()
+                .withf(|limit| *limit == INDEX_BUSY_ROWS)
+                .times(1)
+                .in_sequence(&mut seq)
+                .returning(move |_| indexed(tasks, events));
+        }
         let caught_up = AtomicBool::new(true);
         index_payloads(&index, &room(&running(4), &caught_up)).await;
         // Half its slots or more in use, or due tasks left by the last claim: no pass at all

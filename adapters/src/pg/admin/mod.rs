@@ -7,7 +7,7 @@ mod summary;
 
 pub(crate) use filters::contains_pattern;
 
-use super::search::{Searchable, EVENTS, TASKS};
+use super::search::{indexable, indexed_matches, Searchable, EVENTS, TASKS};
 use super::{db_err, PgStore};
 use async_trait::async_trait;
 use campus_core::ids::*;
@@ -15,6 +15,7 @@ use campus_core::Timestamp;
 use campus_ports::*;
 use filters::{push_common, scoped};
 use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
+use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
 
 /// The columns a list of events reads and filters on.
@@ -109,15 +110,38 @@ const TASK_STATES: &[&str] = &[
 ];
 
 impl PgStore {
-    /// The indexed rows a list filtered by text reads (see [`push_source`]): none without a
-    /// text, or with a correlation id (whose index narrows the list more).
-    async fn text_hits(&self, s: Searchable, f: &ListFilter) -> Result<Option<Hits>, PortError> {
-        match f.text.as_deref().filter(|t| !t.is_empty()) {
-            Some(text) if f.correlation_id.is_none() => {
-                self.indexed_matches(s, &contains_pattern(text)).await
-            }
-            _ => Ok(None),
-        }
+    /// Reads the rows of a list that `list` builds from the hits of its text filter (see
+    /// [`push_source`]). A text the index can answer (not with a correlation id, whose index
+    /// narrows the list more) is looked up first, in the same snapshot as the list (one
+    /// REPEATABLE READ transaction): a row indexed or archived between the two reads is
+    /// neither missed nor read twice.
+    async fn list_rows(
+        &self,
+        s: Searchable,
+        f: &ListFilter,
+        list: impl FnOnce(Option<Hits>) -> QueryBuilder<'static, Postgres>,
+    ) -> Result<Vec<PgRow>, PortError> {
+        let text = f.text.as_deref().filter(|t| indexable(t));
+        let (Some(text), None) = (text, &f.correlation_id) else {
+            return list(None)
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err);
+        };
+        let mut tx = self.pool.begin().await.map_err(db_err)?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+            .execute(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        let hits = indexed_matches(&mut *tx, s, &contains_pattern(text)).await?;
+        let rows = list(hits)
+            .build()
+            .fetch_all(&mut *tx)
+            .await
+            .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        Ok(rows)
     }
 }
 
@@ -131,26 +155,28 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let hits = self.text_hits(EVENTS, &q.filter).await?;
-        let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
-        push_source(&mut qb, EVENTS, EVENT_FIELDS, &q.filter, EVENT_STATES, hits);
-        qb.push(" WHERE true");
-        if let Some(t) = &q.event_type {
-            qb.push(" AND event_type = ").push_bind(t.clone());
-        }
-        if let Some(s) = q.status {
-            qb.push(" AND status = ").push_bind(s.as_str());
-        }
-        push_common(
-            &mut qb,
-            institution,
-            &q.filter,
-            "occurred_at",
-            q.before.map(|b| b.0),
-        );
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let list = |hits| {
+            let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
+            push_source(&mut qb, EVENTS, EVENT_FIELDS, &q.filter, EVENT_STATES, hits);
+            qb.push(" WHERE true");
+            if let Some(t) = &q.event_type {
+                qb.push(" AND event_type = ").push_bind(t.clone());
+            }
+            if let Some(s) = q.status {
+                qb.push(" AND status = ").push_bind(s.as_str());
+            }
+            push_common(
+                &mut qb,
+                institution,
+                &q.filter,
+                "occurred_at",
+                q.before.map(|b| b.0),
+            );
+            qb.push(" ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+            qb
+        };
+        let rows = self.list_rows(EVENTS, &q.filter, list).await?;
         rows.iter().map(event_view).collect()
     }
 
@@ -253,30 +279,32 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
-        let hits = self.text_hits(TASKS, &q.filter).await?;
-        let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
-        push_source(&mut qb, TASKS, TASK_FIELDS, &q.filter, TASK_STATES, hits);
-        qb.push(" WHERE true");
-        if let Some(t) = &q.task_type {
-            qb.push(" AND task_type = ").push_bind(t.clone());
-        }
-        if let Some(s) = q.status {
-            qb.push(" AND status = ").push_bind(s.as_str());
-        }
-        if let Some(e) = q.event_id {
-            qb.push(" AND event_id = ")
-                .push_bind(uuid::Uuid::from_u128(e.0));
-        }
-        push_common(
-            &mut qb,
-            institution,
-            &q.filter,
-            "created_at",
-            q.before.map(|b| b.0),
-        );
-        qb.push(" ORDER BY id DESC LIMIT ")
-            .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
-        let rows = qb.build().fetch_all(&self.pool).await.map_err(db_err)?;
+        let list = |hits| {
+            let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
+            push_source(&mut qb, TASKS, TASK_FIELDS, &q.filter, TASK_STATES, hits);
+            qb.push(" WHERE true");
+            if let Some(t) = &q.task_type {
+                qb.push(" AND task_type = ").push_bind(t.clone());
+            }
+            if let Some(s) = q.status {
+                qb.push(" AND status = ").push_bind(s.as_str());
+            }
+            if let Some(e) = q.event_id {
+                qb.push(" AND event_id = ")
+                    .push_bind(uuid::Uuid::from_u128(e.0));
+            }
+            push_common(
+                &mut qb,
+                institution,
+                &q.filter,
+                "created_at",
+                q.before.map(|b| b.0),
+            );
+            qb.push(" ORDER BY id DESC LIMIT ")
+                .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+            qb
+        };
+        let rows = self.list_rows(TASKS, &q.filter, list).await?;
         rows.iter().map(task_view).collect()
     }
 
