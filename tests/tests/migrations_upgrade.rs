@@ -246,6 +246,26 @@ async fn a_database_with_rows_at_each_earlier_migration_upgrades_and_works() {
                 .scalar("SELECT errors::text FROM tasks WHERE correlation_id = 'old-7'")
                 .await;
             assert!(errors.contains("old-host:42:beef"), "{at} {errors}");
+            // The old rows' payloads were indexed by the upgrade (0019), and a text search
+            // finds the old event.
+            let indexed: i64 = app
+                .scalar("SELECT count(*) FROM event_texts WHERE id = '01900000-0000-7000-8000-0000000000e1'")
+                .await;
+            assert_eq!(indexed, 1, "{at}");
+            let found = app
+                .get(
+                    "/adm/events?q=Old%20College&event_type=InstitutionCreated",
+                    Some(&token),
+                )
+                .await;
+            assert_eq!(found.status, 200, "{at} {found:?}");
+            let ids: Vec<&str> = found.body["items"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["id"].as_str().unwrap())
+                .collect();
+            assert_eq!(ids, ["01900000-0000-7000-8000-0000000000e1"], "{at}");
         }
         app.stop().await;
     }

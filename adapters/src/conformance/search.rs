@@ -280,4 +280,37 @@ pub async fn text_searches_answer_alike_before_during_and_after_indexing(e: &Eng
         );
     }
     index_checking(e, 2, &after_archive).await;
+
+    // Pages of 2 through live and archived matches, with another filter beside the text,
+    // give each match once, newest first.
+    let all = &after_archive[2];
+    assert_eq!(all.0, Archived::All);
+    let mut paged: Vec<u128> = Vec::new();
+    let mut before = None;
+    loop {
+        let q = TaskQuery {
+            filter: ListFilter {
+                text: Some("otter".into()),
+                archived: Archived::All,
+                ..Default::default()
+            },
+            task_type: Some(task(None).task_type),
+            before,
+            limit: 2,
+            ..Default::default()
+        };
+        let page = e.log.list_tasks(&q, None).await.unwrap();
+        if page.is_empty() {
+            break;
+        }
+        assert!(page.len() <= 2 && page.windows(2).all(|w| w[0].id > w[1].id));
+        before = page.last().map(|v| v.id);
+        paged.extend(page.iter().map(|v| v.id.0));
+    }
+    assert!(
+        paged.windows(2).all(|w| w[0] > w[1]),
+        "newest first: {paged:?}"
+    );
+    paged.sort();
+    assert_eq!(paged, all.1);
 }
