@@ -127,8 +127,9 @@ pub(super) struct Slots {
     pub permits: Arc<Semaphore>,
     pub freed: Arc<Notify>,
     pub in_flight: InFlight,
-    /// Whether the last claim found no more due work than it took (it was short): the
-    /// daemon has caught up with the queue, and background work may use the room.
+    /// Whether the last claim was short (no more due work than it took, or a type or an
+    /// institution at its limit): the daemon has caught up with what it may run, and
+    /// background work may use the room.
     pub caught_up: Arc<AtomicBool>,
 }
 
