@@ -251,7 +251,7 @@ struct Room<'a> {
 
 impl Room<'_> {
     /// Rows of each table a pass of background indexing may take now: none unless the last
-    /// claim found no more due tasks than it took and fewer than half the slots are in use
+    /// claim was short (see `Slots::caught_up`) and fewer than half the slots are in use
     /// (the queue comes first; a list filtered by text is exact meanwhile, reading the rows not
     /// indexed yet through their own index, only more slowly).
     fn index_rows(&self) -> Option<u32> {
