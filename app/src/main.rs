@@ -268,8 +268,8 @@ async fn archive(settings: &Settings, args: &campus::cli::ArchiveArgs) -> Result
 }
 
 /// `index-payloads`: indexes the payload texts not indexed yet, in passes, with a progress
-/// line and a summary. It stops once a pass indexes nothing: rows of a transaction still open
-/// (and of those after it) are left to the daemon.
+/// line and a summary. It stops once a pass indexes nothing: rows committed after that are
+/// left to the daemon.
 async fn index_payloads(settings: &Settings) -> Result<(), String> {
     use campus_ports::PayloadIndex;
     const PASS: u32 = 10_000;
@@ -279,7 +279,7 @@ async fn index_payloads(settings: &Settings) -> Result<(), String> {
     let mut progress = Progress::new("indexing");
     let (mut tasks, mut events) = (0u64, 0u64);
     let outcome = loop {
-        match store.index_payloads(PASS).await {
+        match store.index_payloads(PASS, 0).await {
             Ok(done) => {
                 tasks += done.tasks;
                 events += done.events;

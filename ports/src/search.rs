@@ -15,8 +15,9 @@ pub struct IndexedPayloads {
 #[async_trait::async_trait]
 pub trait PayloadIndex: Send + Sync {
     /// Indexes the payload texts of up to `limit` rows of each table that are not indexed
-    /// yet (by ranges of the transactions that wrote them, and by id within one). Returns
-    /// how many it indexed; none of either table means nothing is left that may be indexed
-    /// now (rows of a transaction still open, and of those after it, wait for it to end).
-    async fn index_payloads(&self, limit: u32) -> Result<IndexedPayloads, PortError>;
+    /// yet, oldest first, leaving the newest `keep` of each table for later (a busy daemon
+    /// lets a backlog build up to that, and pays for it when it is quiet). Returns how many
+    /// it indexed; none of either table means nothing is left beyond `keep` (rows another
+    /// indexer holds are skipped).
+    async fn index_payloads(&self, limit: u32, keep: u32) -> Result<IndexedPayloads, PortError>;
 }

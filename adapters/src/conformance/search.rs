@@ -189,7 +189,7 @@ async fn otters(e: &Engine) -> Vec<(Archived, Vec<u128>, Vec<u128>)> {
 async fn index_checking(e: &Engine, limit: u32, expected: &[(Archived, Vec<u128>, Vec<u128>)]) {
     for pass in 0.. {
         assert!(pass < 100, "indexing never caught up");
-        let done = e.payloads.index_payloads(limit).await.unwrap();
+        let done = e.payloads.index_payloads(limit, 0).await.unwrap();
         assert_eq!(otters(e).await, expected, "after indexing pass {pass}");
         if done.tasks == 0 && done.events == 0 {
             break;

@@ -451,7 +451,7 @@ fn percentile(sorted: &[f64], p: f64) -> Option<f64> {
 /// Nothing to keep: the in-memory lists search every row's payload.
 #[async_trait]
 impl PayloadIndex for MemoryStore {
-    async fn index_payloads(&self, _limit: u32) -> Result<IndexedPayloads, PortError> {
+    async fn index_payloads(&self, _limit: u32, _keep: u32) -> Result<IndexedPayloads, PortError> {
         Ok(IndexedPayloads::default())
     }
 }

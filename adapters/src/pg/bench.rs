@@ -140,7 +140,8 @@ impl BenchDatabase {
             ]
         } else {
             vec![
-                "TRUNCATE tasks, domain_events, bench_entities, task_texts, event_texts CASCADE"
+                "TRUNCATE tasks, domain_events, bench_entities, task_texts, event_texts, \
+                     task_texts_pending, event_texts_pending CASCADE"
                     .to_string(),
             ]
         };

@@ -1,6 +1,6 @@
-//! Text search in payloads (migration 0019 explains the design): the indexing of new rows'
-//! texts into `task_texts` / `event_texts`, in the order of the transactions that inserted
-//! them, and the tables a list filtered by text reads.
+//! Text search in payloads (migrations 0019 and 0020 explain the design): the indexing of
+//! new rows' texts into `task_texts` / `event_texts`, from the lists of rows still to index,
+//! and the tables a list filtered by text reads.
 
 use super::{db_err, PgStore};
 use async_trait::async_trait;
@@ -9,42 +9,36 @@ use campus_ports::{IndexedPayloads, PayloadIndex, PortError};
 /// A live table with a search index of its payloads.
 #[derive(Clone, Copy)]
 pub(super) struct Searchable {
-    /// The live table (its archive is `{table}_processed`); also its row in
-    /// `payload_index_marks`.
+    /// The live table (its archive is `{table}_processed`).
     pub table: &'static str,
     /// Its indexed texts, of live and archived rows.
     pub texts: &'static str,
+    /// The ids of its live rows not indexed yet (a trigger adds every row inserted).
+    pub pending: &'static str,
 }
 
 pub(super) const TASKS: Searchable = Searchable {
     table: "tasks",
     texts: "task_texts",
+    pending: "task_texts_pending",
 };
 pub(super) const EVENTS: Searchable = Searchable {
     table: "domain_events",
     texts: "event_texts",
+    pending: "event_texts_pending",
 };
 
 impl Searchable {
-    /// The live rows not indexed yet, as a condition on the table (under its own name):
-    /// inserted at or above the mark (found through the BRIN index of `inserted_txid`), and
-    /// not already indexed by a step under way.
+    /// The live rows not indexed yet, as a condition on the table (under its own name).
     pub(super) fn not_indexed(&self) -> String {
-        let Searchable { table, texts } = self;
-        format!(
-            "{table}.inserted_txid >= (SELECT indexed_below FROM payload_index_marks WHERE source = '{table}')
-             AND NOT EXISTS (SELECT 1 FROM {texts} x WHERE x.id = {table}.id)"
-        )
+        let Searchable { table, pending, .. } = self;
+        format!("{table}.id IN (SELECT id FROM {pending})")
     }
 }
 
 /// A text matching this many indexed rows or more is searched by walking the newest rows
 /// instead of through the index: it is common enough that a page of matches is usually near.
 pub(super) const INDEXED_MATCHES_MAX: i64 = 10_000;
-
-/// The widest range of transaction ids one step takes: each batch reads every candidate left
-/// in its step (the BRIN index cannot give them in id order), so steps stay short.
-const STEP_TXIDS: i64 = 10_000;
 
 /// The ids of the indexed rows whose text contains `pattern` (a LIKE pattern), or `None`
 /// when there are [`INDEXED_MATCHES_MAX`] or more.
@@ -73,107 +67,50 @@ pub(super) fn indexable(text: &str) -> bool {
 }
 
 impl PgStore {
-    /// One batch of up to `limit` rows of `s` into its texts, in one transaction: the rows of
-    /// the step of transactions under way (`indexed_below` up to `step_below`: at most
-    /// [`STEP_TXIDS`] wide, and at most the snapshot's xmin when the step began, below which
-    /// every transaction has ended), after the last id done. A short batch ends the step and
-    /// moves the mark; a step without a row of the table is passed at once.
-    async fn index_batch(&self, s: Searchable, limit: u32) -> Result<u64, PortError> {
-        let Searchable { table, texts } = s;
+    /// Moves up to `limit` of the first pending ids of `s` to its texts, leaving the newest
+    /// `keep`, in one statement (so a live row is always pending or indexed, never neither).
+    /// Ids another indexer or the archive holds are skipped; an id whose row is gone
+    /// (deleted, not archived) just leaves the list. Returns how many ids left it.
+    async fn index_batch(&self, s: Searchable, limit: u32, keep: u32) -> Result<u64, PortError> {
+        let Searchable {
+            table,
+            texts,
+            pending,
+        } = s;
         if limit == 0 {
             return Ok(0);
         }
-        let mut tx = self.pool.begin().await.map_err(db_err)?;
-        // The row lock makes indexers of one table take turns (the leader's, but leaders may
-        // overlap for a moment when the leadership moves, and `campus index-payloads` may run
-        // beside them).
-        type Mark = (i64, Option<i64>, Option<uuid::Uuid>, i64, i64);
-        let (mut below, step, after, xmin, current): Mark = sqlx::query_as(
-            "SELECT indexed_below, step_below, after_id,
-                    pg_snapshot_xmin(pg_current_snapshot())::text::bigint,
-                    pg_current_xact_id()::text::bigint
-             FROM payload_index_marks WHERE source = $1 FOR UPDATE",
-        )
-        .bind(table)
-        .fetch_one(&mut *tx)
+        let done: i64 = sqlx::query_scalar(&format!(
+            "WITH batch AS (
+                 DELETE FROM {pending} WHERE id IN (
+                     SELECT id FROM {pending} ORDER BY id
+                     LIMIT (SELECT GREATEST(count(*) - $2, 0)
+                            FROM (SELECT 1 FROM {pending} LIMIT $1 + $2) n)
+                     FOR UPDATE SKIP LOCKED)
+                 RETURNING id
+             ), written AS (
+                 INSERT INTO {texts} (id, body)
+                 SELECT t.id, t.payload::text FROM {table} t WHERE t.id IN (SELECT id FROM batch)
+                 ORDER BY t.id
+                 ON CONFLICT (id) DO NOTHING
+             )
+             SELECT count(*) FROM batch"
+        ))
+        .bind(i64::from(limit))
+        .bind(i64::from(keep))
+        .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        // A mark ahead of this cluster's transaction ids came with a restored dump (a new
-        // cluster counts from low again): start over from 0, so that the rows written since
-        // are indexed too (the texts already there stay; entering them again does nothing).
-        let (mut step, mut after) = if below > current || step.is_some_and(|s| s > current) {
-            tracing::warn!(
-                table,
-                "the search index's mark is ahead of this cluster's transactions \
-                 (a restored dump?): indexing again from the start"
-            );
-            below = 0;
-            (None, None)
-        } else {
-            (step, after)
-        };
-        // Steps without a row of this table pass by at once, up to the xmin.
-        let done = loop {
-            let end = step.unwrap_or_else(|| xmin.min(below.saturating_add(STEP_TXIDS)));
-            if end <= below {
-                break 0;
-            }
-            // The candidates' ids first (through the BRIN index: the planner must not walk
-            // the primary key in id order instead), then the texts of the first `limit`.
-            let (done, last): (i64, Option<uuid::Uuid>) = sqlx::query_as(&format!(
-                "WITH candidates AS MATERIALIZED (
-                     SELECT id FROM {table}
-                     WHERE inserted_txid >= $1 AND inserted_txid < $2 AND ($3::uuid IS NULL OR id > $3)
-                 ), batch AS (
-                     SELECT id FROM candidates ORDER BY id LIMIT $4
-                 ), written AS (
-                     INSERT INTO {texts} (id, body)
-                     SELECT t.id, t.payload::text FROM {table} t WHERE t.id IN (SELECT id FROM batch)
-                     ORDER BY t.id
-                     ON CONFLICT (id) DO NOTHING
-                 )
-                 SELECT count(*), (SELECT id FROM batch ORDER BY id DESC LIMIT 1) FROM batch"
-            ))
-            .bind(below)
-            .bind(end)
-            .bind(after)
-            .bind(i64::from(limit))
-            .fetch_one(&mut *tx)
-            .await
-            .map_err(db_err)?;
-            if done == i64::from(limit) {
-                // The step goes on after the last id done.
-                (step, after) = (Some(end), last);
-                break done;
-            }
-            // A short batch ends the step: the mark moves to its end.
-            (below, step, after) = (end, None, None);
-            if done > 0 {
-                break done;
-            }
-        };
-        sqlx::query(
-            "UPDATE payload_index_marks SET indexed_below = $2, step_below = $3, after_id = $4
-             WHERE source = $1",
-        )
-        .bind(table)
-        .bind(below)
-        .bind(step)
-        .bind(after)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
         Ok(u64::try_from(done).unwrap_or(0))
     }
 }
 
 #[async_trait]
 impl PayloadIndex for PgStore {
-    async fn index_payloads(&self, limit: u32) -> Result<IndexedPayloads, PortError> {
+    async fn index_payloads(&self, limit: u32, keep: u32) -> Result<IndexedPayloads, PortError> {
         Ok(IndexedPayloads {
-            tasks: self.index_batch(TASKS, limit).await?,
-            events: self.index_batch(EVENTS, limit).await?,
+            tasks: self.index_batch(TASKS, limit, keep).await?,
+            events: self.index_batch(EVENTS, limit, keep).await?,
         })
     }
 }
@@ -212,26 +149,14 @@ mod tests {
         sqlx::query_scalar(&sql).fetch_one(s.pool()).await.unwrap()
     }
 
-    /// Indexes until no task is left unindexed. Transactions of other tests on the cluster
-    /// (the mark waits for every open one) can hold it back for a moment.
+    /// Indexes until no task is left unindexed.
     async fn catch_up(s: &PgStore) {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        loop {
-            s.index_payloads(1000).await.unwrap();
-            if not_indexed(s).await == 0 {
-                return;
-            }
-            assert!(
-                std::time::Instant::now() < deadline,
-                "indexing never caught up"
-            );
-            tokio::time::sleep(std::time::Duration::from_millis(20)).await;
-        }
+        while s.index_payloads(1000, 0).await.unwrap().tasks > 0 {}
+        assert_eq!(not_indexed(s).await, 0);
     }
 
-    /// The mark never passes a transaction still open: it holds back the rows of the
-    /// transactions after it too. Rows not indexed are found all the same, and the pass after
-    /// the open transaction ends indexes them.
+    /// A row whose transaction commits after a pass is not lost: it is found unindexed (its
+    /// pending id commits with it), and the next pass indexes it.
     #[tokio::test]
     async fn a_row_committed_after_a_pass_is_found_and_indexed_later() {
         let (url, pool) = fresh_database("campus_search_test").await.unwrap();
@@ -252,21 +177,22 @@ mod tests {
             ..task(None)
         };
         s.enqueue(&[early]).await.unwrap();
-        // The early row's transaction began after the open one: the mark waits for both.
-        s.index_payloads(1000).await.unwrap();
-        assert_eq!(
-            indexed_matches(s.pool(), TASKS, "%badger%").await.unwrap(),
-            Some(Vec::new())
+        assert_eq!(s.index_payloads(1000, 0).await.unwrap().tasks, 1);
+        let indexed = indexed_matches(s.pool(), TASKS, "%badger%")
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(
+            indexed.len() == 1 && !indexed.contains(&late),
+            "{indexed:?}"
         );
-        assert_eq!(
-            found(&s, "badger").await.len(),
-            1,
-            "the early one, unindexed"
-        );
+        assert_eq!(found(&s, "badger").await.len(), 1, "the early one");
         open.commit().await.unwrap();
 
-        assert_eq!(found(&s, "badger").await.len(), 2, "both, unindexed");
-        assert_eq!(not_indexed(&s).await, 2);
+        let mut both = vec![late, indexed[0]];
+        both.sort();
+        assert_eq!(found(&s, "badger").await, both, "the late one unindexed");
+        assert_eq!(not_indexed(&s).await, 1);
         catch_up(&s).await;
         let indexed = indexed_matches(s.pool(), TASKS, "%badger%")
             .await
@@ -277,45 +203,64 @@ mod tests {
         drop_database(&url).await.unwrap();
     }
 
-    /// A mark ahead of the cluster's transaction ids (a dump restored into a new cluster)
-    /// would hide the rows written since; the next pass starts indexing over.
+    /// A pass that keeps the newest rows for later indexes only the older ones.
     #[tokio::test]
-    async fn a_mark_ahead_of_the_cluster_starts_indexing_over() {
+    async fn a_pass_keeps_the_newest_rows_it_is_asked_to() {
         let (url, pool) = fresh_database("campus_search_test").await.unwrap();
         let url = DropOnPanic(url);
         let s = PgStore::new(pool.clone(), Notifier::disabled());
-        let walrus = NewTask {
-            payload: r#"{"animal":"a restored walrus"}"#.into(),
+        for _ in 0..5 {
+            s.enqueue(&[task(None)]).await.unwrap();
+        }
+        let ids: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id")
+            .fetch_all(&pool)
+            .await
+            .unwrap();
+        let indexed = || async {
+            sqlx::query_scalar::<_, uuid::Uuid>("SELECT id FROM task_texts ORDER BY id")
+                .fetch_all(&pool)
+                .await
+                .unwrap()
+        };
+        assert_eq!(s.index_payloads(10, 3).await.unwrap().tasks, 2);
+        assert_eq!(indexed().await, ids[..2], "the two oldest");
+        assert_eq!(s.index_payloads(10, 3).await.unwrap().tasks, 0);
+        assert_eq!(s.index_payloads(1, 0).await.unwrap().tasks, 1);
+        assert_eq!(s.index_payloads(10, 0).await.unwrap().tasks, 2);
+        assert_eq!(indexed().await, ids);
+        drop_database(&url).await.unwrap();
+    }
+
+    /// A row deleted before it was indexed (not archived: `campus bench` deletes its rows)
+    /// leaves the pending list at the next pass, which counts it.
+    #[tokio::test]
+    async fn a_row_deleted_before_its_pass_leaves_the_list() {
+        let (url, pool) = fresh_database("campus_search_test").await.unwrap();
+        let url = DropOnPanic(url);
+        let s = PgStore::new(pool.clone(), Notifier::disabled());
+        let gone = NewTask {
+            payload: r#"{"animal":"a vanished dodo"}"#.into(),
             ..task(None)
         };
-        s.enqueue(&[walrus]).await.unwrap();
-        sqlx::query("UPDATE payload_index_marks SET indexed_below = indexed_below + 1000000000")
+        s.enqueue(&[gone, task(None)]).await.unwrap();
+        sqlx::query("DELETE FROM tasks WHERE payload::text LIKE '%dodo%'")
             .execute(&pool)
             .await
             .unwrap();
-        assert!(
-            found(&s, "walrus").await.is_empty(),
-            "hidden below the mark"
-        );
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-        while found(&s, "walrus").await.is_empty() {
-            assert!(std::time::Instant::now() < deadline, "never indexed again");
-            s.index_payloads(1000).await.unwrap();
-        }
-        let below: i64 = sqlx::query_scalar(
-            "SELECT indexed_below FROM payload_index_marks WHERE source = 'tasks'",
+        let done = s.index_payloads(1000, 0).await.unwrap();
+        assert_eq!(done.tasks, 2, "both ids left the list");
+        let (pending, texts): (i64, i64) = sqlx::query_as(
+            "SELECT (SELECT count(*) FROM task_texts_pending), (SELECT count(*) FROM task_texts)",
         )
         .fetch_one(&pool)
         .await
         .unwrap();
-        let current: i64 = sqlx::query_scalar("SELECT pg_current_xact_id()::text::bigint")
-            .fetch_one(&pool)
-            .await
-            .unwrap();
-        assert!(
-            below <= current,
-            "the mark is back in range: {below} > {current}"
+        assert_eq!(
+            (pending, texts),
+            (0, 1),
+            "only the row still there has a text"
         );
+        assert!(found(&s, "dodo").await.is_empty());
         drop_database(&url).await.unwrap();
     }
 
@@ -345,7 +290,7 @@ mod tests {
         .execute(&pool)
         .await
         .unwrap();
-        // Passes of 1 000 rows: a step of ten batches, each after the last id of the one before.
+        // Passes of 1 000 rows, ten of them.
         catch_up(&s).await;
         let texts: i64 = sqlx::query_scalar("SELECT count(*) FROM task_texts")
             .fetch_one(&pool)

@@ -132,6 +132,7 @@ impl Daemon {
             health: self.health.clone(),
             in_flight: slots.in_flight.clone(),
             caught_up: slots.caught_up.clone(),
+            claimed: slots.claimed.clone(),
             config: config.clone(),
         };
         let maintenance = tokio::spawn(maintenance.run(shutdown.clone()));

@@ -5,7 +5,7 @@
 use campus_core::ids::{InstitutionId, TaskId};
 use campus_ports::{ClaimedTask, Completion};
 use std::collections::HashMap;
-use std::sync::atomic::AtomicBool;
+use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::sync::{Notify, Semaphore};
@@ -131,6 +131,8 @@ pub(super) struct Slots {
     /// institution at its limit): the daemon has caught up with what it may run, and
     /// background work may use the room.
     pub caught_up: Arc<AtomicBool>,
+    /// Tasks claimed since the daemon started (background work tells a quiet daemon by it).
+    pub claimed: Arc<AtomicU64>,
 }
 
 impl Slots {
@@ -140,6 +142,7 @@ impl Slots {
             freed: Arc::new(Notify::new()),
             in_flight: InFlight::default(),
             caught_up: Arc::default(),
+            claimed: Arc::default(),
         }
     }
 }

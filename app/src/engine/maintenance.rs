@@ -15,7 +15,7 @@ use campus_core::Timestamp;
 use campus_ports::{
     DaemonBeat, DaemonRoster, LeaderLock, Leadership, PayloadIndex, QueueGauges, TaskQueue,
 };
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::watch;
@@ -46,6 +46,8 @@ pub(super) struct Maintenance {
     pub in_flight: InFlight,
     /// Whether the worker loop's last claim was short (see `Slots`).
     pub caught_up: Arc<AtomicBool>,
+    /// Tasks the worker loop has claimed (see `Slots`).
+    pub claimed: Arc<AtomicU64>,
     pub config: Arc<DaemonConfig>,
 }
 
@@ -65,8 +67,10 @@ impl Maintenance {
             health,
             in_flight,
             caught_up,
+            claimed,
             config,
         } = self;
+        let mut claimed_before = 0;
         let mut leadership: Option<Box<dyn Leadership>> = None;
         let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
         let mut gauges_read: Option<Instant> = None;
@@ -118,11 +122,14 @@ impl Maintenance {
                     }
                 }
                 if let Some(p) = payloads.as_deref() {
+                    let claimed_now = claimed.load(Ordering::Relaxed);
                     let room = Room {
                         in_flight: &in_flight,
                         caught_up: &caught_up,
+                        quiet: claimed_now == claimed_before,
                         concurrency: config.concurrency,
                     };
+                    claimed_before = claimed_now;
                     index_payloads(p, &room).await;
                 }
             }
@@ -234,33 +241,43 @@ async fn rescue_expired(queue: &dyn TaskQueue, config: &DaemonConfig) {
     }
 }
 
-/// Rows of each table one pass indexes while the daemon runs nothing (passes follow one
+/// Rows of each table one pass indexes while the daemon is quiet (passes follow one
 /// another until one finds nothing or [`INDEX_ROUND`] is over).
 const INDEX_IDLE_ROWS: u32 = 5_000;
-/// The same while it runs fewer tasks than half its slots (one pass a round).
-const INDEX_BUSY_ROWS: u32 = 500;
-/// How long the leader keeps indexing in one maintenance round while idle.
+/// The same while it runs tasks but fewer than half its slots (one pass a round), leaving the
+/// newest [`INDEX_BUSY_KEEP`] of each table for a quiet moment.
+const INDEX_BUSY_ROWS: u32 = 1_000;
+/// Rows of each table a busy daemon leaves unindexed. Indexing a payload costs about 70 µs
+/// of the database's CPU (docs/PERFORMANCE.md): paid while requests come in, it took the
+/// cores from them. A search reads the rows not indexed yet one by one, about 4 ms per
+/// thousand, so this backlog adds at most about 80 ms to it.
+const INDEX_BUSY_KEEP: u32 = 20_000;
+/// How long the leader keeps indexing in one maintenance round while quiet.
 const INDEX_ROUND: Duration = Duration::from_millis(300);
 
 /// What the daemon has room for besides its tasks.
 struct Room<'a> {
     in_flight: &'a InFlight,
     caught_up: &'a AtomicBool,
+    /// Whether the daemon claimed nothing since the round before.
+    quiet: bool,
     concurrency: usize,
 }
 
 impl Room<'_> {
-    /// Rows of each table a pass of background indexing may take now: none unless the last
-    /// claim was short (see `Slots::caught_up`) and fewer than half the slots are in use
-    /// (the queue comes first; a list filtered by text is exact meanwhile, reading the rows not
-    /// indexed yet through their own index, only more slowly).
-    fn index_rows(&self) -> Option<u32> {
+    /// Rows of each table a pass of background indexing may take now, and how many of the
+    /// newest it leaves: no pass unless the last claim was short (see `Slots::caught_up`)
+    /// and fewer than half the slots are in use (the queue comes first; a list filtered by
+    /// text is exact meanwhile, reading the rows not indexed yet one by one, only more
+    /// slowly); all of them while the daemon is quiet; the older ones beyond
+    /// [`INDEX_BUSY_KEEP`] while it runs tasks.
+    fn index_rows(&self) -> Option<(u32, u32)> {
         if !self.caught_up.load(Ordering::Relaxed) {
             return None;
         }
         match self.in_flight.lock().len() {
-            0 => Some(INDEX_IDLE_ROWS),
-            n if n < self.concurrency / 2 => Some(INDEX_BUSY_ROWS),
+            0 if self.quiet => Some((INDEX_IDLE_ROWS, 0)),
+            n if n < self.concurrency / 2 => Some((INDEX_BUSY_ROWS, INDEX_BUSY_KEEP)),
             _ => None,
         }
     }
@@ -269,14 +286,13 @@ impl Room<'_> {
 /// Keeps the search index of payload texts up to date, as far as the daemon's room allows.
 async fn index_payloads(index: &dyn PayloadIndex, room: &Room<'_>) {
     let started = Instant::now();
-    while let Some(limit) = room.index_rows() {
-        match index.index_payloads(limit).await {
+    while let Some((limit, keep)) = room.index_rows() {
+        match index.index_payloads(limit, keep).await {
             Ok(done) => {
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events").increment(done.events);
                 // While tasks run, one pass a round: the queue's work comes first.
-                let idle = limit == INDEX_IDLE_ROWS;
-                if !idle
+                if keep > 0
                     || (done.tasks == 0 && done.events == 0)
                     || started.elapsed() >= INDEX_ROUND
                 {
@@ -338,10 +354,11 @@ mod tests {
         in_flight
     }
 
-    fn room<'a>(in_flight: &'a InFlight, caught_up: &'a AtomicBool) -> Room<'a> {
+    fn room<'a>(in_flight: &'a InFlight, caught_up: &'a AtomicBool, quiet: bool) -> Room<'a> {
         Room {
             in_flight,
             caught_up,
+            quiet,
             concurrency: 10,
         }
     }
@@ -357,31 +374,34 @@ mod tests {
         for (tasks, events) in [(INDEX_IDLE_ROWS, 0), (0, 7u32), (3, 0), (0, 0)] {
             index
                 .expect_index_payloads()
-                .withf(|limit| *limit == INDEX_IDLE_ROWS)
+                .withf(|limit, keep| (*limit, *keep) == (INDEX_IDLE_ROWS, 0))
                 .times(1)
                 .in_sequence(&mut seq)
-                .returning(move |_| indexed(u64::from(tasks), u64::from(events)));
+                .returning(move |_, _| indexed(u64::from(tasks), u64::from(events)));
         }
-        index_payloads(&index, &room(&running(0), &AtomicBool::new(true))).await;
+        index_payloads(&index, &room(&running(0), &AtomicBool::new(true), true)).await;
     }
 
     #[tokio::test]
-    async fn a_busy_daemon_indexes_one_small_pass_and_a_full_or_behind_one_none() {
+    async fn a_busy_daemon_indexes_one_pass_of_the_older_rows_and_a_full_or_behind_one_none() {
         let mut index = MockPayloadIndex::new();
-        // One pass, though it found a full batch.
+        // One pass leaving the newest rows, though it found a full batch: while tasks run, and
+        // when none runs but some were claimed since the round before.
         index
             .expect_index_payloads()
-            .withf(|limit| *limit == INDEX_BUSY_ROWS)
-            .times(1)
-            .returning(|_| indexed(u64::from(INDEX_BUSY_ROWS), 0));
+            .withf(|limit, keep| (*limit, *keep) == (INDEX_BUSY_ROWS, INDEX_BUSY_KEEP))
+            .times(3)
+            .returning(|_, _| indexed(u64::from(INDEX_BUSY_ROWS), 0));
         let caught_up = AtomicBool::new(true);
-        index_payloads(&index, &room(&running(4), &caught_up)).await;
+        index_payloads(&index, &room(&running(4), &caught_up, false)).await;
+        index_payloads(&index, &room(&running(4), &caught_up, true)).await;
+        index_payloads(&index, &room(&running(0), &caught_up, false)).await;
         // Half its slots or more in use, or due tasks left by the last claim: no pass at all
         // (the mock refuses any call).
         let mut none = MockPayloadIndex::new();
         none.expect_index_payloads().never();
-        index_payloads(&none, &room(&running(5), &caught_up)).await;
-        index_payloads(&none, &room(&running(0), &AtomicBool::new(false))).await;
+        index_payloads(&none, &room(&running(5), &caught_up, true)).await;
+        index_payloads(&none, &room(&running(0), &AtomicBool::new(false), true)).await;
     }
 
     #[tokio::test]
@@ -390,7 +410,7 @@ mod tests {
         index
             .expect_index_payloads()
             .times(1)
-            .returning(|_| Err(PortError::Unavailable("down".into())));
-        index_payloads(&index, &room(&running(0), &AtomicBool::new(true))).await;
+            .returning(|_, _| Err(PortError::Unavailable("down".into())));
+        index_payloads(&index, &room(&running(0), &AtomicBool::new(true), true)).await;
     }
 }

@@ -86,6 +86,7 @@ impl Workers {
                 }
             };
             let got = claimed.len();
+            slots.claimed.fetch_add(got as u64, Ordering::Relaxed);
             // A claim gives each institution its share: when it took tasks of several, one of
             // them may have more due than its share, so a short claim is followed by another
             // at once. A short claim of one institution (or none) took all that was due.
