@@ -292,6 +292,16 @@ async fn index_payloads(settings: &Settings) -> Result<(), String> {
         }
     };
     progress.done();
+    let outcome = match outcome {
+        Ok(()) if tasks + events > 0 => {
+            println!("Vacuuming the lists of rows to index…");
+            store
+                .vacuum_pending_texts()
+                .await
+                .map_err(|e| e.to_string())
+        }
+        other => other,
+    };
     if outcome.is_ok() {
         let secs = started.elapsed().as_secs_f64();
         println!(

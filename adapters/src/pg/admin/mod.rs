@@ -7,7 +7,7 @@ mod summary;
 
 pub(crate) use filters::contains_pattern;
 
-use super::search::{indexable, indexed_matches, Searchable, EVENTS, TASKS};
+use super::search::{few_pending, indexable, indexed_matches, Searchable, EVENTS, TASKS};
 use super::{db_err, PgStore};
 use async_trait::async_trait;
 use campus_core::ids::*;
@@ -28,9 +28,13 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
     correlation_id, reprocess_request_id, reprocessed_from, lineage_id, run_at, created_at, started_at, finished_at, duration_ms, \
     errors, payload";
 
-/// Where a list filtered by text finds its candidates: the ids of the indexed rows whose text
-/// matches (`pg/search.rs`), read before the list.
-type Hits = Vec<uuid::Uuid>;
+/// Where a list filtered by text finds its candidates (`pg/search.rs`), read before the list.
+struct Hits {
+    /// The ids of the indexed rows whose text matches.
+    ids: Vec<uuid::Uuid>,
+    /// Whether few live rows wait to be indexed (see `Searchable::not_indexed`).
+    few_pending: bool,
+}
 
 /// Pushes the rows a list reads (the live table, its archive, or both), under the live
 /// table's name so that every condition reads the same. Both together are a `UNION ALL` that
@@ -56,7 +60,7 @@ fn push_source(
     let live = format!("SELECT {fields} FROM {table}");
     let archive = format!("SELECT {fields} FROM {table}_processed");
     // Each branch, and the ids it is limited to.
-    let mut branches: Vec<(String, Option<&Hits>)> = Vec::new();
+    let mut branches: Vec<(String, Option<&Vec<uuid::Uuid>>)> = Vec::new();
     if filter.archived != Archived::Archived {
         match &hits {
             _ if filter.correlation_id.is_some() => branches.extend(
@@ -64,15 +68,16 @@ fn push_source(
                     .iter()
                     .map(|s| (format!("{live} WHERE status IN {s}"), None)),
             ),
-            Some(ids) => {
+            Some(Hits { ids, few_pending }) => {
                 branches.push((live.clone(), Some(ids)));
-                branches.push((format!("{live} WHERE {}", searchable.not_indexed()), None));
+                let pending = searchable.not_indexed(*few_pending);
+                branches.push((format!("{live} WHERE {pending}"), None));
             }
             None => branches.push((live.clone(), None)),
         }
     }
     if filter.archived != Archived::Live {
-        branches.push((archive.clone(), hits.as_ref()));
+        branches.push((archive.clone(), hits.as_ref().map(|h| &h.ids)));
     }
     // A single branch without a condition is the table itself.
     match branches.as_slice() {
@@ -134,7 +139,13 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let hits = indexed_matches(&mut *tx, s, &contains_pattern(text)).await?;
+        let hits = match indexed_matches(&mut *tx, s, &contains_pattern(text)).await? {
+            Some(ids) => Some(Hits {
+                ids,
+                few_pending: few_pending(&mut *tx, s).await?,
+            }),
+            None => None,
+        };
         let rows = list(hits)
             .build()
             .fetch_all(&mut *tx)
