@@ -109,7 +109,8 @@ impl PgStore {
     /// Moves up to `limit` of the first pending ids of `s` to its texts, leaving the newest
     /// `keep`, in one statement (so a live row is always pending or indexed, never neither).
     /// Ids another indexer or the archive holds are skipped; an id whose row is gone
-    /// (deleted, not archived) just leaves the list. Returns how many ids left it.
+    /// (deleted, not archived) just leaves the list. Returns how many ids left it. (The rows
+    /// are read by key: joined to the batch, the planner scanned the whole table, 3 s.)
     async fn index_batch(&self, s: Searchable, limit: u32, keep: u32) -> Result<u64, PortError> {
         let Searchable {
             table,
@@ -129,7 +130,7 @@ impl PgStore {
                  RETURNING id
              ), written AS (
                  INSERT INTO {texts} (id, body)
-                 SELECT t.id, t.payload::text FROM {table} t WHERE t.id IN (SELECT id FROM batch)
+                 SELECT t.id, t.payload::text FROM {table} t WHERE t.id = ANY (ARRAY(SELECT id FROM batch))
                  ORDER BY t.id
                  ON CONFLICT (id) DO NOTHING
              )
