@@ -295,10 +295,7 @@ async fn index_payloads(settings: &Settings) -> Result<(), String> {
     let outcome = match outcome {
         Ok(()) if tasks + events > 0 => {
             println!("Vacuuming the lists of rows to index…");
-            store
-                .vacuum_pending_texts()
-                .await
-                .map_err(|e| e.to_string())
+            store.compact().await.map_err(|e| e.to_string())
         }
         other => other,
     };

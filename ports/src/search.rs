@@ -20,4 +20,8 @@ pub trait PayloadIndex: Send + Sync {
     /// it indexed; none of either table means nothing is left beyond `keep` (rows another
     /// indexer holds are skipped).
     async fn index_payloads(&self, limit: u32, keep: u32) -> Result<IndexedPayloads, PortError>;
+
+    /// Reclaims what the passes left behind (for PostgreSQL, vacuums the lists of rows to
+    /// index, which every search reads), without waiting for the database's own upkeep.
+    async fn compact(&self) -> Result<(), PortError>;
 }

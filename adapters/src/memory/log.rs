@@ -454,4 +454,8 @@ impl PayloadIndex for MemoryStore {
     async fn index_payloads(&self, _limit: u32, _keep: u32) -> Result<IndexedPayloads, PortError> {
         Ok(IndexedPayloads::default())
     }
+
+    async fn compact(&self) -> Result<(), PortError> {
+        Ok(())
+    }
 }

@@ -95,17 +95,6 @@ pub(super) fn indexable(text: &str) -> bool {
 }
 
 impl PgStore {
-    /// Vacuums the pending lists: after a bulk indexing they hold a dead row per row indexed,
-    /// which every search's look at them reads until a vacuum (`campus index-payloads` runs
-    /// this at its end rather than wait for autovacuum).
-    pub async fn vacuum_pending_texts(&self) -> Result<(), PortError> {
-        sqlx::query("VACUUM (ANALYZE) task_texts_pending, event_texts_pending")
-            .execute(&self.pool)
-            .await
-            .map_err(db_err)?;
-        Ok(())
-    }
-
     /// Moves up to `limit` of the first pending ids of `s` to its texts, leaving the newest
     /// `keep`, in one statement (so a live row is always pending or indexed, never neither).
     /// Ids another indexer or the archive holds are skipped; an id whose row is gone
@@ -152,6 +141,17 @@ impl PayloadIndex for PgStore {
             tasks: self.index_batch(TASKS, limit, keep).await?,
             events: self.index_batch(EVENTS, limit, keep).await?,
         })
+    }
+
+    /// Vacuums the pending lists: each row indexed leaves a dead row there, which every
+    /// search's look at them reads until a vacuum (with a million of them, `q=nowhere` at
+    /// 1 000 000 rows took 32 ms instead of 3.5 ms).
+    async fn compact(&self) -> Result<(), PortError> {
+        sqlx::query("VACUUM (ANALYZE) task_texts_pending, event_texts_pending")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
     }
 }
 
@@ -303,6 +303,7 @@ mod tests {
             .unwrap();
         let done = s.index_payloads(1000, 0).await.unwrap();
         assert_eq!(done.tasks, 2, "both ids left the list");
+        s.compact().await.unwrap();
         let (pending, texts): (i64, i64) = sqlx::query_as(
             "SELECT (SELECT count(*) FROM task_texts_pending), (SELECT count(*) FROM task_texts)",
         )

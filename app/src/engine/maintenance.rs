@@ -71,6 +71,7 @@ impl Maintenance {
             config,
         } = self;
         let mut claimed_before = 0;
+        let mut uncompacted = 0;
         let mut leadership: Option<Box<dyn Leadership>> = None;
         let mut jobs: Vec<Tracked> = daily.into_iter().map(Tracked::new).collect();
         let mut gauges_read: Option<Instant> = None;
@@ -130,7 +131,7 @@ impl Maintenance {
                         concurrency: config.concurrency,
                     };
                     claimed_before = claimed_now;
-                    index_payloads(p, &room).await;
+                    index_payloads(p, &room, &mut uncompacted).await;
                 }
             }
             tokio::select! {
@@ -252,6 +253,8 @@ const INDEX_BUSY_ROWS: u32 = 1_000;
 /// cores from them. A search reads the rows not indexed yet one by one, about 4 ms per
 /// thousand, so this backlog adds at most about 80 ms to it.
 const INDEX_BUSY_KEEP: u32 = 20_000;
+/// Rows indexed between two compactions of what the passes leave behind (`PayloadIndex::compact`).
+const COMPACT_EVERY: u64 = 10_000;
 /// How long the leader keeps indexing in one maintenance round while quiet.
 const INDEX_ROUND: Duration = Duration::from_millis(300);
 
@@ -283,26 +286,34 @@ impl Room<'_> {
     }
 }
 
-/// Keeps the search index of payload texts up to date, as far as the daemon's room allows.
-async fn index_payloads(index: &dyn PayloadIndex, room: &Room<'_>) {
+/// Keeps the search index of payload texts up to date, as far as the daemon's room allows,
+/// and compacts after every [`COMPACT_EVERY`] rows (`uncompacted` counts them across rounds).
+async fn index_payloads(index: &dyn PayloadIndex, room: &Room<'_>, uncompacted: &mut u64) {
     let started = Instant::now();
     while let Some((limit, keep)) = room.index_rows() {
         match index.index_payloads(limit, keep).await {
             Ok(done) => {
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "tasks").increment(done.tasks);
                 metrics::counter!(m::PAYLOADS_INDEXED, "table" => "events").increment(done.events);
+                *uncompacted += done.tasks + done.events;
                 // While tasks run, one pass a round: the queue's work comes first.
                 if keep > 0
                     || (done.tasks == 0 && done.events == 0)
                     || started.elapsed() >= INDEX_ROUND
                 {
-                    return;
+                    break;
                 }
             }
             Err(e) => {
                 tracing::warn!(error = %e, "indexing payload texts failed");
-                return;
+                break;
             }
+        }
+    }
+    if *uncompacted >= COMPACT_EVERY {
+        match index.compact().await {
+            Ok(()) => *uncompacted = 0,
+            Err(e) => tracing::warn!(error = %e, "compacting the search index's lists failed"),
         }
     }
 }
@@ -379,7 +390,12 @@ mod tests {
                 .in_sequence(&mut seq)
                 .returning(move |_, _| indexed(u64::from(tasks), u64::from(events)));
         }
-        index_payloads(&index, &room(&running(0), &AtomicBool::new(true), true)).await;
+        index_payloads(
+            &index,
+            &room(&running(0), &AtomicBool::new(true), true),
+            &mut 0,
+        )
+        .await;
     }
 
     #[tokio::test]
@@ -393,15 +409,52 @@ mod tests {
             .times(3)
             .returning(|_, _| indexed(u64::from(INDEX_BUSY_ROWS), 0));
         let caught_up = AtomicBool::new(true);
-        index_payloads(&index, &room(&running(4), &caught_up, false)).await;
-        index_payloads(&index, &room(&running(4), &caught_up, true)).await;
-        index_payloads(&index, &room(&running(0), &caught_up, false)).await;
+        index_payloads(&index, &room(&running(4), &caught_up, false), &mut 0).await;
+        index_payloads(&index, &room(&running(4), &caught_up, true), &mut 0).await;
+        index_payloads(&index, &room(&running(0), &caught_up, false), &mut 0).await;
         // Half its slots or more in use, or due tasks left by the last claim: no pass at all
         // (the mock refuses any call).
         let mut none = MockPayloadIndex::new();
         none.expect_index_payloads().never();
-        index_payloads(&none, &room(&running(5), &caught_up, true)).await;
-        index_payloads(&none, &room(&running(0), &AtomicBool::new(false), true)).await;
+        index_payloads(&none, &room(&running(5), &caught_up, true), &mut 0).await;
+        index_payloads(
+            &none,
+            &room(&running(0), &AtomicBool::new(false), true),
+            &mut 0,
+        )
+        .await;
+    }
+
+    /// Compaction follows the rows indexed across rounds; a failed one is tried again after
+    /// the next round.
+    #[tokio::test]
+    async fn the_lists_are_compacted_every_so_many_rows_indexed() {
+        let mut index = MockPayloadIndex::new();
+        index
+            .expect_index_payloads()
+            .times(3)
+            .returning(|_, _| indexed(1, 0));
+        let mut seq = mockall::Sequence::new();
+        index
+            .expect_compact()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|| Err(PortError::Unavailable("down".into())));
+        index
+            .expect_compact()
+            .times(1)
+            .in_sequence(&mut seq)
+            .returning(|| Ok(()));
+        let caught_up = AtomicBool::new(true);
+        let in_flight = running(4);
+        let busy = room(&in_flight, &caught_up, false);
+        let mut uncompacted = COMPACT_EVERY - 2;
+        index_payloads(&index, &busy, &mut uncompacted).await;
+        assert_eq!(uncompacted, COMPACT_EVERY - 1, "not yet");
+        index_payloads(&index, &busy, &mut uncompacted).await;
+        assert_eq!(uncompacted, COMPACT_EVERY, "the compaction failed");
+        index_payloads(&index, &busy, &mut uncompacted).await;
+        assert_eq!(uncompacted, 0);
     }
 
     #[tokio::test]
@@ -411,6 +464,11 @@ mod tests {
             .expect_index_payloads()
             .times(1)
             .returning(|_, _| Err(PortError::Unavailable("down".into())));
-        index_payloads(&index, &room(&running(0), &AtomicBool::new(true), true)).await;
+        index_payloads(
+            &index,
+            &room(&running(0), &AtomicBool::new(true), true),
+            &mut 0,
+        )
+        .await;
     }
 }
