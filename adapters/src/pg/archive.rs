@@ -70,8 +70,9 @@ impl PgStore {
         .fetch_one(&self.pool)
         .await
         .map_err(db_err)?;
-        // Rows not indexed yet get their text as they arrive (a trigger, migration 0019): the
-        // archive tables are searched through the index alone (`pg/search.rs`).
+        // Rows not indexed yet leave the pending list and get their text as they arrive (a
+        // trigger, migrations 0019 and 0020): the archive tables are searched through the
+        // index alone (`pg/search.rs`).
         let sql = format!(
             "WITH picked AS (
                  SELECT {alias}.id FROM {table} {alias} WHERE {archivable}

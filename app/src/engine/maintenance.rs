@@ -250,8 +250,8 @@ const INDEX_IDLE_ROWS: u32 = 5_000;
 const INDEX_BUSY_ROWS: u32 = 1_000;
 /// Rows of each table a busy daemon leaves unindexed. Indexing a payload costs about 70 µs
 /// of the database's CPU (docs/PERFORMANCE.md): paid while requests come in, it took the
-/// cores from them. A search reads the rows not indexed yet one by one, about 4 ms per
-/// thousand, so this backlog adds at most about 80 ms to it.
+/// cores from them. A search reads the rows not indexed yet one by one, about 2 µs each, so
+/// this backlog adds about 40 ms to it.
 const INDEX_BUSY_KEEP: u32 = 20_000;
 /// Rows indexed between two compactions of what the passes leave behind (`PayloadIndex::compact`).
 const COMPACT_EVERY: u64 = 10_000;
