@@ -45,8 +45,8 @@ impl Searchable {
     }
 }
 
-/// A text matching this many indexed rows or more is searched by walking the newest rows
-/// instead of through the index: it is common enough that a page of matches is usually near.
+/// A search reads at most this many of the newest indexed rows whose text matches; a text
+/// matching more is searched among those (newer than the last of them) first.
 pub(super) const INDEXED_MATCHES_MAX: i64 = 10_000;
 
 /// Below this many pending rows, a search reads them by id (`Searchable::not_indexed`).
@@ -68,23 +68,38 @@ pub(super) async fn few_pending<'c>(
     Ok(!many)
 }
 
-/// The ids of the indexed rows whose text contains `pattern` (a LIKE pattern), or `None`
-/// when there are [`INDEXED_MATCHES_MAX`] or more.
+/// The newest indexed rows whose text matches a pattern (see [`indexed_matches`]).
+pub(super) struct IndexedMatches {
+    /// Their ids, newest first.
+    pub ids: Vec<uuid::Uuid>,
+    /// When more rows match than [`INDEXED_MATCHES_MAX`]: the oldest of `ids`. Every indexed
+    /// row that matches and is not older is in `ids`.
+    pub floor: Option<uuid::Uuid>,
+}
+
+/// The newest [`INDEXED_MATCHES_MAX`] indexed rows whose text contains `pattern` (a LIKE
+/// pattern, matched as ILIKE would: the texts are stored lowercased, migration 0021).
+/// Planned afresh for each pattern (not a prepared statement's generic plan): whether the
+/// trigram index or a walk of the newest texts is faster depends on the pattern.
 pub(super) async fn indexed_matches<'c>(
     db: impl sqlx::PgExecutor<'c>,
     s: Searchable,
     pattern: &str,
-) -> Result<Option<Vec<uuid::Uuid>>, PortError> {
+) -> Result<IndexedMatches, PortError> {
     let ids: Vec<uuid::Uuid> = sqlx::query_scalar(&format!(
-        "SELECT id FROM {} WHERE body ILIKE $1 LIMIT $2",
+        "SELECT id FROM {} WHERE body LIKE lower($1) ORDER BY id DESC LIMIT $2",
         s.texts
     ))
     .bind(pattern)
     .bind(INDEXED_MATCHES_MAX)
+    .persistent(false)
     .fetch_all(db)
     .await
     .map_err(db_err)?;
-    Ok((ids.len() < INDEXED_MATCHES_MAX as usize).then_some(ids))
+    let floor = (ids.len() >= INDEXED_MATCHES_MAX as usize)
+        .then(|| ids.last().copied())
+        .flatten();
+    Ok(IndexedMatches { ids, floor })
 }
 
 /// Whether the trigram index can narrow a search for `text`: it needs a word of three
@@ -119,7 +134,7 @@ impl PgStore {
                  RETURNING id
              ), written AS (
                  INSERT INTO {texts} (id, body)
-                 SELECT t.id, t.payload::text FROM {table} t WHERE t.id = ANY (ARRAY(SELECT id FROM batch))
+                 SELECT t.id, lower(t.payload::text) FROM {table} t WHERE t.id = ANY (ARRAY(SELECT id FROM batch))
                  ORDER BY t.id
                  ON CONFLICT (id) DO NOTHING
              )
@@ -220,7 +235,7 @@ mod tests {
         let mut open = pool.begin().await.unwrap();
         sqlx::query(
             "INSERT INTO tasks (id, lineage_id, task_type, payload)
-             VALUES ($1, $1, 'T', '{\"animal\": \"a late badger\"}')",
+             VALUES ($1, $1, 'T', '{\"animal\": \"a late BADGER\"}')",
         )
         .bind(late)
         .execute(&mut *open)
@@ -235,7 +250,7 @@ mod tests {
         let indexed = indexed_matches(s.pool(), TASKS, "%badger%")
             .await
             .unwrap()
-            .unwrap();
+            .ids;
         assert!(
             indexed.len() == 1 && !indexed.contains(&late),
             "{indexed:?}"
@@ -251,9 +266,17 @@ mod tests {
         let indexed = indexed_matches(s.pool(), TASKS, "%badger%")
             .await
             .unwrap()
-            .unwrap();
+            .ids;
         assert!(indexed.len() == 2 && indexed.contains(&late), "{indexed:?}");
         assert_eq!(found(&s, "badger").await.len(), 2);
+        let indexed = indexed_matches(s.pool(), TASKS, "%Late Badger%")
+            .await
+            .unwrap();
+        assert_eq!(
+            indexed.ids,
+            [late],
+            "the indexed text matches as ILIKE would"
+        );
         drop_database(&url).await.unwrap();
     }
 
@@ -329,34 +352,75 @@ mod tests {
         }
     }
 
-    /// A text matching too many indexed rows is searched by walking the newest rows, and
-    /// still finds a full page.
+    /// A text matching more indexed rows than a search reads is looked for among the newest
+    /// of them first; when those leave the page short (another filter), the list walks the
+    /// table and still finds the older rows.
     #[tokio::test]
-    async fn a_common_text_is_searched_without_the_index() {
+    async fn a_common_text_is_searched_among_its_newest_matches_first() {
         let (url, pool) = fresh_database("campus_search_test").await.unwrap();
         let url = DropOnPanic(url);
         let s = PgStore::new(pool.clone(), Notifier::disabled());
+        let insert = |institution: Option<uuid::Uuid>, n: i64| {
+            sqlx::query(
+                "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id)
+                 SELECT id, id, 'T', jsonb_build_object('word', 'Common', 'n', n), $2
+                 FROM (SELECT uuidv7_like(n) AS id, n FROM generate_series(1, $1) n) g",
+            )
+            .bind(n)
+            .bind(institution)
+            .execute(&pool)
+        };
         sqlx::query(
-            "INSERT INTO tasks (id, lineage_id, task_type, payload)
-             SELECT id, id, 'T', jsonb_build_object('word', 'common', 'n', n)
-             FROM (SELECT gen_random_uuid() AS id, n FROM generate_series(1, $1) n) g",
+            "CREATE FUNCTION uuidv7_like(n bigint) RETURNS uuid LANGUAGE sql AS
+             $$ SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')
+                        || lpad(to_hex(n), 16, '0'))::uuid $$",
         )
-        .bind(INDEXED_MATCHES_MAX)
         .execute(&pool)
         .await
         .unwrap();
-        // Passes of 1 000 rows, ten of them.
+        let few = uuid::Uuid::now_v7();
+        insert(Some(few), 3).await.unwrap();
+        insert(None, INDEXED_MATCHES_MAX).await.unwrap();
         catch_up(&s).await;
-        let texts: i64 = sqlx::query_scalar("SELECT count(*) FROM task_texts")
-            .fetch_one(&pool)
+        let newest: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id DESC")
+            .fetch_all(&pool)
             .await
             .unwrap();
-        assert_eq!(texts, INDEXED_MATCHES_MAX, "every row indexed once");
+        let matches = indexed_matches(s.pool(), TASKS, "%common%").await.unwrap();
+        assert_eq!(matches.ids, newest[..INDEXED_MATCHES_MAX as usize]);
         assert_eq!(
-            indexed_matches(s.pool(), TASKS, "%common%").await.unwrap(),
-            None
+            matches.floor,
+            newest.get(INDEXED_MATCHES_MAX as usize - 1).copied()
         );
-        assert_eq!(found(&s, "common").await.len(), 100, "a full page");
+
+        let mut page = newest[..100].to_vec();
+        page.sort();
+        assert_eq!(found(&s, "common").await, page, "the newest full page");
+        let q = TaskQuery {
+            filter: ListFilter {
+                text: Some("common".into()),
+                institution_id: Some(campus_core::ids::InstitutionId(few.as_u128())),
+                ..Default::default()
+            },
+            limit: 100,
+            ..Default::default()
+        };
+        let mut older: Vec<uuid::Uuid> = s
+            .list_tasks(&q, None)
+            .await
+            .unwrap()
+            .iter()
+            .map(|v| uuid::Uuid::from_u128(v.id.0))
+            .collect();
+        older.sort();
+        assert_eq!(
+            older,
+            newest[INDEXED_MATCHES_MAX as usize..]
+                .iter()
+                .rev()
+                .copied()
+                .collect::<Vec<_>>()
+        );
         drop_database(&url).await.unwrap();
     }
 }

@@ -7,7 +7,9 @@ mod summary;
 
 pub(crate) use filters::contains_pattern;
 
-use super::search::{few_pending, indexable, indexed_matches, Searchable, EVENTS, TASKS};
+use super::search::{
+    few_pending, indexable, indexed_matches, IndexedMatches, Searchable, EVENTS, TASKS,
+};
 use super::{db_err, PgStore};
 use async_trait::async_trait;
 use campus_core::ids::*;
@@ -30,8 +32,8 @@ const TASK_FIELDS: &str = "id, task_type, handler, institution_id, event_id, sta
 
 /// Where a list filtered by text finds its candidates (`pg/search.rs`), read before the list.
 struct Hits {
-    /// The ids of the indexed rows whose text matches.
-    ids: Vec<uuid::Uuid>,
+    /// The newest indexed rows whose text matches.
+    matches: IndexedMatches,
     /// Whether few live rows wait to be indexed (see `Searchable::not_indexed`).
     few_pending: bool,
 }
@@ -46,8 +48,8 @@ struct Hits {
 /// queued) instead of the table.
 ///
 /// A filter by text with `hits` reads the rows with those ids, and the live rows not indexed
-/// yet (archived rows all are). Without `hits` (too many indexed rows match) it reads the
-/// tables newest first, and the page fills soon.
+/// yet (archived rows all are); when more rows match than `hits` holds, only rows not older
+/// than the oldest of them (`floor`). Without `hits` it reads the tables newest first.
 fn push_source(
     qb: &mut QueryBuilder<'_, Postgres>,
     searchable: Searchable,
@@ -59,45 +61,54 @@ fn push_source(
     let table = searchable.table;
     let live = format!("SELECT {fields} FROM {table}");
     let archive = format!("SELECT {fields} FROM {table}_processed");
-    // Each branch, and the ids it is limited to.
-    let mut branches: Vec<(String, Option<&Vec<uuid::Uuid>>)> = Vec::new();
+    // Each branch, its condition, and the ids it is limited to.
+    let mut branches: Vec<(&str, Option<String>, Option<&Vec<uuid::Uuid>>)> = Vec::new();
     if filter.archived != Archived::Archived {
         match &hits {
             _ if filter.correlation_id.is_some() => branches.extend(
                 states
                     .iter()
-                    .map(|s| (format!("{live} WHERE status IN {s}"), None)),
+                    .map(|s| (live.as_str(), Some(format!("status IN {s}")), None)),
             ),
-            Some(Hits { ids, few_pending }) => {
-                branches.push((live.clone(), Some(ids)));
-                let pending = searchable.not_indexed(*few_pending);
-                branches.push((format!("{live} WHERE {pending}"), None));
+            Some(Hits {
+                matches,
+                few_pending,
+            }) => {
+                branches.push((&live, None, Some(&matches.ids)));
+                branches.push((&live, Some(searchable.not_indexed(*few_pending)), None));
             }
-            None => branches.push((live.clone(), None)),
+            None => branches.push((&live, None, None)),
         }
     }
     if filter.archived != Archived::Live {
-        branches.push((archive.clone(), hits.as_ref().map(|h| &h.ids)));
+        branches.push((&archive, None, hits.as_ref().map(|h| &h.matches.ids)));
     }
+    let floor = hits.as_ref().and_then(|h| h.matches.floor);
     // A single branch without a condition is the table itself.
     match branches.as_slice() {
-        [(only, None)] if *only == live => {
+        [(only, None, None)] if *only == live => {
             qb.push(table);
         }
-        [(only, None)] if *only == archive => {
+        [(only, None, None)] if *only == archive => {
             qb.push(format!("{table}_processed AS {table}"));
         }
         _ => {
             qb.push("(");
-            for (i, (select, ids)) in branches.iter().enumerate() {
+            for (i, (select, condition, ids)) in branches.iter().enumerate() {
                 if i > 0 {
                     qb.push(" UNION ALL ");
                 }
-                qb.push(select);
+                qb.push(select).push(" WHERE true");
+                if let Some(condition) = condition {
+                    qb.push(" AND ").push(condition);
+                }
                 if let Some(ids) = ids {
-                    qb.push(" WHERE id = ANY(")
+                    qb.push(" AND id = ANY(")
                         .push_bind((*ids).clone())
                         .push(")");
+                }
+                if let Some(floor) = floor {
+                    qb.push(" AND id >= ").push_bind(floor);
                 }
             }
             qb.push(format!(") AS {table}"));
@@ -115,16 +126,19 @@ const TASK_STATES: &[&str] = &[
 ];
 
 impl PgStore {
-    /// Reads the rows of a list that `list` builds from the hits of its text filter (see
-    /// [`push_source`]). A text the index can answer (not with a correlation id, whose index
-    /// narrows the list more) is looked up first, in the same snapshot as the list (one
-    /// REPEATABLE READ transaction): a row indexed or archived between the two reads is
-    /// neither missed nor read twice.
+    /// Reads the rows of a list of at most `limit` rows that `list` builds from the hits of
+    /// its text filter (see [`push_source`]). A text the index can answer (not with a
+    /// correlation id, whose index narrows the list more) is looked up first, in the same
+    /// snapshot as the list (one REPEATABLE READ transaction): a row indexed or archived
+    /// between the two reads is neither missed nor read twice. When more rows match than the
+    /// hits hold and those newer than the oldest hit do not fill the page (other filters
+    /// left too few), the list walks the tables instead.
     async fn list_rows(
         &self,
         s: Searchable,
         f: &ListFilter,
-        list: impl FnOnce(Option<Hits>) -> QueryBuilder<'static, Postgres>,
+        limit: u32,
+        list: impl Fn(Option<Hits>) -> QueryBuilder<'static, Postgres>,
     ) -> Result<Vec<PgRow>, PortError> {
         let text = f.text.as_deref().filter(|t| indexable(t));
         let (Some(text), None) = (text, &f.correlation_id) else {
@@ -139,18 +153,24 @@ impl PgStore {
             .execute(&mut *tx)
             .await
             .map_err(db_err)?;
-        let hits = match indexed_matches(&mut *tx, s, &contains_pattern(text)).await? {
-            Some(ids) => Some(Hits {
-                ids,
-                few_pending: few_pending(&mut *tx, s).await?,
-            }),
-            None => None,
+        let matches = indexed_matches(&mut *tx, s, &contains_pattern(text)).await?;
+        let partial = matches.floor.is_some();
+        let hits = Hits {
+            matches,
+            few_pending: few_pending(&mut *tx, s).await?,
         };
-        let rows = list(hits)
+        let mut rows = list(Some(hits))
             .build()
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
+        if partial && rows.len() < limit as usize {
+            rows = list(None)
+                .build()
+                .fetch_all(&mut *tx)
+                .await
+                .map_err(db_err)?;
+        }
         tx.commit().await.map_err(db_err)?;
         Ok(rows)
     }
@@ -166,6 +186,7 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
+        let limit = q.limit.clamp(1, MAX_PAGE_LIMIT);
         let list = |hits| {
             let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
             push_source(&mut qb, EVENTS, EVENT_FIELDS, &q.filter, EVENT_STATES, hits);
@@ -184,10 +205,10 @@ impl EngineLog for PgStore {
                 q.before.map(|b| b.0),
             );
             qb.push(" ORDER BY id DESC LIMIT ")
-                .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+                .push_bind(i64::from(limit));
             qb
         };
-        let rows = self.list_rows(EVENTS, &q.filter, list).await?;
+        let rows = self.list_rows(EVENTS, &q.filter, limit, list).await?;
         rows.iter().map(event_view).collect()
     }
 
@@ -290,6 +311,7 @@ impl EngineLog for PgStore {
         let Ok(institution) = scoped(q.filter.institution_id, scope) else {
             return Ok(Vec::new());
         };
+        let limit = q.limit.clamp(1, MAX_PAGE_LIMIT);
         let list = |hits| {
             let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
             push_source(&mut qb, TASKS, TASK_FIELDS, &q.filter, TASK_STATES, hits);
@@ -312,10 +334,10 @@ impl EngineLog for PgStore {
                 q.before.map(|b| b.0),
             );
             qb.push(" ORDER BY id DESC LIMIT ")
-                .push_bind(i64::from(q.limit.clamp(1, MAX_PAGE_LIMIT)));
+                .push_bind(i64::from(limit));
             qb
         };
-        let rows = self.list_rows(TASKS, &q.filter, list).await?;
+        let rows = self.list_rows(TASKS, &q.filter, limit, list).await?;
         rows.iter().map(task_view).collect()
     }
 
