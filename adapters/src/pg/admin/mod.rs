@@ -38,6 +38,9 @@ struct Hits {
     few_pending: bool,
 }
 
+/// One part of a list's source: a SELECT, its condition, and the ids it is limited to.
+type Branch<'a> = (&'a str, Option<String>, Option<&'a [uuid::Uuid]>);
+
 /// Pushes the rows a list reads (the live table, its archive, or both), under the live
 /// table's name so that every condition reads the same. Both together are a `UNION ALL` that
 /// PostgreSQL reads newest first by merging the two primary keys.
@@ -61,8 +64,7 @@ fn push_source(
     let table = searchable.table;
     let live = format!("SELECT {fields} FROM {table}");
     let archive = format!("SELECT {fields} FROM {table}_processed");
-    // Each branch, its condition, and the ids it is limited to.
-    let mut branches: Vec<(&str, Option<String>, Option<&Vec<uuid::Uuid>>)> = Vec::new();
+    let mut branches: Vec<Branch> = Vec::new();
     if filter.archived != Archived::Archived {
         match &hits {
             _ if filter.correlation_id.is_some() => branches.extend(
@@ -74,14 +76,14 @@ fn push_source(
                 matches,
                 few_pending,
             }) => {
-                branches.push((&live, None, Some(&matches.ids)));
+                branches.push((&live, None, Some(&matches.ids[..])));
                 branches.push((&live, Some(searchable.not_indexed(*few_pending)), None));
             }
             None => branches.push((&live, None, None)),
         }
     }
     if filter.archived != Archived::Live {
-        branches.push((&archive, None, hits.as_ref().map(|h| &h.matches.ids)));
+        branches.push((&archive, None, hits.as_ref().map(|h| &h.matches.ids[..])));
     }
     let floor = hits.as_ref().and_then(|h| h.matches.floor);
     // A single branch without a condition is the table itself.
@@ -103,9 +105,7 @@ fn push_source(
                     qb.push(" AND ").push(condition);
                 }
                 if let Some(ids) = ids {
-                    qb.push(" AND id = ANY(")
-                        .push_bind((*ids).clone())
-                        .push(")");
+                    qb.push(" AND id = ANY(").push_bind(ids.to_vec()).push(")");
                 }
                 if let Some(floor) = floor {
                     qb.push(" AND id >= ").push_bind(floor);
