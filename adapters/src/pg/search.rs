@@ -423,4 +423,75 @@ mod tests {
         );
         drop_database(&url).await.unwrap();
     }
+
+    /// A search narrowed by another filter first checks the newest rows passing it: a full
+    /// page there is the answer, and a short one is not taken for the whole answer.
+    #[tokio::test]
+    async fn a_narrowed_search_looks_beyond_its_window_when_the_page_is_short() {
+        use crate::pg::admin::WINDOW_ROWS;
+        let (url, pool) = fresh_database("campus_search_test").await.unwrap();
+        let url = DropOnPanic(url);
+        let s = PgStore::new(pool.clone(), Notifier::disabled());
+        let (x, y) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
+        let insert = |institution: uuid::Uuid, word: &'static str, n: i64| {
+            sqlx::query(
+                "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id)
+                 SELECT id, id, 'T', jsonb_build_object('word', $3::text, 'n', n), $2
+                 FROM (SELECT uuidv7_like(n) AS id, n FROM generate_series(1, $1) n) g",
+            )
+            .bind(n)
+            .bind(institution)
+            .bind(word)
+            .execute(&pool)
+        };
+        sqlx::query(
+            "CREATE FUNCTION uuidv7_like(n bigint) RETURNS uuid LANGUAGE sql AS
+             $$ SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')
+                        || lpad(to_hex(n), 16, '0'))::uuid $$",
+        )
+        .execute(&pool)
+        .await
+        .unwrap();
+        insert(x, "Needle", 1).await.unwrap();
+        insert(x, "hay", WINDOW_ROWS).await.unwrap();
+        insert(y, "needle", 2).await.unwrap();
+        let of = |institution: uuid::Uuid, limit: u32| TaskQuery {
+            filter: ListFilter {
+                text: Some("needle".into()),
+                institution_id: Some(campus_core::ids::InstitutionId(institution.as_u128())),
+                ..Default::default()
+            },
+            limit,
+            ..Default::default()
+        };
+        let ids = |views: Vec<campus_ports::TaskView>| -> Vec<uuid::Uuid> {
+            views
+                .iter()
+                .map(|v| uuid::Uuid::from_u128(v.id.0))
+                .collect()
+        };
+        let oldest: Vec<uuid::Uuid> =
+            sqlx::query_scalar("SELECT id FROM tasks ORDER BY id LIMIT 1")
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+        for indexed in [false, true] {
+            if indexed {
+                catch_up(&s).await;
+            }
+            let found = ids(s.list_tasks(&of(x, 10), None).await.unwrap());
+            assert_eq!(found, oldest, "the one match of x, older than its window");
+        }
+        insert(x, "needle", 3).await.unwrap();
+        let newest: Vec<uuid::Uuid> = sqlx::query_scalar(
+            "SELECT id FROM tasks WHERE institution_id = $1 ORDER BY id DESC LIMIT 2",
+        )
+        .bind(x)
+        .fetch_all(&pool)
+        .await
+        .unwrap();
+        let found = ids(s.list_tasks(&of(x, 2), None).await.unwrap());
+        assert_eq!(found, newest, "a full page of the window, newest first");
+        drop_database(&url).await.unwrap();
+    }
 }

@@ -29,6 +29,12 @@ pub(super) fn id_floor(ms: i64) -> uuid::Uuid {
     uuid::Uuid::from_u128(ms << 80)
 }
 
+/// Whether `f` has a filter both lists share that may leave few rows (a time range, errors),
+/// besides the institution.
+pub(super) fn narrows(f: &ListFilter) -> bool {
+    f.from.is_some() || f.to.is_some() || f.has_errors.is_some()
+}
+
 /// A LIKE pattern matching `text` anywhere, with LIKE's wildcards escaped.
 pub(crate) fn contains_pattern(text: &str) -> String {
     let escaped = text

@@ -15,7 +15,7 @@ use async_trait::async_trait;
 use campus_core::ids::*;
 use campus_core::Timestamp;
 use campus_ports::*;
-use filters::{push_common, scoped};
+use filters::{narrows, push_common, scoped};
 use rows::{event_view, task_view, EVENT_COLUMNS, TASK_COLUMNS};
 use sqlx::postgres::PgRow;
 use sqlx::{Postgres, QueryBuilder};
@@ -36,6 +36,69 @@ struct Hits {
     matches: IndexedMatches,
     /// Whether few live rows wait to be indexed (see `Searchable::not_indexed`).
     few_pending: bool,
+}
+
+/// How a list filtered by text reads its rows (see [`PgStore::list_rows`]).
+enum Plan {
+    /// The tables newest first, each row's payload checked.
+    Walk,
+    /// The rows the text index found, and the rows not indexed yet (see [`push_source`]).
+    Hits(Hits),
+    /// The newest [`WINDOW_ROWS`] rows that pass the other filters, and the text among them.
+    Window,
+}
+
+/// The rows a [`Plan::Window`] reads: few enough to check them all in some 20 ms.
+pub(in crate::pg) const WINDOW_ROWS: i64 = 10_000;
+
+impl Plan {
+    /// Opens the list's statement, reading `columns`.
+    fn select(&self, columns: &str) -> QueryBuilder<'static, Postgres> {
+        let select = format!("SELECT {columns} FROM ");
+        QueryBuilder::new(match self {
+            Plan::Window => format!("SELECT * FROM ({select}"),
+            _ => select,
+        })
+    }
+
+    /// The filter the rows are read with: a window's leaves the text to [`Plan::push_page`].
+    fn filter(&self, f: &ListFilter) -> ListFilter {
+        match self {
+            Plan::Window => ListFilter {
+                text: None,
+                ..f.clone()
+            },
+            _ => f.clone(),
+        }
+    }
+
+    /// The text a window checks itself (see [`push_page`]).
+    fn window_text<'t>(&self, f: &'t ListFilter) -> Option<&'t str> {
+        match self {
+            Plan::Window => f.text.as_deref(),
+            _ => None,
+        }
+    }
+
+    fn into_hits(self) -> Option<Hits> {
+        match self {
+            Plan::Hits(hits) => Some(hits),
+            _ => None,
+        }
+    }
+}
+
+/// Closes a list's statement: its newest `limit` rows, or, for a window checking
+/// `window_text`, the newest [`WINDOW_ROWS`] and then the newest `limit` of them containing it.
+fn push_page(qb: &mut QueryBuilder<'static, Postgres>, window_text: Option<&str>, limit: u32) {
+    qb.push(" ORDER BY id DESC LIMIT ");
+    if let Some(text) = window_text {
+        qb.push_bind(WINDOW_ROWS)
+            .push(") AS page WHERE payload ILIKE ")
+            .push_bind(contains_pattern(text))
+            .push(" ORDER BY id DESC LIMIT ");
+    }
+    qb.push_bind(i64::from(limit));
 }
 
 /// One part of a list's source: a SELECT, its condition, and the ids it is limited to.
@@ -126,28 +189,48 @@ const TASK_STATES: &[&str] = &[
 ];
 
 impl PgStore {
-    /// Reads the rows of a list of at most `limit` rows that `list` builds from the hits of
-    /// its text filter (see [`push_source`]). A text the index can answer (not with a
-    /// correlation id, whose index narrows the list more) is looked up first, in the same
-    /// snapshot as the list (one REPEATABLE READ transaction): a row indexed or archived
-    /// between the two reads is neither missed nor read twice. When more rows match than the
-    /// hits hold and those newer than the oldest hit do not fill the page (other filters
-    /// left too few), the list walks the tables instead.
+    /// Reads the rows of a list of at most `limit` rows that `list` builds by a [`Plan`]. For
+    /// a text filter (without a correlation id, whose index narrows the list more):
+    /// 1. When other filters `narrowed` the list: the newest rows passing them ([`Plan::Window`]).
+    ///    A full page there is the answer: every row outside the window is older.
+    /// 2. A text the index can answer is looked up first, in the same snapshot as the list
+    ///    (one REPEATABLE READ transaction): a row indexed or archived between the two reads
+    ///    is neither missed nor read twice ([`Plan::Hits`]).
+    /// 3. When more rows match than the hits hold and those newer than the oldest hit do not
+    ///    fill the page, or the index cannot answer the text: [`Plan::Walk`].
     async fn list_rows(
         &self,
         s: Searchable,
         f: &ListFilter,
+        narrowed: bool,
         limit: u32,
-        list: impl Fn(Option<Hits>) -> QueryBuilder<'static, Postgres>,
+        list: impl Fn(Plan) -> QueryBuilder<'static, Postgres>,
     ) -> Result<Vec<PgRow>, PortError> {
-        let text = f.text.as_deref().filter(|t| indexable(t));
+        let text = f.text.as_deref().filter(|t| !t.is_empty());
         let (Some(text), None) = (text, &f.correlation_id) else {
-            return list(None)
+            return list(Plan::Walk)
                 .build()
                 .fetch_all(&self.pool)
                 .await
                 .map_err(db_err);
         };
+        if narrowed {
+            let rows = list(Plan::Window)
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err)?;
+            if rows.len() >= limit as usize {
+                return Ok(rows);
+            }
+        }
+        if !indexable(text) {
+            return list(Plan::Walk)
+                .build()
+                .fetch_all(&self.pool)
+                .await
+                .map_err(db_err);
+        }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
             .execute(&mut *tx)
@@ -159,13 +242,13 @@ impl PgStore {
             matches,
             few_pending: few_pending(&mut *tx, s).await?,
         };
-        let mut rows = list(Some(hits))
+        let mut rows = list(Plan::Hits(hits))
             .build()
             .fetch_all(&mut *tx)
             .await
             .map_err(db_err)?;
         if partial && rows.len() < limit as usize {
-            rows = list(None)
+            rows = list(Plan::Walk)
                 .build()
                 .fetch_all(&mut *tx)
                 .await
@@ -187,9 +270,18 @@ impl EngineLog for PgStore {
             return Ok(Vec::new());
         };
         let limit = q.limit.clamp(1, MAX_PAGE_LIMIT);
-        let list = |hits| {
-            let mut qb = QueryBuilder::new(format!("SELECT {EVENT_COLUMNS} FROM "));
-            push_source(&mut qb, EVENTS, EVENT_FIELDS, &q.filter, EVENT_STATES, hits);
+        let list = |plan: Plan| {
+            let mut qb = plan.select(EVENT_COLUMNS);
+            let filter = plan.filter(&q.filter);
+            let window_text = plan.window_text(&q.filter);
+            push_source(
+                &mut qb,
+                EVENTS,
+                EVENT_FIELDS,
+                &filter,
+                EVENT_STATES,
+                plan.into_hits(),
+            );
             qb.push(" WHERE true");
             if let Some(t) = &q.event_type {
                 qb.push(" AND event_type = ").push_bind(t.clone());
@@ -200,15 +292,20 @@ impl EngineLog for PgStore {
             push_common(
                 &mut qb,
                 institution,
-                &q.filter,
+                &filter,
                 "occurred_at",
                 q.before.map(|b| b.0),
             );
-            qb.push(" ORDER BY id DESC LIMIT ")
-                .push_bind(i64::from(limit));
+            push_page(&mut qb, window_text, limit);
             qb
         };
-        let rows = self.list_rows(EVENTS, &q.filter, limit, list).await?;
+        let narrowed = institution.is_some()
+            || q.event_type.is_some()
+            || q.status.is_some()
+            || narrows(&q.filter);
+        let rows = self
+            .list_rows(EVENTS, &q.filter, narrowed, limit, list)
+            .await?;
         rows.iter().map(event_view).collect()
     }
 
@@ -312,9 +409,18 @@ impl EngineLog for PgStore {
             return Ok(Vec::new());
         };
         let limit = q.limit.clamp(1, MAX_PAGE_LIMIT);
-        let list = |hits| {
-            let mut qb = QueryBuilder::new(format!("SELECT {TASK_COLUMNS} FROM "));
-            push_source(&mut qb, TASKS, TASK_FIELDS, &q.filter, TASK_STATES, hits);
+        let list = |plan: Plan| {
+            let mut qb = plan.select(TASK_COLUMNS);
+            let filter = plan.filter(&q.filter);
+            let window_text = plan.window_text(&q.filter);
+            push_source(
+                &mut qb,
+                TASKS,
+                TASK_FIELDS,
+                &filter,
+                TASK_STATES,
+                plan.into_hits(),
+            );
             qb.push(" WHERE true");
             if let Some(t) = &q.task_type {
                 qb.push(" AND task_type = ").push_bind(t.clone());
@@ -329,15 +435,21 @@ impl EngineLog for PgStore {
             push_common(
                 &mut qb,
                 institution,
-                &q.filter,
+                &filter,
                 "created_at",
                 q.before.map(|b| b.0),
             );
-            qb.push(" ORDER BY id DESC LIMIT ")
-                .push_bind(i64::from(limit));
+            push_page(&mut qb, window_text, limit);
             qb
         };
-        let rows = self.list_rows(TASKS, &q.filter, limit, list).await?;
+        let narrowed = institution.is_some()
+            || q.task_type.is_some()
+            || q.status.is_some()
+            || q.event_id.is_some()
+            || narrows(&q.filter);
+        let rows = self
+            .list_rows(TASKS, &q.filter, narrowed, limit, list)
+            .await?;
         rows.iter().map(task_view).collect()
     }
 
