@@ -61,7 +61,7 @@ impl Plan {
         })
     }
 
-    /// The filter the rows are read with: a window's leaves the text to [`Plan::push_page`].
+    /// The filter the rows are read with: a window's leaves the text to [`push_page`].
     fn filter(&self, f: &ListFilter) -> ListFilter {
         match self {
             Plan::Window => ListFilter {
@@ -99,6 +99,14 @@ fn push_page(qb: &mut QueryBuilder<'static, Postgres>, window_text: Option<&str>
             .push(" ORDER BY id DESC LIMIT ");
     }
     qb.push_bind(i64::from(limit));
+}
+
+/// Runs a list's statement.
+async fn fetch<'c>(
+    mut qb: QueryBuilder<'static, Postgres>,
+    db: impl sqlx::PgExecutor<'c>,
+) -> Result<Vec<PgRow>, PortError> {
+    qb.build().fetch_all(db).await.map_err(db_err)
 }
 
 /// One part of a list's source: a SELECT, its condition, and the ids it is limited to.
@@ -208,28 +216,16 @@ impl PgStore {
     ) -> Result<Vec<PgRow>, PortError> {
         let text = f.text.as_deref().filter(|t| !t.is_empty());
         let (Some(text), None) = (text, &f.correlation_id) else {
-            return list(Plan::Walk)
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err);
+            return fetch(list(Plan::Walk), &self.pool).await;
         };
         if narrowed {
-            let rows = list(Plan::Window)
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err)?;
+            let rows = fetch(list(Plan::Window), &self.pool).await?;
             if rows.len() >= limit as usize {
                 return Ok(rows);
             }
         }
         if !indexable(text) {
-            return list(Plan::Walk)
-                .build()
-                .fetch_all(&self.pool)
-                .await
-                .map_err(db_err);
+            return fetch(list(Plan::Walk), &self.pool).await;
         }
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
@@ -242,17 +238,9 @@ impl PgStore {
             matches,
             few_pending: few_pending(&mut *tx, s).await?,
         };
-        let mut rows = list(Plan::Hits(hits))
-            .build()
-            .fetch_all(&mut *tx)
-            .await
-            .map_err(db_err)?;
+        let mut rows = fetch(list(Plan::Hits(hits)), &mut *tx).await?;
         if partial && rows.len() < limit as usize {
-            rows = list(Plan::Walk)
-                .build()
-                .fetch_all(&mut *tx)
-                .await
-                .map_err(db_err)?;
+            rows = fetch(list(Plan::Walk), &mut *tx).await?;
         }
         tx.commit().await.map_err(db_err)?;
         Ok(rows)
