@@ -218,6 +218,29 @@ mod tests {
         counts[0]
     }
 
+    /// Inserts `n` tasks of `institution` whose payload holds `word`, with ids that grow in
+    /// insertion order as UUIDv7 ids do (the clock in microseconds, then the row's number).
+    async fn insert_in_order(
+        pool: &sqlx::PgPool,
+        institution: Option<uuid::Uuid>,
+        word: &str,
+        n: i64,
+    ) {
+        sqlx::query(
+            "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id)
+             SELECT id, id, 'T', jsonb_build_object('word', $3::text, 'n', n), $2
+             FROM (SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')
+                           || lpad(to_hex(n), 16, '0'))::uuid AS id, n
+                   FROM generate_series(1, $1) n) g",
+        )
+        .bind(n)
+        .bind(institution)
+        .bind(word)
+        .execute(pool)
+        .await
+        .unwrap();
+    }
+
     /// Indexes until no task is left unindexed.
     async fn catch_up(s: &PgStore) {
         while s.index_payloads(1000, 0).await.unwrap().tasks > 0 {}
@@ -360,27 +383,9 @@ mod tests {
         let (url, pool) = fresh_database("campus_search_test").await.unwrap();
         let url = DropOnPanic(url);
         let s = PgStore::new(pool.clone(), Notifier::disabled());
-        let insert = |institution: Option<uuid::Uuid>, n: i64| {
-            sqlx::query(
-                "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id)
-                 SELECT id, id, 'T', jsonb_build_object('word', 'Common', 'n', n), $2
-                 FROM (SELECT uuidv7_like(n) AS id, n FROM generate_series(1, $1) n) g",
-            )
-            .bind(n)
-            .bind(institution)
-            .execute(&pool)
-        };
-        sqlx::query(
-            "CREATE FUNCTION uuidv7_like(n bigint) RETURNS uuid LANGUAGE sql AS
-             $$ SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')
-                        || lpad(to_hex(n), 16, '0'))::uuid $$",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
         let few = uuid::Uuid::now_v7();
-        insert(Some(few), 3).await.unwrap();
-        insert(None, INDEXED_MATCHES_MAX).await.unwrap();
+        insert_in_order(&pool, Some(few), "Common", 3).await;
+        insert_in_order(&pool, None, "Common", INDEXED_MATCHES_MAX).await;
         catch_up(&s).await;
         let newest: Vec<uuid::Uuid> = sqlx::query_scalar("SELECT id FROM tasks ORDER BY id DESC")
             .fetch_all(&pool)
@@ -433,28 +438,9 @@ mod tests {
         let url = DropOnPanic(url);
         let s = PgStore::new(pool.clone(), Notifier::disabled());
         let (x, y) = (uuid::Uuid::now_v7(), uuid::Uuid::now_v7());
-        let insert = |institution: uuid::Uuid, word: &'static str, n: i64| {
-            sqlx::query(
-                "INSERT INTO tasks (id, lineage_id, task_type, payload, institution_id)
-                 SELECT id, id, 'T', jsonb_build_object('word', $3::text, 'n', n), $2
-                 FROM (SELECT uuidv7_like(n) AS id, n FROM generate_series(1, $1) n) g",
-            )
-            .bind(n)
-            .bind(institution)
-            .bind(word)
-            .execute(&pool)
-        };
-        sqlx::query(
-            "CREATE FUNCTION uuidv7_like(n bigint) RETURNS uuid LANGUAGE sql AS
-             $$ SELECT (lpad(to_hex((extract(epoch FROM clock_timestamp()) * 1000000)::bigint), 16, '0')
-                        || lpad(to_hex(n), 16, '0'))::uuid $$",
-        )
-        .execute(&pool)
-        .await
-        .unwrap();
-        insert(x, "Needle", 1).await.unwrap();
-        insert(x, "hay", WINDOW_ROWS).await.unwrap();
-        insert(y, "needle", 2).await.unwrap();
+        insert_in_order(&pool, Some(x), "Needle", 1).await;
+        insert_in_order(&pool, Some(x), "hay", WINDOW_ROWS).await;
+        insert_in_order(&pool, Some(y), "needle", 2).await;
         let of = |institution: uuid::Uuid, limit: u32| TaskQuery {
             filter: ListFilter {
                 text: Some("needle".into()),
@@ -482,7 +468,7 @@ mod tests {
             let found = ids(s.list_tasks(&of(x, 10), None).await.unwrap());
             assert_eq!(found, oldest, "the one match of x, older than its window");
         }
-        insert(x, "needle", 3).await.unwrap();
+        insert_in_order(&pool, Some(x), "needle", 3).await;
         let newest: Vec<uuid::Uuid> = sqlx::query_scalar(
             "SELECT id FROM tasks WHERE institution_id = $1 ORDER BY id DESC LIMIT 2",
         )
