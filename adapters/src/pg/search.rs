@@ -96,9 +96,8 @@ pub(super) async fn indexed_matches<'c>(
     .fetch_all(db)
     .await
     .map_err(db_err)?;
-    let floor = (ids.len() >= INDEXED_MATCHES_MAX as usize)
-        .then(|| ids.last().copied())
-        .flatten();
+    // The statement's limit: a last id there means more may match.
+    let floor = ids.get(INDEXED_MATCHES_MAX as usize - 1).copied();
     Ok(IndexedMatches { ids, floor })
 }
 
