@@ -177,25 +177,39 @@ mod tests {
     use crate::conformance::task;
     use campus_ports::{Archived, EngineLog, ListFilter, NewTask, TaskQuery, TaskQueue};
 
-    async fn found(s: &PgStore, text: &str) -> Vec<uuid::Uuid> {
+    /// The ids of a task list with `filter`, newest first.
+    async fn listed(s: &PgStore, filter: ListFilter, limit: u32) -> Vec<uuid::Uuid> {
         let q = TaskQuery {
-            filter: ListFilter {
-                text: Some(text.into()),
-                archived: Archived::All,
-                ..Default::default()
-            },
-            limit: 100,
+            filter,
+            limit,
             ..Default::default()
         };
-        let mut ids: Vec<uuid::Uuid> = s
-            .list_tasks(&q, None)
-            .await
-            .unwrap()
+        let views = s.list_tasks(&q, None).await.unwrap();
+        views
             .iter()
             .map(|v| uuid::Uuid::from_u128(v.id.0))
-            .collect();
+            .collect()
+    }
+
+    /// The ids of the first 100 tasks, live or archived, containing `text`, sorted.
+    async fn found(s: &PgStore, text: &str) -> Vec<uuid::Uuid> {
+        let filter = ListFilter {
+            text: Some(text.into()),
+            archived: Archived::All,
+            ..Default::default()
+        };
+        let mut ids = listed(s, filter, 100).await;
         ids.sort();
         ids
+    }
+
+    /// A filter by `text` and `institution`.
+    fn of(institution: uuid::Uuid, text: &str) -> ListFilter {
+        ListFilter {
+            text: Some(text.into()),
+            institution_id: Some(campus_core::ids::InstitutionId(institution.as_u128())),
+            ..Default::default()
+        }
     }
 
     /// The tasks not indexed yet, counted by both conditions a list may use.
@@ -400,30 +414,11 @@ mod tests {
         let mut page = newest[..100].to_vec();
         page.sort();
         assert_eq!(found(&s, "common").await, page, "the newest full page");
-        let q = TaskQuery {
-            filter: ListFilter {
-                text: Some("common".into()),
-                institution_id: Some(campus_core::ids::InstitutionId(few.as_u128())),
-                ..Default::default()
-            },
-            limit: 100,
-            ..Default::default()
-        };
-        let mut older: Vec<uuid::Uuid> = s
-            .list_tasks(&q, None)
-            .await
-            .unwrap()
-            .iter()
-            .map(|v| uuid::Uuid::from_u128(v.id.0))
-            .collect();
-        older.sort();
+        let older = listed(&s, of(few, "common"), 100).await;
         assert_eq!(
             older,
-            newest[INDEXED_MATCHES_MAX as usize..]
-                .iter()
-                .rev()
-                .copied()
-                .collect::<Vec<_>>()
+            newest[INDEXED_MATCHES_MAX as usize..],
+            "below the floor"
         );
         drop_database(&url).await.unwrap();
     }
@@ -440,21 +435,6 @@ mod tests {
         insert_in_order(&pool, Some(x), "Needle", 1).await;
         insert_in_order(&pool, Some(x), "hay", WINDOW_ROWS).await;
         insert_in_order(&pool, Some(y), "needle", 2).await;
-        let of = |institution: uuid::Uuid, limit: u32| TaskQuery {
-            filter: ListFilter {
-                text: Some("needle".into()),
-                institution_id: Some(campus_core::ids::InstitutionId(institution.as_u128())),
-                ..Default::default()
-            },
-            limit,
-            ..Default::default()
-        };
-        let ids = |views: Vec<campus_ports::TaskView>| -> Vec<uuid::Uuid> {
-            views
-                .iter()
-                .map(|v| uuid::Uuid::from_u128(v.id.0))
-                .collect()
-        };
         let oldest: Vec<uuid::Uuid> =
             sqlx::query_scalar("SELECT id FROM tasks ORDER BY id LIMIT 1")
                 .fetch_all(&pool)
@@ -464,7 +444,7 @@ mod tests {
             if indexed {
                 catch_up(&s).await;
             }
-            let found = ids(s.list_tasks(&of(x, 10), None).await.unwrap());
+            let found = listed(&s, of(x, "needle"), 10).await;
             assert_eq!(found, oldest, "the one match of x, older than its window");
         }
         insert_in_order(&pool, Some(x), "needle", 3).await;
@@ -475,7 +455,7 @@ mod tests {
         .fetch_all(&pool)
         .await
         .unwrap();
-        let found = ids(s.list_tasks(&of(x, 2), None).await.unwrap());
+        let found = listed(&s, of(x, "needle"), 2).await;
         assert_eq!(found, newest, "a full page of the window, newest first");
         drop_database(&url).await.unwrap();
     }
