@@ -1,6 +1,6 @@
 //! Hostile input: each finding of the security review (#16) as the attack an outsider or a
 //! user would try, and the refusal expected, with every table's row count unchanged after
-//! each refused request.
+//! each refused request (but the payload search index's, which the daemon writes meanwhile).
 
 use campus::web::limits::RateLimits;
 use campus::Campus;
