@@ -3,7 +3,9 @@
 
 use super::testing::{drop_database, fresh_database, DropOnPanic};
 use super::{Notifier, PgStore};
-use crate::conformance::{event, measurable_policy, quick_policy, task, types, TwoHandlers};
+use crate::conformance::{
+    event, measurable_policy, quick_policy, task, types, TwoHandlers, LONG_LEASE,
+};
 use campus_core::engine::RetryPolicy;
 use campus_ports::*;
 use std::sync::Arc;
@@ -156,7 +158,8 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
     let engine = super::connect_engine(&url, 1).await.unwrap();
     let mut conn = engine.acquire().await.unwrap();
     sqlx::query(&format!(
-        "PREPARE claim(text, bigint, float8, text[], uuid[], bigint[], text[], bigint[], float8, bigint) AS {}",
+        "PREPARE claim(text, bigint, float8, text[], uuid[], bigint[], text[], bigint[], float8, bigint,
+                        uuid[], timestamptz[], uuid[]) AS {}",
         super::tasks::CLAIM
     ))
     .execute(&mut *conn)
@@ -175,7 +178,8 @@ async fn hot_statements_keep_their_plans_when_statistics_are_stale() {
             .await
             .unwrap();
         let claim = sqlx::query_scalar::<_, String>(
-            "EXPLAIN EXECUTE claim('w', 256, 30000, '{burst}', '{}', '{}', '{}', '{}', 20000, 256)",
+            "EXPLAIN EXECUTE claim('w', 256, 30000, '{burst}', '{}', '{}', '{}', '{}', 20000, 256,
+                                   '{}', '{}', '{}')",
         )
         .fetch_all(&mut *conn)
         .await
@@ -239,5 +243,33 @@ async fn a_task_holds_a_lock_exactly_while_it_runs() {
             "{status} with locked_by {locked_by:?}"
         );
     }
+    drop_database(&url).await.unwrap();
+}
+
+/// A claim starts after the last task the worker's previous full claim took; when it comes
+/// back short, it looks for the rest from the head at once, so a task due before that
+/// position (here a new interactive one, whose turn is earlier) is not left behind and a short
+/// claim still means nothing more is due.
+#[tokio::test]
+async fn a_short_claim_after_a_position_looks_from_the_head_for_the_rest() {
+    let (url, s) = store().await;
+    let normal: Vec<NewTask> = (0..4).map(|_| task(None)).collect();
+    s.enqueue(&normal).await.unwrap();
+    let first = s.claim("w", &types(), 2, LONG_LEASE).await.unwrap();
+    assert_eq!(first.len(), 2, "a full claim: the next one starts after it");
+    s.enqueue(&[NewTask {
+        payload: r#"{"urgent":true}"#.into(),
+        priority: campus_core::engine::Priority::Interactive,
+        ..task(None)
+    }])
+    .await
+    .unwrap();
+    let rest = s.claim("w", &types(), 10, LONG_LEASE).await.unwrap();
+    assert_eq!(rest.len(), 3, "the two left and the urgent one: {rest:?}");
+    assert_eq!(
+        rest[0].payload, r#"{"urgent": true}"#,
+        "started first, by its turn"
+    );
+    assert!(first.iter().all(|f| rest.iter().all(|r| r.id != f.id)));
     drop_database(&url).await.unwrap();
 }

@@ -204,6 +204,8 @@ pub struct PgStore {
     notifier: Notifier,
     /// What one priority level is worth in waiting (`campus_core::engine::scheduling`).
     priority_lag: Duration,
+    /// Where each worker's next claim starts.
+    claim_cursors: std::sync::Arc<tasks::ClaimCursors>,
 }
 
 impl PgStore {
@@ -212,6 +214,7 @@ impl PgStore {
             pool,
             notifier,
             priority_lag: campus_core::engine::DEFAULT_PRIORITY_LAG,
+            claim_cursors: Default::default(),
         }
     }
 

@@ -12,7 +12,9 @@ use campus_ports::{
 };
 use chrono::{DateTime, Utc};
 use sqlx::Row;
-use std::time::Duration;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
 
 /// Final statuses (reprocessable) and the statuses of a task still waiting to run, as SQL lists.
 const FINAL: &str = "('succeeded', 'dead', 'cancelled')";
@@ -73,6 +75,9 @@ macro_rules! next_in_order {
 /// 5. `due` drops what exceeds a capped type's quota (`$7`/`$8`); rows dropped there are
 ///    unlocked when the statement ends.
 ///
+/// With `$11`–`$13` (a group, a turn, an id) a group's tasks are taken only after that
+/// position ([`ClaimCursors`]); a group not listed starts at its head.
+///
 /// The engine's pool prices sorts out (`connect_engine`); the sorts here are of one row per
 /// institution or of the claimed rows, so the plan stays the one written (and JIT is off
 /// there, so their price never triggers compilation).
@@ -84,17 +89,21 @@ pub(super) const CLAIM: &str = concat!(
      ),
      ", waiting_groups!(), ",
      contenders AS (
-        SELECT g.k, h.claim_at AS head, COALESCE(r.room, $10) AS room
+        SELECT g.k, h.claim_at AS head, COALESCE(r.room, $10) AS room, a.after_at, a.after_id
         FROM groups g
         LEFT JOIN UNNEST($5::uuid[], $6::bigint[]) AS r(k, room) ON r.k = g.k
+        LEFT JOIN UNNEST($11::uuid[], $12::timestamptz[], $13::uuid[]) AS b(k, at, id) ON b.k = g.k
+        CROSS JOIN LATERAL (
+            SELECT COALESCE(b.at, '-infinity') AS after_at,
+                   COALESCE(b.id, '00000000-0000-0000-0000-000000000000') AS after_id) a
         CROSS JOIN LATERAL (
             SELECT claim_at FROM tasks
-            WHERE ", group!(), " = g.k AND ", claimable_now!(), "
+            WHERE ", group!(), " = g.k AND ", claimable_now!(), " AND (claim_at, id) > (a.after_at, a.after_id)
             ORDER BY claim_at, id LIMIT 1) h
         WHERE g.k IS NOT NULL AND COALESCE(r.room, $10) > 0
      ),
      shares AS (
-        SELECT k, LEAST(room, $2 / count(*) OVER ()
+        SELECT k, after_at, after_id, LEAST(room, $2 / count(*) OVER ()
                      + CASE WHEN row_number() OVER (ORDER BY head, k) <= $2 % count(*) OVER ()
                             THEN 1 ELSE 0 END) AS share
         FROM contenders
@@ -103,7 +112,7 @@ pub(super) const CLAIM: &str = concat!(
         SELECT c.id, c.task_type, c.claim_at
         FROM shares s CROSS JOIN LATERAL (
             SELECT id, task_type, claim_at FROM tasks w
-            WHERE ", group!(), " = s.k AND ", claimable_now!(), "
+            WHERE ", group!(), " = s.k AND ", claimable_now!(), " AND (claim_at, id) > (s.after_at, s.after_id)
               AND (w.ordering_key IS NULL OR ", next_in_order!(), ")
             ORDER BY claim_at, id LIMIT s.share
             FOR UPDATE SKIP LOCKED) c
@@ -124,6 +133,109 @@ pub(super) const CLAIM: &str = concat!(
      RETURNING t.id, t.task_type, t.payload::text AS payload, t.institution_id, t.event_id, t.correlation_id,
                t.lineage_id, t.attempt, t.max_attempts, t.created_at, t.claim_at"
 );
+
+/// How long a worker's claims may go on after their positions ([`ClaimCursors`]) before one
+/// starts from the head again: the longest a task due before a position waits for it.
+const RESUME_FOR: Duration = Duration::from_millis(100);
+
+/// Where a claim starts in a group: after the task of this turn and id.
+#[derive(Clone, Copy)]
+pub(super) struct Position {
+    group: uuid::Uuid,
+    turn: DateTime<Utc>,
+    id: uuid::Uuid,
+}
+
+/// Where each worker's next claim starts in each group: after the last task its previous
+/// claim took there. A claim pays for every index entry it passes at the head of
+/// `tasks_claim`, and the entries of the tasks claimed before it stay there, dead, until a
+/// vacuum; starting after them skips that walk. Positions are kept only after a full claim
+/// (a short one took all that was due) and for [`RESUME_FOR`] after the last claim from the
+/// head: a task due before a position (one a claim skipped, or a new one with an earlier turn)
+/// waits at most that long. A claim after positions that comes back short looks for the rest
+/// from the head at once, so a short claim still means nothing more is due.
+#[derive(Default)]
+pub(super) struct ClaimCursors(Mutex<HashMap<String, Cursor>>);
+
+struct Cursor {
+    from_head_at: Instant,
+    after: Vec<Position>,
+}
+
+impl ClaimCursors {
+    /// The positions `worker`'s next claim starts after, or `None`: from the head.
+    fn resume(&self, worker: &str) -> Option<Vec<Position>> {
+        let cursors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        cursors
+            .get(worker)
+            .filter(|c| c.from_head_at.elapsed() < RESUME_FOR)
+            .map(|c| c.after.clone())
+    }
+
+    /// Records `worker`'s claim of `rows` (in turn order).
+    fn record(
+        &self,
+        worker: &str,
+        from_head: bool,
+        full: bool,
+        rows: &[(DateTime<Utc>, ClaimedTask)],
+    ) {
+        let mut cursors = self.0.lock().unwrap_or_else(|e| e.into_inner());
+        let since = cursors.get(worker).map(|c| c.from_head_at);
+        let from_head_at = match since {
+            Some(at) if !from_head => at,
+            _ => Instant::now(),
+        };
+        if !full {
+            cursors.remove(worker);
+            return;
+        }
+        let mut after: Vec<Position> = Vec::new();
+        for (turn, task) in rows {
+            let group = uuid::Uuid::from_u128(task.institution_id.map_or(0, |i| i.0));
+            let last = Position {
+                group,
+                turn: *turn,
+                id: uuid::Uuid::from_u128(task.id.0),
+            };
+            match after.iter_mut().find(|p| p.group == group) {
+                Some(p) => *p = last,
+                None => after.push(last),
+            }
+        }
+        cursors.insert(
+            worker.to_owned(),
+            Cursor {
+                from_head_at,
+                after,
+            },
+        );
+    }
+}
+
+/// What is left of `types` for a second claim after `taken`: each capped type's quota and
+/// each institution's room less what was taken of it.
+fn remaining(types: &ClaimTypes, taken: &[&ClaimedTask]) -> ClaimTypes {
+    let mut rest = types.clone();
+    for t in taken {
+        if let Some((_, quota)) = rest.capped.iter_mut().find(|(ty, _)| *ty == t.task_type) {
+            *quota = quota.saturating_sub(1);
+        }
+        if let Some(cap) = rest.institution_cap {
+            match rest
+                .institutions
+                .iter_mut()
+                .find(|(i, _)| *i == t.institution_id)
+            {
+                Some((_, room)) => *room = room.saturating_sub(1),
+                None => rest
+                    .institutions
+                    .push((t.institution_id, cap.saturating_sub(1))),
+            }
+        }
+    }
+    rest
+}
 
 /// Writes a batch of outcomes, fenced by worker (`$7`) and attempt. `locked_by` is set exactly
 /// while a task runs (a CHECK in migration 0004); there is no `status = 'running'` on purpose:
@@ -210,61 +322,35 @@ impl TaskQueue for PgStore {
         if limit == 0 || types.is_empty() {
             return Ok(Vec::new());
         }
-        let mut asked: Vec<&str> = types.any.iter().map(String::as_str).collect();
-        let (mut capped, mut quotas) = (Vec::new(), Vec::new());
-        for (task_type, quota) in types.capped.iter().filter(|(_, q)| *q > 0) {
-            asked.push(task_type);
-            capped.push(task_type.as_str());
-            quotas.push(i64::from(*quota));
-        }
-        let (institutions, rooms): (Vec<uuid::Uuid>, Vec<i64>) = types
-            .institutions
-            .iter()
-            .map(|(i, room)| {
-                (
-                    uuid::Uuid::from_u128(i.map_or(0, |i| i.0)),
-                    i64::from(*room),
-                )
-            })
-            .unzip();
-        let query = sqlx::query(CLAIM)
-            .bind(worker)
-            .bind(i64::from(limit))
-            .bind(millis(lease))
-            .bind(asked)
-            .bind(institutions)
-            .bind(rooms)
-            .bind(capped)
-            .bind(quotas)
-            .bind(millis(Priority::Bulk.delay(self.priority_lag)))
-            .bind(i64::from(types.institution_cap.unwrap_or(limit)));
-        let mut rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
-        // Started in turn order (the statement returns them in no particular one).
-        rows.sort_by_key(|r| {
-            (
-                r.get::<DateTime<Utc>, _>("claim_at"),
-                r.get::<uuid::Uuid, _>("id"),
+        let after = self.claim_cursors.resume(worker);
+        let mut rows = self
+            .claim_after(
+                worker,
+                types,
+                limit,
+                lease,
+                after.as_deref().unwrap_or_default(),
             )
-        });
-        Ok(rows
-            .iter()
-            .map(|r| ClaimedTask {
-                id: TaskId(r.get::<uuid::Uuid, _>("id").as_u128()),
-                task_type: r.get("task_type"),
-                payload: r.get("payload"),
-                institution_id: r
-                    .get::<Option<uuid::Uuid>, _>("institution_id")
-                    .map(|i| InstitutionId(i.as_u128())),
-                event_id: r
-                    .get::<Option<uuid::Uuid>, _>("event_id")
-                    .map(|i| EventId(i.as_u128())),
-                correlation_id: r.get("correlation_id"),
-                lineage_id: TaskId(r.get::<uuid::Uuid, _>("lineage_id").as_u128()),
-                attempt: u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0),
-                max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(1),
-                created_at: Timestamp(r.get::<DateTime<Utc>, _>("created_at").timestamp_millis()),
-            })
-            .collect())
+            .await?;
+        let want = usize::try_from(limit).unwrap_or(usize::MAX);
+        let mut from_head = after.is_none();
+        if !from_head && rows.len() < want {
+            // Short after a position: tasks may wait before it (a claim skipped them, or they
+            // came with an earlier turn). A short claim must mean nothing more is due, so the
+            // rest is looked for from the head.
+            let taken: Vec<&ClaimedTask> = rows.iter().map(|(_, t)| t).collect();
+            let rest = remaining(types, &taken);
+            if !rest.is_empty() {
+                let more = u32::try_from(want - rows.len()).unwrap_or(u32::MAX);
+                rows.extend(self.claim_after(worker, &rest, more, lease, &[]).await?);
+            }
+            from_head = true;
+        }
+        // Started in turn order (the statement returns them in no particular one).
+        rows.sort_by_key(|(turn, t)| (*turn, t.id));
+        self.claim_cursors
+            .record(worker, from_head, rows.len() == want, &rows);
+        Ok(rows.into_iter().map(|(_, t)| t).collect())
     }
 
     async fn complete(
@@ -498,6 +584,78 @@ impl TaskQueue for PgStore {
             self.notifier.poke(Channel::Tasks);
         }
         Ok(n)
+    }
+}
+
+impl PgStore {
+    /// One claim statement ([`CLAIM`]), each group's tasks taken after its position in
+    /// `after` (or from its head), with each task's turn.
+    async fn claim_after(
+        &self,
+        worker: &str,
+        types: &ClaimTypes,
+        limit: u32,
+        lease: Duration,
+        after: &[Position],
+    ) -> Result<Vec<(DateTime<Utc>, ClaimedTask)>, PortError> {
+        let mut asked: Vec<&str> = types.any.iter().map(String::as_str).collect();
+        let (mut capped, mut quotas) = (Vec::new(), Vec::new());
+        for (task_type, quota) in types.capped.iter().filter(|(_, q)| *q > 0) {
+            asked.push(task_type);
+            capped.push(task_type.as_str());
+            quotas.push(i64::from(*quota));
+        }
+        let (institutions, rooms): (Vec<uuid::Uuid>, Vec<i64>) = types
+            .institutions
+            .iter()
+            .map(|(i, room)| {
+                (
+                    uuid::Uuid::from_u128(i.map_or(0, |i| i.0)),
+                    i64::from(*room),
+                )
+            })
+            .unzip();
+        let query = sqlx::query(CLAIM)
+            .bind(worker)
+            .bind(i64::from(limit))
+            .bind(millis(lease))
+            .bind(asked)
+            .bind(institutions)
+            .bind(rooms)
+            .bind(capped)
+            .bind(quotas)
+            .bind(millis(Priority::Bulk.delay(self.priority_lag)))
+            .bind(i64::from(types.institution_cap.unwrap_or(limit)))
+            .bind(after.iter().map(|p| p.group).collect::<Vec<_>>())
+            .bind(after.iter().map(|p| p.turn).collect::<Vec<_>>())
+            .bind(after.iter().map(|p| p.id).collect::<Vec<_>>());
+        let rows = query.fetch_all(&self.pool).await.map_err(db_err)?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get("claim_at"),
+                    ClaimedTask {
+                        id: TaskId(r.get::<uuid::Uuid, _>("id").as_u128()),
+                        task_type: r.get("task_type"),
+                        payload: r.get("payload"),
+                        institution_id: r
+                            .get::<Option<uuid::Uuid>, _>("institution_id")
+                            .map(|i| InstitutionId(i.as_u128())),
+                        event_id: r
+                            .get::<Option<uuid::Uuid>, _>("event_id")
+                            .map(|i| EventId(i.as_u128())),
+                        correlation_id: r.get("correlation_id"),
+                        lineage_id: TaskId(r.get::<uuid::Uuid, _>("lineage_id").as_u128()),
+                        attempt: u32::try_from(r.get::<i32, _>("attempt")).unwrap_or(0),
+                        max_attempts: u32::try_from(r.get::<i32, _>("max_attempts")).unwrap_or(1),
+                        created_at: Timestamp(
+                            r.get::<DateTime<Utc>, _>("created_at").timestamp_millis(),
+                        ),
+                    },
+                )
+            })
+            .collect())
     }
 }
 
