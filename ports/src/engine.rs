@@ -54,6 +54,21 @@ pub struct DispatchReport {
     pub failed: usize,
 }
 
+/// What a dispatch round may claim of the tasks it inserts, for the daemon that runs it: a
+/// task it takes then is inserted running instead of waiting for a claim of its own (one row
+/// version and one statement less per task).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ClaimOnInsert {
+    /// The claiming worker (as in [`TaskQueue::claim`]).
+    pub worker: String,
+    /// The types it may take, within their caps and the institutions' room.
+    pub types: ClaimTypes,
+    /// At most this many tasks.
+    pub limit: u32,
+    /// The lease of each task taken.
+    pub lease: Duration,
+}
+
 /// The domain events table: appends and fan-out.
 #[cfg_attr(feature = "mocks", mockall::automock)]
 #[async_trait::async_trait]
@@ -70,6 +85,26 @@ pub trait EventStore: Send + Sync {
         planner: Arc<dyn EventPlanner>,
         retry: &RetryPolicy,
     ) -> Result<DispatchReport, PortError>;
+
+    /// [`EventStore::dispatch_pending`], and in the same transaction claims for `claim.worker`
+    /// up to `claim.limit` of the tasks it inserts that a claim could take now: of a type in
+    /// `claim.types` within its cap and not paused, of an institution with room, kept in no
+    /// order. Those are inserted running (attempt 1, leased) and returned, in the order they
+    /// were planned; the others wait for a claim. For a daemon with nothing else due: taking
+    /// them at once saves the claim. An adapter may take none (the default).
+    async fn dispatch_and_claim(
+        &self,
+        limit: u32,
+        planner: Arc<dyn EventPlanner>,
+        retry: &RetryPolicy,
+        claim: &ClaimOnInsert,
+    ) -> Result<(DispatchReport, Vec<ClaimedTask>), PortError> {
+        let _ = claim;
+        Ok((
+            self.dispatch_pending(limit, planner, retry).await?,
+            Vec::new(),
+        ))
+    }
 
     /// Inserts a copy of a dispatched or dead event (same type, aggregate, payload and
     /// correlation id, `reprocessed_from` = the original), which fans out again; the original

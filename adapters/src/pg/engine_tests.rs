@@ -4,7 +4,7 @@
 use super::testing::{drop_database, fresh_database, DropOnPanic};
 use super::{Notifier, PgStore};
 use crate::conformance::{
-    event, measurable_policy, quick_policy, task, types, TwoHandlers, LONG_LEASE,
+    completion, event, measurable_policy, quick_policy, task, types, TwoHandlers, LONG_LEASE,
 };
 use campus_core::engine::RetryPolicy;
 use campus_ports::*;
@@ -271,5 +271,84 @@ async fn a_short_claim_after_a_position_looks_from_the_head_for_the_rest() {
         "started first, by its turn"
     );
     assert!(first.iter().all(|f| rest.iter().all(|r| r.id != f.id)));
+    drop_database(&url).await.unwrap();
+}
+
+/// A dispatch round may claim the tasks it inserts: in planned order, up to its limit, of the
+/// types it may take within their caps, never a paused one. Those are stored running for its
+/// worker (attempt 1, leased) and complete like any claimed task; the rest wait for a claim.
+#[tokio::test]
+async fn a_dispatch_round_claims_what_it_may_of_the_tasks_it_inserts() {
+    let (url, s) = store().await;
+    let planner = Arc::new(TwoHandlers);
+    s.append(&[event("Happened"), event("Happened"), event("Happened")])
+        .await
+        .unwrap();
+    let claim = ClaimOnInsert {
+        worker: "w".into(),
+        types: ClaimTypes {
+            any: vec!["t_h2".into()],
+            capped: vec![("t_h1".into(), 1)],
+            ..ClaimTypes::default()
+        },
+        limit: 3,
+        lease: LONG_LEASE,
+    };
+    let (report, claimed) = s
+        .dispatch_and_claim(100, planner.clone(), &quick_policy(), &claim)
+        .await
+        .unwrap();
+    assert_eq!((report.events, report.tasks), (3, 6));
+    let taken: Vec<&str> = claimed.iter().map(|t| t.task_type.as_str()).collect();
+    assert_eq!(
+        taken,
+        ["t_h1", "t_h2", "t_h2"],
+        "t_h1 capped at one, three in all"
+    );
+    assert!(claimed
+        .iter()
+        .all(|t| t.attempt == 1 && t.max_attempts == 3 && t.event_id.is_some()));
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM tasks WHERE status = 'running' AND locked_by = 'w' AND attempt = 1
+               AND started_at IS NOT NULL AND locked_until > now() + interval '50 seconds'"
+        )
+        .await,
+        3
+    );
+    assert_eq!(
+        count(&s, "SELECT count(*) FROM tasks WHERE status = 'pending' AND locked_by IS NULL AND attempt = 0").await,
+        3
+    );
+    let done: Vec<Completion> = claimed
+        .iter()
+        .map(|t| completion(t, TaskOutcome::Succeeded))
+        .collect();
+    assert_eq!(s.complete("w", &done, &quick_policy()).await.unwrap(), 3);
+    let rest = s.claim("v", &types(), 10, LONG_LEASE).await.unwrap();
+    assert_eq!(rest.len(), 3, "the others are claimed the usual way");
+
+    s.set_paused("t_h2", true).await.unwrap();
+    s.append(&[event("Happened")]).await.unwrap();
+    let claim = ClaimOnInsert {
+        types: types(),
+        limit: 10,
+        ..claim
+    };
+    let (_, claimed) = s
+        .dispatch_and_claim(100, planner, &quick_policy(), &claim)
+        .await
+        .unwrap();
+    let taken: Vec<&str> = claimed.iter().map(|t| t.task_type.as_str()).collect();
+    assert_eq!(taken, ["t_h1"], "a paused type waits");
+    assert_eq!(
+        count(
+            &s,
+            "SELECT count(*) FROM tasks WHERE task_type = 't_h2' AND status = 'pending'"
+        )
+        .await,
+        1
+    );
     drop_database(&url).await.unwrap();
 }

@@ -2,6 +2,7 @@
 
 use super::outbox::{insert_rows, EventRow};
 use super::reprocess::{lock_original, Reprocessable};
+use super::tasks::take;
 use super::{db_err, Channel, PgStore};
 use async_trait::async_trait;
 use campus_core::engine::{
@@ -9,9 +10,12 @@ use campus_core::engine::{
 };
 use campus_core::ids::*;
 use campus_core::Timestamp;
-use campus_ports::{DispatchReport, EventPlanner, EventStore, NewEvent, PortError};
+use campus_ports::{
+    ClaimOnInsert, ClaimedTask, DispatchReport, EventPlanner, EventStore, NewEvent, PortError,
+};
 use chrono::{DateTime, Utc};
 use sqlx::Row;
+use std::collections::HashMap;
 use std::sync::Arc;
 
 #[async_trait]
@@ -35,6 +39,63 @@ impl EventStore for PgStore {
         planner: Arc<dyn EventPlanner>,
         retry: &RetryPolicy,
     ) -> Result<DispatchReport, PortError> {
+        Ok(self.dispatch(limit, planner, retry, None).await?.0)
+    }
+
+    async fn dispatch_and_claim(
+        &self,
+        limit: u32,
+        planner: Arc<dyn EventPlanner>,
+        retry: &RetryPolicy,
+        claim: &ClaimOnInsert,
+    ) -> Result<(DispatchReport, Vec<ClaimedTask>), PortError> {
+        self.dispatch(limit, planner, retry, Some(claim)).await
+    }
+
+    async fn reprocess_event(
+        &self,
+        id: EventId,
+        scope: Option<InstitutionId>,
+        request_id: Option<String>,
+    ) -> Result<EventId, PortError> {
+        let original = uuid::Uuid::from_u128(id.0);
+        let tx = self.pool.begin().await.map_err(db_err)?;
+        let mut tx = lock_original(tx, &EVENT, original, scope).await?;
+        let copy = uuid::Uuid::now_v7();
+        // The copy keeps the original's correlation id; the operator's request id goes beside it.
+        sqlx::query(
+            "INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                                        correlation_id, reprocess_request_id, actor_id, occurred_at, reprocessed_from)
+             SELECT $2, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                    correlation_id, $3, actor_id, occurred_at, id
+             FROM (SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                          correlation_id, actor_id, occurred_at FROM domain_events WHERE id = $1
+                   UNION ALL
+                   SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
+                          correlation_id, actor_id, occurred_at FROM domain_events_processed WHERE id = $1) o",
+        )
+        .bind(original)
+        .bind(copy)
+        .bind(request_id)
+        .execute(&mut *tx)
+        .await
+        .map_err(db_err)?;
+        tx.commit().await.map_err(db_err)?;
+        self.notifier.poke(Channel::Events);
+        Ok(EventId(copy.as_u128()))
+    }
+}
+
+impl PgStore {
+    /// One dispatch round: claims due events, plans their tasks, inserts them (those `claim`
+    /// lets it take already claimed) and marks the events dispatched, in one transaction.
+    async fn dispatch(
+        &self,
+        limit: u32,
+        planner: Arc<dyn EventPlanner>,
+        retry: &RetryPolicy,
+        claim: Option<&ClaimOnInsert>,
+    ) -> Result<(DispatchReport, Vec<ClaimedTask>), PortError> {
         let mut tx = self.pool.begin().await.map_err(db_err)?;
         let rows = sqlx::query(
             "SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload::text AS payload,
@@ -54,7 +115,7 @@ impl EventStore for PgStore {
             ..Default::default()
         };
         if rows.is_empty() {
-            return Ok(report);
+            return Ok((report, Vec::new()));
         }
 
         let mut tasks = TaskColumns::default();
@@ -117,52 +178,25 @@ impl EventStore for PgStore {
             }
         }
 
+        let mut claimed = Vec::new();
         if !dispatched.is_empty() {
-            report.tasks = tasks
-                .insert_dispatching(&dispatched, self.priority_lag, &mut tx)
+            if let Some(claim) = claim {
+                tasks.choose_claimed(claim);
+            }
+            let inserted = tasks
+                .insert_dispatching(&dispatched, self.priority_lag, claim, &mut tx)
                 .await?;
+            report.tasks = inserted.count;
+            claimed = inserted.claimed;
         }
         tx.commit().await.map_err(db_err)?;
-        if report.tasks > 0 {
+        if report.tasks > claimed.len() {
             self.notifier.poke(Channel::Tasks);
         }
         if report.events > 0 {
             self.notifier.poke(Channel::Changes);
         }
-        Ok(report)
-    }
-
-    async fn reprocess_event(
-        &self,
-        id: EventId,
-        scope: Option<InstitutionId>,
-        request_id: Option<String>,
-    ) -> Result<EventId, PortError> {
-        let original = uuid::Uuid::from_u128(id.0);
-        let tx = self.pool.begin().await.map_err(db_err)?;
-        let mut tx = lock_original(tx, &EVENT, original, scope).await?;
-        let copy = uuid::Uuid::now_v7();
-        // The copy keeps the original's correlation id; the operator's request id goes beside it.
-        sqlx::query(
-            "INSERT INTO domain_events (id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                                        correlation_id, reprocess_request_id, actor_id, occurred_at, reprocessed_from)
-             SELECT $2, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                    correlation_id, $3, actor_id, occurred_at, id
-             FROM (SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                          correlation_id, actor_id, occurred_at FROM domain_events WHERE id = $1
-                   UNION ALL
-                   SELECT id, event_type, aggregate_type, aggregate_id, institution_id, payload,
-                          correlation_id, actor_id, occurred_at FROM domain_events_processed WHERE id = $1) o",
-        )
-        .bind(original)
-        .bind(copy)
-        .bind(request_id)
-        .execute(&mut *tx)
-        .await
-        .map_err(db_err)?;
-        tx.commit().await.map_err(db_err)?;
-        self.notifier.poke(Channel::Events);
-        Ok(EventId(copy.as_u128()))
+        Ok((report, claimed))
     }
 }
 
@@ -213,6 +247,15 @@ struct TaskColumns {
     max_attempts: Vec<i32>,
     priorities: Vec<i16>,
     ordering_keys: Vec<Option<String>>,
+    /// Whether the dispatching daemon takes the task as it is inserted.
+    claimed: Vec<bool>,
+}
+
+/// What [`TaskColumns::insert_dispatching`] inserted.
+struct Inserted {
+    count: usize,
+    /// The tasks inserted running, in planned order.
+    claimed: Vec<ClaimedTask>,
 }
 
 impl TaskColumns {
@@ -245,31 +288,59 @@ impl TaskColumns {
         self.requests.push(reprocess_request_id);
         self.max_attempts
             .push(i32::try_from(max_attempts.max(1)).unwrap_or(i32::MAX));
+        self.claimed.push(false);
+    }
+
+    /// Marks the tasks `claim` takes: in planned order, up to its limit, those kept in no order
+    /// whose type and institution have room left (a paused type is left in the statement).
+    fn choose_claimed(&mut self, claim: &ClaimOnInsert) {
+        let mut room = claim.types.clone();
+        let mut left = claim.limit;
+        for i in 0..self.ids.len() {
+            if left == 0 {
+                break;
+            }
+            let institution = self.institutions[i].map(|u| InstitutionId(u.as_u128()));
+            if self.ordering_keys[i].is_none() && take(&mut room, &self.types[i], institution) {
+                self.claimed[i] = true;
+                left -= 1;
+            }
+        }
     }
 
     /// Marks `events` dispatched and inserts every task, in one statement (one round trip per
-    /// dispatch round); a task whose idempotency key exists is skipped. Returns how many tasks
-    /// were inserted. A task's turn is now plus its priority's delay (`lag` per level).
+    /// dispatch round); a task whose idempotency key exists is skipped. A task's turn is now
+    /// plus its priority's delay (`lag` per level). The tasks marked claimed are inserted
+    /// running for `claim`'s worker unless their type is paused.
     async fn insert_dispatching(
         self,
         events: &[uuid::Uuid],
         lag: std::time::Duration,
+        claim: Option<&ClaimOnInsert>,
         tx: &mut sqlx::Transaction<'_, sqlx::Postgres>,
-    ) -> Result<usize, PortError> {
-        let r = sqlx::query(
+    ) -> Result<Inserted, PortError> {
+        let rows = sqlx::query(
             "WITH dispatched AS (
                  UPDATE domain_events SET status = 'dispatched', dispatched_at = now(), attempts = attempts + 1
                  WHERE id = ANY($10)
-             )
+             ),
+             paused AS (SELECT ARRAY(SELECT task_type FROM task_type_controls WHERE paused) AS types)
              INSERT INTO tasks (id, lineage_id, task_type, handler, payload, institution_id, event_id, correlation_id,
-                                idempotency_key, max_attempts, reprocess_request_id, priority, claim_at, ordering_key)
+                                idempotency_key, max_attempts, reprocess_request_id, priority, claim_at, ordering_key,
+                                status, attempt, locked_by, locked_until, started_at)
              SELECT id, id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                    reprocess_request_id, priority, now() + priority * $13 * interval '1 millisecond', ordering_key
+                    reprocess_request_id, priority, now() + priority * $13 * interval '1 millisecond', ordering_key,
+                    CASE WHEN r.run THEN 'running' ELSE 'pending' END, CASE WHEN r.run THEN 1 ELSE 0 END,
+                    CASE WHEN r.run THEN $16 END, CASE WHEN r.run THEN now() + $17 * interval '1 millisecond' END,
+                    CASE WHEN r.run THEN now() END
              FROM UNNEST($1::uuid[], $2::text[], $3::text[], $4::jsonb[], $5::uuid[], $6::uuid[], $7::text[], $8::text[], $9::int[],
-                         $11::text[], $12::smallint[], $14::text[])
+                         $11::text[], $12::smallint[], $14::text[], $15::bool[])
                   AS t(id, task_type, handler, payload, institution_id, event_id, correlation_id, key, max_attempts,
-                       reprocess_request_id, priority, ordering_key)
-             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING",
+                       reprocess_request_id, priority, ordering_key, claim)
+             CROSS JOIN paused p
+             CROSS JOIN LATERAL (SELECT t.claim AND t.task_type <> ALL(p.types) AS run) r
+             ON CONFLICT (idempotency_key) WHERE idempotency_key IS NOT NULL DO NOTHING
+             RETURNING id, status = 'running' AS running, payload::text AS payload, created_at",
         )
         .bind(&self.ids)
         .bind(&self.types)
@@ -285,9 +356,46 @@ impl TaskColumns {
         .bind(&self.priorities)
         .bind(lag.as_secs_f64() * 1000.0)
         .bind(&self.ordering_keys)
-        .execute(&mut **tx)
+        .bind(&self.claimed)
+        .bind(claim.map(|c| c.worker.as_str()))
+        .bind(claim.map_or(0.0, |c| c.lease.as_secs_f64() * 1000.0))
+        .fetch_all(&mut **tx)
         .await
         .map_err(db_err)?;
-        Ok(usize::try_from(r.rows_affected()).unwrap_or(usize::MAX))
+        let count = rows.len();
+        let planned: HashMap<uuid::Uuid, usize> = (0..self.ids.len())
+            .filter(|i| self.claimed[*i])
+            .map(|i| (self.ids[i], i))
+            .collect();
+        let mut claimed: Vec<(usize, ClaimedTask)> = rows
+            .iter()
+            .filter(|r| r.get::<bool, _>("running"))
+            .filter_map(|r| {
+                let id: uuid::Uuid = r.get("id");
+                let i = *planned.get(&id)?;
+                Some((
+                    i,
+                    ClaimedTask {
+                        id: TaskId(id.as_u128()),
+                        task_type: self.types[i].clone(),
+                        payload: r.get("payload"),
+                        institution_id: self.institutions[i].map(|u| InstitutionId(u.as_u128())),
+                        event_id: Some(EventId(self.events[i].as_u128())),
+                        correlation_id: self.correlations[i].clone(),
+                        lineage_id: TaskId(id.as_u128()),
+                        attempt: 1,
+                        max_attempts: u32::try_from(self.max_attempts[i]).unwrap_or(1),
+                        created_at: Timestamp(
+                            r.get::<DateTime<Utc>, _>("created_at").timestamp_millis(),
+                        ),
+                    },
+                ))
+            })
+            .collect();
+        claimed.sort_by_key(|(i, _)| *i);
+        Ok(Inserted {
+            count,
+            claimed: claimed.into_iter().map(|(_, t)| t).collect(),
+        })
     }
 }

@@ -213,28 +213,48 @@ impl ClaimCursors {
     }
 }
 
-/// What is left of `types` for a second claim after `taken`: each capped type's quota and
-/// each institution's room less what was taken of it.
-fn remaining(types: &ClaimTypes, taken: &[&ClaimedTask]) -> ClaimTypes {
-    let mut rest = types.clone();
-    for t in taken {
-        if let Some((_, quota)) = rest.capped.iter_mut().find(|(ty, _)| *ty == t.task_type) {
-            *quota = quota.saturating_sub(1);
+/// Takes one task of `task_type` and `institution` out of `room`: false (and nothing taken)
+/// when the type is not in it, its cap is used up, or the institution's room is.
+pub(super) fn take(
+    room: &mut ClaimTypes,
+    task_type: &str,
+    institution: Option<InstitutionId>,
+) -> bool {
+    let quota = if room.any.iter().any(|t| t == task_type) {
+        None
+    } else {
+        match room
+            .capped
+            .iter()
+            .position(|(t, q)| t == task_type && *q > 0)
+        {
+            Some(at) => Some(at),
+            None => return false,
         }
-        if let Some(cap) = rest.institution_cap {
-            match rest
-                .institutions
-                .iter_mut()
-                .find(|(i, _)| *i == t.institution_id)
-            {
-                Some((_, room)) => *room = room.saturating_sub(1),
-                None => rest
-                    .institutions
-                    .push((t.institution_id, cap.saturating_sub(1))),
+    };
+    let place = match room.institution_cap {
+        None => None,
+        Some(cap) => match room
+            .institutions
+            .iter()
+            .position(|(i, _)| *i == institution)
+        {
+            Some(at) if room.institutions[at].1 == 0 => return false,
+            Some(at) => Some(at),
+            None if cap == 0 => return false,
+            None => {
+                room.institutions.push((institution, cap));
+                Some(room.institutions.len() - 1)
             }
-        }
+        },
+    };
+    if let Some(at) = quota {
+        room.capped[at].1 -= 1;
     }
-    rest
+    if let Some(at) = place {
+        room.institutions[at].1 -= 1;
+    }
+    true
 }
 
 /// Writes a batch of outcomes, fenced by worker (`$7`) and attempt. `locked_by` is set exactly
@@ -338,8 +358,10 @@ impl TaskQueue for PgStore {
             // Short after a position: tasks may wait before it (a claim skipped them, or they
             // came with an earlier turn). A short claim must mean nothing more is due, so the
             // rest is looked for from the head.
-            let taken: Vec<&ClaimedTask> = rows.iter().map(|(_, t)| t).collect();
-            let rest = remaining(types, &taken);
+            let mut rest = types.clone();
+            for (_, t) in &rows {
+                take(&mut rest, &t.task_type, t.institution_id);
+            }
             if !rest.is_empty() {
                 let more = u32::try_from(want - rows.len()).unwrap_or(u32::MAX);
                 rows.extend(self.claim_after(worker, &rest, more, lease, &[]).await?);

@@ -10,7 +10,7 @@
 
 use super::completer::complete_loop;
 use super::daily::Daily;
-use super::dispatch::dispatch_loop;
+use super::dispatch::{dispatch_loop, Handoff};
 use super::health::DaemonHealth;
 use super::in_flight::Slots;
 use super::maintenance::Maintenance;
@@ -114,14 +114,19 @@ impl Daemon {
             Some(self.health.clone()),
             claims_over,
         ));
+        let slots = Slots::new(config.concurrency);
+        let (handed_tx, handed) = mpsc::unbounded_channel();
         let dispatcher = tokio::spawn(dispatch_loop(
             self.events.clone(),
             self.registry.clone(),
             config.clone(),
             wakers.events.clone(),
+            Handoff {
+                slots: slots.clone(),
+                workers: handed_tx,
+            },
             shutdown.clone(),
         ));
-        let slots = Slots::new(config.concurrency);
         let maintenance = Maintenance {
             lock: self.leader,
             queue: self.tasks.clone(),
@@ -150,6 +155,7 @@ impl Daemon {
             wake: wakers.tasks.clone(),
             slots,
             done: done_tx,
+            handed,
             stopped_claiming,
         };
         workers.run(shutdown).await;

@@ -14,7 +14,7 @@ use std::panic::AssertUnwindSafe;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::sync::{mpsc, watch, Notify};
+use tokio::sync::{mpsc, watch, Notify, OwnedSemaphorePermit};
 use tokio::task::JoinSet;
 use tracing::Instrument;
 
@@ -24,7 +24,10 @@ use tracing::Instrument;
 /// the tasks claimed before it), so fewer, larger claims drain faster: on 2 cores, 512 drained
 /// 15 % faster than 256 and as fast as 1 024 (docs/PERFORMANCE.md; with the single-scan claim
 /// of before #23, 256 had been best).
-const CLAIM_BATCH: usize = 512;
+pub(super) const CLAIM_BATCH: usize = 512;
+
+/// Tasks the dispatcher claimed as it inserted them, each with the slot it reserved.
+pub(super) type Handed = Vec<(ClaimedTask, OwnedSemaphorePermit)>;
 
 /// The worker loop's dependencies.
 pub(super) struct Workers {
@@ -34,6 +37,8 @@ pub(super) struct Workers {
     pub wake: Arc<Notify>,
     pub slots: Slots,
     pub done: mpsc::UnboundedSender<Finished>,
+    /// Tasks the dispatcher claimed for this daemon (`dispatch::Handoff`).
+    pub handed: mpsc::UnboundedReceiver<Handed>,
     /// Turns true when the loop has stopped claiming (before the running tasks finish).
     pub stopped_claiming: watch::Sender<bool>,
 }
@@ -47,6 +52,7 @@ impl Workers {
             wake,
             slots,
             done,
+            mut handed,
             stopped_claiming,
         } = self;
         let mut running = JoinSet::new();
@@ -56,16 +62,33 @@ impl Workers {
             slots.clone(),
         ));
         let mut failures = 0u32;
-        while !*shutdown.borrow() {
+        let start_handed = |running: &mut JoinSet<()>, batch: Handed| {
+            for (task, slot) in batch {
+                launch(running, &registry, &slots, &done, task, slot);
+            }
+        };
+        'claiming: while !*shutdown.borrow() {
             while running.try_join_next().is_some() {}
+            while let Ok(batch) = handed.try_recv() {
+                start_handed(&mut running, batch);
+            }
             let free = slots.permits.available_permits();
             if free == 0 {
                 tokio::select! {
                     _ = slots.freed.notified() => continue,
+                    Some(batch) = handed.recv() => {
+                        start_handed(&mut running, batch);
+                        continue;
+                    }
                     _ = shutdown.changed() => break,
                 }
             }
             let want = u32::try_from(free.min(CLAIM_BATCH)).unwrap_or(u32::MAX);
+            // The slots are taken before the claim: the dispatcher may reserve free ones for
+            // the tasks it claims meanwhile.
+            let Ok(mut reserved) = slots.permits.clone().try_acquire_many_owned(want) else {
+                continue;
+            };
             let types = claim_types(&registry, &slots, config.max_running_per_institution);
             let claimed = match queue
                 .claim(&config.worker_id, &types, want, config.lease)
@@ -93,9 +116,8 @@ impl Workers {
             let shared = claimed
                 .iter()
                 .any(|t| t.institution_id != claimed[0].institution_id);
-            for task in claimed {
-                start(&mut running, &registry, &slots, &done, task);
-            }
+            start_handed(&mut running, one_slot_each(claimed, &mut reserved));
+            drop(reserved);
             let caught_up = got < want as usize && !shared;
             slots.caught_up.store(caught_up, Ordering::Relaxed);
             if caught_up {
@@ -104,10 +126,36 @@ impl Workers {
                 let capped = types.institutions.iter().any(|(_, room)| *room == 0);
                 let freed = (capped || registry.throttled(|t| slots.in_flight.holding(t)))
                     .then_some(&*slots.freed);
-                if !idle(&wake, freed, config.poll_interval, &mut shutdown).await {
-                    break;
+                // Tasks the dispatcher hands over meanwhile start at once; the loop stays idle
+                // (they were all that was due) until a wake-up or its poll, which they do not
+                // put off (a retry coming due has no other wake-up).
+                let poll = Instant::now() + config.poll_interval;
+                loop {
+                    let left = poll.saturating_duration_since(Instant::now());
+                    tokio::select! {
+                        Some(batch) = handed.recv() => start_handed(&mut running, batch),
+                        more = idle(&wake, freed, left, &mut shutdown) => {
+                            if !more {
+                                break 'claiming;
+                            }
+                            break;
+                        }
+                    }
                 }
             }
+        }
+        // The dispatcher stops at the same signal, perhaps after a round that claimed tasks:
+        // they run with the others. Its end of the channel closes when it has stopped.
+        let dispatcher_stopped = async {
+            while let Some(batch) = handed.recv().await {
+                start_handed(&mut running, batch);
+            }
+        };
+        if tokio::time::timeout(config.shutdown_timeout, dispatcher_stopped)
+            .await
+            .is_err()
+        {
+            tracing::warn!("the dispatcher did not stop in time; tasks it claims now wait for their lease to expire");
         }
         stopped_claiming.send_replace(true);
         drain(running, &config, &slots, &done).await;
@@ -117,7 +165,7 @@ impl Workers {
 
 /// What the next claim may take: the registry's types within their limits, and with a
 /// per-institution cap, what is left of it for each institution this daemon runs tasks of.
-fn claim_types(registry: &Registry, slots: &Slots, cap: Option<u32>) -> ClaimTypes {
+pub(super) fn claim_types(registry: &Registry, slots: &Slots, cap: Option<u32>) -> ClaimTypes {
     let mut types = registry.claim_types(|t| slots.in_flight.holding(t));
     if let Some(cap) = cap {
         types.institution_cap = Some(cap);
@@ -131,19 +179,31 @@ fn claim_types(registry: &Registry, slots: &Slots, cap: Option<u32>) -> ClaimTyp
     types
 }
 
-/// Runs one claimed task in its slot.
-fn start(
+/// Pairs each claimed task with one of the `reserved` slots (never more tasks are claimed
+/// than slots reserved for them).
+pub(super) fn one_slot_each(
+    claimed: Vec<ClaimedTask>,
+    reserved: &mut OwnedSemaphorePermit,
+) -> Handed {
+    let mut handed = Vec::with_capacity(claimed.len());
+    for task in claimed {
+        match reserved.split(1) {
+            Some(slot) => handed.push((task, slot)),
+            None => tracing::error!(task_id = task.id.0, "no reserved slot for a claimed task"),
+        }
+    }
+    handed
+}
+
+/// Runs one claimed task in the slot `permit` holds for it.
+fn launch(
     running: &mut JoinSet<()>,
     registry: &Arc<Registry>,
     slots: &Slots,
     done: &mpsc::UnboundedSender<Finished>,
     task: ClaimedTask,
+    permit: OwnedSemaphorePermit,
 ) {
-    let Ok(permit) = slots.permits.clone().try_acquire_owned() else {
-        // Cannot happen: we never claim more than the free permits.
-        tracing::error!(task_id = task.id.0, "no free slot for a claimed task");
-        return;
-    };
     let (registry, done, in_flight) = (registry.clone(), done.clone(), slots.in_flight.clone());
     let id = task.id;
     in_flight.insert(&task);
