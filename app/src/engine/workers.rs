@@ -1,5 +1,6 @@
 //! The worker loop: claims due tasks of the types this daemon runs (within their concurrency
-//! limits and the per-institution cap, never more than its free slots), runs each with its type's timeout (a panic or a
+//! limits and the per-institution cap, never more than the slots it reserved), starts them and
+//! the tasks the dispatcher claimed for it, runs each with its type's timeout (a panic or a
 //! timeout is a failed attempt, not a crash), hands outcomes to the completer, and on
 //! shutdown lets running tasks finish, then records the interrupted ones as failed.
 
