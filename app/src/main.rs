@@ -294,8 +294,12 @@ async fn index_payloads(settings: &Settings) -> Result<(), String> {
     progress.done();
     let outcome = match outcome {
         Ok(()) if tasks + events > 0 => {
-            println!("Vacuuming the lists of rows to index…");
-            store.compact().await.map_err(|e| e.to_string())
+            println!("Vacuuming the lists of rows to index and analyzing the texts…");
+            let tidied = async {
+                store.compact().await?;
+                store.analyze_texts().await
+            };
+            tidied.await.map_err(|e| e.to_string())
         }
         other => other,
     };

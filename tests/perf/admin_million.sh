@@ -59,9 +59,6 @@ SQL
 
 echo "== the payload texts into the search index (a running daemon does this when it has room)"
 DATABASE_URL=$url $bin index-payloads
-# What autovacuum does after such a load (it is off on the bench machines): a search's plan
-# follows the texts' statistics.
-psql -q "$url" -c "ANALYZE task_texts" -c "ANALYZE event_texts"
 
 echo "== campus api on 127.0.0.1:$port"
 CAMPUS_ADMIN_EMAIL=perf@campus.test CAMPUS_ADMIN_PASSWORD=perf-password DATABASE_URL=$url CAMPUS_ADDR=127.0.0.1:$port \

@@ -148,6 +148,19 @@ impl PgStore {
     }
 }
 
+impl PgStore {
+    /// Refreshes the statistics of the indexed texts after a bulk load: a search's plan (walk
+    /// the newest texts or read every match) follows them, and without them PostgreSQL reads
+    /// every match of a common text. Autovacuum does the same later, where it runs.
+    pub async fn analyze_texts(&self) -> Result<(), PortError> {
+        sqlx::query("ANALYZE task_texts, event_texts")
+            .execute(&self.pool)
+            .await
+            .map_err(db_err)?;
+        Ok(())
+    }
+}
+
 #[async_trait]
 impl PayloadIndex for PgStore {
     async fn index_payloads(&self, limit: u32, keep: u32) -> Result<IndexedPayloads, PortError> {
