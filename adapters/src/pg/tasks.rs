@@ -158,7 +158,9 @@ pub(super) struct Position {
 pub(super) struct ClaimCursors(Mutex<HashMap<String, Cursor>>);
 
 struct Cursor {
+    /// When the worker last claimed from the head.
     from_head_at: Instant,
+    /// One position per group its last claim took tasks of.
     after: Vec<Position>,
 }
 
@@ -181,15 +183,14 @@ impl ClaimCursors {
         rows: &[(DateTime<Utc>, ClaimedTask)],
     ) {
         let mut cursors = self.0.lock().unwrap_or_else(|e| e.into_inner());
-        let since = cursors.get(worker).map(|c| c.from_head_at);
-        let from_head_at = match since {
-            Some(at) if !from_head => at,
-            _ => Instant::now(),
-        };
         if !full {
             cursors.remove(worker);
             return;
         }
+        let from_head_at = match cursors.get(worker) {
+            Some(c) if !from_head => c.from_head_at,
+            _ => Instant::now(),
+        };
         let mut after: Vec<Position> = Vec::new();
         for (turn, task) in rows {
             let group = uuid::Uuid::from_u128(task.institution_id.map_or(0, |i| i.0));
