@@ -62,6 +62,12 @@ impl Handoff {
         if !self.slots.caught_up.load(Ordering::Relaxed) {
             return None;
         }
+        let types = claim_types(registry, &self.slots, config.max_running_per_institution);
+        if types.is_empty() {
+            return None;
+        }
+        // Reserved last: slots released other than through `settle` would not wake a worker
+        // loop waiting for one.
         let free = self.slots.permits.available_permits().min(CLAIM_BATCH);
         let limit = u32::try_from(free).ok().filter(|n| *n > 0)?;
         let permit = self
@@ -70,14 +76,13 @@ impl Handoff {
             .clone()
             .try_acquire_many_owned(limit)
             .ok()?;
-        let types = claim_types(registry, &self.slots, config.max_running_per_institution);
         let claim = ClaimOnInsert {
             worker: config.worker_id.clone(),
             types,
             limit,
             lease: config.lease,
         };
-        (!claim.types.is_empty()).then_some((claim, permit))
+        Some((claim, permit))
     }
 
     /// Hands the tasks a round claimed to the worker loop, one reserved slot each, and frees
