@@ -177,8 +177,9 @@ drain() {
       -c "CALL floor_drain('$layout', $round, 1, '$other')" >/dev/null
   else
     psql -q -v ON_ERROR_STOP=1 "$url" -c "CALL floor_drain('$layout', $round, 2, '$none')" >/dev/null &
+    local first=$!
     psql -q -v ON_ERROR_STOP=1 "$url" -c "CALL floor_drain('$layout', $round, 2, '$other')" >/dev/null
-    wait
+    wait "$first"
   fi
   psql -q "$url" -c "UPDATE floor_results SET seconds = $(now) - $started
                      WHERE layout = '$layout' AND round = $round AND connections = $connections"
