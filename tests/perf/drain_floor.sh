@@ -11,18 +11,18 @@
 # - live:       Campus's `tasks` table as migrated: a claim sets the row running (through
 #               `tasks_claim`, FOR UPDATE SKIP LOCKED, resuming after its last row), a
 #               completion sets it succeeded. Each is a non-HOT update entering every index
-#               whose predicate the row meets. (Campus's own claim statement also shares the
-#               claim between institutions and types; it costs more.)
+#               whose predicate the row meets. (Campus's own claim statement also shares
+#               each claim between institutions and types.)
+# - HOT claim:  a copy of `tasks` with fillfactor 40, without `tasks_running_lease` and its
+#               CHECK: a claim sets only the lease columns, which no index reads, so it is a HOT
+#               update when the page has room (a running task keeps its waiting status and is
+#               told apart by `locked_by`). Not Campus's schema: what such a redesign would save.
 # - narrow:     a narrow queue table beside `tasks` (id, group, turn, lease): a claim updates the
 #               queue row and reads the payload from `tasks`; a completion deletes the queue row
 #               and sets the `tasks` row succeeded (the history is kept, as Campus keeps it).
 # - queue only: the same queue table with no history: a completion only deletes the queue row.
 #               This is graphile_worker's shape (a job is locked, then deleted), without its
 #               other columns and indexes.
-# - HOT claim:  a copy of `tasks` with fillfactor 40, without `tasks_running_lease` and its
-#               CHECK: a claim sets only the lease columns, which no index reads, so it is a HOT
-#               update when the page has room (a running task keeps its waiting status and is
-#               told apart by `locked_by`). Not Campus's schema: what such a redesign would save.
 # Each layout drains once with one connection (one institution, then the other) and once with
 # two connections at the same time (one institution each), alternating the layouts in every
 # round. It prints µs per task of the claims and of the completions (one connection), and the
