@@ -146,9 +146,7 @@ impl PgStore {
         .map_err(db_err)?;
         Ok(u64::try_from(done).unwrap_or(0))
     }
-}
 
-impl PgStore {
     /// Refreshes the statistics of the indexed texts after a bulk load: a search's plan (walk
     /// the newest texts or read every match) follows them, and without them PostgreSQL reads
     /// every match of a common text. Autovacuum does the same later, where it runs.
